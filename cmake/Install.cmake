@@ -1,0 +1,20 @@
+include(CMakePackageConfigHelpers)
+
+install(TARGETS weave EXPORT weaveTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(DIRECTORY include/weave DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT weaveTargets NAMESPACE weave:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/weave)
+
+configure_package_config_file(cmake/weaveConfig.cmake.in ${PROJECT_BINARY_DIR}/weaveConfig.cmake
+                              INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/weave)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/weaveConfigVersion.cmake
+                                 COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/weaveConfig.cmake ${PROJECT_BINARY_DIR}/weaveConfigVersion.cmake
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/weave)
+
+if(WEAVE_HAVE_URING)
+  set(WEAVE_PC_REQUIRES_PRIVATE "liburing")
+endif()
+configure_file(cmake/weave.pc.in ${PROJECT_BINARY_DIR}/weave.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/weave.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

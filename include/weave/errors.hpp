@@ -1,0 +1,128 @@
+#pragma once
+/// \file errors.hpp
+/// weave's exception hierarchy, asyncio's names. CancelledError deliberately sits outside
+/// std::exception (as Python's derives from BaseException), so `catch (const std::exception&)`
+/// never swallows a cancellation. OS errors are std::system_error carrying the errno.
+
+#include <cstddef>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace weave {
+
+/// The operation was cancelled. Catch it only to clean up, then re-throw.
+class CancelledError {
+ public:
+  CancelledError() = default;
+  explicit CancelledError(std::string message) : message_(std::move(message)) {}
+  /// The message given to `cancel(msg)`; empty when none was given.
+  const std::string& message() const noexcept { return message_; }
+  const char* what() const noexcept { return message_.empty() ? "CancelledError" : message_.c_str(); }
+
+ private:
+  std::string message_;
+};
+
+/// Base of weave's own errors, so that they can be caught together.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class TimeoutError : public Error {
+ public:
+  TimeoutError() : Error("TimeoutError") {}
+  using Error::Error;
+};
+
+class InvalidStateError : public Error {
+ public:
+  using Error::Error;
+};
+
+class RuntimeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Raised where asyncio raises ValueError: bad arguments, too many task_done(), ...
+class ValueError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+/// readexactly()/readuntil() hit EOF first; `partial` holds what was read.
+class IncompleteReadError : public Error {
+ public:
+  IncompleteReadError(std::string partial_bytes, std::size_t expected_bytes)
+      : Error(std::to_string(partial_bytes.size()) + " bytes read on a total of " +
+              std::to_string(expected_bytes) + " expected bytes"),
+        partial(std::move(partial_bytes)),
+        expected(expected_bytes) {}
+  std::string partial;
+  std::size_t expected;
+};
+
+/// The separator was not found within the reader's limit; `consumed` bytes are buffered.
+class LimitOverrunError : public Error {
+ public:
+  LimitOverrunError(const std::string& message, std::size_t consumed_bytes)
+      : Error(message), consumed(consumed_bytes) {}
+  std::size_t consumed;
+};
+
+class QueueEmpty : public Error {
+ public:
+  QueueEmpty() : Error("QueueEmpty") {}
+};
+
+class QueueFull : public Error {
+ public:
+  QueueFull() : Error("QueueFull") {}
+};
+
+class QueueShutDown : public Error {
+ public:
+  QueueShutDown() : Error("QueueShutDown") {}
+};
+
+class BrokenBarrierError : public Error {
+ public:
+  BrokenBarrierError() : Error("BrokenBarrierError") {}
+};
+
+/// Several exceptions raised together (by a TaskGroup's children).
+class ExceptionGroup : public Error {
+ public:
+  ExceptionGroup(const std::string& message, std::vector<std::exception_ptr> exceptions)
+      : Error(message + " (" + std::to_string(exceptions.size()) + " sub-exception" +
+              (exceptions.size() == 1 ? ")" : "s)")),
+        exceptions_(std::move(exceptions)) {}
+  const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
+
+ private:
+  std::vector<std::exception_ptr> exceptions_;
+};
+
+/// An executor can no longer run work.
+class BrokenExecutor : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A process-pool worker died; every pending future of the pool fails with this.
+class BrokenProcessPool : public BrokenExecutor {
+ public:
+  using BrokenExecutor::BrokenExecutor;
+};
+
+/// The std::system_error for `errno`, with `what` naming the failed operation.
+inline std::system_error os_error(int err, const char* what) {
+  return std::system_error(err, std::generic_category(), what);
+}
+
+}  // namespace weave
