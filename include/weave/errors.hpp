@@ -21,7 +21,9 @@ class CancelledError {
   explicit CancelledError(std::string message) : message_(std::move(message)) {}
   /// The message given to `cancel(msg)`; empty when none was given.
   const std::string& message() const noexcept { return message_; }
-  const char* what() const noexcept { return message_.empty() ? "CancelledError" : message_.c_str(); }
+  const char* what() const noexcept {
+    return message_.empty() ? "CancelledError" : message_.c_str();
+  }
 
  private:
   std::string message_;

@@ -1,0 +1,157 @@
+#pragma once
+/// \file coro.hpp
+/// Coro<T>: an `async def` coroutine. Lazy (nothing runs until it is awaited or made a task),
+/// move-only and [[nodiscard]]. `co_await f()` runs f inline in the current task by symmetric
+/// transfer: no scheduling, no stack growth however deep the chain.
+///
+/// Every Coro frame embeds the state a task needs (detail::TaskCore), so that create_task() turns
+/// the frame itself into the task: one allocation per task, from a per-thread frame pool.
+
+#include <coroutine>
+#include <exception>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "weave/detail/frame_alloc.hpp"
+#include "weave/detail/future_core.hpp"
+
+namespace weave {
+
+template <class T = void>
+class Coro;
+
+namespace detail {
+
+struct PromiseBase : TaskCore {
+  struct InitialAwaiter {
+    PromiseBase* promise;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    // A task cancelled before its first step never runs its body (asyncio's must_cancel).
+    void await_resume() const {
+      promise->flags |= fflag::kStarted;
+      if (promise->is_task()) checkpoint(promise);
+    }
+  };
+
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) const noexcept {
+      PromiseBase& p = h.promise();
+      if (p.is_task()) {
+        task_finish(&p);  // may destroy the frame: touch nothing after it
+        return std::noop_coroutine();
+      }
+      std::coroutine_handle<> parent = p.continuation();
+      return parent ? parent : std::noop_coroutine();
+    }
+    void await_resume() const noexcept {}
+  };
+
+  InitialAwaiter initial_suspend() noexcept { return {this}; }
+  FinalAwaiter final_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { exception = std::current_exception(); }
+
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { deallocate_frame(p, size); }
+};
+
+template <class T>
+struct Promise : PromiseBase {
+  static_assert(alignof(T) <= alignof(TaskCore),
+                "over-aligned coroutine results are not supported");
+  static_assert(!std::is_reference_v<T>, "Coro<T&> is not supported; return a pointer");
+
+  Promise() noexcept = default;
+  ~Promise() {
+    if ((flags & fflag::kHasValue) != 0) value()->~T();
+  }
+  Coro<T> get_return_object() noexcept;
+
+  template <class U = T>
+  void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    ::new (static_cast<void*>(storage_)) T(std::forward<U>(v));
+    flags |= fflag::kHasValue;
+  }
+
+  T* value() noexcept { return std::launder(reinterpret_cast<T*>(storage_)); }
+
+  /// The result for the one awaiter of a nested Coro: moved out.
+  T take() {
+    if (exception) std::rethrow_exception(exception);
+    return std::move(*value());
+  }
+
+ private:
+  alignas(T) unsigned char storage_[sizeof(T)];
+};
+
+template <>
+struct Promise<void> : PromiseBase {
+  Coro<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void take() {
+    if (exception) std::rethrow_exception(exception);
+  }
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] Coro {
+ public:
+  using promise_type = detail::Promise<T>;
+  using value_type = T;
+  using Handle = std::coroutine_handle<promise_type>;
+
+  Coro() noexcept = default;
+  explicit Coro(Handle h) noexcept : h_(h) {}
+  Coro(Coro&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  Coro& operator=(Coro&& o) noexcept {
+    if (this != &o) {
+      if (h_) h_.destroy();
+      h_ = std::exchange(o.h_, {});
+    }
+    return *this;
+  }
+  Coro(const Coro&) = delete;
+  Coro& operator=(const Coro&) = delete;
+  ~Coro() {
+    if (h_) h_.destroy();
+  }
+
+  bool valid() const noexcept { return static_cast<bool>(h_); }
+  /// Gives up ownership of the frame (create_task takes it).
+  Handle release() noexcept { return std::exchange(h_, {}); }
+
+  struct Awaiter {
+    Handle h;
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+      h.promise().link_ = parent.address();
+      return h;
+    }
+    T await_resume() { return h.promise().take(); }
+  };
+
+  /// Runs the coroutine inline; its result or exception comes back here. A Coro is awaited once.
+  Awaiter operator co_await() && noexcept { return Awaiter{h_}; }
+  Awaiter operator co_await() & noexcept { return Awaiter{h_}; }
+
+ private:
+  Handle h_;
+};
+
+namespace detail {
+template <class T>
+Coro<T> Promise<T>::get_return_object() noexcept {
+  return Coro<T>(std::coroutine_handle<Promise<T>>::from_promise(*this));
+}
+inline Coro<void> Promise<void>::get_return_object() noexcept {
+  return Coro<void>(std::coroutine_handle<Promise<void>>::from_promise(*this));
+}
+}  // namespace detail
+
+}  // namespace weave

@@ -1,0 +1,137 @@
+#pragma once
+// The state shared by Future<T> and Task<T> (asyncio's Future), and the task state that every
+// coroutine promise embeds so that a task is one allocation: its coroutine frame.
+//
+// State machine (asyncio's _PENDING/_CANCELLED/_FINISHED):
+//   Pending --set_result/set_exception--> Finished
+//   Pending --cancel / CancelledError escapes the coroutine--> Cancelled
+// A done future never changes again. Completing it moves every done-waiter to the ready queue in
+// registration order, as asyncio's call_soon of each callback does.
+//
+// A task's wait: while suspended, `wait_kind`/`waiting_on` say what it waits on, so that
+// cancel() can withdraw exactly that (asyncio's _fut_waiter): a waiter list it is linked into, a
+// timer, a future (cancelling the future, as asyncio does), or a custom Withdrawable.
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <string_view>
+
+#include "weave/detail/node.hpp"
+
+namespace weave {
+class EventLoop;
+}
+
+namespace weave::detail {
+
+enum class FutureState : std::uint8_t { Pending, Cancelled, Finished };
+
+/// Bits of Node::flags for futures and tasks.
+namespace fflag {
+inline constexpr std::uint8_t kIsTask = 1;      ///< a task root: `link_` is the loop
+inline constexpr std::uint8_t kMustCancel = 2;  ///< throw CancelledError at the next resume
+inline constexpr std::uint8_t kRetrieved = 4;   ///< exception seen by someone: do not report it
+inline constexpr std::uint8_t kHasValue = 8;    ///< the result value is constructed
+inline constexpr std::uint8_t kCancelMsg = 16;  ///< extras->cancel_message is meaningful
+inline constexpr std::uint8_t kStarted = 32;    ///< the task's coroutine has been entered
+}  // namespace fflag
+
+enum class WaitKind : std::uint8_t {
+  None,    ///< not waiting, or waiting on nothing that can be withdrawn (a yield)
+  List,    ///< linked into the WaiterList at `waiting_on`
+  Timer,   ///< the TimerNode at `waiting_on` is armed
+  Future,  ///< in the done-waiters of the FutureCore at `waiting_on`
+  Custom,  ///< `waiting_on` is a Withdrawable
+};
+
+/// A wait with its own withdrawal rule (gather, wait, ...).
+struct Withdrawable {
+  /// asyncio's fut_waiter.cancel(msg): true when the wait will end in CancelledError.
+  virtual bool withdraw(std::string_view msg) = 0;
+
+ protected:
+  ~Withdrawable() = default;
+};
+
+/// Rarely used fields, allocated on first use so that the common task stays small.
+struct FutureExtras {
+  std::string name;
+  std::string cancel_message;
+};
+
+struct FutureCore : Node {
+  explicit FutureCore(NodeKind k) noexcept : Node(k) {}
+  ~FutureCore() { delete extras_; }
+  FutureCore(const FutureCore&) = delete;
+  FutureCore& operator=(const FutureCore&) = delete;
+
+  FutureState fstate() const noexcept { return static_cast<FutureState>(state); }
+  bool done() const noexcept { return fstate() != FutureState::Pending; }
+  bool cancelled() const noexcept { return fstate() == FutureState::Cancelled; }
+  bool is_task() const noexcept { return (flags & fflag::kIsTask) != 0; }
+  EventLoop* loop() const noexcept { return static_cast<EventLoop*>(link_); }
+  std::coroutine_handle<> continuation() const noexcept {
+    return std::coroutine_handle<>::from_address(link_);
+  }
+  FutureExtras& extras();
+
+  void* link_ = nullptr;  ///< the loop (futures, task roots) or the awaiting coroutine (nested)
+  WaiterList done_waiters;
+  FutureExtras* extras_ = nullptr;
+  std::uint32_t refs = 0;             ///< handles (Future<T>, Task<T>, TaskRef) alive
+  std::uint32_t cancel_requests = 0;  ///< asyncio's _num_cancels_requested
+  std::exception_ptr exception;       ///< the exception, or the CancelledError when cancelled
+};
+
+struct TaskCore : FutureCore {
+  TaskCore() noexcept : FutureCore(NodeKind::Task) {}
+
+  std::coroutine_handle<> leaf;  ///< the innermost suspended coroutine: what a step resumes
+  void* waiting_on = nullptr;    ///< see WaitKind
+  TaskCore* reg_prev = nullptr;  ///< links in the loop's registry of pending tasks
+  TaskCore* reg_next = nullptr;
+};
+
+// ---- operations, defined in src/core ----------------------------------------------------------
+EventLoop* running_loop_or_null() noexcept;
+TaskCore* current_task_core() noexcept;
+/// The running task, for an awaiter that is about to suspend; throws RuntimeError outside one.
+TaskCore* require_task(const char* what);
+
+/// Pushes `n` to the end of the loop's ready queue.
+void schedule(EventLoop* loop, Node* n) noexcept;
+/// Records that `task` suspends in `leaf` on `target`; withdraws at once if a cancel is pending.
+void begin_wait(TaskCore* task, std::coroutine_handle<> leaf, WaitKind kind, void* target);
+/// Ends the task's wait and queues its next step (the wait completed normally).
+void wake(TaskCore* task) noexcept;
+/// Every await_resume calls this first: it raises a pending cancellation at the await point.
+[[noreturn]] void throw_cancelled(TaskCore* task);
+inline void checkpoint(TaskCore* task) {
+  if ((task->flags & fflag::kMustCancel) != 0) throw_cancelled(task);
+}
+
+/// asyncio's Task.cancel / Future.cancel.
+bool task_cancel(TaskCore* task, std::string_view msg);
+bool future_cancel(FutureCore* f, std::string_view msg);
+/// Any future or task: dispatches on kIsTask.
+bool cancel_any(FutureCore* f, std::string_view msg);
+/// Marks a pending future done (state already chosen) and queues its waiters.
+void future_complete(FutureCore* f, FutureState s) noexcept;
+/// Rethrows the stored exception (CancelledError when cancelled); marks it retrieved.
+[[noreturn]] void rethrow(FutureCore* f);
+/// The CancelledError a cancelled future raises, built from its message.
+std::exception_ptr make_cancelled(FutureCore* f);
+/// Reports an exception nobody retrieved ("... exception was never retrieved").
+void report_unretrieved(FutureCore* f, const char* what) noexcept;
+/// Called when a task's last handle goes: destroys the frame if the task is done.
+void task_release(TaskCore* task) noexcept;
+/// Called from a task root's final suspend.
+void task_finish(TaskCore* task) noexcept;
+/// The root frame of a task (its promise embeds `task` at offset 0).
+inline std::coroutine_handle<> task_root(TaskCore* task) noexcept {
+  return std::coroutine_handle<TaskCore>::from_promise(*task);
+}
+
+}  // namespace weave::detail

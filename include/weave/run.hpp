@@ -1,0 +1,66 @@
+#pragma once
+/// \file run.hpp
+/// weave::run and Runner: asyncio.run / asyncio.Runner.
+
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "weave/loop.hpp"
+#include "weave/task.hpp"
+
+namespace weave {
+
+struct RunOptions {
+  /// Debug mode for the new loop (also turned on by WEAVE_DEBUG=1).
+  std::optional<bool> debug;
+};
+
+/// asyncio.Runner: several run() calls on one loop, then close().
+class Runner {
+ public:
+  explicit Runner(RunOptions opts = {});
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  /// Runs `coro` as the main task until it completes; returns its result or rethrows.
+  /// Errors: RuntimeError when called from a running loop or after close().
+  template <class T>
+  T run(Coro<T> coro) {
+    Task<T> task = prepare(std::move(coro));
+    run_main(task);
+    return task.result();
+  }
+  /// Cancels the tasks left over, shuts the default executor down and closes the loop.
+  void close();
+  EventLoop& get_loop();
+
+ private:
+  template <class T>
+  Task<T> prepare(Coro<T> coro) {
+    check_usable();
+    return loop_->create_task(std::move(coro));
+  }
+  void check_usable();
+  void run_main(const TaskRef& task);
+
+  RunOptions opts_;
+  std::optional<EventLoop> loop_;
+  bool closed_ = false;
+};
+
+/// asyncio.run: a new loop runs `main`; then the leftover tasks are cancelled, the default
+/// executor is shut down and the loop closed. Errors: whatever `main` raises; RuntimeError when
+/// called from a running loop.
+template <class T>
+T run(Coro<T> main, RunOptions opts = {}) {
+  Runner runner(opts);
+  if constexpr (std::is_void_v<T>) {
+    runner.run(std::move(main));
+  } else {
+    return runner.run(std::move(main));
+  }
+}
+
+}  // namespace weave

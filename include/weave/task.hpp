@@ -1,0 +1,142 @@
+#pragma once
+/// \file task.hpp
+/// Task<T> (asyncio.Task), create_task, current_task, all_tasks, sleep, and the combinators:
+/// gather/gather_settled, wait, as_completed, shield.
+
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "weave/coro.hpp"
+#include "weave/errors.hpp"
+#include "weave/future.hpp"
+#include "weave/loop.hpp"
+
+namespace weave {
+
+namespace detail {
+/// Turns a released frame into a task of `loop`: registers, names and schedules its first step.
+void start_task(EventLoop* loop, TaskCore* core, std::string name);
+void check_not_self(TaskCore* awaited, TaskCore* awaiting);
+
+template <class T>
+Promise<T>* promise_of(TaskCore* core) noexcept {
+  return static_cast<Promise<T>*>(static_cast<PromiseBase*>(core));
+}
+}  // namespace detail
+
+/// A Coro scheduled on its loop: asyncio.Task. A cheap copyable handle; the loop keeps a running
+/// task alive until it finishes even when every handle is dropped, and the handle keeps the result
+/// readable after the task and its loop are done.
+template <class T = void>
+class Task : public TaskRef {
+ public:
+  using value_type = T;
+  Task() noexcept = default;
+  static Task from_core(detail::FutureCore* core) noexcept {
+    Task t;
+    static_cast<TaskRef&>(t) = TaskRef(static_cast<detail::TaskCore*>(core));
+    return t;
+  }
+
+  /// The value the coroutine returned. Errors: InvalidStateError if the task is not done;
+  /// CancelledError if it was cancelled; the exception the coroutine raised.
+  T result() const {
+    detail::require_done(core());
+    if (core()->exception) detail::rethrow(core());
+    if constexpr (!std::is_void_v<T>) return *detail::promise_of<T>(core())->value();
+  }
+
+  /// `fn(task)` is scheduled with call_soon when the task is done (at once if it is).
+  CallbackId add_done_callback(std::function<void(Task)> fn) {
+    auto* node = new detail::UserCallback<Task>(core(), std::move(fn));
+    detail::add_done_waiter(core(), node);
+    return reinterpret_cast<CallbackId>(node);
+  }
+
+  struct Awaiter : detail::FutureAwaiterBase {
+    void await_suspend(std::coroutine_handle<> h) {
+      detail::check_not_self(static_cast<detail::TaskCore*>(core), detail::current_task_core());
+      detail::FutureAwaiterBase::await_suspend(h);
+    }
+    T await_resume() const {
+      before_result();
+      if constexpr (!std::is_void_v<T>) {
+        auto* p = detail::promise_of<T>(static_cast<detail::TaskCore*>(core));
+        if constexpr (std::is_copy_constructible_v<T>) {
+          return *p->value();
+        } else {
+          return std::move(*p->value());
+        }
+      }
+    }
+  };
+  /// Waits for the task and returns its result. Cancellation: cancelling the awaiting task
+  /// cancels this one (asyncio). Errors: the task's exception; CancelledError.
+  Awaiter operator co_await() const noexcept { return Awaiter{{core()}}; }
+};
+
+struct TaskRef::Awaiter : detail::FutureAwaiterBase {
+  void await_suspend(std::coroutine_handle<> h) {
+    detail::check_not_self(static_cast<detail::TaskCore*>(core), detail::current_task_core());
+    detail::FutureAwaiterBase::await_suspend(h);
+  }
+  void await_resume() const { before_result(); }
+};
+inline TaskRef::Awaiter TaskRef::operator co_await() const noexcept {
+  return Awaiter{{core_}};
+}
+
+template <class T>
+Task<T> EventLoop::create_task(Coro<T> coro, std::string name) {
+  if (!coro.valid()) throw ValueError("create_task: empty Coro");
+  auto h = coro.release();
+  detail::TaskCore* core = &h.promise();
+  detail::start_task(this, core, std::move(name));
+  return Task<T>::from_core(core);
+}
+
+/// Schedules `coro` on the running loop. Errors: RuntimeError outside a running loop.
+template <class T>
+Task<T> create_task(Coro<T> coro, std::string name = {}) {
+  return get_running_loop().create_task(std::move(coro), std::move(name));
+}
+
+/// The task running now, if any.
+std::optional<TaskRef> current_task();
+/// The running loop's tasks that are not done.
+std::vector<TaskRef> all_tasks();
+
+/// Suspends the current task for `delay`. sleep(0s) yields exactly one loop iteration.
+/// Cancellation: the timer is withdrawn and CancelledError raised here; nothing is lost.
+Coro<void> sleep(Clock::duration delay);
+
+}  // namespace weave
+
+#include "weave/detail/combinators.hpp"
+
+namespace weave {
+
+namespace detail {
+template <class A>
+struct is_coro : std::false_type {};
+template <class T>
+struct is_coro<Coro<T>> : std::true_type {};
+}  // namespace detail
+
+template <class A>
+auto EventLoop::run_until_complete(A&& awaitable) {
+  using D = std::decay_t<A>;
+  if constexpr (detail::is_coro<D>::value) {
+    auto task = create_task(std::forward<A>(awaitable));
+    run_until_done(task.core());
+    return task.result();
+  } else {
+    run_until_done(awaitable.core());
+    return awaitable.result();
+  }
+}
+
+}  // namespace weave

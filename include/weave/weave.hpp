@@ -1,0 +1,11 @@
+#pragma once
+/// \file weave.hpp
+/// The umbrella header: every public module of weave.
+
+#include "weave/clock.hpp"
+#include "weave/coro.hpp"
+#include "weave/errors.hpp"
+#include "weave/future.hpp"
+#include "weave/loop.hpp"
+#include "weave/run.hpp"
+#include "weave/task.hpp"

@@ -1,0 +1,150 @@
+// The non-template half of Future<T> and Task<T>: completion, cancellation, done-waiters, the
+// "exception was never retrieved" report.
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "core/loop_impl.hpp"
+#include "weave/errors.hpp"
+#include "weave/future.hpp"
+
+namespace weave::detail {
+
+FutureExtras& FutureCore::extras() {
+  if (extras_ == nullptr) extras_ = new FutureExtras;
+  return *extras_;
+}
+
+void schedule(EventLoop* loop, Node* n) noexcept {
+  if (loop != nullptr) loop->impl().schedule(n);
+}
+
+namespace {
+bool is_user_callback(const Node* n) noexcept {
+  return n->kind == NodeKind::Callback && (n->flags & UserCallbackBase::kUserCallbackFlag) != 0;
+}
+
+std::string cancel_message(const FutureCore* f) {
+  return (f->flags & fflag::kCancelMsg) != 0 ? f->extras_->cancel_message : std::string();
+}
+}  // namespace
+
+void future_complete(FutureCore* f, FutureState s) noexcept {
+  f->state = static_cast<std::uint8_t>(s);
+  EventLoop* loop = f->loop();
+  while (Node* n = f->done_waiters.pop_front()) {
+    if (is_user_callback(n)) ++f->refs;  // held until the callback ran
+    if (n->kind == NodeKind::Task) {
+      auto* t = static_cast<TaskCore*>(n);
+      t->wait_kind = static_cast<std::uint8_t>(WaitKind::None);
+      t->waiting_on = nullptr;
+    }
+    schedule(loop, n);
+  }
+}
+
+std::exception_ptr make_cancelled(FutureCore* f) {
+  return std::make_exception_ptr(CancelledError(cancel_message(f)));
+}
+
+bool future_cancel(FutureCore* f, std::string_view msg) {
+  f->flags |= fflag::kRetrieved;
+  if (f->done()) return false;
+  if (!msg.empty()) {
+    f->extras().cancel_message = std::string(msg);
+    f->flags |= fflag::kCancelMsg;
+  }
+  f->exception = make_cancelled(f);
+  future_complete(f, FutureState::Cancelled);
+  return true;
+}
+
+bool cancel_any(FutureCore* f, std::string_view msg) {
+  return f->is_task() ? task_cancel(static_cast<TaskCore*>(f), msg) : future_cancel(f, msg);
+}
+
+void rethrow(FutureCore* f) {
+  f->flags |= fflag::kRetrieved;
+  if (!f->exception) f->exception = make_cancelled(f);
+  std::rethrow_exception(f->exception);
+}
+
+void require_pending(FutureCore* f) {
+  if (f->done()) throw InvalidStateError("invalid state: the future is already done");
+}
+
+void require_done(FutureCore* f) {
+  if (!f->done()) throw InvalidStateError("Result is not set.");
+}
+
+void report_unretrieved(FutureCore* f, const char* what) noexcept {
+  if (!f->exception || f->fstate() != FutureState::Finished) return;
+  if ((f->flags & fflag::kRetrieved) != 0) return;
+  f->flags |= fflag::kRetrieved;
+  std::string message = std::string(what) + " exception was never retrieved";
+  if (f->is_task()) {
+    const std::string& name = f->extras_ != nullptr ? f->extras_->name : std::string();
+    message += " (" + (name.empty() ? "Task-" + std::to_string(f->id) : name) + ")";
+  }
+  if (EventLoop* loop = f->loop()) {
+    loop->call_exception_handler({message, f->exception, {}});
+  } else {
+    std::fprintf(stderr, "weave: %s\n", message.c_str());
+  }
+}
+
+void add_done_waiter(FutureCore* f, CallbackNode* node) {
+  if (f->done()) {
+    ++f->refs;
+    schedule(f->loop(), node);
+  } else {
+    f->done_waiters.push_back(node);
+  }
+}
+
+std::size_t remove_done_waiter(FutureCore* f, CallbackId id) noexcept {
+  auto* target = reinterpret_cast<Node*>(id);
+  Node* found = nullptr;
+  f->done_waiters.for_each([&](Node* n) {
+    if (n == target && is_user_callback(n)) found = n;
+  });
+  if (found == nullptr) return 0;
+  f->done_waiters.remove(found);
+  auto* cb = static_cast<UserCallbackBase*>(found);
+  cb->drop(cb);
+  return 1;
+}
+
+/// Callbacks of a future that will never complete are freed with it.
+static void drop_pending_callbacks(FutureCore* f) noexcept {
+  std::vector<Node*> doomed;
+  f->done_waiters.for_each([&](Node* n) {
+    if (is_user_callback(n)) doomed.push_back(n);
+  });
+  for (Node* n : doomed) {
+    f->done_waiters.remove(n);
+    auto* cb = static_cast<UserCallbackBase*>(n);
+    cb->drop(cb);
+  }
+}
+
+void release_any(FutureCore* f) noexcept {
+  if (f->is_task()) {
+    task_release(static_cast<TaskCore*>(f));
+    return;
+  }
+  if (--f->refs != 0) return;
+  report_unretrieved(f, "Future");
+  drop_pending_callbacks(f);
+  auto* box = static_cast<FutureBox*>(f);
+  box->destroy_fn(box);
+}
+
+void destroy_task_frame(TaskCore* t) noexcept {
+  report_unretrieved(t, "Task");
+  drop_pending_callbacks(t);
+  task_root(t).destroy();
+}
+
+}  // namespace weave::detail

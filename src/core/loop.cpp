@@ -1,0 +1,191 @@
+// EventLoop's public members: running, stopping, closing, scheduling callbacks, the exception
+// handler. The iteration itself is in event_loop.cpp.
+
+#include <cstdio>
+
+#include "core/loop_impl.hpp"
+#include "weave/errors.hpp"
+
+namespace weave {
+
+using detail::HandleNode;
+using detail::LoopImpl;
+
+EventLoop::EventLoop() : impl_(std::make_unique<LoopImpl>(*this)) {}
+EventLoop::~EventLoop() = default;
+
+void EventLoop::run_forever() {
+  LoopImpl& l = *impl_;
+  if (l.closed) throw RuntimeError("Event loop is closed");
+  if (l.running) throw RuntimeError("This event loop is already running");
+  if (detail::running_loop_or_null() != nullptr) {
+    throw RuntimeError("Cannot run the event loop while another loop is running");
+  }
+  l.running = true;
+  l.thread = std::this_thread::get_id();
+  detail::set_running(this);
+  struct Reset {
+    LoopImpl& l;
+    ~Reset() {
+      l.stopping = false;
+      l.running = false;
+      detail::set_running(nullptr);
+    }
+  } reset{l};
+  while (!l.stopping) l.run_once();
+}
+
+void EventLoop::stop() noexcept {
+  impl_->stopping = true;
+}
+
+void EventLoop::close() {
+  LoopImpl& l = *impl_;
+  if (l.running) throw RuntimeError("Cannot close a running event loop");
+  if (l.closed) return;
+  l.closed = true;
+  l.release_backend();
+}
+
+bool EventLoop::is_running() const noexcept {
+  return impl_->running;
+}
+bool EventLoop::is_closed() const noexcept {
+  return impl_->closed;
+}
+const char* EventLoop::backend_name() const noexcept {
+  return impl_->backend_ ? impl_->backend_->name() : "closed";
+}
+
+Handle EventLoop::call_soon(detail::SmallFunction fn) {
+  LoopImpl& l = *impl_;
+  if (l.closed) throw RuntimeError("Event loop is closed");
+  l.check_thread("call_soon");
+  HandleNode* n = l.handles.acquire();
+  n->fn = std::move(fn);
+  l.schedule(n);
+  return Handle(n, n->generation);
+}
+
+TimerHandle EventLoop::call_later(Clock::duration delay, detail::SmallFunction fn) {
+  return call_at(Clock::now() + delay, std::move(fn));
+}
+
+TimerHandle EventLoop::call_at(Clock::time_point when, detail::SmallFunction fn) {
+  LoopImpl& l = *impl_;
+  if (l.closed) throw RuntimeError("Event loop is closed");
+  l.check_thread("call_at");
+  HandleNode* n = l.handles.acquire();
+  n->fn = std::move(fn);
+  n->when = when;
+  l.add_timer(n);
+  return TimerHandle(n, n->generation, when);
+}
+
+void EventLoop::call_soon_threadsafe(std::function<void()> fn) {
+  if (impl_->closed) throw RuntimeError("Event loop is closed");
+  impl_->post_threadsafe(std::move(fn));
+}
+
+void EventLoop::set_exception_handler(ExceptionHandler handler) {
+  impl_->exception_handler = std::move(handler);
+}
+ExceptionHandler EventLoop::get_exception_handler() const {
+  return impl_->exception_handler;
+}
+
+void EventLoop::call_exception_handler(const ExceptionContext& context) noexcept {
+  if (impl_->exception_handler) {
+    try {
+      impl_->exception_handler(*this, context);
+      return;
+    } catch (...) {
+      // A failing handler falls back to the default one, as asyncio does.
+    }
+  }
+  default_exception_handler(context);
+}
+
+void EventLoop::default_exception_handler(const ExceptionContext& context) noexcept {
+  std::string detail;
+  if (context.exception) {
+    try {
+      std::rethrow_exception(context.exception);
+    } catch (const std::exception& e) {
+      detail = e.what();
+    } catch (const CancelledError& e) {
+      detail = std::string("CancelledError: ") + e.what();
+    } catch (...) {
+      detail = "unknown exception";
+    }
+  }
+  std::string task;
+  if (context.task) task = " task=" + context.task->get_name();
+  std::fprintf(stderr, "weave: %s%s%s%s\n", context.message.c_str(), task.c_str(),
+               detail.empty() ? "" : ": ", detail.c_str());
+}
+
+void EventLoop::set_debug(bool enabled) noexcept {
+  impl_->debug = enabled;
+}
+bool EventLoop::get_debug() const noexcept {
+  return impl_->debug;
+}
+
+void EventLoop::run_until_done(detail::FutureCore* f) {
+  // The stop callback is a pooled handle: if the loop stops for another reason first, it is
+  // unlinked, or cancelled when already queued, so that nothing dangles into the next run.
+  LoopImpl& l = *impl_;
+  HandleNode* n = l.handles.acquire();
+  const std::uint32_t generation = n->generation;
+  n->fn = [this] { stop(); };
+  if (f->done()) {
+    l.handles.recycle(n);
+    return;
+  }
+  f->done_waiters.push_back(n);
+  struct Withdraw {
+    LoopImpl& l;
+    detail::FutureCore* f;
+    HandleNode* n;
+    std::uint32_t generation;
+    ~Withdraw() {
+      if (n->generation != generation) return;  // ran and went back to the pool
+      if (n->linked()) {
+        f->done_waiters.remove(n);
+        l.handles.recycle(n);
+      } else {
+        n->flags |= HandleNode::kCancelled;
+      }
+    }
+  } withdraw{l, f, n, generation};
+  run_forever();
+  if (!f->done()) throw RuntimeError("Event loop stopped before Future completed.");
+}
+
+void Handle::cancel() noexcept {
+  cancelled_ = true;
+  if (node_ == nullptr || node_->generation != generation_) return;
+  if ((node_->flags & HandleNode::kCancelled) != 0) return;
+  node_->flags |= HandleNode::kCancelled;
+  node_->fn.reset();  // release what the callback holds, as asyncio does
+  if (node_->queued()) {
+    // A timer still in the heap is removed at once; the node goes back to the pool.
+    node_->owner->remove_timer(node_);
+    node_->owner->handles.recycle(node_);
+  }
+}
+
+bool Handle::cancelled() const noexcept {
+  if (cancelled_) return true;
+  return node_ != nullptr && node_->generation == generation_ &&
+         (node_->flags & HandleNode::kCancelled) != 0;
+}
+
+EventLoop& get_running_loop() {
+  EventLoop* loop = detail::running_loop_or_null();
+  if (loop == nullptr) throw RuntimeError("no running event loop");
+  return *loop;
+}
+
+}  // namespace weave

@@ -1,0 +1,246 @@
+// Tasks: starting, stepping, waiting, waking, cancelling, finishing. The rules are asyncio's
+// Task.__step/cancel/uncancel:
+// - cancel() on a waiting task withdraws its wait first (a timer, a list membership, or the
+//   awaited future, which is cancelled in turn); the task then resumes with CancelledError at
+//   that await. When nothing can be withdrawn (the task is already queued to run, or running), a
+//   pending cancel is remembered (kMustCancel) and raised at its next resume.
+// - A task's frame lives until the task is done and no handle refers to it.
+
+#include <atomic>
+#include <cstdlib>
+
+#include "core/loop_impl.hpp"
+#include "weave/errors.hpp"
+#include "weave/task.hpp"
+
+namespace weave::detail {
+
+void destroy_task_frame(TaskCore* t) noexcept;
+
+namespace {
+thread_local TaskCore* t_current = nullptr;
+std::atomic<std::uint32_t> g_task_counter{0};
+
+void clear_wait(TaskCore* t) noexcept {
+  t->wait_kind = static_cast<std::uint8_t>(WaitKind::None);
+  t->waiting_on = nullptr;
+}
+
+/// Ends the wait as cancelled: the next resume raises CancelledError.
+void withdrawn(TaskCore* t) noexcept {
+  clear_wait(t);
+  t->flags |= fflag::kMustCancel;
+  schedule(t->loop(), t);
+}
+
+/// asyncio's fut_waiter.cancel(msg): true when the wait is ending in CancelledError.
+bool withdraw_wait(TaskCore* t, std::string_view msg) {
+  switch (static_cast<WaitKind>(t->wait_kind)) {
+    case WaitKind::List:
+      static_cast<WaiterList*>(t->waiting_on)->remove(t);
+      withdrawn(t);
+      return true;
+    case WaitKind::Timer: {
+      auto* timer = static_cast<TimerNode*>(t->waiting_on);
+      if (!timer->queued()) return false;  // fired: its wake-up is already queued
+      t->loop()->impl().remove_timer(timer);
+      withdrawn(t);
+      return true;
+    }
+    case WaitKind::Future:
+      return cancel_any(static_cast<FutureCore*>(t->waiting_on), msg);
+    case WaitKind::Custom:
+      return static_cast<Withdrawable*>(t->waiting_on)->withdraw(msg);
+    case WaitKind::None:
+      break;
+  }
+  return false;
+}
+
+std::string_view cancel_message(const TaskCore* t) {
+  return (t->flags & fflag::kCancelMsg) != 0 ? std::string_view(t->extras_->cancel_message)
+                                             : std::string_view();
+}
+}  // namespace
+
+TaskCore* current_task_core() noexcept {
+  return t_current;
+}
+void set_current_task(TaskCore* t) noexcept {
+  t_current = t;
+}
+
+TaskCore* require_task(const char* what) {
+  if (t_current == nullptr) throw RuntimeError(std::string("cannot ") + what + " outside a task");
+  return t_current;
+}
+
+void start_task(EventLoop* loop, TaskCore* core, std::string name) {
+  LoopImpl& l = loop->impl();
+  std::coroutine_handle<> root = task_root(core);
+  if (l.closed) {
+    root.destroy();
+    throw RuntimeError("Event loop is closed");
+  }
+  core->flags |= fflag::kIsTask;
+  core->link_ = loop;
+  core->leaf = root;
+  core->id = g_task_counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (!name.empty()) core->extras().name = std::move(name);
+  l.register_task(core);
+  l.schedule(core);
+}
+
+void task_step(TaskCore* t) noexcept {
+  TaskCore* outer = t_current;
+  t_current = t;
+  t->leaf.resume();  // may finish the task and free it: t is not touched after this
+  t_current = outer;
+}
+
+void begin_wait(TaskCore* task, std::coroutine_handle<> leaf, WaitKind kind, void* target) {
+  task->leaf = leaf;
+  task->wait_kind = static_cast<std::uint8_t>(kind);
+  task->waiting_on = target;
+  // A cancel that arrived while the task ran is applied to the wait it just began (asyncio's
+  // __step: `if self._must_cancel: if self._fut_waiter.cancel(): self._must_cancel = False`).
+  if ((task->flags & fflag::kMustCancel) != 0 && kind != WaitKind::None) {
+    task->flags &= ~fflag::kMustCancel;
+    if (!withdraw_wait(task, cancel_message(task))) task->flags |= fflag::kMustCancel;
+  }
+}
+
+void wake(TaskCore* task) noexcept {
+  clear_wait(task);
+  schedule(task->loop(), task);
+}
+
+void throw_cancelled(TaskCore* task) {
+  task->flags &= ~fflag::kMustCancel;
+  throw CancelledError(std::string(cancel_message(task)));
+}
+
+bool task_cancel(TaskCore* t, std::string_view msg) {
+  t->flags |= fflag::kRetrieved;
+  if (t->done()) return false;
+  ++t->cancel_requests;
+  if (!msg.empty() || (t->flags & fflag::kCancelMsg) != 0) {
+    t->extras().cancel_message = std::string(msg);
+    t->flags |= fflag::kCancelMsg;
+  }
+  if (withdraw_wait(t, msg)) return true;
+  t->flags |= fflag::kMustCancel;
+  return true;
+}
+
+void task_finish(TaskCore* t) noexcept {
+  FutureState state = FutureState::Finished;
+  if (t->exception) {
+    try {
+      std::rethrow_exception(t->exception);
+    } catch (const CancelledError&) {
+      state = FutureState::Cancelled;
+    } catch (...) {
+    }
+  }
+  if (EventLoop* loop = t->loop()) loop->impl().unregister_task(t);
+  future_complete(t, state);
+  if (t->refs == 0) destroy_task_frame(t);
+}
+
+void task_release(TaskCore* t) noexcept {
+  if (--t->refs != 0) return;
+  // A detached task (its loop is gone) can never finish: free it with its last handle.
+  if (t->done() || t->loop() == nullptr) destroy_task_frame(t);
+}
+
+void check_not_self(TaskCore* awaited, TaskCore* awaiting) {
+  if (awaited == awaiting) throw RuntimeError("Task cannot await on itself");
+}
+
+}  // namespace weave::detail
+
+namespace weave {
+
+int TaskRef::uncancel() noexcept {
+  if (core_->cancel_requests > 0 && --core_->cancel_requests == 0) {
+    core_->flags &= ~detail::fflag::kMustCancel;
+  }
+  return static_cast<int>(core_->cancel_requests);
+}
+
+std::string TaskRef::get_name() const {
+  if (core_->extras_ != nullptr && !core_->extras_->name.empty()) return core_->extras_->name;
+  return "Task-" + std::to_string(core_->id);
+}
+
+void TaskRef::set_name(std::string name) {
+  core_->extras().name = std::move(name);
+}
+
+std::exception_ptr TaskRef::exception() const {
+  detail::require_done(core_);
+  if (core_->cancelled()) detail::rethrow(core_);
+  core_->flags |= detail::fflag::kRetrieved;
+  return core_->exception;
+}
+
+void TaskRef::result() const {
+  detail::require_done(core_);
+  if (core_->exception) detail::rethrow(core_);
+}
+
+CallbackId TaskRef::add_done_callback(std::function<void(TaskRef)> fn) {
+  auto* node = new detail::UserCallback<TaskRef>(core_, std::move(fn));
+  detail::add_done_waiter(core_, node);
+  return reinterpret_cast<CallbackId>(node);
+}
+
+std::size_t TaskRef::remove_done_callback(CallbackId id) {
+  return detail::remove_done_waiter(core_, id);
+}
+
+std::optional<TaskRef> current_task() {
+  if (detail::t_current == nullptr) return std::nullopt;
+  return TaskRef(detail::t_current);
+}
+
+std::vector<TaskRef> all_tasks() {
+  std::vector<TaskRef> tasks;
+  get_running_loop().impl().for_each_task([&](detail::TaskCore* t) { tasks.emplace_back(t); });
+  return tasks;
+}
+
+namespace {
+struct SleepTimer : detail::TimerNode {
+  SleepTimer() noexcept : detail::TimerNode(&fire) {}
+  static void fire(detail::CallbackNode* n) { detail::wake(static_cast<SleepTimer*>(n)->task); }
+  detail::TaskCore* task = nullptr;
+};
+
+struct SleepAwaiter {
+  Clock::duration delay;
+  SleepTimer timer;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    detail::TaskCore* t = detail::require_task("sleep");
+    timer.task = t;
+    detail::LoopImpl& loop = t->loop()->impl();
+    if (delay <= Clock::duration::zero()) {  // a bare yield, as asyncio's sleep(0)
+      detail::begin_wait(t, h, detail::WaitKind::None, nullptr);
+      loop.schedule(t);
+      return;
+    }
+    timer.when = Clock::now() + delay;
+    loop.add_timer(&timer);
+    detail::begin_wait(t, h, detail::WaitKind::Timer, &timer);
+  }
+  void await_resume() const { detail::checkpoint(timer.task); }
+};
+}  // namespace
+
+Coro<void> sleep(Clock::duration delay) {
+  co_await SleepAwaiter{delay, {}};
+}
+
+}  // namespace weave
