@@ -115,7 +115,6 @@ Coro<void> sleep(Clock::duration delay);
 
 }  // namespace weave
 
-#include "weave/detail/combinators.hpp"
 
 namespace weave {
 
@@ -140,3 +139,5 @@ auto EventLoop::run_until_complete(A&& awaitable) {
 }
 
 }  // namespace weave
+
+#include "weave/detail/combinators.hpp"

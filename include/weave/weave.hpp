@@ -9,3 +9,5 @@
 #include "weave/loop.hpp"
 #include "weave/run.hpp"
 #include "weave/task.hpp"
+#include "weave/taskgroup.hpp"
+#include "weave/timeouts.hpp"

@@ -244,3 +244,7 @@ Coro<void> sleep(Clock::duration delay) {
 }
 
 }  // namespace weave
+
+namespace weave::detail {
+void wake_cancelled(TaskCore* task) noexcept { withdrawn(task); }
+}  // namespace weave::detail

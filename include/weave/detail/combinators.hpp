@@ -1,2 +1,355 @@
 #pragma once
-// (filled in below)
+// gather / gather_settled / wait / as_completed / shield, after asyncio.tasks. Included by
+// task.hpp. Children given as Coro are wrapped in tasks at the call, as asyncio's ensure_future
+// does, so they start running before the combinator is awaited.
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "weave/detail/multi_wait.hpp"
+
+namespace weave {
+
+/// One child's result in gather_settled: a value or an exception.
+template <class T>
+class Outcome {
+ public:
+  using value_type = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+  explicit Outcome(value_type v) : v_(std::move(v)) {}
+  explicit Outcome(std::exception_ptr e) : v_(std::move(e)) {}
+  bool has_value() const noexcept { return v_.index() == 0; }
+  /// The value. Errors: rethrows the child's exception.
+  const value_type& value() const {
+    if (!has_value()) std::rethrow_exception(std::get<1>(v_));
+    return std::get<0>(v_);
+  }
+  std::exception_ptr error() const noexcept {
+    return has_value() ? nullptr : std::get<1>(v_);
+  }
+
+ private:
+  std::variant<value_type, std::exception_ptr> v_;
+};
+
+enum class ReturnWhen { FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED };
+using ReturnWhen::ALL_COMPLETED;
+using ReturnWhen::FIRST_COMPLETED;
+using ReturnWhen::FIRST_EXCEPTION;
+
+struct WaitResult {
+  std::vector<TaskRef> done;
+  std::vector<TaskRef> pending;
+};
+
+namespace detail {
+
+template <class A>
+auto as_future(A&& a) {
+  using D = std::decay_t<A>;
+  if constexpr (is_coro<D>::value) {
+    return create_task(std::forward<A>(a));
+  } else {
+    return D(std::forward<A>(a));
+  }
+}
+
+template <class F>
+using slot_t = typename Outcome<typename F::value_type>::value_type;
+
+template <class F>
+slot_t<F> value_of(const F& f) {
+  if constexpr (std::is_void_v<typename F::value_type>) {
+    f.result();
+    return {};
+  } else {
+    return f.result();
+  }
+}
+
+template <class F>
+Outcome<typename F::value_type> outcome_of(const F& f) {
+  using O = Outcome<typename F::value_type>;
+  if (f.core()->exception || f.cancelled()) {
+    try {
+      value_of(f);
+    } catch (...) {
+      return O(std::current_exception());
+    }
+  }
+  return O(value_of(f));
+}
+
+/// asyncio's _GatheringFuture: the first failure ends the wait (unless settled); cancelling
+/// the gather cancels every child.
+class GatherWait final : public MultiWait {
+ public:
+  GatherWait(std::vector<FutureCore*> children, bool settled)
+      : MultiWait(std::move(children)), settled_(settled) {}
+  bool withdraw(std::string_view msg) override;
+  std::exception_ptr error;
+
+ protected:
+  void on_done(std::size_t index) override;
+
+ private:
+  bool settled_;
+  bool cancel_requested_ = false;
+};
+
+struct GatherAwaiter {
+  GatherWait* state;
+  GatherAwaiter(std::vector<FutureCore*> children, bool settled)
+      : state(new GatherWait(std::move(children), settled)) {}
+  GatherAwaiter(const GatherAwaiter&) = delete;
+  ~GatherAwaiter() { state->abandon(/*retrieved=*/true); }
+  bool await_ready() {
+    if (state->children().empty()) return true;
+    state->arm();
+    return false;
+  }
+  void await_suspend(std::coroutine_handle<> h) { state->suspend(require_task("gather"), h); }
+  void await_resume() const {
+    if (TaskCore* t = current_task_core()) checkpoint(t);
+    if (state->error) std::rethrow_exception(state->error);
+  }
+};
+
+template <bool Settled, class... F>
+auto gather_tuple(F... futs)
+    -> Coro<std::conditional_t<Settled, std::tuple<Outcome<typename F::value_type>...>,
+                               std::tuple<slot_t<F>...>>> {
+  co_await GatherAwaiter({futs.core()...}, Settled);
+  if constexpr (Settled) {
+    co_return std::make_tuple(outcome_of(futs)...);
+  } else {
+    co_return std::make_tuple(value_of(futs)...);
+  }
+}
+
+template <bool Settled, class F>
+auto gather_vector(std::vector<F> futs)
+    -> Coro<std::vector<std::conditional_t<Settled, Outcome<typename F::value_type>, slot_t<F>>>> {
+  std::vector<FutureCore*> cores;
+  cores.reserve(futs.size());
+  for (const F& f : futs) cores.push_back(f.core());
+  co_await GatherAwaiter(std::move(cores), Settled);
+  std::vector<std::conditional_t<Settled, Outcome<typename F::value_type>, slot_t<F>>> out;
+  out.reserve(futs.size());
+  for (const F& f : futs) {
+    if constexpr (Settled) {
+      out.push_back(outcome_of(f));
+    } else {
+      out.push_back(value_of(f));
+    }
+  }
+  co_return out;
+}
+
+template <class T>
+std::vector<Task<T>> to_tasks(std::vector<Coro<T>> coros) {
+  std::vector<Task<T>> tasks;
+  tasks.reserve(coros.size());
+  for (Coro<T>& c : coros) tasks.push_back(create_task(std::move(c)));
+  return tasks;
+}
+
+/// asyncio.wait's state: done when `when` says so, or at the timeout; never raises.
+class WaitState final : public MultiWait {
+ public:
+  WaitState(std::vector<FutureCore*> children, ReturnWhen when)
+      : MultiWait(std::move(children)), when_(when) {}
+  bool withdraw(std::string_view msg) override;
+  void expire() noexcept { finish(); }
+
+ protected:
+  void on_done(std::size_t index) override;
+
+ private:
+  ReturnWhen when_;
+};
+
+/// Shared state of one as_completed() iteration.
+class CompletionQueue final : public MultiWait {
+ public:
+  explicit CompletionQueue(std::vector<FutureCore*> children) : MultiWait(std::move(children)) {}
+  bool withdraw(std::string_view msg) override;
+  /// Index of the next finished child, or nullopt if none yet.
+  std::optional<std::size_t> pop();
+  void expire() noexcept;
+  bool expired() const noexcept { return expired_; }
+  void release_waiter() noexcept { waiting_ = false; }
+  bool waiting_ = false;
+  std::size_t owners = 1;
+  std::optional<TimerHandle> timer;
+
+ protected:
+  void on_done(std::size_t index) override;
+
+ private:
+  std::vector<std::size_t> done_;
+  std::size_t next_ = 0;
+  bool expired_ = false;
+};
+
+}  // namespace detail
+
+/// asyncio.gather: runs the children concurrently and returns their results in argument order
+/// (std::monostate for void children). Children may be Coro (wrapped in a task at once), Task or
+/// Future. Errors: the first child exception propagates at once; the other children keep running.
+/// Cancellation: cancelling the awaiting task cancels every child.
+template <class... A>
+auto gather(A&&... awaitables) {
+  return detail::gather_tuple<false>(detail::as_future(std::forward<A>(awaitables))...);
+}
+template <class T>
+Coro<std::vector<detail::slot_t<Task<T>>>> gather(std::vector<Coro<T>> coros) {
+  return detail::gather_vector<false>(detail::to_tasks(std::move(coros)));
+}
+template <class T>
+Coro<std::vector<detail::slot_t<Task<T>>>> gather(std::vector<Task<T>> tasks) {
+  return detail::gather_vector<false>(std::move(tasks));
+}
+
+/// gather(return_exceptions=True): each result is an Outcome holding a value or the exception.
+template <class... A>
+auto gather_settled(A&&... awaitables) {
+  return detail::gather_tuple<true>(detail::as_future(std::forward<A>(awaitables))...);
+}
+template <class T>
+Coro<std::vector<Outcome<T>>> gather_settled(std::vector<Coro<T>> coros) {
+  return detail::gather_vector<true>(detail::to_tasks(std::move(coros)));
+}
+template <class T>
+Coro<std::vector<Outcome<T>>> gather_settled(std::vector<Task<T>> tasks) {
+  return detail::gather_vector<true>(std::move(tasks));
+}
+
+/// asyncio.wait: waits until `return_when` holds or `timeout` passes; splits the tasks into
+/// done and pending. Never raises the tasks' exceptions and never cancels them.
+/// Errors: ValueError for an empty set. Cancellation: the wait is withdrawn; tasks keep running.
+Coro<WaitResult> wait(std::vector<TaskRef> tasks, ReturnWhen return_when = ALL_COMPLETED,
+                      std::optional<Clock::duration> timeout = std::nullopt);
+template <class T>
+Coro<WaitResult> wait(const std::vector<Task<T>>& tasks, ReturnWhen return_when = ALL_COMPLETED,
+                      std::optional<Clock::duration> timeout = std::nullopt) {
+  return wait(std::vector<TaskRef>(tasks.begin(), tasks.end()), return_when, timeout);
+}
+
+/// asyncio.as_completed: `for (auto next : as_completed(tasks)) { T r = co_await next; }`
+/// yields results in completion order. Errors: each `next` raises its task's exception;
+/// TimeoutError for every remaining `next` once `timeout` passed.
+template <class T>
+class AsCompleted {
+ public:
+  AsCompleted(std::vector<Task<T>> tasks, std::optional<Clock::duration> timeout)
+      : tasks_(std::move(tasks)) {
+    std::vector<detail::FutureCore*> cores;
+    for (const Task<T>& t : tasks_) cores.push_back(t.core());
+    state_ = new detail::CompletionQueue(std::move(cores));
+    state_->arm();
+    if (timeout) {
+      auto* s = state_;
+      state_->timer = get_running_loop().call_later(*timeout, [s] { s->expire(); });
+    }
+  }
+  AsCompleted(const AsCompleted&) = delete;
+  AsCompleted& operator=(const AsCompleted&) = delete;
+  ~AsCompleted() {
+    if (state_->timer) state_->timer->cancel();
+    state_->abandon();
+  }
+
+  /// One step of the iteration: awaiting it gives the next result to complete.
+  class Next {
+   public:
+    Next(AsCompleted* owner) : owner_(owner) {}  // NOLINT(google-explicit-constructor)
+    bool await_ready() { return ready_index().has_value(); }
+    void await_suspend(std::coroutine_handle<> h) {
+      owner_->state_->waiting_ = true;
+      owner_->state_->suspend(detail::require_task("await as_completed()"), h);
+    }
+    T await_resume() {
+      if (detail::TaskCore* t = detail::current_task_core()) detail::checkpoint(t);
+      auto index = ready_index();
+      if (!index) throw TimeoutError();
+      return owner_->tasks_[*index].result();
+    }
+
+   private:
+    std::optional<std::size_t> ready_index() {
+      if (!index_) index_ = owner_->state_->pop();
+      if (!index_ && owner_->state_->expired()) throw TimeoutError();
+      return index_;
+    }
+    AsCompleted* owner_;
+    std::optional<std::size_t> index_;
+  };
+
+  class iterator {
+   public:
+    iterator(AsCompleted* owner, std::size_t i) : owner_(owner), i_(i) {}
+    Next operator*() const { return Next(owner_); }
+    iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator!=(const iterator& o) const { return i_ != o.i_; }
+
+   private:
+    AsCompleted* owner_;
+    std::size_t i_;
+  };
+  iterator begin() { return iterator(this, 0); }
+  iterator end() { return iterator(this, tasks_.size()); }
+
+ private:
+  std::vector<Task<T>> tasks_;
+  detail::CompletionQueue* state_;
+};
+
+template <class T>
+AsCompleted<T> as_completed(std::vector<Task<T>> tasks,
+                            std::optional<Clock::duration> timeout = std::nullopt) {
+  return AsCompleted<T>(std::move(tasks), timeout);
+}
+
+namespace detail {
+template <class F>
+Coro<typename F::value_type> shield_impl(F inner) {
+  using T = typename F::value_type;
+  if (inner.done()) co_return inner.result();
+  Future<T> outer = get_running_loop().template create_future<T>();
+  inner.add_done_callback([outer](F f) mutable {
+    if (outer.cancelled()) {
+      if (!f.cancelled()) (void)f.exception();  // mark retrieved, as asyncio
+      return;
+    }
+    if (f.cancelled()) {
+      outer.cancel();
+    } else if (auto e = f.exception()) {
+      outer.set_exception(e);
+    } else if constexpr (std::is_void_v<T>) {
+      outer.set_result();
+    } else {
+      outer.set_result(f.result());
+    }
+  });
+  co_return co_await outer;
+}
+}  // namespace detail
+
+/// asyncio.shield: cancelling the awaiting task does not cancel `awaitable` (a Coro is wrapped
+/// in a task at once); the awaiting task still gets CancelledError.
+template <class A>
+auto shield(A&& awaitable) {
+  return detail::shield_impl(detail::as_future(std::forward<A>(awaitable)));
+}
+
+}  // namespace weave
