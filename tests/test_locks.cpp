@@ -221,40 +221,33 @@ weave::Coro<void> contend_event(weave::Event& event) {
 
 TEST(Event, BindsToTheLoopOfItsFirstWait) {
   weave::Event event;
-  weave::run(contend_event(event));
+  run_bounded([&] { return contend_event(event); });
   event.clear();
   // asyncio checks the loop only when it must wait: a wait from a second loop is refused...
-  EXPECT_THROW(weave::run(contend_event(event)), weave::RuntimeError);
+  EXPECT_THROW(run_bounded([&] { return contend_event(event); }), weave::RuntimeError);
   // ...but what completes without waiting still works.
   event.set();
-  weave::run([](weave::Event& e) -> weave::Coro<void> { co_await e.wait(); }(event));
+  run_bounded([&]() -> weave::Coro<void> { co_await event.wait(); });
 }
 
 TEST(Lock, UnboundLockWorksInAnyLoopUntilItWaits) {
   weave::Lock lock;
-  weave::run([](weave::Lock& l) -> weave::Coro<void> {
-    co_await l.acquire();
-    l.release();
-  }(lock));
   std::vector<int> log;
-  weave::run([](weave::Lock& l, std::vector<int>& out) -> weave::Coro<void> {
-    co_await l.acquire();
-    auto w = weave::create_task(acquire_and_log(l, out, 7));
+  auto contend = [&]() -> weave::Coro<void> {
+    co_await lock.acquire();
+    auto w = weave::create_task(acquire_and_log(lock, log, 7));
     co_await yield();
-    l.release();
+    lock.release();
     co_await w;
-  }(lock, log));
+  };
+  run_bounded([&]() -> weave::Coro<void> {
+    co_await lock.acquire();
+    lock.release();
+  });
+  run_bounded(contend);  // binds here
   EXPECT_EQ(log, (std::vector<int>{7}));
-  EXPECT_THROW(weave::run([](weave::Lock& l, std::vector<int>& out) -> weave::Coro<void> {
-                 co_await l.acquire();
-                 auto w = weave::create_task(acquire_and_log(l, out, 8));
-                 struct Release {
-                   weave::Lock& l;
-                   ~Release() { l.release(); }
-                 } release{l};
-                 co_await w;
-               }(lock, log)),
-               weave::RuntimeError);
+  EXPECT_THROW(run_bounded(contend), weave::RuntimeError);
+  EXPECT_FALSE(lock.locked());
 }
 
 // ---- Event --------------------------------------------------------------------------------------
@@ -336,7 +329,6 @@ TEST(Event, ManyWaitersAreAllWoken) {
     std::vector<int> expected(10000);
     for (int i = 0; i < 10000; ++i) expected[static_cast<std::size_t>(i)] = i;
     EXPECT_EQ(log, expected);
-
   });
 }
 
