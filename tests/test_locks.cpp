@@ -250,6 +250,22 @@ TEST(Lock, UnboundLockWorksInAnyLoopUntilItWaits) {
   EXPECT_FALSE(lock.locked());
 }
 
+TEST(Lock, LoopTeardownUnlinksItsWaiters) {
+  weave::Lock lock;
+  std::vector<int> log;
+  {
+    weave::EventLoop loop;
+    loop.run_until_complete([](weave::Lock& l, std::vector<int>& out) -> weave::Coro<void> {
+      co_await l.acquire();
+      weave::create_task(acquire_and_log(l, out, 1));
+      co_await yield();
+    }(lock, log));
+  }  // the waiting task's frame goes with the loop
+  lock.release();
+  EXPECT_FALSE(lock.locked());
+  EXPECT_TRUE(log.empty());
+}
+
 // ---- Event --------------------------------------------------------------------------------------
 
 namespace {
@@ -555,6 +571,24 @@ TEST(Semaphore, ScopedReleasesTheSlot) {
     }
     EXPECT_FALSE(sem.locked());
   });
+}
+
+TEST(Semaphore, LoopTeardownUnlinksAWokenWaiter) {
+  weave::Semaphore sem(0);
+  std::vector<int> log;
+  {
+    weave::EventLoop loop;
+    loop.run_until_complete([](weave::Semaphore& s, std::vector<int>& out) -> weave::Coro<void> {
+      weave::create_task(acquire_and_log(s, out, 1));
+      co_await yield();
+      // Runs in the loop's last iteration: it wakes the waiter, which never gets to run.
+      weave::get_running_loop().call_soon([&s] { s.release(); });
+    }(sem, log));
+  }
+  EXPECT_TRUE(log.empty());
+  EXPECT_TRUE(sem.locked());  // the slot went with the loop
+  sem.release();
+  EXPECT_FALSE(sem.locked());
 }
 
 TEST(BoundedSemaphore, ReleasePastTheInitialValueRaisesValueError) {

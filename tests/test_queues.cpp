@@ -289,6 +289,25 @@ TEST(Queue, CancelledWaitingPutterAddsNothing) {
   });
 }
 
+TEST(Queue, LoopTeardownUnlinksItsWaiters) {
+  weave::Queue<int> q;
+  std::vector<int> log;
+  {
+    weave::EventLoop loop;
+    loop.run_until_complete(
+        [](weave::Queue<int>& queue, std::vector<int>& out) -> weave::Coro<void> {
+          weave::create_task(get_and_log(queue, out));
+          weave::create_task(get_and_log(queue, out));
+          co_await yield();
+          // Runs in the loop's last iteration: it wakes the first getter, which never gets to run.
+          weave::get_running_loop().call_soon([&queue] { queue.put_nowait(1); });
+        }(q, log));
+  }
+  q.put_nowait(2);
+  EXPECT_EQ(drain(q), (std::vector<int>{1, 2}));
+  EXPECT_TRUE(log.empty());
+}
+
 // ---- task_done and join -------------------------------------------------------------------------
 
 TEST(Queue, TaskDoneTooManyTimesRaisesValueError) {

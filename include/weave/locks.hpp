@@ -154,7 +154,8 @@ class Condition {
 
   /// Acquires the underlying lock. **Cancellation** and **Errors**: as Lock::acquire().
   [[nodiscard]] Lock::AcquireAwaiter acquire() noexcept { return lock_.acquire(); }
-  /// Acquires the underlying lock until the result is destroyed. As Lock::scoped().
+  /// Acquires the underlying lock until the result is destroyed. **Cancellation** and
+  /// **Errors**: as Lock::acquire().
   [[nodiscard]] detail::ScopedAwaiter<Condition, Lock> scoped() noexcept { return {*this, lock_}; }
   /// Releases the underlying lock. Errors: RuntimeError when not locked.
   void release() { lock_.release(); }
@@ -219,7 +220,8 @@ class Semaphore {
   /// **Errors**: CancelledError; RuntimeError outside a task when it has to wait, or when the
   /// semaphore is bound to another event loop.
   [[nodiscard]] AcquireAwaiter acquire() noexcept { return AcquireAwaiter(*this); }
-  /// Acquires a slot until the result is destroyed. As acquire().
+  /// Acquires a slot until the result is destroyed. **Cancellation** and **Errors**: as
+  /// acquire().
   [[nodiscard]] detail::ScopedAwaiter<Semaphore, Semaphore> scoped() noexcept {
     return {*this, *this};
   }
@@ -249,6 +251,8 @@ class BoundedSemaphore : public Semaphore {
   explicit BoundedSemaphore(int value = 1) : Semaphore(value), bound_(value) {}
   /// Errors: ValueError when it would raise the value above the initial one.
   void release();
+  /// Acquires a slot until the result is destroyed. **Cancellation** and **Errors**: as
+  /// Semaphore::acquire().
   [[nodiscard]] detail::ScopedAwaiter<BoundedSemaphore, Semaphore> scoped() noexcept {
     return {*this, *this};
   }
