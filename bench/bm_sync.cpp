@@ -9,7 +9,6 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <ranges>
 
 #include "weave/locks.hpp"
 #include "weave/queues.hpp"
@@ -59,10 +58,26 @@ weave::Coro<double> future_rounds(Rounds& rounds) {
   co_return done == 0 ? 0.0 : ns / static_cast<double>(2 * done);
 }
 
+/// `n` rounds outside Google Benchmark's loop (std::views::iota trips clang 14 on libstdc++ 12).
+struct Rounds {
+  struct Iterator {
+    int i;
+    int operator*() const noexcept { return i; }
+    Iterator& operator++() noexcept {
+      ++i;
+      return *this;
+    }
+    bool operator!=(const Iterator& o) const noexcept { return i != o.i; }
+  };
+  int n;
+  Iterator begin() const noexcept { return {0}; }
+  Iterator end() const noexcept { return {n}; }
+};
+
 /// The reference figure, measured now if BM_Handoff_Future was filtered out of this run.
 double future_reference() {
   if (g_future_ns == 0) {
-    auto rounds = std::views::iota(0, 200000);
+    Rounds rounds{200000};
     g_future_ns = weave::run(future_rounds(rounds));
   }
   return g_future_ns;
