@@ -266,6 +266,32 @@ TEST(Lock, LoopTeardownUnlinksItsWaiters) {
   EXPECT_TRUE(log.empty());
 }
 
+namespace {
+/// What a generic combinator does with an awaitable: carries it into a coroutine of its own.
+template <class A>
+weave::Coro<void> await_elsewhere(A awaitable) {
+  co_await std::move(awaitable);
+}
+}  // namespace
+
+TEST(Lock, AwaitersCanBeMovedIntoAnotherCoroutine) {
+  run_bounded([]() -> weave::Coro<void> {
+    weave::Lock lock;
+    weave::Event event;
+    co_await await_elsewhere(lock.acquire());
+    EXPECT_TRUE(lock.locked());
+    auto waiter = weave::create_task(await_elsewhere(lock.scoped()));
+    co_await yield();
+    lock.release();
+    co_await waiter;
+    EXPECT_FALSE(lock.locked());
+    auto event_waiter = weave::create_task(await_elsewhere(event.wait()));
+    co_await yield();
+    event.set();
+    co_await event_waiter;
+  });
+}
+
 // ---- Event --------------------------------------------------------------------------------------
 
 namespace {

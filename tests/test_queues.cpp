@@ -194,6 +194,30 @@ TEST(Queue, PolymorphicUseThroughQueueReference) {
   });
 }
 
+namespace {
+/// What a generic combinator does with an awaitable: carries it into a coroutine of its own.
+template <class A>
+weave::Coro<void> await_elsewhere(A awaitable) {
+  co_await std::move(awaitable);
+}
+}  // namespace
+
+TEST(Queue, AwaitersCanBeMovedIntoAnotherCoroutine) {
+  run_bounded([]() -> weave::Coro<void> {
+    weave::Queue<int> q(1);
+    co_await await_elsewhere(q.put(1));
+    auto putter = weave::create_task(await_elsewhere(q.put(2)));
+    co_await yield();
+    co_await await_elsewhere(q.get());
+    co_await putter;
+    auto joiner = weave::create_task(await_elsewhere(q.join()));
+    co_await await_elsewhere(q.get());
+    q.task_done();
+    q.task_done();
+    co_await joiner;
+  });
+}
+
 // ---- cancellation -------------------------------------------------------------------------------
 
 TEST(Queue, CancelledWaitingGetterTakesNothing) {

@@ -148,8 +148,11 @@ template <class Prim, class R = bool>
 class PrimitiveAwaiter {
  public:
   explicit PrimitiveAwaiter(Prim& prim) noexcept : prim_(prim) {}
-  PrimitiveAwaiter(const PrimitiveAwaiter&) = delete;
-  PrimitiveAwaiter& operator=(const PrimitiveAwaiter&) = delete;
+  // Movable before it is awaited, so that generic code (wait_for, gather) can carry it into a
+  // coroutine frame of its own.
+  PrimitiveAwaiter(PrimitiveAwaiter&& o) noexcept
+      : prim_(o.prim_), task_(std::exchange(o.task_, nullptr)) {}
+  PrimitiveAwaiter& operator=(PrimitiveAwaiter&&) = delete;
   ~PrimitiveAwaiter() {
     if (task_ != nullptr) prim_.waiters_.forget(task_);
   }
