@@ -270,7 +270,7 @@ namespace {
 /// What a generic combinator does with an awaitable: carries it into a coroutine of its own.
 template <class A>
 weave::Coro<void> await_elsewhere(A awaitable) {
-  co_await std::move(awaitable);
+  (void)co_await std::move(awaitable);  // a Held guard is released at once
 }
 }  // namespace
 
