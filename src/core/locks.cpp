@@ -1,0 +1,239 @@
+// The non-template half of locks.hpp, and the loop binding every primitive uses. Each primitive
+// follows the corresponding class of CPython's Lib/asyncio/locks.py line by line where it can;
+// the comments point out where weave's intrusive waiter lists make a step unnecessary.
+
+#include <chrono>
+#include <string>
+
+#include "weave/locks.hpp"
+
+namespace weave {
+
+namespace detail {
+
+namespace {
+// The sentinel callback must never fire for good, or the binding would think its loop gone. It
+// re-arms itself after this long: far enough to cost nothing, near enough for any poll timeout.
+constexpr auto kSentinelPeriod = std::chrono::hours(24 * 20);
+
+struct Sentinel {
+  std::shared_ptr<void> token;
+  void operator()() { get_running_loop().call_later(kSentinelPeriod, Sentinel{token}); }
+};
+}  // namespace
+
+LoopBinding::~LoopBinding() {
+  // Only a live loop may be touched; a dead one has already dropped the sentinel.
+  if (!alive_.expired()) sentinel_.cancel();
+}
+
+void LoopBinding::bind(EventLoop* loop) {
+  // Workaround until EventLoop exposes an identity: the loop owns a far-future callback holding
+  // the token, and destroying the loop destroys the callback and expires alive_.
+  auto token = std::make_shared<char>(0);
+  sentinel_ = loop->call_later(kSentinelPeriod, Sentinel{token});
+  alive_ = token;
+  loop_ = loop;
+}
+
+void LoopBinding::check(const char* owner) {
+  EventLoop* loop = running_loop_or_null();
+  if (loop_ == nullptr) {
+    bind(loop);
+    return;
+  }
+  if (loop != loop_ || alive_.expired()) {
+    throw RuntimeError(std::string(owner) + " is bound to a different event loop");
+  }
+}
+
+}  // namespace detail
+
+// ---- Lock ---------------------------------------------------------------------------------------
+// asyncio releases without handing over: `locked_` drops to false and the first waiter is woken to
+// take the lock when it runs. Newcomers do not barge in meanwhile (asyncio's "all waiters
+// cancelled" test): a woken waiter in `woken_` counts as waiting.
+
+bool Lock::try_fast() noexcept {
+  if (locked_ || waiters_.has_parked() || waiters_.has_woken()) return false;
+  locked_ = true;
+  return true;
+}
+
+void Lock::settle(bool granted, bool cancelled) noexcept {
+  if (!cancelled) {
+    locked_ = true;
+    return;
+  }
+  // Woken, then cancelled before it could take the lock: the next waiter gets the wake-up.
+  if (granted && !locked_) waiters_.wake_first(true);
+}
+
+void Lock::release() {
+  if (!locked_) throw RuntimeError("Lock is not acquired.");
+  locked_ = false;
+  waiters_.wake_first(true);
+}
+
+// ---- Event --------------------------------------------------------------------------------------
+
+void Event::set() noexcept {
+  if (value_) return;
+  value_ = true;
+  while (waiters_.wake_first(false)) {
+  }
+}
+
+// ---- Condition ----------------------------------------------------------------------------------
+
+Coro<bool> Condition::wait() {
+  if (!locked()) throw RuntimeError("cannot wait on un-acquired lock");
+  lock_.release();
+  // C++ cannot co_await in a handler, so each error is kept and acted on after its block.
+  std::exception_ptr error;
+  try {
+    co_await detail::Park(waiters_, binding_, "Condition", detail::NoGrant{});
+  } catch (...) {
+    error = std::current_exception();
+  }
+  // The lock must be held again however the wait ended; a cancellation meanwhile is deferred.
+  for (;;) {
+    try {
+      co_await lock_.acquire();
+      break;
+    } catch (const CancelledError&) {
+      error = std::current_exception();
+    }
+  }
+  if (error) {
+    // This task may have been notified just before it failed: notify another one instead.
+    wake(1);
+    std::rethrow_exception(error);
+  }
+  co_return true;
+}
+
+void Condition::notify(int n) {
+  if (!locked()) throw RuntimeError("cannot notify on un-acquired lock");
+  wake(n);
+}
+
+void Condition::notify_all() {
+  notify(static_cast<int>(waiters_.parked()));
+}
+
+void Condition::wake(int n) noexcept {
+  for (int i = 0; i < n && waiters_.wake_first(false); ++i) {
+  }
+}
+
+// ---- Semaphore ----------------------------------------------------------------------------------
+// As asyncio 3.12: a slot is taken from value_ when a waiter is woken, not when it runs, and a
+// woken waiter keeps the semaphore "locked" for newcomers until it runs.
+
+Semaphore::Semaphore(int value) : value_(value) {
+  if (value < 0) throw ValueError("Semaphore initial value must be >= 0");
+}
+
+bool Semaphore::locked() const noexcept {
+  return value_ == 0 || waiters_.has_parked() || waiters_.has_woken();
+}
+
+bool Semaphore::try_fast() noexcept {
+  if (locked()) return false;
+  --value_;
+  return true;
+}
+
+bool Semaphore::wake_next() noexcept {
+  if (!waiters_.has_parked()) return false;
+  --value_;
+  waiters_.wake_first(true);
+  return true;
+}
+
+void Semaphore::settle(bool granted, bool cancelled) noexcept {
+  if (granted && cancelled) ++value_;  // the slot this task will not use
+  // Slots freed while tasks queued behind a woken one go to them now (asyncio's `finally`).
+  while (value_ > 0 && wake_next()) {
+  }
+}
+
+void Semaphore::release() noexcept {
+  ++value_;
+  wake_next();
+}
+
+void BoundedSemaphore::release() {
+  if (value_ >= bound_) throw ValueError("BoundedSemaphore released too many times");
+  Semaphore::release();
+}
+
+// ---- Barrier ------------------------------------------------------------------------------------
+
+Barrier::Barrier(int parties) : parties_(parties) {
+  if (parties < 1) throw ValueError("parties must be > 0");
+}
+
+Coro<int> Barrier::wait() {
+  auto held = co_await cond_.scoped();
+  co_await block();
+  const int index = count_++;
+  std::exception_ptr error;
+  try {
+    if (index + 1 == parties_) {
+      state_ = State::Draining;  // the last one in releases the others
+      cond_.notify_all();
+    } else {
+      co_await wait_filled();
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  --count_;
+  exit();
+  if (error) std::rethrow_exception(error);
+  co_return index;
+}
+
+Coro<void> Barrier::block() {
+  // A draining or resetting barrier lets its current waiters out before anyone new comes in.
+  co_await cond_.wait_for(
+      [this] { return state_ != State::Draining && state_ != State::Resetting; });
+  if (state_ == State::Broken) throw BrokenBarrierError();
+}
+
+Coro<void> Barrier::wait_filled() {
+  co_await cond_.wait_for([this] { return state_ != State::Filling; });
+  if (state_ == State::Broken || state_ == State::Resetting) throw BrokenBarrierError();
+}
+
+void Barrier::exit() {
+  // The last task out of a draining or resetting barrier opens it for the next round.
+  if (count_ == 0) {
+    if (state_ == State::Resetting || state_ == State::Draining) state_ = State::Filling;
+    cond_.notify_all();
+  }
+}
+
+Coro<void> Barrier::reset() {
+  auto held = co_await cond_.scoped();
+  state_ = count_ > 0 ? State::Resetting : State::Filling;
+  cond_.notify_all();
+}
+
+Coro<void> Barrier::abort() {
+  auto held = co_await cond_.scoped();
+  state_ = State::Broken;
+  cond_.notify_all();
+}
+
+int Barrier::n_waiting() const noexcept {
+  return state_ == State::Filling ? count_ : 0;
+}
+
+bool Barrier::broken() const noexcept {
+  return state_ == State::Broken;
+}
+
+}  // namespace weave
