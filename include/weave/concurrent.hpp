@@ -9,6 +9,14 @@
 /// Future<T> is thread-safe and a cheap copyable handle; every handle sees the same state.
 /// Executors run work in threads (ThreadPoolExecutor) or in separate processes of the same
 /// program (ProcessPoolExecutor). wait() and as_completed() watch many futures at once.
+///
+/// Process pools send arguments and results through Serializer<T>; to send your own type,
+/// specialize it (see detail/concurrent_serialization.hpp for the built-in ones):
+///
+///   template <> struct weave::concurrent::Serializer<Point> {
+///     static void write(Writer& w, const Point& p) { w.write(p.x); w.write(p.y); }
+///     static Point read(Reader& r) { return Point{r.read<int>(), r.read<int>()}; }
+///   };
 
 #include <algorithm>
 #include <chrono>
@@ -30,6 +38,8 @@
 #include "weave/clock.hpp"
 #include "weave/detail/concurrent_future.hpp"
 #include "weave/detail/concurrent_job.hpp"
+#include "weave/detail/concurrent_portable.hpp"
+#include "weave/detail/concurrent_serialization.hpp"
 #include "weave/errors.hpp"
 
 namespace weave::concurrent {
@@ -38,6 +48,23 @@ namespace weave::concurrent {
 class BrokenThreadPool : public BrokenExecutor {
  public:
   using BrokenExecutor::BrokenExecutor;
+};
+
+/// An exception thrown by a call in a process-pool worker, brought back by name and message.
+class RemoteError : public Error {
+ public:
+  RemoteError(std::string type_name, std::string message)
+      : Error(type_name + ": " + message),
+        type_name_(std::move(type_name)),
+        message_(std::move(message)) {}
+  /// The dynamic type of the original exception, demangled ("std::out_of_range").
+  const std::string& type_name() const noexcept { return type_name_; }
+  /// Its what().
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::string type_name_;
+  std::string message_;
 };
 
 /// Untyped handle to a future: what wait() and as_completed() need, and what every Future<T>
@@ -160,7 +187,7 @@ class Executor {
   template <class Fn, class... Args>
   Future<detail::call_result_t<Fn, Args...>> submit(Fn&& fn, Args&&... args) {
     using R = detail::call_result_t<Fn, Args...>;
-    using Job = detail::CallJob<R, std::decay_t<Fn>, std::decay_t<Args>...>;
+    using Job = detail::job_for_t<Fn, Args...>;
     auto job = std::make_shared<Job>(std::forward<Fn>(fn), std::forward<Args>(args)...);
     Future<R> future(std::shared_ptr<detail::FutureState<R>>(job, job.get()));
     submit_job(std::move(job));
@@ -233,6 +260,107 @@ class ThreadPoolExecutor final : public Executor {
   int max_workers() const noexcept;
 
  protected:
+  void submit_job(std::shared_ptr<detail::Job> job) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+namespace detail {
+template <class R>
+using chunk_result_t = std::conditional_t<std::is_void_v<R>, std::size_t, std::vector<R>>;
+
+/// One map() chunk, run in a worker: fn over every item.
+template <class R, class P>
+chunk_result_t<R> run_chunk(R (*fn)(P), std::vector<std::decay_t<P>> items) {
+  if constexpr (std::is_void_v<R>) {
+    for (auto& item : items) fn(std::forward<P>(item));
+    return items.size();
+  } else {
+    std::vector<R> out;
+    out.reserve(items.size());
+    for (auto& item : items) out.push_back(fn(std::forward<P>(item)));
+    return out;
+  }
+}
+}  // namespace detail
+
+/// concurrent.futures.ProcessPoolExecutor: runs plain functions of this program in separate
+/// worker processes. Workers are fresh executions of this same program, started on demand up
+/// to `max_workers`; they take over before main() runs, so main() needs no change. A call is
+/// `fn(args...)` with `fn` a plain function pointer (or a captureless lambda) whose parameter
+/// and result types are serializable (see Serializer); an exception it throws comes back as
+/// RemoteError. `initializer` must hold a plain function pointer (ValueError otherwise); it
+/// runs first in every worker. `max_tasks_per_child` > 0 replaces a worker after that many
+/// calls. A worker that dies (crash, signal, failed initializer) breaks the pool: every pending
+/// future fails with BrokenProcessPool and so does every later submit().
+class ProcessPoolExecutor final : public Executor {
+ public:
+  /// `max_workers` 0 means the number of CPUs this process may use. Errors: ValueError if
+  /// max_workers or max_tasks_per_child is negative or the initializer is not a plain function.
+  explicit ProcessPoolExecutor(int max_workers = 0, std::function<void()> initializer = {},
+                               int max_tasks_per_child = 0);
+  /// shutdown(wait = true): returns once every worker has exited and been reaped.
+  ~ProcessPoolExecutor() override;
+
+  /// Runs `fn(args...)` in a worker. Arguments are converted to the parameter types here.
+  /// Errors: RuntimeError after shutdown(); BrokenProcessPool once the pool is broken.
+  template <class R, class... P, class... A>
+  Future<R> submit(R (*fn)(P...), A&&... args) {
+    static_assert(sizeof...(P) == sizeof...(A), "wrong number of arguments");
+    static_assert(detail::portable_signature<R, P...>,
+                  "ProcessPoolExecutor: parameter and result types must be serializable "
+                  "(specialize weave::concurrent::Serializer)");
+    return Executor::submit(fn, std::forward<A>(args)...);
+  }
+  /// A captureless, non-generic lambda is a plain function too.
+  template <class F, class... A>
+  requires(std::is_class_v<F>&& std::is_empty_v<F>&& requires(F f) {
+    +f;
+  }) auto submit(F fn, A&&... args) {
+    return submit(+fn, std::forward<A>(args)...);
+  }
+
+  /// Executor::map, sending `chunksize` items per message to the workers (Python's chunking).
+  /// Errors: as Executor::map; ValueError if chunksize is 0.
+  template <class R, class P, std::ranges::input_range Range>
+  auto map(R (*fn)(P), Range&& items, std::optional<Clock::duration> timeout = {},
+           std::size_t chunksize = 1) {
+    if (chunksize == 0) throw ValueError("chunksize must be >= 1");
+    using Item = std::decay_t<P>;
+    std::vector<Future<detail::chunk_result_t<R>>> futures;
+    std::vector<Item> chunk;
+    auto flush = [&] {
+      futures.push_back(submit(&detail::run_chunk<R, P>, fn, std::move(chunk)));
+      chunk = {};
+    };
+    for (auto&& item : items) {
+      chunk.emplace_back(std::forward<decltype(item)>(item));
+      if (chunk.size() == chunksize) flush();
+    }
+    if (!chunk.empty()) flush();
+    if constexpr (std::is_void_v<R>) {
+      collect(futures, timeout);
+    } else {
+      std::vector<R> out;
+      for (auto& part : collect(futures, timeout)) {
+        std::move(part.begin(), part.end(), std::back_inserter(out));
+      }
+      return out;
+    }
+  }
+
+  void shutdown(bool wait = true, bool cancel_futures = false) override;
+  /// Python 3.14's terminate_workers()/kill_workers(): shuts down without waiting for calls,
+  /// cancelling queued ones, sends SIGTERM/SIGKILL to every worker, and waits until they are
+  /// reaped. Running futures fail with BrokenProcessPool. For a worker stuck in a call.
+  void terminate_workers();
+  void kill_workers();
+  int max_workers() const noexcept;
+
+ protected:
+  /// Errors: ValueError for a call that cannot leave this process.
   void submit_job(std::shared_ptr<detail::Job> job) override;
 
  private:

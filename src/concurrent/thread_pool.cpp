@@ -11,7 +11,6 @@
 // of futures cancelled or failed here run in the thread that did it, outside the pool's mutex.
 
 #include <pthread.h>
-#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,18 +18,13 @@
 #include <mutex>
 #include <thread>
 
+#include "concurrent/cpus.hpp"
 #include "concurrent/job_queue.hpp"
 #include "weave/concurrent.hpp"
 
 namespace weave::concurrent {
 
 namespace {
-
-int available_cpus() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1U, std::thread::hardware_concurrency());
-}
 
 std::atomic<int> pool_counter{0};  // names unnamed pools as Python does
 
@@ -125,7 +119,7 @@ ThreadPoolExecutor::ThreadPoolExecutor(int max_workers, std::string thread_name_
                                        std::function<void()> initializer)
     : impl_(std::make_unique<Impl>()) {
   if (max_workers < 0) throw ValueError("max_workers must be greater than 0");
-  impl_->max_workers = max_workers == 0 ? std::min(32, available_cpus() + 4) : max_workers;
+  impl_->max_workers = max_workers == 0 ? std::min(32, detail::available_cpus() + 4) : max_workers;
   if (thread_name_prefix.empty()) {
     thread_name_prefix = "ThreadPoolExecutor-" + std::to_string(pool_counter++);
   }
