@@ -2,9 +2,10 @@
 //
 // Threads start on demand: submit() starts one when the queue holds more jobs than there are
 // idle threads, as Python's _adjust_thread_count does, so a pool used for one call at a time
-// keeps one thread. Idle threads sleep on work_cv; `idle` counts them, so submit() signals only
-// when someone sleeps. A worker exits when the pool is shut down (or broken) and the queue is
-// empty, which is how shutdown(wait=false) still runs everything already queued.
+// keeps one thread. Idle threads sleep on work_cv; `idle` counts them and `wakeups` the signals
+// in flight, so submit() signals only a sleeper that no one has signalled yet. A worker exits when
+// the pool is shut down (or broken) and the queue is empty, which is how shutdown(wait=false) still
+// runs everything already queued.
 //
 // Failure: an initializer that throws breaks the pool for good (Python's BrokenThreadPool):
 // every queued future fails with BrokenThreadPool and submit() throws it from then on. Callbacks
@@ -40,6 +41,7 @@ struct ThreadPoolExecutor::Impl {
   detail::JobQueue queue;
   std::vector<std::thread> threads;  // only grows, and only before shutdown
   std::size_t idle = 0;              // threads blocked on work_cv
+  std::size_t wakeups = 0;           // notify_one()s sent and not yet consumed by a waker
   bool closing = false;              // shutdown() was called
   std::string broken;                // non-empty once an initializer failed: the reason
   std::mutex join_mutex;             // serialises shutdown(wait=true) callers
@@ -72,6 +74,7 @@ void ThreadPoolExecutor::Impl::worker(std::size_t index) {
       ++idle;
       work_cv.wait(lock);
       --idle;
+      if (wakeups > 0) --wakeups;  // ours, or one a spurious wake took: either way, awake now
     }
     if (queue.empty()) return;
     std::shared_ptr<detail::Job> job = queue.pop();
@@ -146,7 +149,10 @@ void ThreadPoolExecutor::submit_job(std::shared_ptr<detail::Job> job) {
     p.threads.emplace_back([&p, index] { p.worker(index); });
   }
   p.queue.push(std::move(job));
-  bool wake = p.idle > 0;
+  // Signal only a sleeper nobody signalled yet: a burst of submits costs one wakeup per
+  // sleeping thread, not one per submit.
+  bool wake = p.idle > p.wakeups;
+  if (wake) ++p.wakeups;
   lock.unlock();
   if (wake) p.work_cv.notify_one();
 }
