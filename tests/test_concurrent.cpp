@@ -447,7 +447,7 @@ TEST(Wait, FirstExceptionStopsAtFailure) {
   gate.open();
   // With no exception at all, FIRST_EXCEPTION waits for everything.
   auto all = cf::wait(std::vector{pool.submit(square, 1), pool.submit(square, 2)}, kLong,
-                      cf::ReturnWhen::FIRST_EXCEPTION);
+                      cf::FIRST_EXCEPTION);
   EXPECT_EQ(all.done.size(), 2U);
 }
 

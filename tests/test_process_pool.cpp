@@ -92,6 +92,10 @@ int crash_with_abort() {
   ::setrlimit(RLIMIT_CORE, &none);  // no core file for a deliberate crash
   std::abort();
 }
+int pid_after_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return static_cast<int>(::getpid());
+}
 int sleep_ms(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return ms;
@@ -398,6 +402,16 @@ TEST_F(ProcessPool, ShutdownWithoutWaitThenDestructorReapsEverything) {
     EXPECT_THROW(pool.submit(&square, 1), weave::RuntimeError);
   }
   for (int i = 0; i < 20; ++i) EXPECT_EQ(fs[i].result(0s), i * i);
+}
+
+TEST_F(ProcessPool, BacklogIsSpreadOverAllWorkers) {
+  cf::ProcessPoolExecutor pool(2);
+  std::vector<cf::Future<int>> fs;
+  for (int i = 0; i < 6; ++i) fs.push_back(pool.submit(&pid_after_ms, 30));
+  std::map<int, int> calls_per_pid;
+  for (auto& f : fs) ++calls_per_pid[f.result(kLong)];
+  ASSERT_EQ(calls_per_pid.size(), 2U);
+  for (auto [pid, calls] : calls_per_pid) EXPECT_EQ(calls, 3) << pid;
 }
 
 TEST_F(ProcessPool, ManyPoolsOneAfterAnother) {

@@ -374,6 +374,10 @@ enum class ReturnWhen {
   FIRST_EXCEPTION,  // any future finishes with an exception, or all are done
   ALL_COMPLETED,    // all are done
 };
+/// Python's module-level spellings: `cf::wait(fs, {}, cf::FIRST_COMPLETED)`.
+inline constexpr ReturnWhen FIRST_COMPLETED = ReturnWhen::FIRST_COMPLETED;
+inline constexpr ReturnWhen FIRST_EXCEPTION = ReturnWhen::FIRST_EXCEPTION;
+inline constexpr ReturnWhen ALL_COMPLETED = ReturnWhen::ALL_COMPLETED;
 
 /// wait()'s answer, in input order within each half. Structured bindings work:
 /// `auto [done, not_done] = wait(fs);`
