@@ -147,6 +147,17 @@ TEST(Future, CallbackRunsOnCancelAndThrowingCallbackIsContained) {
   EXPECT_TRUE(second);
 }
 
+TEST(Future, CallbackAddedWhileCompletingRunsExactlyOnce) {
+  for (int round = 0; round < 200; ++round) {
+    cf::Future<int> f;
+    std::atomic<int> calls{0};
+    std::thread completer([f] { f.set_result(7); });
+    f.add_done_callback([&] { ++calls; });
+    completer.join();
+    EXPECT_EQ(calls, 1);
+  }
+}
+
 TEST(Future, ResultCrossesThreads) {
   cf::Future<std::string> f;
   std::thread t([f] {

@@ -393,6 +393,16 @@ TEST_F(ProcessPool, MaxTasksPerChildRecyclesLeakingWorkers) {
   EXPECT_LT(peak_rss, first_rss + 40);
 }
 
+TEST_F(ProcessPool, MaxTasksPerChildWorksThroughABacklog) {
+  cf::ProcessPoolExecutor pool(1, {}, 2);
+  std::vector<cf::Future<int>> fs;
+  for (int i = 0; i < 7; ++i) fs.push_back(pool.submit(&worker_pid));
+  std::map<int, int> calls_per_pid;
+  for (auto& f : fs) ++calls_per_pid[f.result(kLong)];
+  EXPECT_EQ(calls_per_pid.size(), 4U);
+  for (auto [pid, calls] : calls_per_pid) EXPECT_LE(calls, 2) << pid;
+}
+
 TEST_F(ProcessPool, ShutdownWithoutWaitThenDestructorReapsEverything) {
   std::vector<cf::Future<int>> fs;
   {
@@ -418,6 +428,29 @@ TEST_F(ProcessPool, ManyPoolsOneAfterAnother) {
   for (int i = 0; i < 3; ++i) {
     cf::ProcessPoolExecutor pool(2);
     EXPECT_EQ(pool.submit(&square, i).result(kLong), i * i);
+  }
+}
+
+TEST_F(ProcessPool, ShutdownRacingWithSubmitLosesNothing) {
+  for (int round = 0; round < 3; ++round) {
+    cf::ProcessPoolExecutor pool(2);
+    std::vector<cf::Future<int>> fs;
+    std::thread submitter([&] {
+      try {
+        for (int i = 0; i < 300; ++i) fs.push_back(pool.submit(&square, i));
+      } catch (const weave::RuntimeError&) {
+        // shut down under our feet: what was accepted must still complete
+      }
+    });
+    std::this_thread::sleep_for(1ms);
+    pool.shutdown(true, round == 1);
+    submitter.join();
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+      ASSERT_TRUE(fs[i].done());
+      if (!fs[i].cancelled()) {
+        EXPECT_EQ(fs[i].result(0s), static_cast<int>(i * i));
+      }
+    }
   }
 }
 

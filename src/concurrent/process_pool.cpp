@@ -78,6 +78,7 @@ struct ProcessPoolExecutor::Impl {
   void hand_out();
   bool flush_all();
   bool should_stop();
+  bool can_grow();
   void poll_once();
   bool read_replies(WorkerProcess& w);
   int reap(WorkerProcess& w);
@@ -98,12 +99,12 @@ void ProcessPoolExecutor::Impl::wake_locked() {
 void ProcessPoolExecutor::Impl::run_manager() {
   try {
     for (;;) {
+      retire_finished();  // first, so that its replacement can start in this same round
       if (!start_workers()) break;
       hand_out();
       flush_all();  // a worker that died is seen at its end-of-file, in poll_once()
-      retire_finished();
       if (should_stop()) break;
-      poll_once();
+      if (!can_grow()) poll_once();
     }
   } catch (const std::exception& e) {
     break_pool(std::string("process pool manager failed: ") + e.what());
@@ -135,32 +136,41 @@ bool ProcessPoolExecutor::Impl::start_workers() {
   return true;
 }
 
-// Moves queued jobs to the least busy workers, skipping cancelled ones.
+// Moves queued jobs to the least busy workers. Cancelled ones are dropped and take no room,
+// so it goes on until the workers are full or the queue is empty.
 void ProcessPoolExecutor::Impl::hand_out() {
-  std::size_t room = 0;
-  auto room_of = [this](const WorkerProcess& w) -> std::size_t {
-    if (w.retiring || w.inflight.size() >= kPipeline) return 0;
-    std::size_t r = kPipeline - w.inflight.size();
+  // Until every worker is started, one call each: the rest of a backlog waits for the workers
+  // about to start instead of piling onto the first one.
+  std::size_t depth = workers.size() < static_cast<std::size_t>(max_workers) ? 1 : kPipeline;
+  auto room_of = [this, depth](const WorkerProcess& w) -> std::size_t {
+    if (w.retiring || w.inflight.size() >= depth) return 0;
+    std::size_t r = depth - w.inflight.size();
     if (max_tasks_per_child > 0) {
       r = std::min<std::size_t>(r, static_cast<std::size_t>(max_tasks_per_child - w.calls));
     }
     return r;
   };
-  for (const auto& w : workers) room += room_of(*w);
-  {
-    std::lock_guard lock(mutex);
-    while (room-- > 0 && !queue.empty()) batch.push_back(queue.pop());
-  }
-  for (std::shared_ptr<Job>& job : batch) {
-    if (!job->state().set_running_or_notify_cancel()) continue;
-    WorkerProcess* best = nullptr;
-    for (const auto& w : workers) {
-      if (room_of(*w) > 0 && (!best || w->inflight.size() < best->inflight.size())) best = w.get();
+  for (;;) {
+    std::size_t room = 0;
+    for (const auto& w : workers) room += room_of(*w);
+    {
+      std::lock_guard lock(mutex);
+      for (; room > 0 && !queue.empty(); --room) batch.push_back(queue.pop());
     }
-    best->queue_call(job);
-    if (max_tasks_per_child > 0 && best->calls >= max_tasks_per_child) best->retiring = true;
+    if (batch.empty()) return;
+    for (std::shared_ptr<Job>& job : batch) {
+      if (!job->state().set_running_or_notify_cancel()) continue;
+      WorkerProcess* best = nullptr;
+      for (const auto& w : workers) {
+        if (room_of(*w) > 0 && (!best || w->inflight.size() < best->inflight.size())) {
+          best = w.get();
+        }
+      }
+      best->queue_call(job);
+      if (max_tasks_per_child > 0 && best->calls >= max_tasks_per_child) best->retiring = true;
+    }
+    batch.clear();
   }
-  batch.clear();
 }
 
 bool ProcessPoolExecutor::Impl::flush_all() {
@@ -175,6 +185,12 @@ bool ProcessPoolExecutor::Impl::should_stop() {
   if (!closing || !queue.empty()) return false;
   return std::all_of(workers.begin(), workers.end(),
                      [](const auto& w) { return w->inflight.empty(); });
+}
+
+// True if calls wait while more workers may start: then start them now, not after a poll.
+bool ProcessPoolExecutor::Impl::can_grow() {
+  std::lock_guard lock(mutex);
+  return !queue.empty() && workers.size() < static_cast<std::size_t>(max_workers);
 }
 
 void ProcessPoolExecutor::Impl::poll_once() {
