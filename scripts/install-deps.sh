@@ -3,7 +3,8 @@
 # already present is never touched, and without root (or sudo) it only says what is missing,
 # since every optional package has a fallback (epoll for liburing, ...).
 set -u
-required=(cmake g++ make pkg-config libgtest-dev libgmock-dev libbenchmark-dev)
+required=(cmake g++ make pkg-config libgtest-dev libgmock-dev libbenchmark-dev
+          libmsgpack-cxx-dev)
 optional=(liburing-dev)
 missing=()
 for p in "${required[@]}" "${optional[@]}"; do

@@ -1,0 +1,205 @@
+// The non-template half of concurrent::Future: state transitions, blocking waits, callbacks and
+// the Waiter used by wait()/as_completed().
+//
+// Invariants (see concurrent_future.hpp): state_ only moves forward (Pending -> Running ->
+// Finished, or Pending -> Cancelled -> CancelledAndNotified); every transition into a done state
+// happens under mutex_, wakes done_cv_, reports to every attached waiter and hands the
+// callbacks, moved out under the lock, to the completing thread. Exceptions thrown by
+// callbacks are reported and swallowed so that one bad callback cannot stop the others or
+// unwind into an executor's worker.
+
+#include <cstdio>
+#include <typeinfo>
+
+#include "weave/concurrent.hpp"
+
+namespace weave::concurrent {
+
+bool FutureBase::set_running_or_notify_cancel() const {
+  return state_->set_running_or_notify_cancel();
+}
+
+void FutureBase::set_exception(std::exception_ptr error) const {
+  if (!state_->try_set_exception(state_, std::move(error))) {
+    throw InvalidStateError("Future is already done");
+  }
+}
+
+}  // namespace weave::concurrent
+
+namespace weave::concurrent::detail {
+
+bool FutureStateBase::done() const {
+  std::lock_guard lock(mutex_);
+  return is_done_locked();
+}
+
+bool FutureStateBase::cancelled() const {
+  std::lock_guard lock(mutex_);
+  return state_ == State::Cancelled || state_ == State::CancelledAndNotified;
+}
+
+bool FutureStateBase::running() const {
+  std::lock_guard lock(mutex_);
+  return state_ == State::Running;
+}
+
+bool FutureStateBase::cancel(const std::shared_ptr<FutureStateBase>& self) {
+  std::vector<Callback> callbacks;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::Running || state_ == State::Finished) return false;
+    if (state_ != State::Pending) return true;
+    state_ = State::Cancelled;
+    finish_locked(callbacks, false);
+  }
+  run_callbacks(callbacks, self);
+  return true;
+}
+
+bool FutureStateBase::set_running_or_notify_cancel() {
+  std::lock_guard lock(mutex_);
+  if (state_ == State::Cancelled) {
+    state_ = State::CancelledAndNotified;
+    return false;
+  }
+  if (state_ != State::Pending) throw RuntimeError("Future in unexpected state");
+  state_ = State::Running;
+  return true;
+}
+
+bool FutureStateBase::try_set_exception(const std::shared_ptr<FutureStateBase>& self,
+                                        std::exception_ptr error) {
+  std::vector<Callback> callbacks;
+  {
+    std::lock_guard lock(mutex_);
+    if (is_done_locked()) return false;
+    error_ = std::move(error);
+    finish_locked(callbacks, true);
+  }
+  run_callbacks(callbacks, self);
+  return true;
+}
+
+std::exception_ptr FutureStateBase::exception(std::optional<Clock::duration> timeout) {
+  std::unique_lock lock(mutex_);
+  if (!wait_done_locked(lock, timeout)) throw TimeoutError();
+  if (state_ != State::Finished) throw CancelledError();
+  return error_;
+}
+
+void FutureStateBase::wait_for_value(std::optional<Clock::duration> timeout) {
+  std::unique_lock lock(mutex_);
+  if (!wait_done_locked(lock, timeout)) throw TimeoutError();
+  if (state_ != State::Finished) throw CancelledError();
+  if (error_) std::rethrow_exception(error_);
+}
+
+void FutureStateBase::add_done_callback(const std::shared_ptr<FutureStateBase>& self, Callback fn) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!is_done_locked()) {
+      callbacks_.push_back(std::move(fn));
+      return;
+    }
+  }
+  std::vector<Callback> now;
+  now.push_back(std::move(fn));
+  run_callbacks(now, self);
+}
+
+bool FutureStateBase::attach(Waiter* waiter, std::size_t tag, bool& failed) {
+  std::lock_guard lock(mutex_);
+  if (is_done_locked()) {
+    failed = error_ != nullptr;
+    return false;
+  }
+  waiters_.push_back({waiter, tag});
+  return true;
+}
+
+void FutureStateBase::detach(Waiter* waiter) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(waiters_, [waiter](const WaiterLink& link) { return link.waiter == waiter; });
+}
+
+bool FutureStateBase::wait_done_locked(std::unique_lock<std::mutex>& lock,
+                                       std::optional<Clock::duration> timeout) {
+  auto is_done = [this] { return is_done_locked(); };
+  if (!timeout) {
+    done_cv_.wait(lock, is_done);
+    return true;
+  }
+  if (*timeout <= Clock::duration::zero()) return is_done();
+  return done_cv_.wait_until(lock, Clock::now() + *timeout, is_done);
+}
+
+void FutureStateBase::finish_locked(std::vector<Callback>& callbacks, bool failed) {
+  if (state_ != State::Cancelled) state_ = State::Finished;
+  done_cv_.notify_all();
+  for (const WaiterLink& link : waiters_) link.waiter->add(link.tag, failed);
+  waiters_.clear();
+  callbacks.swap(callbacks_);
+}
+
+void FutureStateBase::run_callbacks(std::vector<Callback>& callbacks,
+                                    const std::shared_ptr<FutureStateBase>& self) {
+  for (Callback& fn : callbacks) {
+    try {
+      fn(self);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "weave::concurrent: exception calling callback for future: %s\n",
+                   e.what());
+    } catch (...) {
+      std::fprintf(stderr, "weave::concurrent: exception calling callback for future\n");
+    }
+  }
+}
+
+void Waiter::add(std::size_t tag, bool failed) {
+  std::lock_guard lock(mutex_);
+  finished_.push_back(tag);
+  --remaining_;
+  bool wake = mode_ == Wake::Any || remaining_ == 0 || (mode_ == Wake::FirstException && failed);
+  if (wake) {
+    triggered_ = true;
+    cv_.notify_all();
+  }
+}
+
+void Waiter::forget(std::size_t n) {
+  std::lock_guard lock(mutex_);
+  remaining_ -= n;
+  if (remaining_ == 0) {
+    triggered_ = true;
+    cv_.notify_all();
+  }
+}
+
+bool Waiter::wait_until(std::optional<Clock::time_point> deadline) {
+  std::unique_lock lock(mutex_);
+  auto ready = [this] { return triggered_; };
+  if (!deadline) {
+    cv_.wait(lock, ready);
+    return true;
+  }
+  return cv_.wait_until(lock, *deadline, ready);
+}
+
+std::optional<std::size_t> Waiter::pop(std::optional<Clock::time_point> deadline) {
+  std::unique_lock lock(mutex_);
+  auto ready = [this] { return next_ < finished_.size(); };
+  if (!deadline) {
+    cv_.wait(lock, ready);
+  } else if (!cv_.wait_until(lock, *deadline, ready)) {
+    return std::nullopt;
+  }
+  return finished_[next_++];
+}
+
+std::vector<std::size_t> Waiter::finished() {
+  std::lock_guard lock(mutex_);
+  return finished_;
+}
+
+}  // namespace weave::concurrent::detail
