@@ -80,9 +80,3 @@ TEST(Coro, MoveTransfersOwnership) {
   EXPECT_EQ(weave::run(std::move(b)), 42);
 }
 
-TEST(Coro, MoveOnlyResultsAreMovedOut) {
-  auto make = []() -> Coro<std::unique_ptr<int>> { co_return std::make_unique<int>(7); };
-  auto p = run_bounded([&]() -> Coro<std::unique_ptr<int>> { co_return co_await make(); }());
-  ASSERT_TRUE(p);
-  EXPECT_EQ(*p, 7);
-}

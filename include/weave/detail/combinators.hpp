@@ -125,7 +125,8 @@ template <bool Settled, class... F>
 auto gather_tuple(F... futs)
     -> Coro<std::conditional_t<Settled, std::tuple<Outcome<typename F::value_type>...>,
                                std::tuple<slot_t<F>...>>> {
-  co_await GatherAwaiter({futs.core()...}, Settled);
+  std::vector<FutureCore*> cores{futs.core()...};
+  co_await GatherAwaiter(std::move(cores), Settled);
   if constexpr (Settled) {
     co_return std::make_tuple(outcome_of(futs)...);
   } else {
