@@ -11,8 +11,12 @@ using weave::Coro;
 using weave_test::run_bounded;
 
 namespace {
-Coro<int> answer() { co_return 42; }
-Coro<int> add(int a, int b) { co_return co_await answer() - 42 + a + b; }
+Coro<int> answer() {
+  co_return 42;
+}
+Coro<int> add(int a, int b) {
+  co_return co_await answer() - 42 + a + b;
+}
 Coro<void> fail() {
   throw std::runtime_error("boom");
   co_return;
@@ -32,7 +36,9 @@ struct Counted {
   Counted(const Counted&) { ++alive; }
   ~Counted() { --alive; }
 };
-Coro<int> holds(Counted) { co_return 1; }
+Coro<int> holds(Counted) {
+  co_return 1;
+}
 }  // namespace
 
 TEST(Coro, IsLazyUntilAwaited) {
@@ -79,4 +85,3 @@ TEST(Coro, MoveTransfersOwnership) {
   EXPECT_TRUE(b.valid());
   EXPECT_EQ(weave::run(std::move(b)), 42);
 }
-

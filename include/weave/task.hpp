@@ -115,7 +115,6 @@ Coro<void> sleep(Clock::duration delay);
 
 }  // namespace weave
 
-
 namespace weave {
 
 namespace detail {

@@ -3,13 +3,13 @@
 /// The umbrella header: every public module of weave.
 
 #include "weave/clock.hpp"
+#include "weave/concurrent.hpp"
 #include "weave/coro.hpp"
 #include "weave/errors.hpp"
-#include "weave/concurrent.hpp"
 #include "weave/future.hpp"
 #include "weave/locks.hpp"
-#include "weave/queues.hpp"
 #include "weave/loop.hpp"
+#include "weave/queues.hpp"
 #include "weave/run.hpp"
 #include "weave/task.hpp"
 #include "weave/taskgroup.hpp"

@@ -64,14 +64,18 @@ bool withdraw_waiter(TaskCore*& task) {
 }
 }  // namespace
 
-bool WaitState::withdraw(std::string_view) { return withdraw_waiter(task_); }
+bool WaitState::withdraw(std::string_view) {
+  return withdraw_waiter(task_);
+}
 
 void CompletionQueue::on_done(std::size_t index) {
   done_.push_back(index);
   if (task_ != nullptr) finish();
 }
 
-bool CompletionQueue::withdraw(std::string_view) { return withdraw_waiter(task_); }
+bool CompletionQueue::withdraw(std::string_view) {
+  return withdraw_waiter(task_);
+}
 
 std::optional<std::size_t> CompletionQueue::pop() {
   if (next_ < done_.size()) return done_[next_++];

@@ -246,5 +246,7 @@ Coro<void> sleep(Clock::duration delay) {
 }  // namespace weave
 
 namespace weave::detail {
-void wake_cancelled(TaskCore* task) noexcept { withdrawn(task); }
+void wake_cancelled(TaskCore* task) noexcept {
+  withdrawn(task);
+}
 }  // namespace weave::detail

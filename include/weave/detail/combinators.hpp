@@ -30,9 +30,7 @@ class Outcome {
     if (!has_value()) std::rethrow_exception(std::get<1>(v_));
     return std::get<0>(v_);
   }
-  std::exception_ptr error() const noexcept {
-    return has_value() ? nullptr : std::get<1>(v_);
-  }
+  std::exception_ptr error() const noexcept { return has_value() ? nullptr : std::get<1>(v_); }
 
  private:
   std::variant<value_type, std::exception_ptr> v_;
