@@ -205,7 +205,11 @@ class CompletionQueue final : public MultiWait {
 /// Cancellation: cancelling the awaiting task cancels every child.
 template <class... A>
 auto gather(A&&... awaitables) {
-  return detail::gather_tuple<false>(detail::as_future(std::forward<A>(awaitables))...);
+  // A braced list evaluates left to right, so the children start in argument order.
+  std::tuple<decltype(detail::as_future(std::forward<A>(awaitables)))...> futs{
+      detail::as_future(std::forward<A>(awaitables))...};
+  return std::apply([](auto... f) { return detail::gather_tuple<false>(std::move(f)...); },
+                    std::move(futs));
 }
 template <class T>
 Coro<std::vector<detail::slot_t<Task<T>>>> gather(std::vector<Coro<T>> coros) {
@@ -219,7 +223,11 @@ Coro<std::vector<detail::slot_t<Task<T>>>> gather(std::vector<Task<T>> tasks) {
 /// gather(return_exceptions=True): each result is an Outcome holding a value or the exception.
 template <class... A>
 auto gather_settled(A&&... awaitables) {
-  return detail::gather_tuple<true>(detail::as_future(std::forward<A>(awaitables))...);
+  // A braced list evaluates left to right, so the children start in argument order.
+  std::tuple<decltype(detail::as_future(std::forward<A>(awaitables)))...> futs{
+      detail::as_future(std::forward<A>(awaitables))...};
+  return std::apply([](auto... f) { return detail::gather_tuple<true>(std::move(f)...); },
+                    std::move(futs));
 }
 template <class T>
 Coro<std::vector<Outcome<T>>> gather_settled(std::vector<Coro<T>> coros) {
