@@ -20,9 +20,13 @@ tour: deps build/release/CMakeCache.txt
 
 test: test-release test-asan test-tsan
 
-test-%: deps build/%/CMakeCache.txt
-	$(CMAKE) --build --preset $* -j $(JOBS)
-	$(CTEST) --preset $*
+# Explicit targets: make skips pattern rules for .PHONY targets.
+define preset_test
+test-$(1): deps build/$(1)/CMakeCache.txt
+	$$(CMAKE) --build --preset $(1) -j $$(JOBS)
+	$$(CTEST) --preset $(1)
+endef
+$(foreach p,release asan tsan,$(eval $(call preset_test,$(p))))
 
 bench: deps build/release/CMakeCache.txt
 	$(CMAKE) --build --preset release -j $(JOBS)
