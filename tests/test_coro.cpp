@@ -30,6 +30,13 @@ Coro<long> loop_awaits(long n) {
   for (long i = 0; i < n; ++i) total += co_await answer();
   co_return total;
 }
+// Symmetric transfer relies on the compiler's tail call; sanitizer builds turn tail calls off,
+// so the stack-depth property is checked in the release and debug builds only.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kTailCalls = false;
+#else
+constexpr bool kTailCalls = true;
+#endif
 struct Counted {
   static inline int alive = 0;
   Counted() { ++alive; }
@@ -63,10 +70,12 @@ TEST(Coro, AwaitRethrowsTheException) {
 }
 
 TEST(Coro, MillionSynchronousAwaitsDoNotGrowTheStack) {
+  if (!kTailCalls) GTEST_SKIP() << "sanitizers disable the tail calls symmetric transfer needs";
   EXPECT_EQ(run_bounded(loop_awaits(1'000'000)), 42'000'000);
 }
 
 TEST(Coro, DeepChainRunsBySymmetricTransfer) {
+  if (!kTailCalls) GTEST_SKIP() << "sanitizers disable the tail calls symmetric transfer needs";
   EXPECT_EQ(run_bounded(chain(100'000)), 100'000);
 }
 
