@@ -32,6 +32,34 @@ Coro<int> consume(weave::Queue<int>& q, int n) {
   for (int i = 0; i < n; ++i) sum += co_await q.get();
   co_return sum;
 }
+Coro<void> worker(const char* name, std::chrono::milliseconds work) {
+  try {
+    co_await weave::sleep(work);
+    std::printf("  %s finished\n", name);
+  } catch (const weave::CancelledError&) {
+    std::printf("  %s cancelled\n", name);
+    throw;
+  }
+}
+Coro<void> failing_worker(std::chrono::milliseconds after) {
+  co_await weave::sleep(after);
+  std::puts("  failing child raises ValueError");
+  throw weave::ValueError("bad input");
+}
+Coro<void> taskgroup_section() {
+  std::puts("\n== TaskGroup: a failing child cancels its siblings");
+  const auto t0 = weave::Clock::now();
+  try {
+    co_await weave::task_group([](weave::TaskGroup& tg) -> Coro<void> {
+      tg.create_task(worker("fast child", 5ms));
+      tg.create_task(worker("slow child", 1s));
+      tg.create_task(failing_worker(20ms));
+      co_return;
+    });
+  } catch (const weave::ExceptionGroup& group) {
+    std::printf("ExceptionGroup: %s, after %.1f ms (not 1 s)\n", group.what(), since(t0));
+  }
+}
 Coro<void> tour() {
   std::puts("== gather(foo(), bar())");
   co_await weave::gather(foo(), bar());
@@ -50,6 +78,8 @@ Coro<void> tour() {
   auto consumer = weave::create_task(consume(q, 5));
   for (int i = 1; i <= 5; ++i) co_await q.put(i);
   std::printf("consumer summed %d\n", co_await consumer);
+
+  co_await taskgroup_section();
 
   std::puts("\n== timeout(20 ms, sleep(1 s))");
   t0 = weave::Clock::now();

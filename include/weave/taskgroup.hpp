@@ -57,6 +57,10 @@ class TaskGroup {
 /// capturing coroutine lambda) is kept alive in this coroutine's frame until it finishes.
 /// Errors: ExceptionGroup with every child failure (and the body's, if it failed);
 /// CancelledError when cancelled from outside.
+///
+/// g++ 12 destroys a temporary closure with non-trivially destructible captures twice when it
+/// sits inside a co_await expression (a compiler bug; clang and g++ 13 are right). With g++ 12,
+/// capture by reference in `co_await task_group([&](...) {...})`, or name the lambda first.
 template <class F>
 Coro<void> task_group(F body) {
   TaskGroup tg;

@@ -66,7 +66,6 @@ Coro<void> TaskGroup::exit(std::exception_ptr body_error) {
     }
   }
   std::exception_ptr propagate_cancel = body_cancelled ? body_error : nullptr;
-  if (parent_cancel_requested_ && parent_->uncancel() == 0) propagate_cancel = nullptr;
   if (body_error && !aborting_) abort();
 
   while (!tasks_.empty()) {
@@ -85,6 +84,8 @@ Coro<void> TaskGroup::exit(std::exception_ptr body_error) {
     on_completed_.reset();
   }
 
+  // Only now: a child may fail, and cancel the parent, while the loop above waits.
+  if (parent_cancel_requested_ && parent_->uncancel() == 0) propagate_cancel = nullptr;
   if (propagate_cancel && errors_.empty()) std::rethrow_exception(propagate_cancel);
   if (body_error && !body_cancelled) errors_.push_back(body_error);
   if (!errors_.empty()) {
