@@ -6,6 +6,12 @@ install(TARGETS weave EXPORT weaveTargets
 install(DIRECTORY include/weave DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT weaveTargets NAMESPACE weave:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/weave)
 
+# A static libweave carries its liburing dependency to every consumer; a shared one hides it.
+if(WEAVE_HAVE_URING AND NOT BUILD_SHARED_LIBS)
+  set(WEAVE_CONFIG_NEEDS_URING TRUE)
+else()
+  set(WEAVE_CONFIG_NEEDS_URING FALSE)
+endif()
 configure_package_config_file(cmake/weaveConfig.cmake.in ${PROJECT_BINARY_DIR}/weaveConfig.cmake
                               INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/weave)
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/weaveConfigVersion.cmake
@@ -13,7 +19,11 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/weaveConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/weaveConfig.cmake ${PROJECT_BINARY_DIR}/weaveConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/weave)
 
-if(WEAVE_HAVE_URING)
+set(WEAVE_PC_REQUIRES "")
+set(WEAVE_PC_REQUIRES_PRIVATE "")
+if(WEAVE_CONFIG_NEEDS_URING)
+  set(WEAVE_PC_REQUIRES "liburing")
+elseif(WEAVE_HAVE_URING)
   set(WEAVE_PC_REQUIRES_PRIVATE "liburing")
 endif()
 configure_file(cmake/weave.pc.in ${PROJECT_BINARY_DIR}/weave.pc @ONLY)
