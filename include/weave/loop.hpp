@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -20,6 +21,7 @@
 #include "weave/clock.hpp"
 #include "weave/coro.hpp"
 #include "weave/detail/small_function.hpp"
+#include "weave/sockets.hpp"
 
 namespace weave {
 
@@ -173,6 +175,32 @@ class EventLoop {
   /// Waits for the default executor's work to finish and joins its threads (asyncio's
   /// loop.shutdown_default_executor); run() calls it. Safe to call when none was started.
   void shutdown_default_executor();
+
+  // ---- I/O readiness and the low-level socket API (asyncio's add_reader and loop.sock_*) ----
+  // The fds are the caller's: non-blocking, and closed only after their callbacks are removed
+  // and no sock_* call on them is pending.
+
+  /// Calls `fn` once per iteration while `fd` is readable, until remove_reader(fd); replaces an
+  /// earlier reader of `fd`. Errors: std::system_error when the backend refuses the fd (epoll
+  /// refuses regular files); RuntimeError on a closed loop.
+  void add_reader(int fd, std::function<void()> fn);
+  /// True when a reader was registered.
+  bool remove_reader(int fd);
+  void add_writer(int fd, std::function<void()> fn);
+  bool remove_writer(int fd);
+
+  /// Up to `nbytes` from the socket; empty at end of stream. Errors: std::system_error
+  /// (ECONNRESET, ...). Cancellation: the wait is withdrawn, nothing was read.
+  Coro<std::string> sock_recv(int fd, std::size_t nbytes);
+  /// Reads into `buffer`; returns the count (0 at end of stream).
+  Coro<std::size_t> sock_recv_into(int fd, std::span<char> buffer);
+  /// Sends all of `data`, which must stay alive until the call completes. Errors:
+  /// std::system_error (EPIPE, ECONNRESET, ...). Cancellation: part of `data` may have been sent.
+  Coro<void> sock_sendall(int fd, std::string_view data);
+  /// A connection from the listening socket `fd` (non-blocking, close-on-exec) and its peer.
+  Coro<std::pair<Socket, SocketAddress>> sock_accept(int fd);
+  /// Connects `fd` to `address`. Errors: std::system_error (ECONNREFUSED, ...).
+  Coro<void> sock_connect(int fd, SocketAddress address);
 
   /// "epoll" or "io_uring".
   const char* backend_name() const noexcept;

@@ -9,6 +9,7 @@
 #include "weave/future.hpp"
 #include "weave/locks.hpp"
 #include "weave/loop.hpp"
+#include "weave/sockets.hpp"
 #include "weave/queues.hpp"
 #include "weave/run.hpp"
 #include "weave/task.hpp"

@@ -31,6 +31,8 @@ EventLoop* running_loop_or_null() noexcept {
 LoopImpl::LoopImpl(EventLoop& o) : owner(o), handles(this), backend_(io::make_backend()) {}
 
 LoopImpl::~LoopImpl() {
+  drop_fd_callbacks();
+  for (FdCallback* cb : orphaned_) delete cb;
   timers_.clear();
   // Tasks still pending (a loop closed without run()'s clean-up): frames nobody holds are freed;
   // held ones are detached and freed with their last handle.

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/handle_pool.hpp"
@@ -16,6 +17,23 @@
 #include "weave/loop.hpp"
 
 namespace weave::detail {
+
+class LoopImpl;
+
+/// add_reader/add_writer's callback on one (fd, direction); see fd_callbacks.cpp.
+struct FdCallback final : CallbackNode, io::ReadyListener {
+  FdCallback(LoopImpl* l, int f, io::Interest i, std::function<void()> callback)
+      : CallbackNode(&run), loop(l), fd(f), interest(i), fn(std::move(callback)) {}
+  void on_ready() noexcept override;
+  static void run(CallbackNode* node);
+
+  LoopImpl* loop;
+  int fd;
+  io::Interest interest;
+  std::function<void()> fn;
+  bool queued = false;   ///< in the ready queue
+  bool removed = false;  ///< removed while queued: its run frees it
+};
 
 class LoopImpl {
  public:
@@ -41,6 +59,11 @@ class LoopImpl {
   void post_threadsafe(std::function<void()> fn);
   void release_backend() noexcept { backend_.reset(); }
 
+  void add_fd_callback(int fd, io::Interest interest, std::function<void()> fn);
+  bool remove_fd_callback(int fd, io::Interest interest) noexcept;
+  /// close(): every fd callback goes, and its watch with it.
+  void drop_fd_callbacks() noexcept;
+
   EventLoop& owner;
   HandlePool handles;
   ExceptionHandler exception_handler;
@@ -60,6 +83,8 @@ class LoopImpl {
   ReadyQueue ready_;
   TimerQueue timers_;
   TaskCore* tasks_ = nullptr;  ///< registry of pending tasks (all_tasks), intrusive
+  std::unordered_map<int, FdCallback*> fd_callbacks_[2];  ///< by io::Interest, then fd
+  std::vector<FdCallback*> orphaned_;  ///< dropped while queued; freed with the loop
 
   std::mutex ts_mutex_;
   std::vector<std::function<void()>> ts_queue_;  ///< guarded by ts_mutex_

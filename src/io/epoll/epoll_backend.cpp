@@ -2,6 +2,10 @@
 // - An eventfd registered for EPOLLIN is the cross-thread wakeup: a write makes epoll_wait return;
 //   the counter is drained here so that the fd stops being readable (level-triggered on purpose:
 //   a wakeup that races with the drain is never lost, it only costs one more return).
+// - Watched fds are registered level-triggered with the union of their interests; the
+//   registration changes only when that union changes, and goes when it is empty. Events carry
+//   the fd, which indexes entries_, so a listener that unwatches during dispatch is never called
+//   through a stale pointer.
 // - epoll_pwait2 takes a nanosecond timeout, so timers neither fire early nor spin a few times
 //   through a rounded-down millisecond; kernels before 5.11 get epoll_wait, rounded up.
 
@@ -10,7 +14,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <ctime>
+#include <vector>
 
 #include "io/backend.hpp"
 #include "weave/errors.hpp"
@@ -42,19 +48,89 @@ class EpollBackend final : public Backend {
   const char* name() const noexcept override { return "epoll"; }
 
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
-    epoll_event events[64];
-    int n = wait(events, 64, timeout);
+    epoll_event events[128];
+    int n = wait(events, 128, timeout);
     for (int i = 0; i < n; ++i) {
-      if (events[i].data.fd == wakefd_) {
+      const int fd = events[i].data.fd;
+      if (fd == wakefd_) {
         eventfd_t value;
         (void)eventfd_read(wakefd_, &value);
+        continue;
       }
+      dispatch(fd, events[i].events);
     }
   }
 
   void wakeup() noexcept override { (void)eventfd_write(wakefd_, 1); }
 
+  void watch(int fd, Interest interest, ReadyListener* listener) override {
+    if (fd < 0) throw os_error(EBADF, "watch");
+    if (static_cast<std::size_t>(fd) >= entries_.size()) entries_.resize(fd + 1);
+    Entry& e = entries_[fd];
+    ReadyListener* before = e.listeners[index(interest)];
+    e.listeners[index(interest)] = listener;
+    try {
+      update(fd, e);
+    } catch (...) {
+      e.listeners[index(interest)] = before;
+      throw;
+    }
+  }
+
+  void unwatch(int fd, Interest interest) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size()) return;
+    Entry& e = entries_[fd];
+    e.listeners[index(interest)] = nullptr;
+    try {
+      update(fd, e);
+    } catch (...) {
+      // The fd was closed under us: the kernel dropped the registration already.
+      e.registered = 0;
+    }
+  }
+
+  bool watched(int fd, Interest interest) const noexcept override {
+    return fd >= 0 && static_cast<std::size_t>(fd) < entries_.size() &&
+           entries_[fd].listeners[index(interest)] != nullptr;
+  }
+
  private:
+  struct Entry {
+    ReadyListener* listeners[2] = {nullptr, nullptr};
+    std::uint32_t registered = 0;  ///< the events epoll holds for this fd (0: not registered)
+  };
+  static constexpr int index(Interest i) noexcept { return static_cast<int>(i); }
+
+  void update(int fd, Entry& e) {
+    const std::uint32_t want = (e.listeners[0] != nullptr ? EPOLLIN | EPOLLRDHUP : 0u) |
+                               (e.listeners[1] != nullptr ? EPOLLOUT : 0u);
+    if (want == e.registered) return;
+    epoll_event ev{};
+    ev.events = want;
+    ev.data.fd = fd;
+    const int op = want == 0 ? EPOLL_CTL_DEL : e.registered == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+    if (epoll_ctl(epfd_, op, fd, &ev) < 0) {
+      const int err = errno;
+      if (op == EPOLL_CTL_DEL && (err == EBADF || err == ENOENT)) {
+        e.registered = 0;
+        return;
+      }
+      throw os_error(err, "epoll_ctl");
+    }
+    e.registered = want;
+  }
+
+  void dispatch(int fd, std::uint32_t events) {
+    if (static_cast<std::size_t>(fd) >= entries_.size()) return;
+    constexpr std::uint32_t kFailed = EPOLLERR | EPOLLHUP;
+    if ((events & (EPOLLIN | EPOLLRDHUP | kFailed)) != 0) {
+      if (ReadyListener* l = entries_[fd].listeners[0]) l->on_ready();
+    }
+    if ((events & (EPOLLOUT | kFailed)) != 0) {
+      if (ReadyListener* l = entries_[fd].listeners[1]) l->on_ready();
+    }
+  }
+
   int wait(epoll_event* events, int max, std::optional<std::chrono::nanoseconds> timeout) {
     timespec ts{};
     timespec* tsp = nullptr;
@@ -77,6 +153,7 @@ class EpollBackend final : public Backend {
     return n < 0 ? 0 : n;
   }
 
+  std::vector<Entry> entries_;  ///< indexed by fd
   int epfd_ = -1;
   int wakefd_ = -1;
   bool have_pwait2_ = true;
