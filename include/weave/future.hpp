@@ -29,7 +29,8 @@ struct FutureBox : FutureCore {
 
 template <class T>
 struct FutureImpl : FutureBox {
-  explicit FutureImpl(EventLoop* loop) noexcept : FutureBox(loop, &destroy) {}
+  /// `d` frees the whole object: a derived future (wrap_future's) passes its own.
+  explicit FutureImpl(EventLoop* loop, DestroyFn d = &destroy) noexcept : FutureBox(loop, d) {}
   ~FutureImpl() {
     if ((flags & fflag::kHasValue) != 0) value()->~T();
   }
@@ -40,7 +41,7 @@ struct FutureImpl : FutureBox {
 
 template <>
 struct FutureImpl<void> : FutureBox {
-  explicit FutureImpl(EventLoop* loop) noexcept : FutureBox(loop, &destroy) {}
+  explicit FutureImpl(EventLoop* loop, DestroyFn d = &destroy) noexcept : FutureBox(loop, d) {}
   static void destroy(FutureBox* b) noexcept { delete static_cast<FutureImpl*>(b); }
 };
 

@@ -7,6 +7,7 @@
 /// is being run waits for the next iteration; timers fire in deadline order, ties in scheduling
 /// order. Only call_soon_threadsafe may be called from another thread.
 
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -31,9 +32,25 @@ class Future;
 template <class T>
 class Task;
 
+namespace concurrent {
+class Executor;
+}  // namespace concurrent
+
 namespace detail {
 class LoopImpl;
 struct HandleNode;
+class EntryQueue;
+
+/// A thread-safe reference to a loop's call_soon_threadsafe queue that stays valid after the loop
+/// is closed or destroyed; posting through it then fails instead of touching the dead loop.
+using LoopLink = std::shared_ptr<EntryQueue>;
+LoopLink loop_link(EventLoop& loop);
+/// call_soon_threadsafe through a link, from any thread. Returns false when the loop is closed:
+/// `fn` is then destroyed in the calling thread, so it must not own loop-bound objects.
+bool post_to_loop(const LoopLink& link, SmallFunction fn);
+/// The loop's default executor, created on first use. Errors: RuntimeError once
+/// shutdown_default_executor() was called.
+concurrent::Executor& default_executor(EventLoop& loop);
 }  // namespace detail
 
 /// Identifies one add_done_callback registration, for remove_done_callback.
@@ -128,6 +145,30 @@ class TimerHandle : public Handle {
   Clock::time_point when_{};
 };
 
+/// What EventLoop::shutdown_default_executor() returns. Awaited, the loop keeps running while
+/// the executor's threads finish, as asyncio's coroutine does:
+///   co_await loop.shutdown_default_executor();
+/// Used as a plain statement (as run() and Runner::close() do, outside the loop), it blocks the
+/// calling thread until they have.
+class ExecutorShutdown {
+ public:
+  explicit ExecutorShutdown(EventLoop& loop) noexcept : loop_(&loop) {}
+  ExecutorShutdown(ExecutorShutdown&& o) noexcept
+      : loop_(std::exchange(o.loop_, nullptr)), coro_(std::move(o.coro_)) {}
+  ExecutorShutdown& operator=(ExecutorShutdown&&) = delete;
+  /// Blocks until the shutdown is over, unless the object was awaited.
+  ~ExecutorShutdown();
+
+  /// Cancellation: the wait is abandoned, not the shutdown; the joining thread finishes on its
+  /// own and is joined when the loop is closed.
+  Coro<void>::Awaiter operator co_await() &;
+  Coro<void>::Awaiter operator co_await() && { return operator co_await(); }
+
+ private:
+  EventLoop* loop_;  ///< null once awaited or moved from
+  Coro<void> coro_;  ///< the awaited shutdown
+};
+
 class EventLoop {
  public:
   /// A new loop on the backend that WEAVE_BACKEND names (epoll|uring), or the best available.
@@ -154,7 +195,9 @@ class EventLoop {
   TimerHandle call_later(Clock::duration delay, detail::SmallFunction fn);
   TimerHandle call_at(Clock::time_point when, detail::SmallFunction fn);
   /// The one member safe from any thread; wakes the loop at once if it is blocked in its poller.
-  void call_soon_threadsafe(std::function<void()> fn);
+  /// Callbacks posted from one thread run in the order they were posted. Takes any callable,
+  /// move-only ones included. Errors: RuntimeError once the loop is closed.
+  void call_soon_threadsafe(detail::SmallFunction fn);
 
   template <class T>
   Task<T> create_task(Coro<T> coro, std::string name = {});
@@ -172,9 +215,38 @@ class EventLoop {
   /// In debug mode, a callback or task step that runs longer than this is reported.
   Clock::duration slow_callback_duration = std::chrono::milliseconds(100);
 
-  /// Waits for the default executor's work to finish and joins its threads (asyncio's
-  /// loop.shutdown_default_executor); run() calls it. Safe to call when none was started.
-  void shutdown_default_executor();
+  /// asyncio's loop.run_in_executor: submits `fn(args...)` to `executor` (nullptr: the default
+  /// executor, a concurrent::ThreadPoolExecutor created on first use) and returns a Future of
+  /// this loop that completes, through call_soon_threadsafe, when the call does. Arguments are
+  /// copied or moved into the call. A ProcessPoolExecutor takes a plain function pointer.
+  /// Cancellation: cancelling the returned Future (or the task awaiting it) cancels the call if
+  /// it has not started; a call already running finishes and its result is dropped.
+  /// Errors: the call's exception, with its type (RemoteError from a process pool);
+  /// RuntimeError for the default executor after shutdown_default_executor(); what submit()
+  /// throws (RuntimeError after the executor's shutdown, BrokenExecutor).
+  template <class Fn, class... Args>
+  auto run_in_executor(std::nullptr_t, Fn&& fn, Args&&... args);
+  template <class Ex, class Fn, class... Args>
+  auto run_in_executor(Ex* executor, Fn&& fn, Args&&... args);
+
+  /// asyncio's loop.set_default_executor: run_in_executor(nullptr, ...) and to_thread() use
+  /// `executor` from now on, and shutdown_default_executor() shuts it down. By reference or
+  /// pointer the loop borrows it (it must outlive the loop or be replaced first); by smart
+  /// pointer the loop shares or takes ownership.
+  void set_default_executor(concurrent::Executor& executor);
+  void set_default_executor(concurrent::Executor* executor);
+  void set_default_executor(std::shared_ptr<concurrent::Executor> executor);
+  template <class E>
+  void set_default_executor(std::unique_ptr<E> executor) {
+    set_default_executor(std::shared_ptr<concurrent::Executor>(std::move(executor)));
+  }
+
+  /// asyncio's loop.shutdown_default_executor: no new work is accepted by the default executor
+  /// (run_in_executor(nullptr, ...) and to_thread() raise RuntimeError from now on), the work
+  /// already submitted finishes and the executor's threads are joined. Awaitable, or blocking
+  /// when used as a statement (see ExecutorShutdown); run() and Runner call it before closing.
+  /// Safe to call when no default executor was started, and more than once.
+  ExecutorShutdown shutdown_default_executor() { return ExecutorShutdown(*this); }
 
   // ---- I/O readiness and the low-level socket API (asyncio's add_reader and loop.sock_*) ----
   // The fds are the caller's: non-blocking, and closed only after their callbacks are removed

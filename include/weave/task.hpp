@@ -139,4 +139,5 @@ auto EventLoop::run_until_complete(A&& awaitable) {
 
 }  // namespace weave
 
+#include "weave/detail/bridge.hpp"
 #include "weave/detail/combinators.hpp"

@@ -6,6 +6,7 @@
 //   4. run exactly the nodes that were ready when this phase began; whatever they schedule runs
 //      in the next iteration.
 
+#include <atomic>
 #include <cstdio>
 #include <exception>
 
@@ -28,11 +29,26 @@ EventLoop* running_loop_or_null() noexcept {
   return t_running;
 }
 
-LoopImpl::LoopImpl(EventLoop& o) : owner(o), handles(this), backend_(io::make_backend()) {}
+namespace {
+std::atomic<std::uint64_t> loop_serials{0};
+}
+
+LoopImpl::LoopImpl(EventLoop& o)
+    : owner(o),
+      handles(this),
+      serial(++loop_serials),
+      backend_(io::make_backend()),
+      entry(std::make_shared<EntryQueue>(backend_.get())) {}
 
 LoopImpl::~LoopImpl() {
   drop_fd_callbacks();
   for (FdCallback* cb : orphaned_) delete cb;
+  // Threads that still hold a LoopLink find the entry closed from now on. The default executor's
+  // threads are joined after that (an owned pool joins in its destructor): what they complete
+  // late is dropped, not delivered to a loop being destroyed.
+  entry->close();
+  join_shutdown_thread();
+  default_executor.reset();
   timers_.clear();
   // Tasks still pending (a loop closed without run()'s clean-up): frames nobody holds are freed;
   // held ones are detached and freed with their last handle.
@@ -69,29 +85,22 @@ void LoopImpl::check_thread(const char* what) const {
   }
 }
 
-void LoopImpl::post_threadsafe(std::function<void()> fn) {
-  {
-    std::lock_guard lock(ts_mutex_);
-    ts_queue_.push_back(std::move(fn));
-  }
-  // One wakeup per batch: later posters see the flag and skip the syscall.
-  if (!ts_pending_.exchange(true, std::memory_order_acq_rel)) {
-    std::lock_guard lock(ts_mutex_);  // the backend may be released by close() concurrently
-    if (backend_) backend_->wakeup();
-  }
+void LoopImpl::release_backend() noexcept {
+  entry->close();
+  backend_.reset();
 }
 
 void LoopImpl::run_once() {
   // Phase 1: I/O.
   std::optional<std::chrono::nanoseconds> timeout;
-  if (!ready_.empty() || stopping || ts_pending_.load(std::memory_order_acquire)) {
+  if (!ready_.empty() || stopping || entry->pending()) {
     timeout = std::chrono::nanoseconds(0);
   } else if (!timers_.empty()) {
     timeout = std::max(timers_.top()->when - Clock::now(), Clock::duration(0));
   }
   backend_->poll(timeout);
   // Phase 2: calls from other threads.
-  if (ts_pending_.load(std::memory_order_acquire)) drain_threadsafe();
+  if (entry->pending()) drain_threadsafe();
   // Phase 3: timers.
   if (!timers_.empty()) fire_timers();
   // Phase 4: run the batch.
@@ -99,17 +108,13 @@ void LoopImpl::run_once() {
 }
 
 void LoopImpl::drain_threadsafe() {
-  ts_pending_.store(false, std::memory_order_release);
-  {
-    std::lock_guard lock(ts_mutex_);
-    ts_batch_.swap(ts_queue_);
-  }
-  for (auto& fn : ts_batch_) {
+  entry->take(entry_batch_);
+  for (SmallFunction& fn : entry_batch_) {
     HandleNode* n = handles.acquire();
     n->fn = std::move(fn);
     schedule(n);
   }
-  ts_batch_.clear();
+  entry_batch_.clear();
 }
 
 void LoopImpl::fire_timers() {

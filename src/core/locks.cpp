@@ -2,47 +2,22 @@
 // follows the corresponding class of CPython's Lib/asyncio/locks.py line by line where it can;
 // the comments point out where weave's intrusive waiter lists make a step unnecessary.
 
-#include <chrono>
 #include <string>
 
+#include "core/loop_impl.hpp"
 #include "weave/locks.hpp"
 
 namespace weave {
 
 namespace detail {
 
-namespace {
-// The sentinel callback must never fire for good, or the binding would think its loop gone. It
-// re-arms itself after this long: far enough to cost nothing, near enough for any poll timeout.
-constexpr auto kSentinelPeriod = std::chrono::hours(24 * 20);
-
-struct Sentinel {
-  std::shared_ptr<void> token;
-  void operator()() { get_running_loop().call_later(kSentinelPeriod, Sentinel{token}); }
-};
-}  // namespace
-
-LoopBinding::~LoopBinding() {
-  // Only a live loop may be touched; a dead one has already dropped the sentinel.
-  if (!alive_.expired()) sentinel_.cancel();
-}
-
-void LoopBinding::bind(EventLoop* loop) {
-  // Workaround until EventLoop exposes an identity: the loop owns a far-future callback holding
-  // the token, and destroying the loop destroys the callback and expires alive_.
-  auto token = std::make_shared<char>(0);
-  sentinel_ = loop->call_later(kSentinelPeriod, Sentinel{token});
-  alive_ = token;
-  loop_ = loop;
-}
-
 void LoopBinding::check(const char* owner) {
-  EventLoop* loop = running_loop_or_null();
-  if (loop_ == nullptr) {
-    bind(loop);
-    return;
-  }
-  if (loop != loop_ || alive_.expired()) {
+  LoopImpl* loop = running_impl();
+  if (loop == nullptr) throw RuntimeError(std::string(owner) + " used outside a running loop");
+  const std::uint64_t serial = loop->serial;
+  if (serial_ == 0) {
+    serial_ = serial;
+  } else if (serial != serial_) {
     throw RuntimeError(std::string(owner) + " is bound to a different event loop");
   }
 }

@@ -46,6 +46,7 @@ void EventLoop::close() {
   l.closed = true;
   l.drop_fd_callbacks();
   l.release_backend();
+  l.close_default_executor();
 }
 
 bool EventLoop::is_running() const noexcept {
@@ -83,9 +84,8 @@ TimerHandle EventLoop::call_at(Clock::time_point when, detail::SmallFunction fn)
   return TimerHandle(n, n->generation, when);
 }
 
-void EventLoop::call_soon_threadsafe(std::function<void()> fn) {
-  if (impl_->closed) throw RuntimeError("Event loop is closed");
-  impl_->post_threadsafe(std::move(fn));
+void EventLoop::call_soon_threadsafe(detail::SmallFunction fn) {
+  if (!impl_->entry->post(fn)) throw RuntimeError("Event loop is closed");
 }
 
 void EventLoop::set_exception_handler(ExceptionHandler handler) {

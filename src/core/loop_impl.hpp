@@ -2,19 +2,22 @@
 // The loop's private state. EventLoop (include/weave/loop.hpp) is a thin shell over this, so that
 // no internal type reaches the public headers.
 
-#include <atomic>
-#include <functional>
+#include <cstdint>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "core/entry_queue.hpp"
 #include "core/handle_pool.hpp"
 #include "core/ready_queue.hpp"
 #include "core/timer_queue.hpp"
 #include "io/backend.hpp"
 #include "weave/loop.hpp"
+
+namespace weave::concurrent {
+class Executor;
+}
 
 namespace weave::detail {
 
@@ -56,8 +59,12 @@ class LoopImpl {
 
   /// Debug mode only: RuntimeError when called off the loop's thread.
   void check_thread(const char* what) const;
-  void post_threadsafe(std::function<void()> fn);
-  void release_backend() noexcept { backend_.reset(); }
+  /// Refuses thread-safe posts, drops the ones not run, and releases the backend.
+  void release_backend() noexcept;
+  /// Joins the thread of an awaited shutdown_default_executor(), if one was started.
+  void join_shutdown_thread() noexcept;
+  /// close(): shuts the default executor down without waiting (asyncio's loop.close()).
+  void close_default_executor() noexcept;
 
   void add_fd_callback(int fd, io::Interest interest, std::function<void()> fn);
   bool remove_fd_callback(int fd, io::Interest interest) noexcept;
@@ -72,7 +79,14 @@ class LoopImpl {
   bool closed = false;
   bool debug = false;
   std::thread::id thread;
+  const std::uint64_t serial;  ///< unique per loop, never reused: the loop's identity
   std::unique_ptr<io::Backend> backend_;
+  std::shared_ptr<EntryQueue> entry;  ///< call_soon_threadsafe's queue; outlives the loop
+
+  // The default executor (run_in_executor(nullptr, ...), to_thread): see default_executor.cpp.
+  std::shared_ptr<concurrent::Executor> default_executor;  ///< created on first use
+  bool executor_shutdown_called = false;  ///< shutdown_default_executor() was called
+  std::thread shutdown_thread;            ///< an awaited shutdown's joiner thread
 
  private:
   void drain_threadsafe();
@@ -86,10 +100,7 @@ class LoopImpl {
   std::unordered_map<int, FdCallback*> fd_callbacks_[2];  ///< by io::Interest, then fd
   std::vector<FdCallback*> orphaned_;  ///< dropped while queued; freed with the loop
 
-  std::mutex ts_mutex_;
-  std::vector<std::function<void()>> ts_queue_;  ///< guarded by ts_mutex_
-  std::vector<std::function<void()>> ts_batch_;  ///< loop thread only
-  std::atomic<bool> ts_pending_{false};
+  std::vector<SmallFunction> entry_batch_;  ///< the batch drain_threadsafe() is scheduling
 };
 
 /// Resumes a task's coroutine where it waits (task.cpp).

@@ -18,7 +18,7 @@
 
 #include <coroutine>
 #include <cstddef>
-#include <memory>
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 
@@ -27,25 +27,20 @@
 
 namespace weave::detail {
 
-/// The loop a primitive is bound to. Loops are compared by identity, not by address: a loop
-/// destroyed and another built at the same address (two weave::run calls in a row) are different
-/// loops, so the binding also holds a token that dies with its loop.
+/// The loop a primitive is bound to. Loops are compared by their serial number, not by address:
+/// a loop destroyed and another built at the same address (two weave::run calls in a row) are
+/// different loops, and a binding never dereferences the loop it remembers.
 class LoopBinding {
  public:
   LoopBinding() = default;
   LoopBinding(const LoopBinding&) = delete;
   LoopBinding& operator=(const LoopBinding&) = delete;
-  ~LoopBinding();
 
   /// Binds to the running loop, or throws RuntimeError naming `owner` when bound to another.
   void check(const char* owner);
 
  private:
-  void bind(EventLoop* loop);
-
-  EventLoop* loop_ = nullptr;
-  std::weak_ptr<void> alive_;  ///< expires when loop_ is destroyed
-  TimerHandle sentinel_;       ///< the loop-owned callback holding the token alive
+  std::uint64_t serial_ = 0;  ///< the bound loop's serial; 0 while unbound
 };
 
 class WaitQueue {
