@@ -23,6 +23,7 @@
 #include "weave/coro.hpp"
 #include "weave/detail/small_function.hpp"
 #include "weave/sockets.hpp"
+#include "weave/transports.hpp"
 
 namespace weave {
 
@@ -273,6 +274,26 @@ class EventLoop {
   Coro<std::pair<Socket, SocketAddress>> sock_accept(int fd);
   /// Connects `fd` to `address`. Errors: std::system_error (ECONNREFUSED, ...).
   Coro<void> sock_connect(int fd, SocketAddress address);
+
+  // ---- names, connections and servers (asyncio's getaddrinfo, create_connection, ...) ----
+
+  /// asyncio's loop.getaddrinfo: ::getaddrinfo run in the default executor. Errors:
+  /// std::system_error in gai_category() (a DNS failure, e.g. EAI_NONAME).
+  Coro<std::vector<AddrInfo>> getaddrinfo(std::string host, std::uint16_t port,
+                                          int family = AF_UNSPEC, int type = 0, int protocol = 0,
+                                          int flags = 0);
+  /// Connects to `host`:`port` (each resolved address in turn) and starts a transport with the
+  /// protocol `factory` makes. Errors: std::system_error (ECONNREFUSED, DNS failure, ...).
+  Coro<Connection> create_connection(ProtocolFactory factory, std::string host, std::uint16_t port,
+                                     ConnectionOptions opts = {});
+  Coro<Connection> create_unix_connection(ProtocolFactory factory, std::string path,
+                                          ConnectionOptions opts = {});
+  /// Listens on `host`:`port` (every address of `host`; all interfaces when empty; port 0 picks
+  /// a free port) and makes a protocol per accepted connection.
+  Coro<Server> create_server(ProtocolFactory factory, std::string host, std::uint16_t port,
+                             ServerOptions opts = {});
+  Coro<Server> create_unix_server(ProtocolFactory factory, std::string path,
+                                  ServerOptions opts = {});
 
   /// "epoll" or "io_uring".
   const char* backend_name() const noexcept;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace weave {
 
@@ -42,6 +43,18 @@ class SocketAddress {
   sockaddr_storage storage_{};
   socklen_t len_ = 0;
 };
+
+/// One result of getaddrinfo (asyncio's 5-tuple).
+struct AddrInfo {
+  int family = 0;
+  int type = 0;
+  int protocol = 0;
+  std::string canonname;
+  SocketAddress address;
+};
+
+/// The error category of getaddrinfo's EAI_* codes (messages from gai_strerror).
+const std::error_category& gai_category() noexcept;
 
 /// An owning socket fd (closed by the destructor), non-blocking and close-on-exec.
 class Socket {

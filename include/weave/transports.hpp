@@ -1,0 +1,153 @@
+#pragma once
+/// \file transports.hpp
+/// asyncio's callback layer: a Transport moves bytes, a Protocol is told what happened. The
+/// loop creates both with create_connection / create_server (and their Unix variants, in
+/// loop.hpp); the streams (streams.hpp) are built on them.
+///
+/// Calls into a Protocol happen on the loop thread: connection_made first, then any number of
+/// data_received, at most one eof_received, and connection_lost exactly once, last.
+/// pause_writing / resume_writing alternate, starting with pause_writing.
+
+#include <any>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "weave/coro.hpp"
+#include "weave/sockets.hpp"
+
+namespace weave {
+
+class Transport;
+
+/// asyncio.Protocol. Override what you need; the defaults do nothing.
+class Protocol {
+ public:
+  virtual ~Protocol() = default;
+  virtual void connection_made(Transport& transport) { (void)transport; }
+  /// `data` is valid only during the call.
+  virtual void data_received(std::string_view data) { (void)data; }
+  /// The peer closed its side. Return true to keep the transport open for writing (half-close);
+  /// false closes it.
+  virtual bool eof_received() { return false; }
+  /// The connection is closed; `exc` is null after a regular close or EOF, else the error.
+  virtual void connection_lost(std::exception_ptr exc) { (void)exc; }
+  /// The transport's write buffer went over the high-water mark.
+  virtual void pause_writing() {}
+  /// ... and back down to the low-water mark.
+  virtual void resume_writing() {}
+};
+
+/// What get_extra_info returns: an empty std::any when the name is unknown. Holds a
+/// SocketAddress for "peername"/"sockname", an int for "socket" (the fd).
+class ExtraInfo : public std::any {
+ public:
+  using std::any::any;
+  ExtraInfo(std::any value) : std::any(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  /// For "peername"/"sockname": the address's host and port. Errors: std::bad_any_cast.
+  std::string host() const { return std::any_cast<const SocketAddress&>(*this).host(); }
+  std::uint16_t port() const { return std::any_cast<const SocketAddress&>(*this).port(); }
+};
+
+/// asyncio.Transport (a ReadTransport and a WriteTransport).
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  /// Queues `data`: sent at once when the buffer is empty, else buffered (the caller may drop
+  /// its copy). Ignored after close() or a lost connection.
+  virtual void write(std::string_view data) = 0;
+  void writelines(const std::vector<std::string>& lines) {
+    for (const std::string& line : lines) write(line);
+  }
+  /// Closes the write side once the buffer is flushed (shutdown SHUT_WR); reading goes on.
+  virtual void write_eof() = 0;
+  virtual bool can_write_eof() const noexcept { return true; }
+  /// Closes once the buffer is flushed; connection_lost(nullptr) follows. Idempotent.
+  virtual void close() = 0;
+  /// Closes at once, dropping the buffer; connection_lost(nullptr) follows.
+  virtual void abort() = 0;
+  virtual bool is_closing() const noexcept = 0;
+
+  virtual void pause_reading() = 0;
+  virtual void resume_reading() = 0;
+  virtual bool is_reading() const noexcept = 0;
+
+  virtual std::size_t get_write_buffer_size() const noexcept = 0;
+  /// asyncio's defaults: high 64 KiB, low high/4. Errors: ValueError when low > high.
+  virtual void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
+                                       std::optional<std::size_t> low = std::nullopt) = 0;
+  virtual std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept = 0;
+
+  /// "peername", "sockname", "socket"; an empty value for other names.
+  virtual ExtraInfo get_extra_info(std::string_view name) const = 0;
+
+  virtual Protocol& get_protocol() const noexcept = 0;
+  virtual void set_protocol(std::shared_ptr<Protocol> protocol) = 0;
+};
+
+/// Makes the protocol of one connection.
+using ProtocolFactory = std::function<std::shared_ptr<Protocol>()>;
+
+/// A connection made by create_connection: the transport and the protocol the factory made.
+struct Connection {
+  std::shared_ptr<Transport> transport;
+  std::shared_ptr<Protocol> protocol;
+};
+
+/// Options of create_connection / create_unix_connection.
+struct ConnectionOptions {
+  /// Bind the local end here first (asyncio's local_addr).
+  std::optional<SocketAddress> local_addr;
+};
+
+/// Options of create_server / create_unix_server.
+struct ServerOptions {
+  int backlog = 128;
+  bool reuse_address = true;  ///< asyncio's default on POSIX
+  bool reuse_port = false;
+  /// False: the server is created but accepts only after start_serving() (asyncio's default
+  /// is true).
+  bool start_serving = true;
+};
+
+namespace detail {
+struct ServerState;
+}
+
+/// asyncio.Server: listening sockets and the connections they accepted. A cheap handle; the
+/// server keeps serving while the loop runs, whether or not a handle is kept, until close().
+class Server {
+ public:
+  Server() noexcept = default;
+  explicit Server(std::shared_ptr<detail::ServerState> state) noexcept : state_(std::move(state)) {}
+
+  /// The listening sockets.
+  const std::vector<Socket>& sockets() const;
+  bool is_serving() const noexcept;
+  /// Starts accepting (when created with start_serving = false). Idempotent.
+  void start_serving();
+  /// Stops listening and closes the sockets; connections already accepted go on.
+  void close();
+  /// Closes every accepted connection (their buffers are flushed first).
+  void close_clients();
+  /// Aborts every accepted connection.
+  void abort_clients();
+  /// Returns once the server is closed and every accepted connection has ended.
+  Coro<void> wait_closed();
+  /// Accepts until cancelled; cancellation closes the server. Errors: RuntimeError when the
+  /// server is already closed or serve_forever is already running.
+  Coro<void> serve_forever();
+
+ private:
+  std::shared_ptr<detail::ServerState> state_;
+};
+
+}  // namespace weave

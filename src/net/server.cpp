@@ -1,0 +1,189 @@
+// Servers, as asyncio's base_events.Server and selector_events._accept_connection: each
+// listening socket is watched for readability; a ready event accepts up to `backlog` connections.
+// When the process runs out of fds (EMFILE and friends) the server reports it once, stops
+// watching, and tries again after a back-off instead of spinning on a socket that stays ready.
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "core/loop_impl.hpp"
+#include "net/server_state.hpp"
+#include "net/socket_transport.hpp"
+#include "weave/errors.hpp"
+#include "weave/task.hpp"
+
+namespace weave::detail {
+
+namespace {
+constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
+
+bool out_of_resources(int err) noexcept {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+}  // namespace
+
+ServerState::ServerState(EventLoop& l, ProtocolFactory f, std::vector<Socket> s, int b)
+    : loop(l), factory(std::move(f)), sockets(std::move(s)), backlog(b) {}
+
+ServerState::~ServerState() {
+  stop_serving();
+}
+
+void ServerState::start_serving() {
+  if (serving || closed) return;
+  self = shared_from_this();
+  serving = true;
+  for (const Socket& s : sockets) {
+    auto acceptor = std::make_unique<Acceptor>();
+    acceptor->server = this;
+    acceptor->fd = s.fd();
+    loop.impl().backend_->watch(s.fd(), io::Interest::Read, acceptor.get());
+    acceptors.push_back(std::move(acceptor));
+  }
+}
+
+void ServerState::stop_serving() noexcept {
+  if (backoff) backoff->cancel();
+  backoff.reset();
+  LoopImpl& impl = loop.impl();
+  for (auto& a : acceptors) {
+    if (impl.backend_) impl.backend_->unwatch(a->fd, io::Interest::Read);
+  }
+  acceptors.clear();
+  serving = false;
+}
+
+void ServerState::accept_ready(int fd) noexcept {
+  for (int i = 0; i < backlog; ++i) {
+    const int conn = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (conn < 0) {
+      const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return;
+      if (err == ECONNABORTED || err == EPROTO) continue;  // the peer gave up: not our error
+      loop.call_exception_handler({"socket.accept() out of system resource",
+                                   std::make_exception_ptr(os_error(err, "accept")), std::nullopt});
+      if (out_of_resources(err)) {
+        // Readable it stays: stop watching, or the loop would spin on it.
+        auto keep = self;
+        stop_serving();
+        serving = false;
+        backoff = loop.call_later(kAcceptRetryDelay, [this, keep] {
+          backoff.reset();
+          if (!closed) start_serving();
+        });
+      }
+      return;
+    }
+    Socket sock = Socket::adopt(conn);
+    std::shared_ptr<Protocol> protocol;
+    try {
+      protocol = factory();
+      if (!protocol) throw ValueError("protocol factory returned null");
+    } catch (...) {
+      loop.call_exception_handler({"protocol factory failed for an accepted connection",
+                                   std::current_exception(), std::nullopt});
+      continue;  // `sock` closes the connection
+    }
+    try {
+      auto transport = std::make_shared<SocketTransport>(loop, std::move(sock), std::move(protocol),
+                                                         shared_from_this());
+      transport->start();
+    } catch (...) {
+      loop.call_exception_handler(
+          {"could not start a transport", std::current_exception(), std::nullopt});
+    }
+  }
+}
+
+void ServerState::close() {
+  if (closed) return;
+  closed = true;
+  stop_serving();
+  sockets.clear();  // closes the listening fds
+  if (serving_forever && !serving_forever->done()) serving_forever->cancel();
+  serving_forever.reset();
+  maybe_wake_closed();
+}
+
+void ServerState::detach(SocketTransport* t) noexcept {
+  clients.erase(t);
+  maybe_wake_closed();
+}
+
+void ServerState::maybe_wake_closed() noexcept {
+  if (!closed || !clients.empty()) return;
+  for (Future<void>& f : closed_waiters) {
+    if (!f.done()) f.set_result();
+  }
+  closed_waiters.clear();
+  auto keep = std::move(self);  // the last reference may be this one
+}
+
+}  // namespace weave::detail
+
+namespace weave {
+
+using detail::ServerState;
+
+const std::vector<Socket>& Server::sockets() const {
+  static const std::vector<Socket> none;
+  return state_ ? state_->sockets : none;
+}
+
+bool Server::is_serving() const noexcept {
+  return state_ && state_->serving && !state_->closed;
+}
+
+void Server::start_serving() {
+  if (state_) state_->start_serving();
+}
+
+void Server::close() {
+  if (state_) state_->close();
+}
+
+void Server::close_clients() {
+  if (!state_) return;
+  std::vector<detail::SocketTransport*> clients(state_->clients.begin(), state_->clients.end());
+  for (auto* t : clients) t->close();
+}
+
+void Server::abort_clients() {
+  if (!state_) return;
+  std::vector<detail::SocketTransport*> clients(state_->clients.begin(), state_->clients.end());
+  for (auto* t : clients) t->abort();
+}
+
+Coro<void> Server::wait_closed() {
+  auto state = state_;  // the handle may go while we wait
+  if (!state || (state->closed && state->clients.empty())) co_return;
+  Future<void> done = state->loop.create_future<void>();
+  state->closed_waiters.push_back(done);
+  co_await done;
+}
+
+Coro<void> Server::serve_forever() {
+  auto state = state_;
+  if (!state) throw RuntimeError("serve_forever on an empty Server");
+  if (state->serving_forever)
+    throw RuntimeError("server is already being awaited on serve_forever()");
+  if (state->closed) throw RuntimeError("server is closed");
+  state->start_serving();
+  Future<void> forever = state->loop.create_future<void>();
+  state->serving_forever = forever;
+  std::exception_ptr cancelled;
+  try {
+    co_await forever;
+  } catch (const CancelledError&) {
+    cancelled = std::current_exception();
+  }
+  state->serving_forever.reset();
+  if (cancelled) {
+    state->close();
+    co_await Server(state).wait_closed();
+    std::rethrow_exception(cancelled);
+  }
+}
+
+}  // namespace weave

@@ -1,0 +1,308 @@
+#include "net/socket_transport.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <memory>
+#include <system_error>
+
+#include "core/loop_impl.hpp"
+#include "net/server_state.hpp"
+#include "weave/errors.hpp"
+#include "weave/loop.hpp"
+
+namespace weave::detail {
+
+namespace {
+constexpr std::size_t kMaxRead = 256 * 1024;  // asyncio's max_size per recv
+
+/// One receive buffer per loop thread: data_received gets a view that is valid only during the
+/// call, so idle connections hold no read buffer at all.
+char* read_buffer() {
+  thread_local std::unique_ptr<char[]> buffer(new char[kMaxRead]);
+  return buffer.get();
+}
+
+bool would_block(int err) noexcept {
+  return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+/// Resets and broken pipes are a peer's doing, not a bug: asyncio logs them only in debug mode.
+bool is_connection_error(std::exception_ptr exc) {
+  try {
+    std::rethrow_exception(exc);
+  } catch (const std::system_error& e) {
+    const int err = e.code().value();
+    return err == ECONNRESET || err == EPIPE || err == ECONNABORTED || err == ETIMEDOUT;
+  } catch (...) {
+    return false;
+  }
+}
+}  // namespace
+
+SocketTransport::SocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<Protocol> protocol,
+                                 std::shared_ptr<ServerState> server)
+    : loop_(loop),
+      impl_(loop.impl()),
+      sock_(std::move(sock)),
+      protocol_(std::move(protocol)),
+      server_(std::move(server)) {
+  read_side_.t = this;
+  write_side_.t = this;
+}
+
+SocketTransport::~SocketTransport() {
+  unwatch_reads();
+  unwatch_writes();
+}
+
+void SocketTransport::start() {
+  self_ = shared_from_this();
+  started_ = true;
+  if (server_) server_->attach(this);
+  loop_.call_soon([self = self_] {
+    try {
+      self->protocol_->connection_made(*self);
+    } catch (...) {
+      self->fatal_error(std::current_exception(), "protocol.connection_made() failed");
+      return;
+    }
+  });
+  loop_.call_soon([self = self_] {
+    if (!self->closing_ && !self->paused_) self->watch_reads();
+  });
+}
+
+// ---- reading
+// -------------------------------------------------------------------------------------
+
+void SocketTransport::watch_reads() {
+  if (reads_watched_ || !impl_.backend_) return;
+  impl_.backend_->watch(sock_.fd(), io::Interest::Read, &read_side_);
+  reads_watched_ = true;
+}
+
+void SocketTransport::unwatch_reads() noexcept {
+  if (!reads_watched_) return;
+  reads_watched_ = false;
+  if (impl_.backend_) impl_.backend_->unwatch(sock_.fd(), io::Interest::Read);
+}
+
+void SocketTransport::unwatch_writes() noexcept {
+  if (!writes_watched_) return;
+  writes_watched_ = false;
+  if (impl_.backend_) impl_.backend_->unwatch(sock_.fd(), io::Interest::Write);
+}
+
+void SocketTransport::on_readable() noexcept {
+  if (closing_ || paused_) return;
+  char* buffer = read_buffer();
+  const ssize_t n = ::recv(sock_.fd(), buffer, kMaxRead, 0);
+  if (n < 0) {
+    if (would_block(errno)) return;
+    fatal_error(std::make_exception_ptr(os_error(errno, "recv")),
+                "Fatal read error on socket transport");
+    return;
+  }
+  if (n == 0) {
+    on_eof();
+    return;
+  }
+  // The protocol may close or abort us, or drop its last reference: self_ keeps us alive.
+  try {
+    protocol_->data_received(std::string_view(buffer, static_cast<std::size_t>(n)));
+  } catch (...) {
+    fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
+  }
+}
+
+void SocketTransport::on_eof() noexcept {
+  unwatch_reads();
+  bool keep_open = false;
+  try {
+    keep_open = protocol_->eof_received();
+  } catch (...) {
+    fatal_error(std::current_exception(), "Fatal error: protocol.eof_received() call failed.");
+    return;
+  }
+  if (!keep_open) close();
+}
+
+void SocketTransport::pause_reading() {
+  if (closing_ || paused_) return;
+  paused_ = true;
+  unwatch_reads();
+}
+
+void SocketTransport::resume_reading() {
+  if (closing_ || !paused_) return;
+  paused_ = false;
+  if (started_) watch_reads();
+}
+
+// ---- writing
+// -------------------------------------------------------------------------------------
+
+void SocketTransport::write(std::string_view data) {
+  if (eof_requested_) throw RuntimeError("Cannot call write() after write_eof()");
+  if (data.empty() || closing_ || lost_) return;
+  if (get_write_buffer_size() == 0) {
+    const ssize_t n = ::send(sock_.fd(), data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && !would_block(errno)) {
+      fatal_error(std::make_exception_ptr(os_error(errno, "send")),
+                  "Fatal write error on socket transport");
+      return;
+    }
+    if (n > 0) data.remove_prefix(static_cast<std::size_t>(n));
+    if (data.empty()) return;
+    wbuf_.clear();
+    woff_ = 0;
+    impl_.backend_->watch(sock_.fd(), io::Interest::Write, &write_side_);
+    writes_watched_ = true;
+  } else if (woff_ > wbuf_.size() / 2) {
+    wbuf_.erase(0, woff_);  // keep the buffer from growing at the front
+    woff_ = 0;
+  }
+  wbuf_.append(data);
+  maybe_pause_protocol();
+}
+
+void SocketTransport::on_writable() noexcept {
+  const std::size_t pending = get_write_buffer_size();
+  if (pending > 0) {
+    const ssize_t n = ::send(sock_.fd(), wbuf_.data() + woff_, pending, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (would_block(errno)) return;
+      fatal_error(std::make_exception_ptr(os_error(errno, "send")),
+                  "Fatal write error on socket transport");
+      return;
+    }
+    woff_ += static_cast<std::size_t>(n);
+    maybe_resume_protocol();
+    if (get_write_buffer_size() > 0) return;
+  }
+  wbuf_.clear();
+  woff_ = 0;
+  unwatch_writes();
+  if (closing_) {
+    call_connection_lost(nullptr);
+  } else if (eof_requested_ && !eof_written_) {
+    ::shutdown(sock_.fd(), SHUT_WR);
+    eof_written_ = true;
+  }
+}
+
+void SocketTransport::write_eof() {
+  if (closing_ || eof_requested_) return;
+  eof_requested_ = true;
+  if (get_write_buffer_size() == 0) {
+    ::shutdown(sock_.fd(), SHUT_WR);
+    eof_written_ = true;
+  }
+}
+
+void SocketTransport::set_write_buffer_limits(std::optional<std::size_t> high,
+                                              std::optional<std::size_t> low) {
+  const std::size_t h = high ? *high : low ? 4 * *low : 64 * 1024;
+  const std::size_t l = low ? *low : h / 4;
+  if (l > h) throw ValueError("high must be >= low must be >= 0");
+  high_ = h;
+  low_ = l;
+  maybe_pause_protocol();
+}
+
+void SocketTransport::maybe_pause_protocol() noexcept {
+  if (get_write_buffer_size() <= high_ || protocol_paused_) return;
+  protocol_paused_ = true;
+  try {
+    protocol_->pause_writing();
+  } catch (...) {
+    loop_.call_exception_handler(
+        {"protocol.pause_writing() failed", std::current_exception(), std::nullopt});
+  }
+}
+
+void SocketTransport::maybe_resume_protocol() noexcept {
+  if (!protocol_paused_ || get_write_buffer_size() > low_) return;
+  protocol_paused_ = false;
+  try {
+    protocol_->resume_writing();
+  } catch (...) {
+    loop_.call_exception_handler(
+        {"protocol.resume_writing() failed", std::current_exception(), std::nullopt});
+  }
+}
+
+// ---- closing
+// -------------------------------------------------------------------------------------
+
+void SocketTransport::close() {
+  if (closing_) return;
+  closing_ = true;
+  unwatch_reads();
+  if (get_write_buffer_size() == 0) {
+    lost_ = true;
+    auto self = shared_from_this();
+    loop_.call_soon([self] { self->call_connection_lost(nullptr); });
+  }
+}
+
+void SocketTransport::abort() {
+  force_close(nullptr);
+}
+
+void SocketTransport::fatal_error(std::exception_ptr exc, const char* message) noexcept {
+  if (!is_connection_error(exc)) loop_.call_exception_handler({message, exc, std::nullopt});
+  force_close(exc);
+}
+
+void SocketTransport::force_close(std::exception_ptr exc) noexcept {
+  if (lost_) return;
+  wbuf_.clear();
+  woff_ = 0;
+  unwatch_writes();
+  closing_ = true;
+  unwatch_reads();
+  lost_ = true;
+  auto self = shared_from_this();
+  loop_.call_soon([self, exc] { self->call_connection_lost(exc); });
+}
+
+void SocketTransport::call_connection_lost(std::exception_ptr exc) noexcept {
+  lost_ = true;
+  try {
+    protocol_->connection_lost(exc);
+  } catch (...) {
+    loop_.call_exception_handler(
+        {"protocol.connection_lost() failed", std::current_exception(), std::nullopt});
+  }
+  unwatch_reads();
+  unwatch_writes();
+  sock_.close();
+  if (server_) {
+    server_->detach(this);
+    server_.reset();
+  }
+  auto keep = std::move(self_);  // may be the last reference: this dies with `keep`
+}
+
+// ---- the rest
+// ------------------------------------------------------------------------------------
+
+ExtraInfo SocketTransport::get_extra_info(std::string_view name) const {
+  try {
+    if (name == "peername") return ExtraInfo(sock_.getpeername());
+    if (name == "sockname") return ExtraInfo(sock_.getsockname());
+  } catch (const std::system_error&) {
+    return {};  // closed, or not connected any more
+  }
+  if (name == "socket") return ExtraInfo(sock_.fd());
+  return {};
+}
+
+void SocketTransport::set_protocol(std::shared_ptr<Protocol> protocol) {
+  if (!protocol) throw ValueError("set_protocol: null protocol");
+  protocol_ = std::move(protocol);
+}
+
+}  // namespace weave::detail

@@ -1,0 +1,103 @@
+#pragma once
+// The stream transport over a connected socket, as asyncio's _SelectorSocketTransport: reads
+// are driven by readiness (one recv per ready event into a loop-wide buffer, so an idle
+// connection holds no read buffer); writes go out at once while the buffer is empty and are
+// buffered, with the write watch armed, only for what the kernel did not take.
+//
+// Lifetime: the transport keeps itself alive (self_) from start() until connection_lost has
+// run; handles (StreamWriter, the user's shared_ptr) may keep the object, closed, for longer.
+
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "io/backend.hpp"
+#include "weave/transports.hpp"
+
+namespace weave {
+class EventLoop;
+}
+
+namespace weave::detail {
+
+class LoopImpl;
+struct ServerState;
+
+class SocketTransport final : public Transport,
+                              public std::enable_shared_from_this<SocketTransport> {
+ public:
+  SocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<Protocol> protocol,
+                  std::shared_ptr<ServerState> server);
+  ~SocketTransport() override;
+
+  /// Schedules connection_made, then starts reading (both with call_soon, as asyncio does).
+  void start();
+
+  void write(std::string_view data) override;
+  void write_eof() override;
+  void close() override;
+  void abort() override;
+  bool is_closing() const noexcept override { return closing_; }
+  void pause_reading() override;
+  void resume_reading() override;
+  bool is_reading() const noexcept override { return !closing_ && !paused_; }
+  std::size_t get_write_buffer_size() const noexcept override { return wbuf_.size() - woff_; }
+  void set_write_buffer_limits(std::optional<std::size_t> high,
+                               std::optional<std::size_t> low) override;
+  std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept override {
+    return {low_, high_};
+  }
+  ExtraInfo get_extra_info(std::string_view name) const override;
+  Protocol& get_protocol() const noexcept override { return *protocol_; }
+  void set_protocol(std::shared_ptr<Protocol> protocol) override;
+
+  int fd() const noexcept { return sock_.fd(); }
+
+ private:
+  struct ReadSide final : io::ReadyListener {
+    SocketTransport* t;
+    void on_ready() noexcept override { t->on_readable(); }
+  };
+  struct WriteSide final : io::ReadyListener {
+    SocketTransport* t;
+    void on_ready() noexcept override { t->on_writable(); }
+  };
+
+  void on_readable() noexcept;
+  void on_writable() noexcept;
+  void on_eof() noexcept;
+  void watch_reads();
+  void unwatch_reads() noexcept;
+  void unwatch_writes() noexcept;
+  /// asyncio's _maybe_pause_protocol / _maybe_resume_protocol.
+  void maybe_pause_protocol() noexcept;
+  void maybe_resume_protocol() noexcept;
+  /// A failed syscall or protocol callback: report (unless a plain reset) and close at once.
+  void fatal_error(std::exception_ptr exc, const char* message) noexcept;
+  void force_close(std::exception_ptr exc) noexcept;
+  void call_connection_lost(std::exception_ptr exc) noexcept;
+
+  EventLoop& loop_;
+  LoopImpl& impl_;
+  Socket sock_;
+  std::shared_ptr<Protocol> protocol_;
+  std::shared_ptr<ServerState> server_;
+  std::shared_ptr<SocketTransport> self_;
+  ReadSide read_side_;
+  WriteSide write_side_;
+  std::string wbuf_;  ///< bytes not yet sent start at woff_
+  std::size_t woff_ = 0;
+  std::size_t high_ = 64 * 1024;
+  std::size_t low_ = 16 * 1024;
+  bool started_ = false;
+  bool closing_ = false;
+  bool paused_ = false;  ///< pause_reading()
+  bool reads_watched_ = false;
+  bool writes_watched_ = false;
+  bool eof_requested_ = false;  ///< write_eof() waits for the buffer
+  bool eof_written_ = false;
+  bool protocol_paused_ = false;  ///< pause_writing() was called
+  bool lost_ = false;             ///< connection_lost scheduled
+};
+
+}  // namespace weave::detail

@@ -1,0 +1,510 @@
+// Transports and protocols (asyncio's callback layer) over TCP and Unix sockets, on both
+// backends: the call order of a Protocol, echo through create_server/create_connection, flow
+// control at the water marks, half-close, abort, peer resets, a client that never reads, accept
+// under EMFILE, many connections on one loop; the fd count is unchanged by each test.
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "support/bounded.hpp"
+#include "weave/weave.hpp"
+
+using namespace std::chrono_literals;
+using weave_test::run_bounded;
+
+namespace {
+
+int open_fd_count() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (readdir(d) != nullptr) ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+class Transports : public ::testing::Test {
+ protected:
+  void SetUp() override { fds_before_ = open_fd_count(); }
+  void TearDown() override { EXPECT_EQ(open_fd_count(), fds_before_) << "an fd leaked"; }
+
+ private:
+  int fds_before_ = 0;
+};
+
+/// Records every call, and echoes when asked to.
+class Recorder : public weave::Protocol {
+ public:
+  explicit Recorder(bool echo = false, bool keep_open_on_eof = false)
+      : echo_(echo), keep_open_(keep_open_on_eof) {}
+  void connection_made(weave::Transport& t) override {
+    transport = &t;
+    events.push_back("made");
+  }
+  void data_received(std::string_view data) override {
+    received.append(data);
+    if (echo_) transport->write(data);
+  }
+  bool eof_received() override {
+    events.push_back("eof");
+    return keep_open_;
+  }
+  void connection_lost(std::exception_ptr exc) override {
+    events.push_back(exc ? "lost with error" : "lost");
+    error = exc;
+    if (lost && !lost->done()) lost->set_result();
+  }
+  void pause_writing() override { events.push_back("pause"); }
+  void resume_writing() override { events.push_back("resume"); }
+
+  /// Waits until connection_lost ran.
+  weave::Coro<void> wait_lost() {
+    if (!events.empty() && events.back().rfind("lost", 0) == 0) co_return;
+    lost = weave::get_running_loop().create_future<void>();
+    co_await *lost;
+  }
+
+  weave::Transport* transport = nullptr;
+  std::vector<std::string> events;
+  std::string received;
+  std::exception_ptr error;
+  std::optional<weave::Future<void>> lost;
+
+ private:
+  bool echo_;
+  bool keep_open_;
+};
+
+weave::Coro<void> until(const std::function<bool()>& done) {
+  for (int i = 0; i < 100000 && !done(); ++i) co_await weave::sleep(i < 100 ? 0ms : 1ms);
+}
+
+std::uint16_t port_of(const weave::Server& server) {
+  return server.sockets().at(0).getsockname().port();
+}
+
+// ---- the basic exchange
+// --------------------------------------------------------------------------
+
+weave::Coro<void> echo_over_tcp() {
+  auto& loop = weave::get_running_loop();
+  std::shared_ptr<Recorder> server_side;
+  weave::Server server = co_await loop.create_server(
+      [&] { return server_side = std::make_shared<Recorder>(true); }, "127.0.0.1", 0);
+  EXPECT_TRUE(server.is_serving());
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server));
+  EXPECT_EQ(c.protocol.get(), client.get());
+  co_await until([&] { return client->transport != nullptr; });
+  c.transport->write("hello ");
+  c.transport->writelines({"wor", "ld"});
+  co_await until([&] { return client->received.size() >= 11; });
+  EXPECT_EQ(client->received, "hello world");
+  EXPECT_EQ(c.transport->get_extra_info("peername").port(), port_of(server));
+  EXPECT_EQ(client->transport, c.transport.get());
+  EXPECT_GE(std::any_cast<int>(c.transport->get_extra_info("socket")), 0);
+  EXPECT_FALSE(c.transport->get_extra_info("no such thing").has_value());
+  c.transport->close();
+  EXPECT_TRUE(c.transport->is_closing());
+  co_await client->wait_lost();
+  co_await server_side->wait_lost();  // the server saw EOF and closed its side
+  EXPECT_EQ(client->events, (std::vector<std::string>{"made", "lost"}));
+  EXPECT_EQ(server_side->events, (std::vector<std::string>{"made", "eof", "lost"}));
+  server.close();
+  EXPECT_FALSE(server.is_serving());
+  EXPECT_TRUE(server.sockets().empty());
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, EchoOverTcp) {
+  run_bounded(echo_over_tcp());
+}
+
+weave::Coro<void> echo_over_unix_socket() {
+  auto& loop = weave::get_running_loop();
+  const std::string path = "/tmp/weave-test-" + std::to_string(getpid()) + ".sock";
+  weave::Server server =
+      co_await loop.create_unix_server([] { return std::make_shared<Recorder>(true); }, path);
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c = co_await loop.create_unix_connection([&] { return client; }, path);
+  c.transport->write("over unix");
+  co_await until([&] { return client->received.size() >= 9; });
+  EXPECT_EQ(client->received, "over unix");
+  c.transport->close();
+  co_await client->wait_lost();
+  server.close();
+  co_await server.wait_closed();
+  ::unlink(path.c_str());
+}
+
+TEST_F(Transports, EchoOverUnixSocket) {
+  run_bounded(echo_over_unix_socket());
+}
+
+weave::Coro<void> connect_refused() {
+  auto& loop = weave::get_running_loop();
+  std::uint16_t port;
+  {
+    weave::Socket probe(AF_INET, SOCK_STREAM);
+    probe.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+    port = probe.getsockname().port();
+  }
+  int err = 0;
+  try {
+    co_await loop.create_connection([] { return std::make_shared<Recorder>(); }, "127.0.0.1", port);
+  } catch (const std::system_error& e) {
+    err = e.code().value();
+  }
+  EXPECT_EQ(err, ECONNREFUSED);
+}
+
+TEST_F(Transports, ConnectToAClosedPortIsRefused) {
+  run_bounded(connect_refused());
+}
+
+weave::Coro<void> dns_failure() {
+  auto& loop = weave::get_running_loop();
+  bool failed = false;
+  try {
+    co_await loop.create_connection([] { return std::make_shared<Recorder>(); },
+                                    "no-such-host.invalid", 80);
+  } catch (const std::system_error& e) {
+    failed = e.code().category() == weave::gai_category() || e.code().value() != 0;
+  }
+  EXPECT_TRUE(failed);
+  auto localhost = co_await loop.getaddrinfo("localhost", 80, AF_INET, SOCK_STREAM);
+  EXPECT_FALSE(localhost.empty());
+  for (const auto& info : localhost) {
+    EXPECT_EQ(info.address.host(), "127.0.0.1");
+    EXPECT_EQ(info.address.port(), 80);
+  }
+}
+
+TEST_F(Transports, DnsFailureAndLocalhost) {
+  run_bounded(dns_failure());
+}
+
+// ---- half-close, abort, resets ---------------------------------------------------------------
+
+weave::Coro<void> half_close_keeps_writing() {
+  auto& loop = weave::get_running_loop();
+  std::shared_ptr<Recorder> server_side;
+  weave::Server server = co_await loop.create_server(
+      [&] { return server_side = std::make_shared<Recorder>(false, true); }, "127.0.0.1", 0);
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server));
+  c.transport->write("question");
+  c.transport->write_eof();
+  EXPECT_THROW(c.transport->write("more"), weave::RuntimeError);
+  co_await until([&] { return server_side && server_side->events.size() >= 2; });
+  EXPECT_EQ(server_side->received, "question");
+  EXPECT_EQ(server_side->events, (std::vector<std::string>{"made", "eof"}));
+  // The server's side stays open after EOF (eof_received returned true): it still answers.
+  server_side->transport->write("answer");
+  server_side->transport->close();
+  co_await client->wait_lost();
+  EXPECT_EQ(client->received, "answer");
+  EXPECT_EQ(client->events, (std::vector<std::string>{"made", "eof", "lost"}));
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, HalfCloseKeepsTheOtherDirectionOpen) {
+  run_bounded(half_close_keeps_writing());
+}
+
+weave::Coro<void> abort_resets_the_peer() {
+  auto& loop = weave::get_running_loop();
+  std::shared_ptr<Recorder> server_side;
+  weave::Server server = co_await loop.create_server(
+      [&] { return server_side = std::make_shared<Recorder>(); }, "127.0.0.1", 0);
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server));
+  co_await until([&] { return server_side && server_side->transport != nullptr; });
+  linger l{1, 0};  // abort with RST, as a crashed peer would
+  setsockopt(std::any_cast<int>(c.transport->get_extra_info("socket")), SOL_SOCKET, SO_LINGER, &l,
+             sizeof l);
+  c.transport->abort();
+  co_await client->wait_lost();
+  EXPECT_EQ(client->events, (std::vector<std::string>{"made", "lost"}));
+  co_await server_side->wait_lost();
+  EXPECT_EQ(server_side->events, (std::vector<std::string>{"made", "lost with error"}));
+  int err = 0;
+  try {
+    std::rethrow_exception(server_side->error);
+  } catch (const std::system_error& e) {
+    err = e.code().value();
+  }
+  EXPECT_EQ(err, ECONNRESET);
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, AbortResetsThePeer) {
+  run_bounded(abort_resets_the_peer());
+}
+
+// ---- flow control ------------------------------------------------------------------------------
+
+/// Never reads: the writer's buffer must stay bounded by the protocol pausing.
+weave::Coro<void> client_that_never_reads() {
+  auto& loop = weave::get_running_loop();
+  std::shared_ptr<Recorder> server_side;
+  weave::Server server = co_await loop.create_server(
+      [&] { return server_side = std::make_shared<Recorder>(); }, "127.0.0.1", 0);
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server));
+  co_await until([&] { return server_side && server_side->transport != nullptr; });
+  server_side->transport->pause_reading();
+  EXPECT_FALSE(server_side->transport->is_reading());
+  c.transport->set_write_buffer_limits(64 * 1024);
+  EXPECT_EQ(c.transport->get_write_buffer_limits(),
+            (std::pair<std::size_t, std::size_t>{16384, 65536}));
+  EXPECT_THROW(c.transport->set_write_buffer_limits(10, 20), weave::ValueError);
+  const std::string chunk(16 * 1024, 'z');
+  std::size_t written = 0;
+  // Write like a well-behaved producer: only while not paused.
+  for (int i = 0; i < 10000; ++i) {
+    if (!client->events.empty() && client->events.back() == "pause") break;
+    c.transport->write(chunk);
+    written += chunk.size();
+    co_await weave::sleep(0ms);
+  }
+  EXPECT_EQ(client->events.back(), "pause");
+  EXPECT_GT(c.transport->get_write_buffer_size(), 64u * 1024);
+  EXPECT_LT(c.transport->get_write_buffer_size(), 64u * 1024 + 2 * chunk.size());
+  // The reader wakes up: the buffer drains and the protocol resumes.
+  server_side->transport->resume_reading();
+  co_await until([&] { return client->events.back() == "resume"; });
+  co_await until([&] { return server_side->received.size() == written; });
+  EXPECT_EQ(server_side->received.size(), written);
+  EXPECT_EQ(c.transport->get_write_buffer_size(), 0u);
+  c.transport->close();
+  co_await client->wait_lost();
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, ClientThatNeverReadsPausesTheWriter) {
+  run_bounded(client_that_never_reads());
+}
+
+weave::Coro<void> close_flushes_the_buffer() {
+  auto& loop = weave::get_running_loop();
+  std::shared_ptr<Recorder> server_side;
+  weave::Server server = co_await loop.create_server(
+      [&] { return server_side = std::make_shared<Recorder>(); }, "127.0.0.1", 0);
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server));
+  const std::string big(4 << 20, 'b');
+  c.transport->write(big);  // more than the socket takes at once
+  c.transport->close();
+  co_await client->wait_lost();
+  co_await until([&] { return server_side && server_side->received.size() == big.size(); });
+  EXPECT_EQ(server_side->received.size(), big.size());
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, CloseFlushesTheBufferFirst) {
+  run_bounded(close_flushes_the_buffer());
+}
+
+// ---- servers ---------------------------------------------------------------------------------
+
+weave::Coro<void> closing_server_with_live_clients() {
+  auto& loop = weave::get_running_loop();
+  std::vector<std::shared_ptr<Recorder>> accepted;
+  weave::Server server = co_await loop.create_server(
+      [&] { return accepted.emplace_back(std::make_shared<Recorder>()); }, "127.0.0.1", 0);
+  const std::uint16_t port = port_of(server);
+  std::vector<std::shared_ptr<Recorder>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(std::make_shared<Recorder>());
+    co_await loop.create_connection([&] { return clients.back(); }, "127.0.0.1", port);
+  }
+  co_await until([&] { return accepted.size() == 3 && accepted.back()->transport != nullptr; });
+  server.close();
+  // New connections are refused; the accepted ones are still alive.
+  EXPECT_THROW(co_await loop.create_connection([] { return std::make_shared<Recorder>(); },
+                                               "127.0.0.1", port),
+               std::system_error);
+  auto waiting = weave::create_task(server.wait_closed());
+  co_await weave::sleep(5ms);
+  EXPECT_FALSE(waiting.done()) << "wait_closed must wait for the clients";
+  server.close_clients();
+  co_await waiting;
+  for (auto& c : clients) co_await c->wait_lost();
+}
+
+TEST_F(Transports, ClosingAServerWithLiveClients) {
+  run_bounded(closing_server_with_live_clients());
+}
+
+weave::Coro<void> serve_forever_until_cancelled() {
+  auto& loop = weave::get_running_loop();
+  weave::Server server =
+      co_await loop.create_server([] { return std::make_shared<Recorder>(true); }, "127.0.0.1", 0,
+                                  weave::ServerOptions{.start_serving = false});
+  EXPECT_FALSE(server.is_serving());
+  auto serving = weave::create_task(server.serve_forever());
+  co_await weave::sleep(0ms);
+  EXPECT_TRUE(server.is_serving());
+  EXPECT_THROW(co_await server.serve_forever(), weave::RuntimeError);
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server));
+  c.transport->write("x");
+  co_await until([&] { return client->received == "x"; });
+  c.transport->close();
+  co_await client->wait_lost();
+  serving.cancel();
+  EXPECT_THROW(co_await serving, weave::CancelledError);
+  EXPECT_FALSE(server.is_serving());
+}
+
+TEST_F(Transports, ServeForeverUntilCancelled) {
+  run_bounded(serve_forever_until_cancelled());
+}
+
+/// With the fd limit reached, accept fails with EMFILE: the server reports it, backs off, and
+/// accepts the waiting client once fds are free again, without spinning.
+weave::Coro<void> accept_under_emfile() {
+  auto& loop = weave::get_running_loop();
+  std::vector<std::string> reports;
+  loop.set_exception_handler([&](weave::EventLoop&, const weave::ExceptionContext& ctx) {
+    reports.push_back(ctx.message);
+  });
+  std::vector<std::shared_ptr<Recorder>> accepted;
+  weave::Server server = co_await loop.create_server(
+      [&] { return accepted.emplace_back(std::make_shared<Recorder>(true)); }, "127.0.0.1", 0);
+  weave::Socket client(AF_INET, SOCK_STREAM);  // made first: connect needs no new fd
+  // Fill the fd table up to a lowered limit, so that the server's accept(2) gets EMFILE.
+  rlimit old{};
+  getrlimit(RLIMIT_NOFILE, &old);
+  rlimit low = old;
+  low.rlim_cur = static_cast<rlim_t>(open_fd_count() + 8);
+  setrlimit(RLIMIT_NOFILE, &low);
+  std::vector<int> hog;
+  for (int fd; (fd = dup(0)) >= 0;) hog.push_back(fd);
+  co_await loop.sock_connect(client.fd(), server.sockets().at(0).getsockname());
+  const auto t0 = weave::Clock::now();
+  co_await weave::sleep(250ms);
+  EXPECT_TRUE(accepted.empty());
+  EXPECT_FALSE(reports.empty());
+  EXPECT_LT(reports.size(), 10u) << "the server must back off, not spin";
+  for (int fd : hog) ::close(fd);
+  setrlimit(RLIMIT_NOFILE, &old);
+  co_await loop.sock_sendall(client.fd(), "after");
+  std::string echoed;
+  while (echoed.size() < 5) echoed += co_await loop.sock_recv(client.fd(), 16);
+  EXPECT_EQ(echoed, "after");
+  EXPECT_EQ(accepted.size(), 1u);
+  EXPECT_LT(weave::Clock::now() - t0, 5s);
+  client.close();
+  co_await accepted.at(0)->wait_lost();
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, AcceptUnderEmfileBacksOffAndRecovers) {
+  run_bounded(accept_under_emfile());
+}
+
+/// The clients run in a child process (each end of a connection is an fd, and one process
+/// may not hold 20,000): it connects `count` sockets, then writes on each, then reads each echo,
+/// holding every connection open until all are verified. Only raw syscalls run in the child.
+[[noreturn]] void run_clients(std::uint16_t port, int count) {
+  std::vector<int> fds;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < count; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) _exit(2);
+    fds.push_back(fd);
+  }
+  for (int i = 0; i < count; ++i) {
+    const std::string msg = "ping " + std::to_string(i) + "\n";
+    if (::write(fds[i], msg.data(), msg.size()) != static_cast<ssize_t>(msg.size())) _exit(3);
+  }
+  for (int i = 0; i < count; ++i) {
+    const std::string msg = "ping " + std::to_string(i) + "\n";
+    std::string got;
+    char buf[64];
+    while (got.size() < msg.size()) {
+      const ssize_t n = ::read(fds[i], buf, sizeof buf);
+      if (n <= 0) _exit(4);
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    if (got != msg) _exit(5);
+  }
+  _exit(0);
+}
+
+/// Counts the connections that are open at the same time.
+class Counted : public weave::Protocol {
+ public:
+  Counted(int* open, int* peak) : open_(open), peak_(peak) {}
+  void connection_made(weave::Transport& t) override {
+    transport_ = &t;
+    *peak_ = std::max(*peak_, ++*open_);
+  }
+  void data_received(std::string_view data) override { transport_->write(data); }
+  void connection_lost(std::exception_ptr) override { --*open_; }
+
+ private:
+  weave::Transport* transport_ = nullptr;
+  int* open_;
+  int* peak_;
+};
+
+weave::Coro<void> many_connections_on_one_loop(int count) {
+  auto& loop = weave::get_running_loop();
+  int open = 0;
+  int peak = 0;
+  weave::Server server =
+      co_await loop.create_server([&] { return std::make_shared<Counted>(&open, &peak); },
+                                  "127.0.0.1", 0, weave::ServerOptions{.backlog = 4096});
+  const pid_t child = ::fork();
+  if (child == 0) run_clients(port_of(server), count);
+  int status = -1;
+  while (::waitpid(child, &status, WNOHANG) == 0) co_await weave::sleep(5ms);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client status " << status;
+  EXPECT_EQ(peak, count);
+  co_await until([&] { return open == 0; });  // every connection saw the child's exit
+  EXPECT_EQ(open, 0);
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, TenThousandConnectionsOnOneLoop) {
+  rlimit lim{};
+  getrlimit(RLIMIT_NOFILE, &lim);
+  const rlimit before = lim;
+  lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 10200);
+  setrlimit(RLIMIT_NOFILE, &lim);
+  ASSERT_GE(lim.rlim_cur, 10200u) << "the hard fd limit is too low for 10,000 connections";
+  run_bounded(many_connections_on_one_loop(10000), std::chrono::seconds(120));
+  setrlimit(RLIMIT_NOFILE, &before);
+}
+
+}  // namespace
