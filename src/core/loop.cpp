@@ -45,6 +45,7 @@ void EventLoop::close() {
   if (l.closed) return;
   l.closed = true;
   l.drop_fd_callbacks();
+  l.detach_net();
   l.release_backend();
   l.close_default_executor();
 }

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <memory>
 #include <system_error>
+#include <vector>
 
 #include "core/loop_impl.hpp"
 #include "net/server_state.hpp"
@@ -52,13 +53,33 @@ SocketTransport::SocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<P
 }
 
 SocketTransport::~SocketTransport() {
+  if (detached_) return;
   unwatch_reads();
   unwatch_writes();
+  impl_.transports.erase(this);
+}
+
+void SocketTransport::detach_from_loop() noexcept {
+  if (detached_) return;
+  unwatch_reads();
+  unwatch_writes();
+  impl_.transports.erase(this);
+  detached_ = true;
+  closing_ = lost_ = true;
+  wbuf_.clear();
+  woff_ = 0;
+  sock_.close();
+  if (server_) {
+    server_->detach(this);
+    server_.reset();
+  }
+  auto keep = std::move(self_);  // may be the last reference
 }
 
 void SocketTransport::start() {
-  self_ = shared_from_this();
+  self_ = shared();
   started_ = true;
+  impl_.transports.insert(this);
   if (server_) server_->attach(this);
   loop_.call_soon([self = self_] {
     try {
@@ -242,7 +263,7 @@ void SocketTransport::close() {
   unwatch_reads();
   if (get_write_buffer_size() == 0) {
     lost_ = true;
-    auto self = shared_from_this();
+    auto self = shared();
     loop_.call_soon([self] { self->call_connection_lost(nullptr); });
   }
 }
@@ -264,7 +285,7 @@ void SocketTransport::force_close(std::exception_ptr exc) noexcept {
   closing_ = true;
   unwatch_reads();
   lost_ = true;
-  auto self = shared_from_this();
+  auto self = shared();
   loop_.call_soon([self, exc] { self->call_connection_lost(exc); });
 }
 
@@ -278,6 +299,7 @@ void SocketTransport::call_connection_lost(std::exception_ptr exc) noexcept {
   }
   unwatch_reads();
   unwatch_writes();
+  impl_.transports.erase(this);
   sock_.close();
   if (server_) {
     server_->detach(this);
@@ -303,6 +325,13 @@ ExtraInfo SocketTransport::get_extra_info(std::string_view name) const {
 void SocketTransport::set_protocol(std::shared_ptr<Protocol> protocol) {
   if (!protocol) throw ValueError("set_protocol: null protocol");
   protocol_ = std::move(protocol);
+}
+
+void LoopImpl::detach_net() noexcept {
+  const std::vector<SocketTransport*> open(transports.begin(), transports.end());
+  for (SocketTransport* t : open) t->detach_from_loop();
+  const std::vector<ServerState*> listening(servers.begin(), servers.end());
+  for (ServerState* s : listening) s->detach_from_loop();
 }
 
 }  // namespace weave::detail

@@ -23,8 +23,7 @@ namespace weave::detail {
 class LoopImpl;
 struct ServerState;
 
-class SocketTransport final : public Transport,
-                              public std::enable_shared_from_this<SocketTransport> {
+class SocketTransport final : public Transport {
  public:
   SocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<Protocol> protocol,
                   std::shared_ptr<ServerState> server);
@@ -52,6 +51,8 @@ class SocketTransport final : public Transport,
   void set_protocol(std::shared_ptr<Protocol> protocol) override;
 
   int fd() const noexcept { return sock_.fd(); }
+  /// The loop is closing: stop watching, close the socket, and never touch the loop again.
+  void detach_from_loop() noexcept;
 
  private:
   struct ReadSide final : io::ReadyListener {
@@ -76,6 +77,9 @@ class SocketTransport final : public Transport,
   void fatal_error(std::exception_ptr exc, const char* message) noexcept;
   void force_close(std::exception_ptr exc) noexcept;
   void call_connection_lost(std::exception_ptr exc) noexcept;
+  std::shared_ptr<SocketTransport> shared() {
+    return std::static_pointer_cast<SocketTransport>(shared_from_this());
+  }
 
   EventLoop& loop_;
   LoopImpl& impl_;
@@ -98,6 +102,7 @@ class SocketTransport final : public Transport,
   bool eof_written_ = false;
   bool protocol_paused_ = false;  ///< pause_writing() was called
   bool lost_ = false;             ///< connection_lost scheduled
+  bool detached_ = false;         ///< the loop closed under us
 };
 
 }  // namespace weave::detail
