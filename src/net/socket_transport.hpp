@@ -25,8 +25,12 @@ struct ServerState;
 
 class SocketTransport final : public Transport {
  public:
+  /// What the fd is: a connected socket, or one end of a pipe (read/write instead of
+  /// recv/send; a write pipe is never read, and its write_eof closes it).
+  enum class Kind : unsigned char { Socket, ReadPipe, WritePipe };
+
   SocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<Protocol> protocol,
-                  std::shared_ptr<ServerState> server);
+                  std::shared_ptr<ServerState> server, Kind kind = Kind::Socket);
   ~SocketTransport() override;
 
   /// Schedules connection_made, then starts reading (both with call_soon, as asyncio does).
@@ -34,6 +38,7 @@ class SocketTransport final : public Transport {
 
   void write(std::string_view data) override;
   void write_eof() override;
+  bool can_write_eof() const noexcept override { return kind_ != Kind::ReadPipe; }
   void close() override;
   void abort() override;
   bool is_closing() const noexcept override { return closing_; }
@@ -67,6 +72,8 @@ class SocketTransport final : public Transport {
   void on_readable() noexcept;
   void on_writable() noexcept;
   void on_eof() noexcept;
+  /// write_eof's effect once the buffer is empty.
+  void end_writing() noexcept;
   void watch_reads();
   void unwatch_reads() noexcept;
   void unwatch_writes() noexcept;
@@ -93,6 +100,7 @@ class SocketTransport final : public Transport {
   std::size_t woff_ = 0;
   std::size_t high_ = 64 * 1024;
   std::size_t low_ = 16 * 1024;
+  Kind kind_;
   bool started_ = false;
   bool closing_ = false;
   bool paused_ = false;  ///< pause_reading()
