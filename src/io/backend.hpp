@@ -37,6 +37,18 @@ class StreamListener {
   ~StreamListener() = default;
 };
 
+/// Told of connections accepted natively (io_uring's multishot accept).
+class AcceptListener {
+ public:
+  /// A new connection, non-blocking and close-on-exec, now owned by the listener.
+  virtual void on_accepted(int fd) noexcept = 0;
+  /// Accepting stopped on an error (EMFILE, ...); start_accepting again to go on.
+  virtual void on_accept_error(int error) noexcept = 0;
+
+ protected:
+  ~AcceptListener() = default;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -74,6 +86,16 @@ class Backend {
   }
   /// The stream is over (its fd is about to close): nothing more is delivered.
   virtual void detach_stream(int fd) noexcept { (void)fd; }
+
+  /// Accepts on listening socket `fd` natively until stop_accepting or an error. False: not
+  /// supported; accept on readiness (watch) instead.
+  virtual bool start_accepting(int fd, AcceptListener* listener) {
+    (void)fd;
+    (void)listener;
+    return false;
+  }
+  /// Connections the kernel accepts after this are closed, never delivered.
+  virtual void stop_accepting(int fd) noexcept { (void)fd; }
 };
 
 /// The backend WEAVE_BACKEND names, else io_uring when the kernel allows it, else epoll.

@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -35,8 +36,9 @@ namespace {
 constexpr std::uint64_t kWakeTag = 1;
 constexpr std::uint64_t kIgnoreTag = 2;  ///< completions nobody waits for (poll removal, cancel)
 constexpr std::uint64_t kKindMask = 3ULL << 62;
-constexpr std::uint64_t kPollTag = 1ULL << 62;  ///< | gen << 33 | interest << 32 | fd
-constexpr std::uint64_t kRecvTag = 2ULL << 62;  ///< | session << 40 | arm << 32 | fd
+constexpr std::uint64_t kPollTag = 1ULL << 62;    ///< | gen << 33 | interest << 32 | fd
+constexpr std::uint64_t kRecvTag = 2ULL << 62;    ///< | session << 40 | arm << 32 | fd
+constexpr std::uint64_t kAcceptTag = 3ULL << 62;  ///< | session << 40 | fd
 constexpr std::uint32_t kGenMask = 0x1fffffffU;
 constexpr std::uint32_t kSessionMask = 0x3fffffU;  ///< bits 40..61, below the kind
 
@@ -159,6 +161,31 @@ class UringBackend final : public Backend {
     if (!on && st.armed) cancel_recv(fd, st);
   }
 
+  bool start_accepting(int fd, AcceptListener* listener) override {
+    if (fd < 0) return false;
+    if (static_cast<std::size_t>(fd) >= entries_.size()) entries_.resize(fd + 1);
+    Acceptor& a = entries_[fd].acceptor;
+    if (a.armed && a.listener == listener) return true;
+    if (a.armed) stop_accepting(fd);
+    a.listener = listener;
+    ++a.session;
+    arm_accept(fd, a);
+    return true;
+  }
+
+  void stop_accepting(int fd) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size()) return;
+    Acceptor& a = entries_[fd].acceptor;
+    if (a.armed) {
+      io_uring_sqe* sqe = next_sqe();
+      io_uring_prep_cancel64(sqe, accept_tag(fd, a), 0);
+      io_uring_sqe_set_data64(sqe, kIgnoreTag);
+    }
+    a.armed = false;
+    a.listener = nullptr;
+    ++a.session;  // connections of the cancelled accept are closed on arrival
+  }
+
   void detach_stream(int fd) noexcept override {
     if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size()) return;
     Stream& st = entries_[fd].stream;
@@ -181,10 +208,57 @@ class UringBackend final : public Backend {
     bool armed = false;  ///< a multishot recv of this arm is in the kernel
     bool receiving = false;
   };
+  struct Acceptor {
+    AcceptListener* listener = nullptr;
+    std::uint32_t session = 0;
+    bool armed = false;
+  };
   struct Entry {
     Watch watches[2];
     Stream stream;
+    Acceptor acceptor;
   };
+
+  // ---- multishot accept ----
+
+  static std::uint64_t accept_tag(int fd, const Acceptor& a) noexcept {
+    return kAcceptTag | (static_cast<std::uint64_t>(a.session & kSessionMask) << 40) |
+           static_cast<std::uint32_t>(fd);
+  }
+
+  void arm_accept(int fd, Acceptor& a) noexcept {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, accept_tag(fd, a));
+    a.armed = true;
+  }
+
+  void on_accept(std::uint64_t tag, int res, unsigned flags) noexcept {
+    const int fd = static_cast<int>(tag & 0xffffffffU);
+    const auto session = static_cast<std::uint32_t>((tag >> 40) & kSessionMask);
+    auto current = [&]() -> Acceptor* {
+      if (static_cast<std::size_t>(fd) >= entries_.size()) return nullptr;
+      Acceptor& a = entries_[fd].acceptor;
+      return a.listener != nullptr && (a.session & kSessionMask) == session ? &a : nullptr;
+    };
+    Acceptor* a = current();
+    if (res >= 0) {
+      if (a != nullptr) {
+        a->listener->on_accepted(res);
+      } else {
+        ::close(res);  // accepted after stop_accepting: nobody wants it
+      }
+    }
+    if ((flags & IORING_CQE_F_MORE) != 0) return;
+    a = current();
+    if (a == nullptr || !a->armed) return;
+    a->armed = false;
+    if (res >= 0 || res == -ECONNABORTED || res == -EINTR || res == -EAGAIN) {
+      arm_accept(fd, *a);  // the kernel ended the multishot: go on
+    } else {
+      a->listener->on_accept_error(-res);
+    }
+  }
 
   // ---- provided buffers and multishot receive ----
 
@@ -337,10 +411,16 @@ class UringBackend final : public Backend {
     io_uring_cq_advance(&ring_, count);
     if (rearm) arm_wake();
     for (const Completion& c : completed_) {
-      if ((c.tag & kKindMask) == kPollTag) {
-        on_poll(c.tag, c.res);
-      } else {
-        on_recv(c.tag, c.res, c.flags);
+      switch (c.tag & kKindMask) {
+        case kPollTag:
+          on_poll(c.tag, c.res);
+          break;
+        case kRecvTag:
+          on_recv(c.tag, c.res, c.flags);
+          break;
+        default:
+          on_accept(c.tag, c.res, c.flags);
+          break;
       }
     }
   }
