@@ -5,6 +5,7 @@
 // WEAVE_BACKEND=epoll|uring.
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -47,6 +48,28 @@ class AcceptListener {
 
  protected:
   ~AcceptListener() = default;
+};
+
+/// One file operation for a backend that does file I/O natively (io_uring).
+struct FileOp {
+  enum class Kind : unsigned char { Open, Read, Write, Fsync, Close };
+  Kind kind = Kind::Read;
+  int fd = -1;
+  const char* path = nullptr;  ///< Open
+  int flags = 0;               ///< Open
+  unsigned mode = 0;           ///< Open
+  void* data = nullptr;        ///< Read, Write
+  unsigned size = 0;           ///< Read, Write
+  std::int64_t offset = -1;    ///< Read, Write; -1: at the file position, which moves
+};
+
+/// Told the result of a FileOp: >= 0 as the syscall returns it, or -errno.
+class OpListener {
+ public:
+  virtual void on_complete(int result) noexcept = 0;
+
+ protected:
+  ~OpListener() = default;
 };
 
 class Backend {
@@ -96,6 +119,19 @@ class Backend {
   }
   /// Connections the kernel accepts after this are closed, never delivered.
   virtual void stop_accepting(int fd) noexcept { (void)fd; }
+
+  /// True when submit_file_op works.
+  virtual bool native_files() const noexcept { return false; }
+  /// Starts `op`; `listener` (and the op's memory) must stay valid until on_complete. False:
+  /// not supported; run the syscall on a thread instead.
+  virtual bool submit_file_op(const FileOp& op, OpListener* listener) {
+    (void)op;
+    (void)listener;
+    return false;
+  }
+  /// Asks the kernel to cancel; on_complete still comes (with -ECANCELED, or the result if the
+  /// operation finished first).
+  virtual void cancel_file_op(OpListener* listener) noexcept { (void)listener; }
 };
 
 /// The backend WEAVE_BACKEND names, else io_uring when the kernel allows it, else epoll.
