@@ -41,12 +41,15 @@ class Task : public TaskRef {
     return t;
   }
 
-  /// The value the coroutine returned. Errors: InvalidStateError if the task is not done;
-  /// CancelledError if it was cancelled; the exception the coroutine raised.
+  /// The value the coroutine returned (a move-only value is moved out: it can be taken once).
+  /// Errors: InvalidStateError if the task is not done; CancelledError if it was cancelled; the
+  /// exception the coroutine raised.
   T result() const {
     detail::require_done(core());
     if (core()->exception) detail::rethrow(core());
-    if constexpr (!std::is_void_v<T>) return *detail::promise_of<T>(core())->value();
+    if constexpr (!std::is_void_v<T>) {
+      return detail::hand_out(*detail::promise_of<T>(core())->value());
+    }
   }
 
   /// `fn(task)` is scheduled with call_soon when the task is done (at once if it is).
@@ -64,12 +67,8 @@ class Task : public TaskRef {
     T await_resume() const {
       before_result();
       if constexpr (!std::is_void_v<T>) {
-        auto* p = detail::promise_of<T>(static_cast<detail::TaskCore*>(core));
-        if constexpr (std::is_copy_constructible_v<T>) {
-          return *p->value();
-        } else {
-          return std::move(*p->value());
-        }
+        return detail::hand_out(
+            *detail::promise_of<T>(static_cast<detail::TaskCore*>(core))->value());
       }
     }
   };
