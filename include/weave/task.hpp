@@ -103,7 +103,7 @@ Task<T> create_task(Coro<T> coro, std::string name = {}) {
   return get_running_loop().create_task(std::move(coro), std::move(name));
 }
 
-/// The task running now, if any.
+/// The task running now; nullopt in a plain callback. Errors: RuntimeError outside a running loop.
 std::optional<TaskRef> current_task();
 /// The running loop's tasks that are not done.
 std::vector<TaskRef> all_tasks();

@@ -201,6 +201,7 @@ std::size_t TaskRef::remove_done_callback(CallbackId id) {
 }
 
 std::optional<TaskRef> current_task() {
+  (void)get_running_loop();  // asyncio: RuntimeError outside a running loop
   if (detail::t_current == nullptr) return std::nullopt;
   return TaskRef(detail::t_current);
 }
