@@ -135,6 +135,12 @@ bool task_cancel(TaskCore* t, std::string_view msg) {
 
 void task_finish(TaskCore* t) noexcept {
   FutureState state = FutureState::Finished;
+  if (!t->exception && (t->flags & fflag::kMustCancel) != 0) {
+    // asyncio's __step: a task cancelled while it runs that then returns without awaiting again
+    // ends cancelled, not with its value ("Task is cancelled right before coro stops").
+    t->flags &= ~fflag::kMustCancel;
+    t->exception = make_cancelled(t);
+  }
   if (t->exception) {
     try {
       std::rethrow_exception(t->exception);
