@@ -2,6 +2,7 @@
 // "exception was never retrieved" report.
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,7 +89,9 @@ void report_unretrieved(FutureCore* f, const char* what) noexcept {
     message += " (" + (name.empty() ? "Task-" + std::to_string(f->id) : name) + ")";
   }
   if (EventLoop* loop = f->loop()) {
-    loop->call_exception_handler({message, f->exception, {}});
+    std::optional<TaskRef> task;
+    if (f->is_task()) task = TaskRef::from_core(f);  // destroy_task_frame holds the frame
+    loop->call_exception_handler({message, f->exception, std::move(task)});
   } else {
     std::fprintf(stderr, "weave: %s\n", message.c_str());
   }
@@ -142,7 +145,12 @@ void release_any(FutureCore* f) noexcept {
 }
 
 void destroy_task_frame(TaskCore* t) noexcept {
+  // The report hands the task to the exception handler (as asyncio's context['future']): a
+  // reference held meanwhile keeps the frame, and a handler that keeps a handle defers the
+  // destruction to that handle's release (reported once: the exception is now retrieved).
+  ++t->refs;
   report_unretrieved(t, "Task");
+  if (--t->refs != 0) return;
   drop_pending_callbacks(t);
   task_root(t).destroy();
 }
