@@ -179,6 +179,8 @@ class EventLoop {
   detail::LoopImpl& impl() noexcept { return *impl_; }
 
  private:
+  /// RuntimeError unless this loop could start running now (not closed, no loop running).
+  void check_runnable() const;
   void run_until_done(detail::FutureCore* f);
   std::unique_ptr<detail::LoopImpl> impl_;
 };

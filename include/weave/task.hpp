@@ -125,6 +125,7 @@ struct is_coro<Coro<T>> : std::true_type {};
 
 template <class A>
 auto EventLoop::run_until_complete(A&& awaitable) {
+  check_runnable();  // before a Coro is made a task, so that a refused run leaves nothing behind
   using D = std::decay_t<A>;
   if constexpr (detail::is_coro<D>::value) {
     auto task = create_task(std::forward<A>(awaitable));

@@ -14,13 +14,18 @@ using detail::LoopImpl;
 EventLoop::EventLoop() : impl_(std::make_unique<LoopImpl>(*this)) {}
 EventLoop::~EventLoop() = default;
 
-void EventLoop::run_forever() {
-  LoopImpl& l = *impl_;
+void EventLoop::check_runnable() const {
+  const LoopImpl& l = *impl_;
   if (l.closed) throw RuntimeError("Event loop is closed");
   if (l.running) throw RuntimeError("This event loop is already running");
   if (detail::running_loop_or_null() != nullptr) {
     throw RuntimeError("Cannot run the event loop while another loop is running");
   }
+}
+
+void EventLoop::run_forever() {
+  check_runnable();
+  LoopImpl& l = *impl_;
   l.running = true;
   l.thread = std::this_thread::get_id();
   detail::set_running(this);
@@ -32,7 +37,11 @@ void EventLoop::run_forever() {
       detail::set_running(nullptr);
     }
   } reset{l};
-  while (!l.stopping) l.run_once();
+  // As asyncio's run_forever: the stop flag is checked after each iteration, so a stop() made
+  // before the loop started still lets one iteration run.
+  do {
+    l.run_once();
+  } while (!l.stopping);
 }
 
 void EventLoop::stop() noexcept {
