@@ -406,3 +406,19 @@ Coro<void> cancelled_never_reported() {
 TEST(Future, ACancelledFutureIsNeverReported) {
   run_bounded(cancelled_never_reported());
 }
+
+Coro<void> keep_failed_future(Future<int>* out) {
+  *out = new_future<int>();
+  out->set_exception(std::make_exception_ptr(std::runtime_error("kept")));
+  co_return;
+}
+TEST(Future, AFailedFuturesHandleMayOutliveItsLoop) {
+  testing::internal::CaptureStderr();
+  {
+    Future<int> kept;
+    weave::run(keep_failed_future(&kept));
+    EXPECT_TRUE(kept.done());
+  }  // the last handle goes after the loop: reported, but not through the freed loop
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("Future exception was never retrieved"),
+            std::string::npos);
+}

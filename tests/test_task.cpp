@@ -598,3 +598,21 @@ Coro<void> retrieved_not_reported() {
 TEST(Task, ARetrievedFailureOrACancellationIsNotReported) {
   run_bounded(retrieved_not_reported());
 }
+
+Coro<void> keep_failed_task(Task<int>* out) {
+  *out = weave::create_task(fail_after(0));
+  co_await yield(2);
+}
+TEST(Task, AFailedTasksHandleMayOutliveItsLoop) {
+  testing::internal::CaptureStderr();
+  {
+    Task<int> kept;
+    weave::run(keep_failed_task(&kept));
+    EXPECT_TRUE(kept.done());
+  }  // the last handle goes after the loop: reported, but not through the freed loop
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("Task exception was never retrieved"),
+            std::string::npos);
+  Task<int> read;
+  weave::run(keep_failed_task(&read));
+  EXPECT_THROW((void)read.result(), std::runtime_error);
+}

@@ -88,7 +88,8 @@ void report_unretrieved(FutureCore* f, const char* what) noexcept {
     const std::string& name = f->extras_ != nullptr ? f->extras_->name : std::string();
     message += " (" + (name.empty() ? "Task-" + std::to_string(f->id) : name) + ")";
   }
-  if (EventLoop* loop = f->loop()) {
+  EventLoop* loop = f->loop();
+  if (loop != nullptr && loop_alive(loop)) {
     std::optional<TaskRef> task;
     if (f->is_task()) task = TaskRef::from_core(f);  // destroy_task_frame holds the frame
     loop->call_exception_handler({message, f->exception, std::move(task)});

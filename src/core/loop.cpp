@@ -1,18 +1,54 @@
 // EventLoop's public members: running, stopping, closing, scheduling callbacks, the exception
 // handler. The iteration itself is in event_loop.cpp.
 
+#include <algorithm>
 #include <cstdio>
+#include <mutex>
+#include <vector>
 
 #include "core/loop_impl.hpp"
 #include "weave/errors.hpp"
+
+namespace weave::detail {
+
+namespace {
+// The loops alive in the process. A done task or a future keeps a plain pointer to its loop and
+// its handle may outlive that loop (result() still reads); the rare paths that reach the loop
+// from such a handle (the never-retrieved report) look here first. Never destroyed, so that a
+// loop destroyed during static destruction still finds it.
+std::mutex g_loops_mutex;
+std::vector<const EventLoop*>& live_loops() {
+  static auto* loops = new std::vector<const EventLoop*>;
+  return *loops;
+}
+}  // namespace
+
+bool loop_alive(const EventLoop* loop) noexcept {
+  std::lock_guard lock(g_loops_mutex);
+  const auto& loops = live_loops();
+  return std::find(loops.begin(), loops.end(), loop) != loops.end();
+}
+
+}  // namespace weave::detail
 
 namespace weave {
 
 using detail::HandleNode;
 using detail::LoopImpl;
 
-EventLoop::EventLoop() : impl_(std::make_unique<LoopImpl>(*this)) {}
-EventLoop::~EventLoop() = default;
+EventLoop::EventLoop() : impl_(std::make_unique<LoopImpl>(*this)) {
+  std::lock_guard lock(detail::g_loops_mutex);
+  detail::live_loops().push_back(this);
+}
+
+EventLoop::~EventLoop() {
+  {
+    std::lock_guard lock(detail::g_loops_mutex);
+    auto& loops = detail::live_loops();
+    loops.erase(std::find(loops.begin(), loops.end(), this));
+  }
+  impl_.reset();  // frees the pending tasks, whose reports must not find this loop any more
+}
 
 void EventLoop::check_runnable() const {
   const LoopImpl& l = *impl_;
