@@ -281,6 +281,19 @@ TEST(EventLoop, RunUntilCompleteLeavesOtherWorkForTheNextRun) {
   loop.close();
 }
 
+TEST(EventLoop, RunUntilCompleteOfAnotherLoopsFutureRaisesValueError) {
+  EventLoop loop;
+  EventLoop other;
+  auto fut = other.create_future<int>();
+  EXPECT_THROW((void)loop.run_until_complete(fut), weave::ValueError);
+  auto task = other.create_task(value_after(1, 0));
+  EXPECT_THROW((void)loop.run_until_complete(task), weave::ValueError);
+  EXPECT_EQ(other.run_until_complete(task), 1);
+  fut.cancel();
+  loop.close();
+  other.close();
+}
+
 TEST(EventLoop, IsRunningAndGetRunningLoopInsideTheLoop) {
   EventLoop loop;
   EXPECT_FALSE(loop.is_running());

@@ -180,6 +180,11 @@ bool EventLoop::get_debug() const noexcept {
 void EventLoop::run_until_done(detail::FutureCore* f) {
   // The stop callback is a pooled handle: if the loop stops for another reason first, it is
   // unlinked, or cancelled when already queued, so that nothing dangles into the next run.
+  if (f->loop() != this) {
+    throw ValueError(
+        "The future belongs to a different loop than the one specified as the loop "
+        "argument");
+  }
   LoopImpl& l = *impl_;
   HandleNode* n = l.handles.acquire();
   const std::uint32_t generation = n->generation;
