@@ -154,6 +154,27 @@ TEST(EventLoop, ACallbackCancellingALaterOneInTheSameBatchPreventsIt) {
   loop.close();
 }
 
+TEST(EventLoop, AHandleCancelledByItsOwnCallbackKeepsTheCallbackAliveUntilItReturns) {
+  EventLoop loop;
+  std::string seen;
+  weave::Handle soon;
+  soon = loop.call_soon([&soon, &seen, text = std::string(64, 's')] {
+    soon.cancel();
+    seen = text;  // the callback's captures are still alive
+  });
+  weave::TimerHandle later;
+  later = loop.call_later(1ms, [&later, &seen, &loop, text = std::string(64, 't')] {
+    later.cancel();
+    seen += text;
+    loop.stop();
+  });
+  loop.run_forever();
+  EXPECT_EQ(seen, std::string(64, 's') + std::string(64, 't'));
+  EXPECT_TRUE(soon.cancelled());
+  EXPECT_TRUE(later.cancelled());
+  loop.close();
+}
+
 // ---- timers -----------------------------------------------------------------------------------
 
 TEST(EventLoop, TimersFireByDeadlineThenInsertionOrder) {

@@ -218,7 +218,9 @@ void Handle::cancel() noexcept {
   if (node_ == nullptr || node_->generation != generation_) return;
   if ((node_->flags & HandleNode::kCancelled) != 0) return;
   node_->flags |= HandleNode::kCancelled;
-  node_->fn.reset();  // release what the callback holds, as asyncio does
+  // Release what the callback holds, as asyncio does; unless the callback is the one cancelling
+  // its own handle: it is still running, and the node's recycling releases it.
+  if ((node_->flags & HandleNode::kRunning) == 0) node_->fn.reset();
   if (node_->queued()) {
     // A timer still in the heap is removed at once; the node goes back to the pool.
     node_->owner->remove_timer(node_);
