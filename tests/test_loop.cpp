@@ -10,6 +10,7 @@
 #include <ctime>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/bounded.hpp"
@@ -226,6 +227,22 @@ TEST(EventLoop, ACancelledTimerNeverFiresAndKeepsItsWhen) {
   loop.close();
 }
 
+TEST(EventLoop, ATimerCancellingAnotherDueInTheSameIterationPreventsIt) {
+  EventLoop loop;
+  Trace trace;
+  const Clock::time_point when = loop.time() + 2ms;
+  weave::TimerHandle second;
+  loop.call_at(when, [&] {
+    trace("first");
+    second.cancel();
+  });
+  second = loop.call_at(when, [&] { trace("second"); });
+  loop.call_at(when + 5ms, [&] { loop.stop(); });
+  loop.run_forever();
+  EXPECT_EQ(trace.events, (std::vector<std::string>{"first"}));
+  loop.close();
+}
+
 TEST(EventLoop, TimeIsMonotonic) {
   EventLoop loop;
   Clock::time_point last = loop.time();
@@ -402,6 +419,33 @@ TEST(EventLoop, CloseDropsPendingCallbacks) {
   EXPECT_FALSE(ran);
 }
 
+Coro<void> sleep_forever() {
+  co_await weave::sleep(1h);
+}
+Coro<void> await_task(weave::Task<void> other) {
+  co_await other;
+}
+Coro<void> gather_pair(weave::Task<void> a, weave::Task<void> b) {
+  co_await weave::gather(a, b);
+}
+
+TEST(EventLoop, DestroyingALoopFreesItsPendingTasksInAnyOrder) {
+  // Tasks waiting on timers, on each other and in a gather, some with handles kept past the loop:
+  // nothing may touch freed memory while the loop tears them down (asan watches).
+  weave::Task<void> kept;
+  {
+    EventLoop loop;
+    auto a = loop.create_task(sleep_forever());
+    auto b = loop.create_task(await_task(a));
+    kept = loop.create_task(await_task(b));
+    (void)loop.create_task(gather_pair(a, b));
+    (void)loop.create_task(await_task(loop.create_task(sleep_forever())));
+    loop.run_until_complete(weave::sleep(1ms));
+    loop.close();
+  }
+  EXPECT_FALSE(kept.done());
+}
+
 // ---- exception handler and debug --------------------------------------------------------------
 
 TEST(EventLoop, CallExceptionHandlerUsesTheInstalledHandler) {
@@ -463,6 +507,18 @@ TEST(EventLoop, DebugFlag) {
   loop.set_debug(false);
   EXPECT_FALSE(loop.get_debug());
   EXPECT_GT(loop.slow_callback_duration, Clock::duration::zero());
+  loop.close();
+}
+
+TEST(EventLoop, DebugModeReportsASlowCallback) {
+  EventLoop loop;
+  loop.set_debug(true);
+  loop.slow_callback_duration = 5ms;
+  loop.call_soon([] { std::this_thread::sleep_for(20ms); });
+  loop.call_soon([&] { loop.stop(); });
+  testing::internal::CaptureStderr();
+  loop.run_forever();
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("took"), std::string::npos);
   loop.close();
 }
 
