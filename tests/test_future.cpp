@@ -111,6 +111,16 @@ TEST(Future, SettingADoneFutureRaisesInvalidStateError) {
   }());
 }
 
+TEST(Future, SetExceptionWithANullExceptionPtrRaisesValueError) {
+  run_bounded([]() -> Coro<void> {
+    auto f = new_future<int>();
+    EXPECT_THROW(f.set_exception(nullptr), weave::ValueError);
+    EXPECT_FALSE(f.done());  // still pending: no value, no exception to read garbage from
+    f.cancel();
+    co_return;
+  }());
+}
+
 TEST(Future, SetExceptionIsRaisedByResultAndReturnedByException) {
   run_bounded([]() -> Coro<void> {
     auto f = new_future<int>();

@@ -163,9 +163,11 @@ class Future {
     detail::require_pending(impl_);
     detail::future_complete(impl_, detail::FutureState::Finished);
   }
-  /// Marks the future done with an exception. Errors: InvalidStateError if already done.
+  /// Marks the future done with an exception. Errors: InvalidStateError if already done;
+  /// ValueError for a null exception_ptr (asyncio's TypeError for a non-exception).
   void set_exception(std::exception_ptr e) {
     detail::require_pending(impl_);
+    if (!e) throw ValueError("set_exception() needs an exception, not a null exception_ptr");
     impl_->exception = std::move(e);
     detail::future_complete(impl_, detail::FutureState::Finished);
   }
