@@ -346,3 +346,24 @@ Coro<void> move_only() {
 TEST(Timeout, MoveOnlyResultsPassThrough) {
   run_bounded(move_only());
 }
+
+Coro<void> sleep_traced(Trace& trace, std::string name) {
+  try {
+    co_await weave::sleep(1h);
+  } catch (const weave::CancelledError&) {
+    trace(name + " cancelled");
+    throw;
+  }
+}
+Coro<void> timeout_over_gather() {
+  Trace trace;
+  EXPECT_THROW(co_await weave::timeout(
+                   20ms, weave::gather(sleep_traced(trace, "a"), sleep_traced(trace, "b"))),
+               weave::TimeoutError);
+  // The expiry cancelled the gather, which cancelled and waited for both children.
+  EXPECT_EQ(trace.events, (std::vector<std::string>{"a cancelled", "b cancelled"}));
+  EXPECT_EQ(weave::current_task()->cancelling(), 0);
+}
+TEST(Timeout, OverAGatherCancelsEveryChildAndRaisesTimeoutError) {
+  run_bounded(timeout_over_gather());
+}
