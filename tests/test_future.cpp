@@ -432,3 +432,14 @@ TEST(Future, AFailedFuturesHandleMayOutliveItsLoop) {
   EXPECT_NE(testing::internal::GetCapturedStderr().find("Future exception was never retrieved"),
             std::string::npos);
 }
+
+TEST(Future, AddDoneCallbackOnAClosedLoopRaisesRuntimeError) {
+  weave::EventLoop loop;
+  auto f = loop.create_future<int>();
+  f.set_result(1);
+  loop.close();
+  bool called = false;
+  EXPECT_THROW(f.add_done_callback([&](Future<int>) { called = true; }), weave::RuntimeError);
+  EXPECT_FALSE(called);
+  EXPECT_EQ(f.result(), 1);
+}

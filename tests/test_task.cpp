@@ -616,3 +616,17 @@ TEST(Task, AFailedTasksHandleMayOutliveItsLoop) {
   weave::run(keep_failed_task(&read));
   EXPECT_THROW((void)read.result(), std::runtime_error);
 }
+
+TEST(Task, AddDoneCallbackAfterTheLoopIsGoneRaisesRuntimeError) {
+  Task<int> kept;
+  weave::run([](Task<int>* out) -> Coro<void> {
+    *out = weave::create_task(value_after(2, 0));
+    co_await *out;
+  }(&kept));
+  bool called = false;
+  EXPECT_THROW(kept.add_done_callback([&](Task<int>) { called = true; }), weave::RuntimeError);
+  EXPECT_THROW(TaskRef(kept).add_done_callback([&](TaskRef) { called = true; }),
+               weave::RuntimeError);
+  EXPECT_FALSE(called);
+  EXPECT_EQ(kept.result(), 2);
+}

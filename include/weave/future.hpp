@@ -57,8 +57,9 @@ T hand_out(T& stored) {
 
 /// Drops one reference to any future or task.
 void release_any(FutureCore* f) noexcept;
-/// Queues `node` when `f` is done (at once if it is); the node holds a reference to `f` from
-/// then until it ran (see UserCallback).
+/// Queues the user callback `node` when `f` is done (at once if it is); the node holds a
+/// reference to `f` from then until it ran (see UserCallback). Errors: RuntimeError (the node is
+/// freed) when `f` is done and its loop is closed or gone.
 void add_done_waiter(FutureCore* f, CallbackNode* node);
 std::size_t remove_done_waiter(FutureCore* f, CallbackId id) noexcept;
 /// Throws InvalidStateError unless the future is pending.

@@ -100,8 +100,16 @@ void report_unretrieved(FutureCore* f, const char* what) noexcept {
 
 void add_done_waiter(FutureCore* f, CallbackNode* node) {
   if (f->done()) {
+    // A done future's handle may outlive its loop: call_soon on a closed or destroyed loop
+    // raises, as asyncio's does, instead of queueing where nothing will ever run (or free) it.
+    EventLoop* loop = f->loop();
+    if (loop == nullptr || !loop_alive(loop) || loop->is_closed()) {
+      auto* cb = static_cast<UserCallbackBase*>(node);
+      cb->drop(cb);
+      throw RuntimeError("Event loop is closed");
+    }
     ++f->refs;
-    schedule(f->loop(), node);
+    schedule(loop, node);
   } else {
     f->done_waiters.push_back(node);
   }
