@@ -630,3 +630,23 @@ TEST(Task, AddDoneCallbackAfterTheLoopIsGoneRaisesRuntimeError) {
   EXPECT_FALSE(called);
   EXPECT_EQ(kept.result(), 2);
 }
+
+Coro<int> await_future(weave::Future<int> f) {
+  co_return co_await f;
+}
+TEST(Task, APendingTaskKeptPastItsLoopCannotBeCancelled) {
+  Task<void> sleeping;
+  Task<int> waiting;
+  {
+    weave::EventLoop loop;
+    sleeping = loop.create_task(sleep_long());
+    waiting = loop.create_task(await_future(loop.create_future<int>()));
+    loop.run_until_complete(weave::sleep(1ms));
+    loop.close();
+  }
+  EXPECT_FALSE(sleeping.done());
+  EXPECT_FALSE(sleeping.cancel());  // its loop is gone: nothing could deliver the cancellation
+  EXPECT_FALSE(waiting.cancel());   // and the future it waits on must not be touched
+  EXPECT_EQ(sleeping.cancelling(), 0);
+  EXPECT_THROW((void)waiting.result(), weave::InvalidStateError);
+}

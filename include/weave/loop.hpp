@@ -60,7 +60,8 @@ class TaskRef {
 
   bool done() const noexcept { return core_->done(); }
   bool cancelled() const noexcept { return core_->cancelled(); }
-  /// Asks the task to cancel: its current await raises CancelledError(msg). False if done.
+  /// Asks the task to cancel: its current await raises CancelledError(msg). False if done, or
+  /// if its loop was destroyed first (it can never run again).
   bool cancel(std::string_view msg = {}) { return detail::task_cancel(core_, msg); }
   /// Pending cancellation requests (asyncio's cancelling()).
   int cancelling() const noexcept { return static_cast<int>(core_->cancel_requests); }

@@ -123,6 +123,9 @@ void throw_cancelled(TaskCore* task) {
 bool task_cancel(TaskCore* t, std::string_view msg) {
   t->flags |= fflag::kRetrieved;
   if (t->done()) return false;
+  // Detached from a destroyed loop: the task can never run again, and what it waits on (a
+  // future of that loop) must not be touched.
+  if (t->loop() == nullptr) return false;
   ++t->cancel_requests;
   if (!msg.empty() || (t->flags & fflag::kCancelMsg) != 0) {
     t->extras().cancel_message = std::string(msg);
