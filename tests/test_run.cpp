@@ -214,3 +214,10 @@ TEST(Runner, AFailingRunLeavesTheRunnerUsable) {
   EXPECT_EQ(runner.run(value_after(5, 1)), 5);
   runner.close();
 }
+
+TEST(Runner, ShutdownDefaultExecutorIsSafeWhenNoneWasStarted) {
+  weave::Runner runner;
+  runner.run(yield(1));
+  runner.get_loop().shutdown_default_executor();  // close() calls it again
+  runner.close();
+}
