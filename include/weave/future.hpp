@@ -45,10 +45,22 @@ struct FutureImpl<void> : FutureBox {
   static void destroy(FutureBox* b) noexcept { delete static_cast<FutureImpl*>(b); }
 };
 
+/// A stored result as result() and co_await hand it out: a copy, so that it can be read again;
+/// a move-only value is moved out instead, so it can be taken once.
+template <class T>
+T hand_out(T& stored) {
+  if constexpr (std::is_copy_constructible_v<T>) {
+    return stored;
+  } else {
+    return std::move(stored);
+  }
+}
+
 /// Drops one reference to any future or task.
 void release_any(FutureCore* f) noexcept;
-/// Queues `node` when `f` is done (at once if it is); the node holds a reference to `f` from
-/// then until it ran (see UserCallback).
+/// Queues the user callback `node` when `f` is done (at once if it is); the node holds a
+/// reference to `f` from then until it ran (see UserCallback). Errors: RuntimeError (the node is
+/// freed) when `f` is done and its loop is closed or gone.
 void add_done_waiter(FutureCore* f, CallbackNode* node);
 std::size_t remove_done_waiter(FutureCore* f, CallbackId id) noexcept;
 /// Throws InvalidStateError unless the future is pending.
@@ -153,20 +165,23 @@ class Future {
     detail::require_pending(impl_);
     detail::future_complete(impl_, detail::FutureState::Finished);
   }
-  /// Marks the future done with an exception. Errors: InvalidStateError if already done.
+  /// Marks the future done with an exception. Errors: InvalidStateError if already done;
+  /// ValueError for a null exception_ptr (asyncio's TypeError for a non-exception).
   void set_exception(std::exception_ptr e) {
     detail::require_pending(impl_);
+    if (!e) throw ValueError("set_exception() needs an exception, not a null exception_ptr");
     impl_->exception = std::move(e);
     detail::future_complete(impl_, detail::FutureState::Finished);
   }
   /// Cancels the future and schedules its callbacks; false if it was already done.
   bool cancel(std::string_view msg = {}) { return detail::future_cancel(impl_, msg); }
 
-  /// The value. Errors: InvalidStateError if pending; CancelledError if cancelled; the exception.
+  /// The value (a move-only value is moved out: it can be taken once). Errors:
+  /// InvalidStateError if pending; CancelledError if cancelled; the exception.
   T result() const {
     detail::require_done(impl_);
     if (impl_->exception) detail::rethrow(impl_);
-    if constexpr (!std::is_void_v<T>) return *impl_->value();
+    if constexpr (!std::is_void_v<T>) return detail::hand_out(*impl_->value());
   }
   /// The exception (nullptr if none). Errors: InvalidStateError if pending; CancelledError.
   std::exception_ptr exception() const {
@@ -192,7 +207,7 @@ class Future {
   struct Awaiter : detail::FutureAwaiterBase {
     T await_resume() const {
       before_result();
-      if constexpr (!std::is_void_v<T>) return *static_cast<Impl*>(core)->value();
+      if constexpr (!std::is_void_v<T>) return detail::hand_out(*static_cast<Impl*>(core)->value());
     }
   };
   /// Waits until done. Cancellation: cancelling the awaiting task cancels this future.

@@ -80,7 +80,8 @@ class TaskRef {
 
   bool done() const noexcept { return core_->done(); }
   bool cancelled() const noexcept { return core_->cancelled(); }
-  /// Asks the task to cancel: its current await raises CancelledError(msg). False if done.
+  /// Asks the task to cancel: its current await raises CancelledError(msg). False if done, or
+  /// if its loop was destroyed first (it can never run again).
   bool cancel(std::string_view msg = {}) { return detail::task_cancel(core_, msg); }
   /// Pending cancellation requests (asyncio's cancelling()).
   int cancelling() const noexcept { return static_cast<int>(core_->cancel_requests); }
@@ -300,6 +301,8 @@ class EventLoop {
   detail::LoopImpl& impl() noexcept { return *impl_; }
 
  private:
+  /// RuntimeError unless this loop could start running now (not closed, no loop running).
+  void check_runnable() const;
   void run_until_done(detail::FutureCore* f);
   std::unique_ptr<detail::LoopImpl> impl_;
 };

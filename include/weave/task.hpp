@@ -41,12 +41,15 @@ class Task : public TaskRef {
     return t;
   }
 
-  /// The value the coroutine returned. Errors: InvalidStateError if the task is not done;
-  /// CancelledError if it was cancelled; the exception the coroutine raised.
+  /// The value the coroutine returned (a move-only value is moved out: it can be taken once).
+  /// Errors: InvalidStateError if the task is not done; CancelledError if it was cancelled; the
+  /// exception the coroutine raised.
   T result() const {
     detail::require_done(core());
     if (core()->exception) detail::rethrow(core());
-    if constexpr (!std::is_void_v<T>) return *detail::promise_of<T>(core())->value();
+    if constexpr (!std::is_void_v<T>) {
+      return detail::hand_out(*detail::promise_of<T>(core())->value());
+    }
   }
 
   /// `fn(task)` is scheduled with call_soon when the task is done (at once if it is).
@@ -64,12 +67,8 @@ class Task : public TaskRef {
     T await_resume() const {
       before_result();
       if constexpr (!std::is_void_v<T>) {
-        auto* p = detail::promise_of<T>(static_cast<detail::TaskCore*>(core));
-        if constexpr (std::is_copy_constructible_v<T>) {
-          return *p->value();
-        } else {
-          return std::move(*p->value());
-        }
+        return detail::hand_out(
+            *detail::promise_of<T>(static_cast<detail::TaskCore*>(core))->value());
       }
     }
   };
@@ -104,7 +103,7 @@ Task<T> create_task(Coro<T> coro, std::string name = {}) {
   return get_running_loop().create_task(std::move(coro), std::move(name));
 }
 
-/// The task running now, if any.
+/// The task running now; nullopt in a plain callback. Errors: RuntimeError outside a running loop.
 std::optional<TaskRef> current_task();
 /// The running loop's tasks that are not done.
 std::vector<TaskRef> all_tasks();
@@ -126,6 +125,7 @@ struct is_coro<Coro<T>> : std::true_type {};
 
 template <class A>
 auto EventLoop::run_until_complete(A&& awaitable) {
+  check_runnable();  // before a Coro is made a task, so that a refused run leaves nothing behind
   using D = std::decay_t<A>;
   if constexpr (detail::is_coro<D>::value) {
     auto task = create_task(std::forward<A>(awaitable));

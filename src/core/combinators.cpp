@@ -69,6 +69,9 @@ bool WaitState::withdraw(std::string_view) {
 }
 
 void CompletionQueue::on_done(std::size_t index) {
+  // asyncio: once the timeout passed, every remaining step raises TimeoutError, even for a
+  // task that finishes later.
+  if (expired_) return;
   done_.push_back(index);
   if (task_ != nullptr) finish();
 }

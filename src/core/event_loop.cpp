@@ -165,7 +165,10 @@ void run_handle(CallbackNode* node) {
     HandleNode* n;
     ~Recycle() { loop->handles.recycle(n); }
   } recycle{loop, n};
-  if ((n->flags & HandleNode::kCancelled) == 0) n->fn();
+  if ((n->flags & HandleNode::kCancelled) == 0) {
+    n->flags |= HandleNode::kRunning;  // a cancel() from inside must not destroy the callable
+    n->fn();
+  }
 }
 
 }  // namespace weave::detail

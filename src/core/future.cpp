@@ -2,6 +2,7 @@
 // "exception was never retrieved" report.
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -87,8 +88,11 @@ void report_unretrieved(FutureCore* f, const char* what) noexcept {
     const std::string& name = f->extras_ != nullptr ? f->extras_->name : std::string();
     message += " (" + (name.empty() ? "Task-" + std::to_string(f->id) : name) + ")";
   }
-  if (EventLoop* loop = f->loop()) {
-    loop->call_exception_handler({message, f->exception, {}});
+  EventLoop* loop = f->loop();
+  if (loop != nullptr && loop_alive(loop)) {
+    std::optional<TaskRef> task;
+    if (f->is_task()) task = TaskRef::from_core(f);  // destroy_task_frame holds the frame
+    loop->call_exception_handler({message, f->exception, std::move(task)});
   } else {
     std::fprintf(stderr, "weave: %s\n", message.c_str());
   }
@@ -96,8 +100,16 @@ void report_unretrieved(FutureCore* f, const char* what) noexcept {
 
 void add_done_waiter(FutureCore* f, CallbackNode* node) {
   if (f->done()) {
+    // A done future's handle may outlive its loop: call_soon on a closed or destroyed loop
+    // raises, as asyncio's does, instead of queueing where nothing will ever run (or free) it.
+    EventLoop* loop = f->loop();
+    if (loop == nullptr || !loop_alive(loop) || loop->is_closed()) {
+      auto* cb = static_cast<UserCallbackBase*>(node);
+      cb->drop(cb);
+      throw RuntimeError("Event loop is closed");
+    }
     ++f->refs;
-    schedule(f->loop(), node);
+    schedule(loop, node);
   } else {
     f->done_waiters.push_back(node);
   }
@@ -142,7 +154,12 @@ void release_any(FutureCore* f) noexcept {
 }
 
 void destroy_task_frame(TaskCore* t) noexcept {
+  // The report hands the task to the exception handler (as asyncio's context['future']): a
+  // reference held meanwhile keeps the frame, and a handler that keeps a handle defers the
+  // destruction to that handle's release (reported once: the exception is now retrieved).
+  ++t->refs;
   report_unretrieved(t, "Task");
+  if (--t->refs != 0) return;
   drop_pending_callbacks(t);
   task_root(t).destroy();
 }

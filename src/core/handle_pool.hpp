@@ -17,6 +17,7 @@ void run_handle(CallbackNode* node);
 
 struct HandleNode : TimerNode {
   static constexpr std::uint8_t kCancelled = 1;  ///< Node::flags: do not run
+  static constexpr std::uint8_t kRunning = 2;    ///< Node::flags: `fn` is executing now
   HandleNode() noexcept : TimerNode(&run_handle) {}
   SmallFunction fn;
   LoopImpl* owner = nullptr;

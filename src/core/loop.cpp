@@ -1,26 +1,67 @@
 // EventLoop's public members: running, stopping, closing, scheduling callbacks, the exception
 // handler. The iteration itself is in event_loop.cpp.
 
+#include <algorithm>
 #include <cstdio>
+#include <mutex>
+#include <vector>
 
 #include "core/loop_impl.hpp"
 #include "weave/errors.hpp"
+
+namespace weave::detail {
+
+namespace {
+// The loops alive in the process. A done task or a future keeps a plain pointer to its loop and
+// its handle may outlive that loop (result() still reads); the rare paths that reach the loop
+// from such a handle (the never-retrieved report) look here first. Never destroyed, so that a
+// loop destroyed during static destruction still finds it.
+std::mutex g_loops_mutex;
+std::vector<const EventLoop*>& live_loops() {
+  static auto* loops = new std::vector<const EventLoop*>;
+  return *loops;
+}
+}  // namespace
+
+bool loop_alive(const EventLoop* loop) noexcept {
+  std::lock_guard lock(g_loops_mutex);
+  const auto& loops = live_loops();
+  return std::find(loops.begin(), loops.end(), loop) != loops.end();
+}
+
+}  // namespace weave::detail
 
 namespace weave {
 
 using detail::HandleNode;
 using detail::LoopImpl;
 
-EventLoop::EventLoop() : impl_(std::make_unique<LoopImpl>(*this)) {}
-EventLoop::~EventLoop() = default;
+EventLoop::EventLoop() : impl_(std::make_unique<LoopImpl>(*this)) {
+  std::lock_guard lock(detail::g_loops_mutex);
+  detail::live_loops().push_back(this);
+}
 
-void EventLoop::run_forever() {
-  LoopImpl& l = *impl_;
+EventLoop::~EventLoop() {
+  {
+    std::lock_guard lock(detail::g_loops_mutex);
+    auto& loops = detail::live_loops();
+    loops.erase(std::find(loops.begin(), loops.end(), this));
+  }
+  impl_.reset();  // frees the pending tasks, whose reports must not find this loop any more
+}
+
+void EventLoop::check_runnable() const {
+  const LoopImpl& l = *impl_;
   if (l.closed) throw RuntimeError("Event loop is closed");
   if (l.running) throw RuntimeError("This event loop is already running");
   if (detail::running_loop_or_null() != nullptr) {
     throw RuntimeError("Cannot run the event loop while another loop is running");
   }
+}
+
+void EventLoop::run_forever() {
+  check_runnable();
+  LoopImpl& l = *impl_;
   l.running = true;
   l.thread = std::this_thread::get_id();
   detail::set_running(this);
@@ -32,7 +73,11 @@ void EventLoop::run_forever() {
       detail::set_running(nullptr);
     }
   } reset{l};
-  while (!l.stopping) l.run_once();
+  // As asyncio's run_forever: the stop flag is checked after each iteration, so a stop() made
+  // before the loop started still lets one iteration run.
+  do {
+    l.run_once();
+  } while (!l.stopping);
 }
 
 void EventLoop::stop() noexcept {
@@ -137,6 +182,11 @@ bool EventLoop::get_debug() const noexcept {
 void EventLoop::run_until_done(detail::FutureCore* f) {
   // The stop callback is a pooled handle: if the loop stops for another reason first, it is
   // unlinked, or cancelled when already queued, so that nothing dangles into the next run.
+  if (f->loop() != this) {
+    throw ValueError(
+        "The future belongs to a different loop than the one specified as the loop "
+        "argument");
+  }
   LoopImpl& l = *impl_;
   HandleNode* n = l.handles.acquire();
   const std::uint32_t generation = n->generation;
@@ -170,7 +220,9 @@ void Handle::cancel() noexcept {
   if (node_ == nullptr || node_->generation != generation_) return;
   if ((node_->flags & HandleNode::kCancelled) != 0) return;
   node_->flags |= HandleNode::kCancelled;
-  node_->fn.reset();  // release what the callback holds, as asyncio does
+  // Release what the callback holds, as asyncio does; unless the callback is the one cancelling
+  // its own handle: it is still running, and the node's recycling releases it.
+  if ((node_->flags & HandleNode::kRunning) == 0) node_->fn.reset();
   if (node_->queued()) {
     // A timer still in the heap is removed at once; the node goes back to the pool.
     node_->owner->remove_timer(node_);

@@ -114,6 +114,9 @@ class LoopImpl {
 /// Resumes a task's coroutine where it waits (task.cpp).
 void task_step(TaskCore* t) noexcept;
 
+/// Whether `loop` is still alive: a done task's or a future's handle may outlive its loop.
+bool loop_alive(const EventLoop* loop) noexcept;
+
 /// The loop of this thread's running EventLoop, or nullptr.
 LoopImpl* running_impl() noexcept;
 void set_running(EventLoop* loop) noexcept;

@@ -123,6 +123,9 @@ void throw_cancelled(TaskCore* task) {
 bool task_cancel(TaskCore* t, std::string_view msg) {
   t->flags |= fflag::kRetrieved;
   if (t->done()) return false;
+  // Detached from a destroyed loop: the task can never run again, and what it waits on (a
+  // future of that loop) must not be touched.
+  if (t->loop() == nullptr) return false;
   ++t->cancel_requests;
   if (!msg.empty() || (t->flags & fflag::kCancelMsg) != 0) {
     t->extras().cancel_message = std::string(msg);
@@ -135,6 +138,12 @@ bool task_cancel(TaskCore* t, std::string_view msg) {
 
 void task_finish(TaskCore* t) noexcept {
   FutureState state = FutureState::Finished;
+  if (!t->exception && (t->flags & fflag::kMustCancel) != 0) {
+    // asyncio's __step: a task cancelled while it runs that then returns without awaiting again
+    // ends cancelled, not with its value ("Task is cancelled right before coro stops").
+    t->flags &= ~fflag::kMustCancel;
+    t->exception = make_cancelled(t);
+  }
   if (t->exception) {
     try {
       std::rethrow_exception(t->exception);
@@ -201,6 +210,7 @@ std::size_t TaskRef::remove_done_callback(CallbackId id) {
 }
 
 std::optional<TaskRef> current_task() {
+  (void)get_running_loop();  // asyncio: RuntimeError outside a running loop
   if (detail::t_current == nullptr) return std::nullopt;
   return TaskRef(detail::t_current);
 }

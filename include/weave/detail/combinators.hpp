@@ -26,9 +26,14 @@ class Outcome {
   explicit Outcome(std::exception_ptr e) : v_(std::move(e)) {}
   bool has_value() const noexcept { return v_.index() == 0; }
   /// The value. Errors: rethrows the child's exception.
-  const value_type& value() const {
+  const value_type& value() const& {
     if (!has_value()) std::rethrow_exception(std::get<1>(v_));
     return std::get<0>(v_);
+  }
+  /// The value, moved out (for move-only results). Errors: rethrows the child's exception.
+  value_type&& value() && {
+    if (!has_value()) std::rethrow_exception(std::get<1>(v_));
+    return std::get<0>(std::move(v_));
   }
   std::exception_ptr error() const noexcept { return has_value() ? nullptr : std::get<1>(v_); }
 
