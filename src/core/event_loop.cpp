@@ -1,6 +1,8 @@
 // EventLoop and its iteration. run_once() is the only place callbacks and task steps run, and it
 // reads like asyncio's _run_once, one phase per step:
 //   1. poll I/O: block until the earliest timer, or not at all when something is ready;
+//      a non-blocking poll is skipped while fewer than kPollBudget nodes ran since the last one
+//      (see below);
 //   2. move calls from other threads (call_soon_threadsafe) to the ready queue;
 //   3. move due timers to the ready queue, in (deadline, sequence) order;
 //   4. run exactly the nodes that were ready when this phase began; whatever they schedule runs
@@ -80,14 +82,22 @@ void LoopImpl::post_threadsafe(std::function<void()> fn) {
 }
 
 void LoopImpl::run_once() {
-  // Phase 1: I/O.
+  // Phase 1: I/O. When something is ready the poll does not block, and it is only a check for
+  // I/O that completed meanwhile; asyncio makes it every iteration, which costs one system call
+  // per iteration and dominates a loop whose iterations are short (a task yielding with
+  // sleep(0s)). It is made once kPollBudget nodes have run since the last poll instead (as
+  // Tokio's event_interval), so I/O is seen at most that many callbacks late and no ordering
+  // among callbacks and timers changes. A poll that may block is always made.
   std::optional<std::chrono::nanoseconds> timeout;
   if (!ready_.empty() || stopping || ts_pending_.load(std::memory_order_acquire)) {
     timeout = std::chrono::nanoseconds(0);
   } else if (!timers_.empty()) {
     timeout = std::max(timers_.top()->when - Clock::now(), Clock::duration(0));
   }
-  backend_->poll(timeout);
+  if (!timeout || timeout->count() != 0 || ran_since_poll_ >= kPollBudget) {
+    ran_since_poll_ = 0;
+    backend_->poll(timeout);
+  }
   // Phase 2: calls from other threads.
   if (ts_pending_.load(std::memory_order_acquire)) drain_threadsafe();
   // Phase 3: timers.
@@ -120,6 +130,7 @@ void LoopImpl::run_ready() {
   while (n != nullptr) {
     Node* next = n->next_ready;  // running n may queue it again
     run_node(n);
+    ++ran_since_poll_;
     n = next;
   }
 }

@@ -57,9 +57,13 @@ class LoopImpl {
   void run_ready();
   void run_node(Node* n);
 
+  /// Nodes run between two non-blocking polls at most (see run_once).
+  static constexpr std::uint32_t kPollBudget = 61;
+
   ReadyQueue ready_;
   TimerQueue timers_;
-  TaskCore* tasks_ = nullptr;  ///< registry of pending tasks (all_tasks), intrusive
+  std::uint32_t ran_since_poll_ = 0;  ///< nodes run since the last poll
+  TaskCore* tasks_ = nullptr;         ///< registry of pending tasks (all_tasks), intrusive
 
   std::mutex ts_mutex_;
   std::vector<std::function<void()>> ts_queue_;  ///< guarded by ts_mutex_
