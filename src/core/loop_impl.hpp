@@ -26,8 +26,10 @@ class LoopImpl {
   void run_once();
 
   void schedule(Node* n) noexcept { ready_.push(n); }
-  void add_timer(TimerNode* n) { timers_.push(n); }
+  void add_timer(TimerNode* n, Clock::time_point when) { timers_.push(n, when); }
+  void add_timer(TaskCore* t, Clock::time_point when) { timers_.push(t, when); }
   void remove_timer(TimerNode* n) noexcept { timers_.remove(n); }
+  void remove_timer(TaskCore* t) noexcept { timers_.remove(t); }
 
   void register_task(TaskCore* t) noexcept;
   void unregister_task(TaskCore* t) noexcept;
@@ -73,6 +75,8 @@ class LoopImpl {
 
 /// Resumes a task's coroutine where it waits (task.cpp).
 void task_step(TaskCore* t) noexcept;
+/// Puts `task` to sleep until `when`: it is its own timer (timer_queue.hpp).
+void begin_sleep(TaskCore* task, std::coroutine_handle<> leaf, Clock::time_point when);
 
 /// The loop of this thread's running EventLoop, or nullptr.
 LoopImpl* running_impl() noexcept;

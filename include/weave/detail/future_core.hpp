@@ -39,11 +39,12 @@ inline constexpr std::uint8_t kStarted = 32;    ///< the task's coroutine has be
 }  // namespace fflag
 
 enum class WaitKind : std::uint8_t {
-  None,    ///< not waiting, or waiting on nothing that can be withdrawn (a yield)
-  List,    ///< linked into the WaiterList at `waiting_on`
-  Timer,   ///< the TimerNode at `waiting_on` is armed
-  Future,  ///< in the done-waiters of the FutureCore at `waiting_on`
-  Custom,  ///< `waiting_on` is a Withdrawable
+  None,        ///< not waiting, or waiting on nothing that can be withdrawn (a yield)
+  List,        ///< linked into the WaiterList at `waiting_on`
+  Timer,       ///< asleep: the task itself is in the loop's timer heap, its slot in `waiting_on`
+  TimerFired,  ///< the sleep's deadline passed: the task is queued, to be woken when run
+  Future,      ///< in the done-waiters of the FutureCore at `waiting_on`
+  Custom,      ///< `waiting_on` is a Withdrawable
 };
 
 /// A wait with its own withdrawal rule (gather, wait, ...).
