@@ -85,7 +85,7 @@ struct TimerCheck {
   long disorder = 0;  ///< fired after a timer whose deadline was certainly later
   Clock::time_point* prev_next_start = nullptr;  ///< where the previous task wants our start
   Clock::time_point max_lower{};
-  Clock::time_point latest{};
+  Clock::time_point latest{};  ///< the latest deadline (its lower bound)
   weave::Event all_fired;
 };
 TimerCheck* g_check = nullptr;
@@ -114,7 +114,7 @@ Coro<void> sleeper(int ms) {
     if (c.max_lower > upper) ++c.disorder;
     if (lower > c.max_lower) c.max_lower = lower;
   }
-  if (upper > c.latest) c.latest = upper;
+  if (lower > c.latest) c.latest = lower;  // the lower bound: no flattering of the ratio
   if (++c.fired == c.n) c.all_fired.set();
 }
 
