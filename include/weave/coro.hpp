@@ -24,14 +24,20 @@ class Coro;
 namespace detail {
 
 struct PromiseBase : TaskCore {
+  // No pointer to the promise in here: the awaiter lives in every frame, and 8 bytes per frame
+  // are 8 MB for a million tasks. The task comes from the thread's current task instead.
   struct InitialAwaiter {
-    PromiseBase* promise;
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<>) const noexcept {}
-    // A task cancelled before its first step never runs its body (asyncio's must_cancel).
+    // A task cancelled before its first step never runs its body (asyncio's must_cancel). A
+    // task's root is first resumed by its first step, with the task current and not started; a
+    // nested Coro starts inside a started task and is no cancellation point.
     void await_resume() const {
-      promise->flags |= fflag::kStarted;
-      if (promise->is_task()) checkpoint(promise);
+      TaskCore* t = current_task_core();
+      if (t != nullptr && (t->flags & fflag::kStarted) == 0) {
+        t->flags |= fflag::kStarted;
+        checkpoint(t);
+      }
     }
   };
 
@@ -50,7 +56,7 @@ struct PromiseBase : TaskCore {
     void await_resume() const noexcept {}
   };
 
-  InitialAwaiter initial_suspend() noexcept { return {this}; }
+  InitialAwaiter initial_suspend() noexcept { return {}; }
   FinalAwaiter final_suspend() noexcept { return {}; }
   void unhandled_exception() noexcept { exception = std::current_exception(); }
 
