@@ -40,7 +40,7 @@ LoopImpl::~LoopImpl() {
     TaskCore* t = tasks_;
     unregister_task(t);
     t->link_ = nullptr;
-    if (t->refs == 0) task_root(t).destroy();
+    if (t->refs == 0) destroy_frames(t);
   }
 }
 

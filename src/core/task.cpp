@@ -57,7 +57,7 @@ bool withdraw_wait(TaskCore* t, std::string_view msg) {
 }
 
 std::string_view cancel_message(const TaskCore* t) {
-  return (t->flags & fflag::kCancelMsg) != 0 ? std::string_view(t->extras_->cancel_message)
+  return (t->flags & fflag::kCancelMsg) != 0 ? std::string_view(t->find_extras()->cancel_message)
                                              : std::string_view();
 }
 }  // namespace
@@ -88,6 +88,14 @@ void start_task(EventLoop* loop, TaskCore* core, std::string name) {
   if (!name.empty()) core->extras().name = std::move(name);
   l.register_task(core);
   l.schedule(core);
+}
+
+void destroy_frames(TaskCore* t) noexcept {
+  // An awaiter torn down while suspended finds its task as the current one (sync_wait.hpp).
+  TaskCore* outer = t_current;
+  t_current = t;
+  task_root(t).destroy();
+  t_current = outer;
 }
 
 void task_step(TaskCore* t) noexcept {
@@ -182,7 +190,8 @@ int TaskRef::uncancel() noexcept {
 }
 
 std::string TaskRef::get_name() const {
-  if (core_->extras_ != nullptr && !core_->extras_->name.empty()) return core_->extras_->name;
+  const detail::FutureExtras* extras = core_->find_extras();
+  if (extras != nullptr && !extras->name.empty()) return extras->name;
   return "Task-" + std::to_string(core_->id);
 }
 
