@@ -233,13 +233,13 @@ std::vector<TaskRef> all_tasks() {
 }
 
 namespace {
-/// The task is its own timer (see timer_queue.hpp), so the awaiter holds no node.
+/// The task is its own timer (see timer_queue.hpp), so the awaiter holds no node; nor the task,
+/// which is the current one on resume: the awaiter lives in the frame of every sleeping task.
 struct SleepAwaiter {
   Clock::duration delay;
-  detail::TaskCore* task = nullptr;
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
-    task = detail::require_task("sleep");
+    detail::TaskCore* task = detail::require_task("sleep");
     if (delay <= Clock::duration::zero()) {  // a bare yield, as asyncio's sleep(0)
       detail::begin_wait(task, h, detail::WaitKind::None, nullptr);
       task->loop()->impl().schedule(task);
@@ -247,12 +247,12 @@ struct SleepAwaiter {
     }
     detail::begin_sleep(task, h, Clock::now() + delay);
   }
-  void await_resume() const { detail::checkpoint(task); }
+  void await_resume() const { detail::checkpoint(detail::t_current); }
 };
 }  // namespace
 
 Coro<void> sleep(Clock::duration delay) {
-  co_await SleepAwaiter{delay, {}};
+  co_await SleepAwaiter{delay};
 }
 
 }  // namespace weave
