@@ -4,9 +4,12 @@
 //      a non-blocking poll is skipped while fewer than kPollBudget nodes ran since the last one
 //      (see below);
 //   2. move calls from other threads (call_soon_threadsafe) to the ready queue;
-//   3. move due timers to the ready queue, in (deadline, sequence) order;
+//   3. move due timers to the ready queue, in (deadline, sequence) order; the precise clock is
+//      only read when the coarse one says a timer may be due (see timer_may_be_due);
 //   4. run exactly the nodes that were ready when this phase began; whatever they schedule runs
 //      in the next iteration.
+
+#include <time.h>
 
 #include <cstdio>
 #include <exception>
@@ -30,7 +33,8 @@ EventLoop* running_loop_or_null() noexcept {
   return t_running;
 }
 
-LoopImpl::LoopImpl(EventLoop& o) : owner(o), handles(this), backend_(io::make_backend()) {}
+LoopImpl::LoopImpl(EventLoop& o)
+    : owner(o), handles(this), backend_(io::make_backend()), coarse_slack_(coarse_clock_slack()) {}
 
 LoopImpl::~LoopImpl() {
   timers_.clear();
@@ -101,7 +105,7 @@ void LoopImpl::run_once() {
   // Phase 2: calls from other threads.
   if (ts_pending_.load(std::memory_order_acquire)) drain_threadsafe();
   // Phase 3: timers.
-  if (!timers_.empty()) fire_timers();
+  if (!timers_.empty() && timer_may_be_due()) fire_timers();
   // Phase 4: run the batch.
   run_ready();
 }
@@ -120,7 +124,30 @@ void LoopImpl::drain_threadsafe() {
   ts_batch_.clear();
 }
 
+// Reading the precise clock costs tens of nanoseconds (far more in some VMs), and a loop with any
+// timer pending (a timeout of a few seconds somewhere) would pay it every iteration, more than the
+// iteration itself when it runs one callback. The coarse clock (CLOCK_MONOTONIC_COARSE, the same
+// clock read at the last tick) costs a fraction: it never runs ahead of the precise clock and
+// lags it by at most a tick, so while the earliest deadline is more than two ticks past it no
+// timer can be due. Should it lag more (a tickless CPU, a paused VM), the precise clock is read
+// anyway once kPollBudget nodes have run, which bounds how late a timer can be seen.
+bool LoopImpl::timer_may_be_due() noexcept {
+  if (ran_since_clock_ >= kPollBudget) return true;
+  timespec ts{};
+  if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) return true;
+  const Clock::time_point coarse{std::chrono::seconds(ts.tv_sec) +
+                                 std::chrono::nanoseconds(ts.tv_nsec)};
+  return coarse + coarse_slack_ >= timers_.top().when;
+}
+
+Clock::duration LoopImpl::coarse_clock_slack() noexcept {
+  timespec res{};
+  if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0) return Clock::duration::max() / 2;
+  return 2 * (std::chrono::seconds(res.tv_sec) + std::chrono::nanoseconds(res.tv_nsec));
+}
+
 void LoopImpl::fire_timers() {
+  ran_since_clock_ = 0;
   const Clock::time_point now = Clock::now();
   while (!timers_.empty() && timers_.top().when <= now) {
     Node* n = timers_.pop();
@@ -140,6 +167,7 @@ void LoopImpl::run_ready() {
     if (next != nullptr) __builtin_prefetch(next);
     run_node(n);
     ++ran_since_poll_;
+    ++ran_since_clock_;
     n = next;
   }
 }

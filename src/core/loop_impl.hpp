@@ -55,6 +55,8 @@ class LoopImpl {
 
  private:
   void drain_threadsafe();
+  bool timer_may_be_due() noexcept;
+  static Clock::duration coarse_clock_slack() noexcept;
   void fire_timers();
   void run_ready();
   void run_node(Node* n);
@@ -64,8 +66,10 @@ class LoopImpl {
 
   ReadyQueue ready_;
   TimerQueue timers_;
-  std::uint32_t ran_since_poll_ = 0;  ///< nodes run since the last poll
-  TaskCore* tasks_ = nullptr;         ///< registry of pending tasks (all_tasks), intrusive
+  std::uint32_t ran_since_poll_ = 0;   ///< nodes run since the last poll
+  std::uint32_t ran_since_clock_ = 0;  ///< nodes run since fire_timers read the precise clock
+  Clock::duration coarse_slack_;       ///< two ticks of the coarse clock (timer_may_be_due)
+  TaskCore* tasks_ = nullptr;          ///< registry of pending tasks (all_tasks), intrusive
 
   std::mutex ts_mutex_;
   std::vector<std::function<void()>> ts_queue_;  ///< guarded by ts_mutex_
