@@ -173,8 +173,14 @@ void LoopImpl::run_ready() {
 }
 
 void LoopImpl::run_node(Node* n) {
-  const bool timed = debug;
-  const Clock::time_point start = timed ? Clock::now() : Clock::time_point{};
+  if (debug) [[unlikely]] {
+    run_node_timed(n);
+    return;
+  }
+  dispatch(n);
+}
+
+inline void LoopImpl::dispatch(Node* n) {
   if (n->kind == NodeKind::Task) {
     auto* t = static_cast<TaskCore*>(n);
     if (static_cast<WaitKind>(t->wait_kind) == WaitKind::TimerFired) {
@@ -192,13 +198,18 @@ void LoopImpl::run_node(Node* n) {
       owner.call_exception_handler({"Exception in callback", std::current_exception(), {}});
     }
   }
-  if (timed) {
-    auto took = Clock::now() - start;
-    if (took >= owner.slow_callback_duration) {
-      std::fprintf(stderr, "weave: executing %s took %.3f seconds\n",
-                   n->kind == NodeKind::Task ? "a task step" : "a callback",
-                   std::chrono::duration<double>(took).count());
-    }
+}
+
+/// Debug mode: run_node with the slow-callback report.
+void LoopImpl::run_node_timed(Node* n) {
+  const Clock::time_point start = Clock::now();
+  const bool is_task = n->kind == NodeKind::Task;  // n may be gone once it ran
+  dispatch(n);
+  auto took = Clock::now() - start;
+  if (took >= owner.slow_callback_duration) {
+    std::fprintf(stderr, "weave: executing %s took %.3f seconds\n",
+                 is_task ? "a task step" : "a callback",
+                 std::chrono::duration<double>(took).count());
   }
 }
 

@@ -60,6 +60,8 @@ class LoopImpl {
   void fire_timers();
   void run_ready();
   void run_node(Node* n);
+  void run_node_timed(Node* n);
+  void dispatch(Node* n);
 
   /// Nodes run between two non-blocking polls at most (see run_once).
   static constexpr std::uint32_t kPollBudget = 61;
