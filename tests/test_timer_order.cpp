@@ -159,3 +159,55 @@ TEST(TimerOrder, CancelAfterDeadlineBeforeResumeRaisesAtTheSleep) {
 TEST(TimerOrder, ManySleepersWakeAndCancelledOnesDoNot) {
   EXPECT_EQ(run_bounded(many_sleepers_all_wake()), 400 * 1000 + 100);
 }
+
+// sleep(0s) is a yield without a frame of its own; it must behave as any Coro<void> does.
+namespace {
+
+Coro<std::vector<std::string>> sleep_zero_everywhere() {
+  std::vector<std::string> log;
+  auto t = weave::create_task(weave::sleep(0s));  // a task needs a frame: one is made
+  co_await t;
+  log.push_back(t.done() ? "task" : "?");
+  co_await weave::gather(weave::sleep(0s), weave::sleep(0s));
+  log.push_back("gather");
+  co_await weave::timeout(1s, weave::sleep(0s));
+  log.push_back("timeout");
+  weave::Coro<void> unused = weave::sleep(0s);  // never awaited: nothing to destroy
+  weave::Coro<void> moved = std::move(unused);
+  co_await std::move(moved);
+  log.push_back("moved");
+  co_return log;
+}
+
+Coro<void> yield_forever(int& yields) {
+  for (;;) {
+    co_await weave::sleep(0s);
+    ++yields;
+  }
+}
+
+Coro<int> cancel_a_yielding_task() {
+  int yields = 0;
+  auto t = weave::create_task(yield_forever(yields));
+  for (int i = 0; i < 5; ++i) co_await weave::sleep(0s);
+  t.cancel();
+  try {
+    co_await t;
+  } catch (const weave::CancelledError&) {
+    co_return yields;
+  }
+  co_return -1;
+}
+
+}  // namespace
+
+TEST(SleepZero, WorksAsATaskInGatherInTimeoutAndMoved) {
+  EXPECT_EQ(run_bounded(sleep_zero_everywhere()),
+            (std::vector<std::string>{"task", "gather", "timeout", "moved"}));
+}
+
+TEST(SleepZero, AYieldingTaskIsCancelledAtItsYield) {
+  const int yields = run_bounded(cancel_a_yielding_task());
+  EXPECT_GE(yields, 3);
+  EXPECT_LE(yields, 5);
+}

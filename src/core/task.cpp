@@ -239,7 +239,8 @@ struct SleepAwaiter {
   Clock::duration delay;
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
-    detail::TaskCore* task = detail::require_task("sleep");
+    detail::TaskCore* task = detail::t_current;
+    if (task == nullptr) task = detail::require_task("sleep");  // throws
     if (delay <= Clock::duration::zero()) {  // a bare yield, as asyncio's sleep(0)
       detail::begin_wait(task, h, detail::WaitKind::None, nullptr);
       task->loop()->impl().schedule(task);
@@ -249,11 +250,29 @@ struct SleepAwaiter {
   }
   void await_resume() const { detail::checkpoint(detail::t_current); }
 };
+
+Coro<void> sleep_frame(Clock::duration delay) {
+  co_await SleepAwaiter{delay};
+}
 }  // namespace
 
 Coro<void> sleep(Clock::duration delay) {
-  co_await SleepAwaiter{delay};
+  if (delay <= Clock::duration::zero()) return Coro<void>::yield();
+  return sleep_frame(delay);
 }
+
+namespace detail {
+void yield_now(std::coroutine_handle<> leaf) {
+  TaskCore* task = t_current;
+  if (task == nullptr) task = require_task("sleep");  // throws
+  begin_wait(task, leaf, WaitKind::None, nullptr);
+  task->loop()->impl().schedule(task);
+}
+
+Coro<void> yield_frame() {
+  return sleep_frame(Clock::duration::zero());
+}
+}  // namespace detail
 
 }  // namespace weave
 
