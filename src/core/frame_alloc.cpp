@@ -9,12 +9,11 @@
 // operator new would give. So a 168-byte frame costs 168 bytes, not 176: for a million idle tasks
 // that is 8 MB.
 //
-// Slabs grow geometrically, 64 KiB first, up to 2 MiB slabs mapped on their own and advised as
-// transparent huge pages: a program with a few tasks keeps a small footprint, and one that
-// spawns a million takes a page fault per 2 MiB instead of one per 4 KiB (the faults, not the
-// zeroing of the pages, were most of the kernel time of such a burst).
-
-#include <sys/mman.h>
+// Slabs grow geometrically, 64 KiB first, up to 2 MiB: a program with a few tasks keeps a small
+// footprint, and one that spawns a million asks the allocator for a slab every 2 MiB. (Slabs
+// advised as transparent huge pages were tried: faster when the pages were warm, but on a shared
+// VM first-touch of fresh huge pages cost more than it saved, and a benchmark process always
+// starts cold.)
 
 #include <cstdint>
 #include <cstdlib>
@@ -48,28 +47,11 @@ constexpr std::size_t kGranule = 8;
 constexpr std::size_t kMaxPooled = 1024;
 constexpr std::size_t kClasses = kMaxPooled / kGranule;
 constexpr std::size_t kFirstSlab = 64 * 1024;
-constexpr std::size_t kHugeSlab = 2 * 1024 * 1024;  ///< one transparent huge page
+constexpr std::size_t kLastSlab = 2 * 1024 * 1024;
 
 struct FreeFrame {
   FreeFrame* next;
 };
-
-/// A 2 MiB slab aligned to 2 MiB, so that the kernel can back it with one huge page; nullptr
-/// when the mapping fails (the caller falls back to operator new).
-void* map_huge_slab() noexcept {
-  void* raw =
-      mmap(nullptr, 2 * kHugeSlab, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
-  const auto begin = reinterpret_cast<std::uintptr_t>(raw);
-  const std::uintptr_t aligned = (begin + kHugeSlab - 1) & ~(kHugeSlab - 1);
-  if (aligned > begin) munmap(raw, aligned - begin);
-  const std::uintptr_t tail = aligned + kHugeSlab;
-  if (begin + 2 * kHugeSlab > tail)
-    munmap(reinterpret_cast<void*>(tail), begin + 2 * kHugeSlab - tail);
-  void* slab = reinterpret_cast<void*>(aligned);
-  (void)madvise(slab, kHugeSlab, MADV_HUGEPAGE);  // advice only: small pages work as well
-  return slab;
-}
 
 struct FramePool {
   FreeFrame* free[kClasses + 1] = {};
@@ -84,11 +66,9 @@ struct FramePool {
     if (bytes % 16 == 0 && reinterpret_cast<std::uintptr_t>(bump) % 16 != 0) bump += 8;
     if (bump == nullptr || static_cast<std::size_t>(bump_end - bump) < bytes) {
       // The slab's tail is abandoned; slabs are never freed (see the file comment).
-      void* slab = next_slab >= kHugeSlab ? map_huge_slab() : nullptr;
-      if (slab == nullptr) slab = ::operator new(next_slab);
-      bump = static_cast<char*>(slab);
+      bump = static_cast<char*>(::operator new(next_slab));
       bump_end = bump + next_slab;
-      if (next_slab < kHugeSlab) next_slab *= 2;
+      if (next_slab < kLastSlab) next_slab *= 2;
     }
     void* p = bump;
     bump += bytes;
