@@ -35,6 +35,12 @@ Coro<int> value_after(int value, int iterations) {
   co_return value;
 }
 
+/// A task that is still running when the test looks (it is cancelled by the test).
+Coro<int> value_much_later(int value) {
+  co_await weave::sleep(std::chrono::seconds(60));
+  co_return value;
+}
+
 Coro<int> traced_value(Trace& trace, int value, int iterations) {
   co_await yield(iterations);
   trace("finished " + std::to_string(value));
@@ -376,7 +382,7 @@ Coro<void> wait_with_timeout(std::vector<Task<int>> tasks) {
   co_await weave::wait(tasks, weave::ALL_COMPLETED, 5ms);
 }
 Coro<void> wait_timeout_cancelled() {
-  std::vector<Task<int>> tasks{weave::create_task(value_after(1, 100'000))};
+  std::vector<Task<int>> tasks{weave::create_task(value_much_later(1))};
   {
     auto waiter = weave::create_task(wait_with_timeout(tasks));
     co_await yield();
@@ -425,8 +431,8 @@ TEST(AsCompleted, EachStepRaisesItsTasksException) {
 
 Coro<void> as_completed_timeout() {
   std::vector<Task<int>> tasks{weave::create_task(value_after(1, 1)),
-                               weave::create_task(value_after(2, 100'000)),
-                               weave::create_task(value_after(3, 100'000))};
+                               weave::create_task(value_much_later(2)),
+                               weave::create_task(value_much_later(3))};
   std::vector<std::string> seen;
   for (auto next : weave::as_completed(tasks, 20ms)) {
     try {
@@ -447,7 +453,7 @@ TEST(AsCompleted, TimeoutRaisesTimeoutErrorForEveryRemainingStep) {
 
 Coro<void> as_completed_late_completion() {
   std::vector<Task<int>> tasks{weave::create_task(value_after(1, 1)),
-                               weave::create_task(value_after(2, 100'000))};
+                               weave::create_task(value_much_later(2))};
   auto it = weave::as_completed(tasks, 20ms);
   auto step = it.begin();
   EXPECT_EQ(co_await *step, 1);
@@ -487,7 +493,7 @@ Coro<void> consume_with_timeout(std::vector<Task<int>> tasks) {
   for (auto next : weave::as_completed(tasks, 5ms)) (void)co_await next;
 }
 Coro<void> as_completed_timeout_cancelled() {
-  std::vector<Task<int>> tasks{weave::create_task(value_after(1, 100'000))};
+  std::vector<Task<int>> tasks{weave::create_task(value_much_later(1))};
   {
     auto waiter = weave::create_task(consume_with_timeout(tasks));
     co_await yield();

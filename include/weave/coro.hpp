@@ -23,15 +23,36 @@ class Coro;
 
 namespace detail {
 
+// A Coro<void> with no frame: asyncio's bare yield, what sleep(0s) returns (asyncio special-cases
+// it too, with its __sleep0). Awaiting it queues the task for the next iteration directly; a frame
+// per yield cost most of a yield's time and, with a million tasks yielding at once, 150 MB. Its
+// handle holds this tag's address instead of a frame's and is never resumed or destroyed; where a
+// real frame is needed (create_task, release()), yield_frame() makes one.
+inline constexpr char kYieldTag = 0;
+inline void* yield_tag() noexcept {
+  return const_cast<char*>(&kYieldTag);
+}
+/// Suspends the current task for one iteration, to resume in `leaf` (task.cpp). Errors:
+/// RuntimeError outside a task.
+void yield_now(std::coroutine_handle<> leaf);
+/// A coroutine that yields once: the frame for a frameless yield that must become a task.
+Coro<void> yield_frame();
+
 struct PromiseBase : TaskCore {
+  // No pointer to the promise in here: the awaiter lives in every frame, and 8 bytes per frame
+  // are 8 MB for a million tasks. The task comes from the thread's current task instead.
   struct InitialAwaiter {
-    PromiseBase* promise;
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<>) const noexcept {}
-    // A task cancelled before its first step never runs its body (asyncio's must_cancel).
+    // A task cancelled before its first step never runs its body (asyncio's must_cancel). A
+    // task's root is first resumed by its first step, with the task current and not started; a
+    // nested Coro starts inside a started task and is no cancellation point.
     void await_resume() const {
-      promise->flags |= fflag::kStarted;
-      if (promise->is_task()) checkpoint(promise);
+      TaskCore* t = current_task_core();
+      if (t != nullptr && (t->flags & fflag::kStarted) == 0) {
+        t->flags |= fflag::kStarted;
+        checkpoint(t);
+      }
     }
   };
 
@@ -50,7 +71,7 @@ struct PromiseBase : TaskCore {
     void await_resume() const noexcept {}
   };
 
-  InitialAwaiter initial_suspend() noexcept { return {this}; }
+  InitialAwaiter initial_suspend() noexcept { return {}; }
   FinalAwaiter final_suspend() noexcept { return {}; }
   void unhandled_exception() noexcept { exception = std::current_exception(); }
 
@@ -111,7 +132,7 @@ class [[nodiscard]] Coro {
   Coro(Coro&& o) noexcept : h_(std::exchange(o.h_, {})) {}
   Coro& operator=(Coro&& o) noexcept {
     if (this != &o) {
-      if (h_) h_.destroy();
+      if (owns_frame(h_)) h_.destroy();
       h_ = std::exchange(o.h_, {});
     }
     return *this;
@@ -119,21 +140,45 @@ class [[nodiscard]] Coro {
   Coro(const Coro&) = delete;
   Coro& operator=(const Coro&) = delete;
   ~Coro() {
-    if (h_) h_.destroy();
+    if (owns_frame(h_)) h_.destroy();
+  }
+
+  /// The frameless yield (detail::yield_tag): only sleep(0s) makes one.
+  static Coro yield() noexcept requires std::is_void_v<T> {
+    return Coro(Handle::from_address(detail::yield_tag()));
   }
 
   bool valid() const noexcept { return static_cast<bool>(h_); }
-  /// Gives up ownership of the frame (create_task takes it).
-  Handle release() noexcept { return std::exchange(h_, {}); }
+  /// Gives up ownership of the frame (create_task takes it); a frameless yield gets one first.
+  Handle release() {
+    if constexpr (std::is_void_v<T>) {
+      if (is_yield(h_)) {
+        h_ = {};
+        return detail::yield_frame().release();
+      }
+    }
+    return std::exchange(h_, {});
+  }
 
   struct Awaiter {
     Handle h;
     bool await_ready() const noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) {
+      if constexpr (std::is_void_v<T>) {
+        if (is_yield(h)) {
+          detail::yield_now(parent);
+          return std::noop_coroutine();
+        }
+      }
       h.promise().link_ = parent.address();
       return h;
     }
-    T await_resume() { return h.promise().take(); }
+    T await_resume() {
+      if constexpr (std::is_void_v<T>) {
+        if (is_yield(h)) return detail::checkpoint(detail::current_task_core());
+      }
+      return h.promise().take();
+    }
   };
 
   /// Runs the coroutine inline; its result or exception comes back here. A Coro is awaited once.
@@ -141,6 +186,15 @@ class [[nodiscard]] Coro {
   Awaiter operator co_await() & noexcept { return Awaiter{h_}; }
 
  private:
+  static bool is_yield(Handle h) noexcept {
+    if constexpr (std::is_void_v<T>) {
+      return h.address() == detail::yield_tag();
+    } else {
+      return false;
+    }
+  }
+  static bool owns_frame(Handle h) noexcept { return h && !is_yield(h); }
+
   Handle h_;
 };
 

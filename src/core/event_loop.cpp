@@ -1,10 +1,15 @@
 // EventLoop and its iteration. run_once() is the only place callbacks and task steps run, and it
 // reads like asyncio's _run_once, one phase per step:
 //   1. poll I/O: block until the earliest timer, or not at all when something is ready;
+//      a non-blocking poll is skipped while fewer than kPollBudget nodes ran since the last one
+//      (see below);
 //   2. move calls from other threads (call_soon_threadsafe) to the ready queue;
-//   3. move due timers to the ready queue, in (deadline, sequence) order;
+//   3. move due timers to the ready queue, in (deadline, sequence) order; the precise clock is
+//      only read when the coarse one says a timer may be due (see timer_may_be_due);
 //   4. run exactly the nodes that were ready when this phase began; whatever they schedule runs
 //      in the next iteration.
+
+#include <time.h>
 
 #include <atomic>
 #include <cstdio>
@@ -38,7 +43,8 @@ LoopImpl::LoopImpl(EventLoop& o)
       handles(this),
       serial(++loop_serials),
       backend_(io::make_backend()),
-      entry(std::make_shared<EntryQueue>(backend_.get())) {}
+      entry(std::make_shared<EntryQueue>(backend_.get())),
+      coarse_slack_(coarse_clock_slack()) {}
 
 LoopImpl::~LoopImpl() {
   drop_fd_callbacks();
@@ -57,7 +63,7 @@ LoopImpl::~LoopImpl() {
     TaskCore* t = tasks_;
     unregister_task(t);
     t->link_ = nullptr;
-    if (t->refs == 0) task_root(t).destroy();
+    if (t->refs == 0) destroy_frames(t);
   }
 }
 
@@ -92,18 +98,26 @@ void LoopImpl::release_backend() noexcept {
 }
 
 void LoopImpl::run_once() {
-  // Phase 1: I/O.
+  // Phase 1: I/O. When something is ready the poll does not block, and it is only a check for
+  // I/O that completed meanwhile; asyncio makes it every iteration, which costs one system call
+  // per iteration and dominates a loop whose iterations are short (a task yielding with
+  // sleep(0s)). It is made once kPollBudget nodes have run since the last poll instead (as
+  // Tokio's event_interval), so I/O is seen at most that many callbacks late and no ordering
+  // among callbacks and timers changes. A poll that may block is always made.
   std::optional<std::chrono::nanoseconds> timeout;
   if (!ready_.empty() || stopping || entry->pending()) {
     timeout = std::chrono::nanoseconds(0);
   } else if (!timers_.empty()) {
-    timeout = std::max(timers_.top()->when - Clock::now(), Clock::duration(0));
+    timeout = std::max(timers_.top().when - Clock::now(), Clock::duration(0));
   }
-  backend_->poll(timeout);
+  if (!timeout || timeout->count() != 0 || ran_since_poll_ >= kPollBudget) {
+    ran_since_poll_ = 0;
+    backend_->poll(timeout);
+  }
   // Phase 2: calls from other threads.
   if (entry->pending()) drain_threadsafe();
   // Phase 3: timers.
-  if (!timers_.empty()) fire_timers();
+  if (!timers_.empty() && timer_may_be_due()) fire_timers();
   // Phase 4: run the batch.
   run_ready();
 }
@@ -118,25 +132,70 @@ void LoopImpl::drain_threadsafe() {
   entry_batch_.clear();
 }
 
+// Reading the precise clock costs tens of nanoseconds (far more in some VMs), and a loop with any
+// timer pending (a timeout of a few seconds somewhere) would pay it every iteration, more than the
+// iteration itself when it runs one callback. The coarse clock (CLOCK_MONOTONIC_COARSE, the same
+// clock read at the last tick) costs a fraction: it never runs ahead of the precise clock and
+// lags it by at most a tick, so while the earliest deadline is more than two ticks past it no
+// timer can be due. Should it lag more (a tickless CPU, a paused VM), the precise clock is read
+// anyway once kPollBudget nodes have run, which bounds how late a timer can be seen.
+bool LoopImpl::timer_may_be_due() noexcept {
+  if (ran_since_clock_ >= kPollBudget) return true;
+  timespec ts{};
+  if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) return true;
+  const Clock::time_point coarse{std::chrono::seconds(ts.tv_sec) +
+                                 std::chrono::nanoseconds(ts.tv_nsec)};
+  return coarse + coarse_slack_ >= timers_.top().when;
+}
+
+Clock::duration LoopImpl::coarse_clock_slack() noexcept {
+  timespec res{};
+  if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0) return Clock::duration::max() / 2;
+  return 2 * (std::chrono::seconds(res.tv_sec) + std::chrono::nanoseconds(res.tv_nsec));
+}
+
 void LoopImpl::fire_timers() {
+  ran_since_clock_ = 0;
   const Clock::time_point now = Clock::now();
-  while (!timers_.empty() && timers_.top()->when <= now) schedule(timers_.pop());
+  while (!timers_.empty() && timers_.top().when <= now) {
+    Node* n = timers_.pop();
+    if (n->kind == NodeKind::Task) {
+      n->wait_kind = static_cast<std::uint8_t>(WaitKind::TimerFired);
+    }
+    schedule(n);
+  }
 }
 
 void LoopImpl::run_ready() {
   Node* n = ready_.take_all();
   while (n != nullptr) {
     Node* next = n->next_ready;  // running n may queue it again
+    // A big batch is scattered over memory (a million woken tasks): fetch the next node while
+    // this one runs, instead of stalling on it afterwards.
+    if (next != nullptr) __builtin_prefetch(next);
     run_node(n);
+    ++ran_since_poll_;
+    ++ran_since_clock_;
     n = next;
   }
 }
 
 void LoopImpl::run_node(Node* n) {
-  const bool timed = debug;
-  const Clock::time_point start = timed ? Clock::now() : Clock::time_point{};
+  if (debug) [[unlikely]] {
+    run_node_timed(n);
+    return;
+  }
+  dispatch(n);
+}
+
+inline void LoopImpl::dispatch(Node* n) {
   if (n->kind == NodeKind::Task) {
-    task_step(static_cast<TaskCore*>(n));
+    auto* t = static_cast<TaskCore*>(n);
+    if (static_cast<WaitKind>(t->wait_kind) == WaitKind::TimerFired) {
+      wake(t);  // the sleep's timer callback: the step itself runs next iteration
+    } else {
+      task_step(t);
+    }
   } else {
     auto* cb = static_cast<CallbackNode*>(n);
     try {
@@ -147,13 +206,18 @@ void LoopImpl::run_node(Node* n) {
       owner.call_exception_handler({"Exception in callback", std::current_exception(), {}});
     }
   }
-  if (timed) {
-    auto took = Clock::now() - start;
-    if (took >= owner.slow_callback_duration) {
-      std::fprintf(stderr, "weave: executing %s took %.3f seconds\n",
-                   n->kind == NodeKind::Task ? "a task step" : "a callback",
-                   std::chrono::duration<double>(took).count());
-    }
+}
+
+/// Debug mode: run_node with the slow-callback report.
+void LoopImpl::run_node_timed(Node* n) {
+  const Clock::time_point start = Clock::now();
+  const bool is_task = n->kind == NodeKind::Task;  // n may be gone once it ran
+  dispatch(n);
+  auto took = Clock::now() - start;
+  if (took >= owner.slow_callback_duration) {
+    std::fprintf(stderr, "weave: executing %s took %.3f seconds\n",
+                 is_task ? "a task step" : "a callback",
+                 std::chrono::duration<double>(took).count());
   }
 }
 

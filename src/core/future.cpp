@@ -3,7 +3,9 @@
 
 #include <cstdio>
 #include <optional>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/loop_impl.hpp"
@@ -12,9 +14,40 @@
 
 namespace weave::detail {
 
+namespace {
+/// The extras of every future that has some, by address. Futures and task handles may be
+/// released on any thread, so the table is shared and locked; only futures flagged kHasExtras
+/// (named tasks, cancel messages) ever look here. Never destroyed, so that a future released
+/// during static destruction still finds it.
+struct ExtrasTable {
+  std::mutex mutex;
+  std::unordered_map<const FutureCore*, FutureExtras> map;
+};
+ExtrasTable& extras_table() {
+  static auto* table = new ExtrasTable;
+  return *table;
+}
+}  // namespace
+
 FutureExtras& FutureCore::extras() {
-  if (extras_ == nullptr) extras_ = new FutureExtras;
-  return *extras_;
+  ExtrasTable& t = extras_table();
+  std::lock_guard lock(t.mutex);
+  flags |= fflag::kHasExtras;
+  return t.map[this];  // node-based: the reference stays valid until drop_extras
+}
+
+const FutureExtras* FutureCore::find_extras() const noexcept {
+  if ((flags & fflag::kHasExtras) == 0) return nullptr;
+  ExtrasTable& t = extras_table();
+  std::lock_guard lock(t.mutex);
+  auto it = t.map.find(this);
+  return it != t.map.end() ? &it->second : nullptr;
+}
+
+void FutureCore::drop_extras() noexcept {
+  ExtrasTable& t = extras_table();
+  std::lock_guard lock(t.mutex);
+  t.map.erase(this);
 }
 
 void schedule(EventLoop* loop, Node* n) noexcept {
@@ -27,7 +60,7 @@ bool is_user_callback(const Node* n) noexcept {
 }
 
 std::string cancel_message(const FutureCore* f) {
-  return (f->flags & fflag::kCancelMsg) != 0 ? f->extras_->cancel_message : std::string();
+  return (f->flags & fflag::kCancelMsg) != 0 ? f->find_extras()->cancel_message : std::string();
 }
 }  // namespace
 
@@ -85,7 +118,8 @@ void report_unretrieved(FutureCore* f, const char* what) noexcept {
   f->flags |= fflag::kRetrieved;
   std::string message = std::string(what) + " exception was never retrieved";
   if (f->is_task()) {
-    const std::string& name = f->extras_ != nullptr ? f->extras_->name : std::string();
+    const FutureExtras* extras = f->find_extras();
+    const std::string name = extras != nullptr ? extras->name : std::string();
     message += " (" + (name.empty() ? "Task-" + std::to_string(f->id) : name) + ")";
   }
   EventLoop* loop = f->loop();
@@ -161,7 +195,7 @@ void destroy_task_frame(TaskCore* t) noexcept {
   report_unretrieved(t, "Task");
   if (--t->refs != 0) return;
   drop_pending_callbacks(t);
-  task_root(t).destroy();
+  destroy_frames(t);
 }
 
 }  // namespace weave::detail

@@ -125,8 +125,7 @@ TimerHandle EventLoop::call_at(Clock::time_point when, detail::SmallFunction fn)
   l.check_thread("call_at");
   HandleNode* n = l.handles.acquire();
   n->fn = std::move(fn);
-  n->when = when;
-  l.add_timer(n);
+  l.add_timer(n, when);
   return TimerHandle(n, n->generation, when);
 }
 

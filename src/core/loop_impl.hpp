@@ -50,8 +50,10 @@ class LoopImpl {
   void run_once();
 
   void schedule(Node* n) noexcept { ready_.push(n); }
-  void add_timer(TimerNode* n) { timers_.push(n); }
+  void add_timer(TimerNode* n, Clock::time_point when) { timers_.push(n, when); }
+  void add_timer(TaskCore* t, Clock::time_point when) { timers_.push(t, when); }
   void remove_timer(TimerNode* n) noexcept { timers_.remove(n); }
+  void remove_timer(TaskCore* t) noexcept { timers_.remove(t); }
 
   void register_task(TaskCore* t) noexcept;
   void unregister_task(TaskCore* t) noexcept;
@@ -98,13 +100,23 @@ class LoopImpl {
 
  private:
   void drain_threadsafe();
+  bool timer_may_be_due() noexcept;
+  static Clock::duration coarse_clock_slack() noexcept;
   void fire_timers();
   void run_ready();
   void run_node(Node* n);
+  void run_node_timed(Node* n);
+  void dispatch(Node* n);
+
+  /// Nodes run between two non-blocking polls at most (see run_once).
+  static constexpr std::uint32_t kPollBudget = 61;
 
   ReadyQueue ready_;
   TimerQueue timers_;
-  TaskCore* tasks_ = nullptr;  ///< registry of pending tasks (all_tasks), intrusive
+  std::uint32_t ran_since_poll_ = 0;   ///< nodes run since the last poll
+  std::uint32_t ran_since_clock_ = 0;  ///< nodes run since fire_timers read the precise clock
+  Clock::duration coarse_slack_;       ///< two ticks of the coarse clock (timer_may_be_due)
+  TaskCore* tasks_ = nullptr;          ///< registry of pending tasks (all_tasks), intrusive
   std::unordered_map<int, FdCallback*> fd_callbacks_[2];  ///< by io::Interest, then fd
   std::vector<FdCallback*> orphaned_;  ///< dropped while queued; freed with the loop
 
@@ -113,6 +125,8 @@ class LoopImpl {
 
 /// Resumes a task's coroutine where it waits (task.cpp).
 void task_step(TaskCore* t) noexcept;
+/// Puts `task` to sleep until `when`: it is its own timer (timer_queue.hpp).
+void begin_sleep(TaskCore* task, std::coroutine_handle<> leaf, Clock::time_point when);
 
 /// Whether `loop` is still alive: a done task's or a future's handle may outlive its loop.
 bool loop_alive(const EventLoop* loop) noexcept;

@@ -40,13 +40,12 @@ bool withdraw_wait(TaskCore* t, std::string_view msg) {
       static_cast<WaiterList*>(t->waiting_on)->remove(t);
       withdrawn(t);
       return true;
-    case WaitKind::Timer: {
-      auto* timer = static_cast<TimerNode*>(t->waiting_on);
-      if (!timer->queued()) return false;  // fired: its wake-up is already queued
-      t->loop()->impl().remove_timer(timer);
+    case WaitKind::Timer:
+      t->loop()->impl().remove_timer(t);
       withdrawn(t);
       return true;
-    }
+    case WaitKind::TimerFired:  // its wake-up is already queued
+      return false;
     case WaitKind::Future:
       return cancel_any(static_cast<FutureCore*>(t->waiting_on), msg);
     case WaitKind::Custom:
@@ -58,7 +57,7 @@ bool withdraw_wait(TaskCore* t, std::string_view msg) {
 }
 
 std::string_view cancel_message(const TaskCore* t) {
-  return (t->flags & fflag::kCancelMsg) != 0 ? std::string_view(t->extras_->cancel_message)
+  return (t->flags & fflag::kCancelMsg) != 0 ? std::string_view(t->find_extras()->cancel_message)
                                              : std::string_view();
 }
 }  // namespace
@@ -91,6 +90,14 @@ void start_task(EventLoop* loop, TaskCore* core, std::string name) {
   l.schedule(core);
 }
 
+void destroy_frames(TaskCore* t) noexcept {
+  // An awaiter torn down while suspended finds its task as the current one (sync_wait.hpp).
+  TaskCore* outer = t_current;
+  t_current = t;
+  task_root(t).destroy();
+  t_current = outer;
+}
+
 void task_step(TaskCore* t) noexcept {
   TaskCore* outer = t_current;
   t_current = t;
@@ -98,16 +105,29 @@ void task_step(TaskCore* t) noexcept {
   t_current = outer;
 }
 
+namespace {
+/// A cancel that arrived while the task ran is applied to the wait it just began (asyncio's
+/// __step: `if self._must_cancel: if self._fut_waiter.cancel(): self._must_cancel = False`).
+void apply_pending_cancel(TaskCore* task) {
+  if ((task->flags & fflag::kMustCancel) != 0) {
+    task->flags &= ~fflag::kMustCancel;
+    if (!withdraw_wait(task, cancel_message(task))) task->flags |= fflag::kMustCancel;
+  }
+}
+}  // namespace
+
 void begin_wait(TaskCore* task, std::coroutine_handle<> leaf, WaitKind kind, void* target) {
   task->leaf = leaf;
   task->wait_kind = static_cast<std::uint8_t>(kind);
   task->waiting_on = target;
-  // A cancel that arrived while the task ran is applied to the wait it just began (asyncio's
-  // __step: `if self._must_cancel: if self._fut_waiter.cancel(): self._must_cancel = False`).
-  if ((task->flags & fflag::kMustCancel) != 0 && kind != WaitKind::None) {
-    task->flags &= ~fflag::kMustCancel;
-    if (!withdraw_wait(task, cancel_message(task))) task->flags |= fflag::kMustCancel;
-  }
+  if (kind != WaitKind::None) apply_pending_cancel(task);
+}
+
+void begin_sleep(TaskCore* task, std::coroutine_handle<> leaf, Clock::time_point when) {
+  task->leaf = leaf;
+  task->wait_kind = static_cast<std::uint8_t>(WaitKind::Timer);
+  task->loop()->impl().add_timer(task, when);  // sets the slot in waiting_on
+  apply_pending_cancel(task);
 }
 
 void wake(TaskCore* task) noexcept {
@@ -179,7 +199,8 @@ int TaskRef::uncancel() noexcept {
 }
 
 std::string TaskRef::get_name() const {
-  if (core_->extras_ != nullptr && !core_->extras_->name.empty()) return core_->extras_->name;
+  const detail::FutureExtras* extras = core_->find_extras();
+  if (extras != nullptr && !extras->name.empty()) return extras->name;
   return "Task-" + std::to_string(core_->id);
 }
 
@@ -222,36 +243,46 @@ std::vector<TaskRef> all_tasks() {
 }
 
 namespace {
-struct SleepTimer : detail::TimerNode {
-  SleepTimer() noexcept : detail::TimerNode(&fire) {}
-  static void fire(detail::CallbackNode* n) { detail::wake(static_cast<SleepTimer*>(n)->task); }
-  detail::TaskCore* task = nullptr;
-};
-
+/// The task is its own timer (see timer_queue.hpp), so the awaiter holds no node; nor the task,
+/// which is the current one on resume: the awaiter lives in the frame of every sleeping task.
 struct SleepAwaiter {
   Clock::duration delay;
-  SleepTimer timer;
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
-    detail::TaskCore* t = detail::require_task("sleep");
-    timer.task = t;
-    detail::LoopImpl& loop = t->loop()->impl();
+    detail::TaskCore* task = detail::t_current;
+    if (task == nullptr) task = detail::require_task("sleep");  // throws
     if (delay <= Clock::duration::zero()) {  // a bare yield, as asyncio's sleep(0)
-      detail::begin_wait(t, h, detail::WaitKind::None, nullptr);
-      loop.schedule(t);
+      detail::begin_wait(task, h, detail::WaitKind::None, nullptr);
+      task->loop()->impl().schedule(task);
       return;
     }
-    timer.when = Clock::now() + delay;
-    loop.add_timer(&timer);
-    detail::begin_wait(t, h, detail::WaitKind::Timer, &timer);
+    detail::begin_sleep(task, h, Clock::now() + delay);
   }
-  void await_resume() const { detail::checkpoint(timer.task); }
+  void await_resume() const { detail::checkpoint(detail::t_current); }
 };
+
+Coro<void> sleep_frame(Clock::duration delay) {
+  co_await SleepAwaiter{delay};
+}
 }  // namespace
 
 Coro<void> sleep(Clock::duration delay) {
-  co_await SleepAwaiter{delay, {}};
+  if (delay <= Clock::duration::zero()) return Coro<void>::yield();
+  return sleep_frame(delay);
 }
+
+namespace detail {
+void yield_now(std::coroutine_handle<> leaf) {
+  TaskCore* task = t_current;
+  if (task == nullptr) task = require_task("sleep");  // throws
+  begin_wait(task, leaf, WaitKind::None, nullptr);
+  task->loop()->impl().schedule(task);
+}
+
+Coro<void> yield_frame() {
+  return sleep_frame(Clock::duration::zero());
+}
+}  // namespace detail
 
 }  // namespace weave
 

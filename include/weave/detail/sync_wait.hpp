@@ -19,6 +19,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -139,42 +140,53 @@ struct NoGrant {
 ///   void settle(bool granted, bool cancelled);  // bookkeeping once the wait is over
 ///   WaitQueue waiters_; LoopBinding binding_; static constexpr const char* kName;
 /// `R` is what `co_await` yields: bool (asyncio's `True`) or void.
+///
+/// One word: the primitive's address, its lowest bit set while the task is suspended here. The
+/// awaiter sits in the frame of every waiting task, so a second word (the task) would cost a
+/// million idle tasks 8 MB; the task is the current one whenever it is needed (on resume, and
+/// when a suspended frame is torn down, see destroy_task_frame).
 template <class Prim, class R = bool>
 class PrimitiveAwaiter {
  public:
-  explicit PrimitiveAwaiter(Prim& prim) noexcept : prim_(prim) {}
+  explicit PrimitiveAwaiter(Prim& prim) noexcept : bits_(reinterpret_cast<std::uintptr_t>(&prim)) {}
   // Movable before it is awaited, so that generic code (wait_for, gather) can carry it into a
   // coroutine frame of its own.
   PrimitiveAwaiter(PrimitiveAwaiter&& o) noexcept
-      : prim_(o.prim_), task_(std::exchange(o.task_, nullptr)) {}
+      : bits_(std::exchange(o.bits_, o.bits_ & ~kSuspended)) {}
   PrimitiveAwaiter& operator=(PrimitiveAwaiter&&) = delete;
   ~PrimitiveAwaiter() {
-    if (task_ != nullptr) prim_.waiters_.forget(task_);
+    // Torn down while suspended (its loop is going away): unlink the task it parked.
+    if ((bits_ & kSuspended) != 0) {
+      if (TaskCore* t = current_task_core()) prim().waiters_.forget(t);
+    }
   }
 
-  bool await_ready() { return prim_.try_fast(); }
+  bool await_ready() { return prim().try_fast(); }
   void await_suspend(std::coroutine_handle<> h) {
     TaskCore* t = require_task(Prim::kWaitWhat);
-    prim_.binding_.check(Prim::kName);
-    task_ = t;
-    prim_.waiters_.park(t, h);
+    prim().binding_.check(Prim::kName);
+    bits_ |= kSuspended;
+    prim().waiters_.park(t, h);
   }
   R await_resume() {
-    if (task_ != nullptr) {
-      const bool granted = prim_.waiters_.take_grant(task_);
-      const bool cancelled = (task_->flags & fflag::kMustCancel) != 0;
-      prim_.settle(granted, cancelled);
-      if (cancelled) throw_cancelled(task_);
+    if ((bits_ & kSuspended) != 0) {
+      bits_ &= ~kSuspended;
+      TaskCore* task = current_task_core();  // the task resuming here
+      const bool granted = prim().waiters_.take_grant(task);
+      const bool cancelled = (task->flags & fflag::kMustCancel) != 0;
+      prim().settle(granted, cancelled);
+      if (cancelled) throw_cancelled(task);
     }
     if constexpr (!std::is_void_v<R>) return true;
   }
 
  protected:
-  Prim& prim() const noexcept { return prim_; }
+  Prim& prim() const noexcept { return *reinterpret_cast<Prim*>(bits_ & ~kSuspended); }
 
  private:
-  Prim& prim_;
-  TaskCore* task_ = nullptr;
+  static constexpr std::uintptr_t kSuspended = 1;
+  static_assert(alignof(Prim) > 1, "the lowest bit of the address is the suspended flag");
+  std::uintptr_t bits_;
 };
 
 }  // namespace weave::detail
