@@ -108,6 +108,11 @@ void FutureStateBase::add_done_callback(const std::shared_ptr<FutureStateBase>& 
   run_callbacks(now, self);
 }
 
+std::exception_ptr FutureStateBase::take_exception() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(error_, nullptr);
+}
+
 bool FutureStateBase::attach(Waiter* waiter, std::size_t tag, bool& failed) {
   std::lock_guard lock(mutex_);
   if (is_done_locked()) {

@@ -88,6 +88,10 @@ class FutureStateBase {
   /// Waits for a value: throws CancelledError, TimeoutError, or the stored exception.
   void wait_for_value(std::optional<Clock::duration> timeout);
   void add_done_callback(const std::shared_ptr<FutureStateBase>& self, Callback fn);
+  /// For the one consumer of a finished future that no one else can see (the event loop's
+  /// run_in_executor): moves the exception out, so that the thread that frees the state later
+  /// does not free the exception too. The future must not be read afterwards.
+  std::exception_ptr take_exception();
 
   /// Attaches a waiter; returns false without attaching if the future is already done, and
   /// then sets `failed` to whether it holds an exception.
@@ -142,6 +146,8 @@ class FutureState : public FutureStateBase {
   }
   /// Valid only after wait_for_value() returned.
   T& value() noexcept { return *value_; }
+  /// take_exception()'s twin for the value: moves it out of a finished, private future.
+  T take_value() { return std::move(*value_); }
 
  private:
   std::optional<T> value_;  // engaged iff Finished without an exception
