@@ -200,12 +200,14 @@ Coro<void> blocking_shutdown_waits_for_running_work(std::atomic<bool>& finished)
 }
 
 Coro<void> leave_a_call_running(std::atomic<bool>& finished) {
-  // Not awaited: run() cancels the task, and still waits for the thread before returning.
-  auto t = weave::create_task(weave::to_thread([&finished] {
+  // Not awaited: run() cancels the task, and still waits for the running call's thread.
+  std::atomic<bool> started{false};
+  auto t = weave::create_task(weave::to_thread([&finished, &started] {
+    started = true;
     std::this_thread::sleep_for(30ms);
     finished = true;
   }));
-  co_await weave::sleep(1ms);
+  co_await until([&] { return started.load(); });
 }
 
 Coro<void> to_thread_after_shutdown_raises() {
