@@ -9,6 +9,7 @@
 // the future's mutex is held; the lock order is always future -> waiter, never the reverse, and a
 // waiter is detached under the future's mutex, so after detach() returns no thread touches it.
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -110,6 +111,7 @@ class FutureStateBase {
       std::forward<Fill>(fill)();
       finish_locked(callbacks, false);
     }
+    wake_sleepers();
     run_callbacks(callbacks, self);
     return true;
   }
@@ -124,13 +126,18 @@ class FutureStateBase {
     return state_ == State::Finished || state_ == State::Cancelled ||
            state_ == State::CancelledAndNotified;
   }
-  bool wait_done_locked(std::unique_lock<std::mutex>& lock, std::optional<Clock::duration> timeout);
+  /// Waits until done (true) or until `timeout` passes (false); returns with mutex_ held.
+  bool wait_done(std::unique_lock<std::mutex>& lock, std::optional<Clock::duration> timeout);
   void finish_locked(std::vector<Callback>& callbacks, bool failed);
+  /// After a move to a done state, once mutex_ is released: wakes result()/exception() sleepers
+  /// without making them queue for the mutex the waker still holds.
+  void wake_sleepers() noexcept;
   static void run_callbacks(std::vector<Callback>& callbacks,
                             const std::shared_ptr<FutureStateBase>& self);
 
   mutable std::mutex mutex_;
-  std::condition_variable done_cv_;  // result()/exception() sleepers
+  std::condition_variable done_cv_;  // result()/exception() sleepers with a timeout
+  std::atomic<int> done_word_{0};    // 1 once done (release); the futex of untimed sleepers
   State state_ = State::Pending;
   std::exception_ptr error_;         // set iff Finished with an exception
   std::vector<Callback> callbacks_;  // emptied when the future completes
