@@ -353,12 +353,19 @@ void ProcessPoolExecutor::submit_job(std::shared_ptr<detail::Job> job) {
         "ProcessPoolExecutor runs plain function pointers with serializable arguments only");
   }
   Impl& p = *impl_;
-  std::lock_guard lock(p.mutex);
-  if (!p.broken.empty()) throw BrokenProcessPool(p.broken);
-  if (p.closing) throw RuntimeError("cannot schedule new futures after shutdown");
-  if (!p.manager.joinable()) p.manager = std::thread([&p] { p.run_manager(); });
-  p.queue.push(std::move(job));
-  p.wake_locked();
+  {
+    std::lock_guard lock(p.mutex);
+    if (!p.broken.empty()) throw BrokenProcessPool(p.broken);
+    if (p.closing) throw RuntimeError("cannot schedule new futures after shutdown");
+    if (!p.manager.joinable()) p.manager = std::thread([&p] { p.run_manager(); });
+    p.queue.push(std::move(job));
+    if (p.wake_pending) return;
+    p.wake_pending = true;
+  }
+  // Written after the unlock: the woken manager takes the mutex at once, and would otherwise
+  // go back to sleep on it until this thread let go.
+  std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(p.wake_fd, &one, sizeof one);
 }
 
 void ProcessPoolExecutor::shutdown(bool wait, bool cancel_futures) {
