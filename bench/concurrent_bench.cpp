@@ -168,9 +168,9 @@ int main(int argc, char** argv) {
 
   std::map<std::string, double> py;
   if (python) py = run_python(script, quick);
-  row("thread_rt_us", thread_rt, py["thread_rt_us"], true, 1);
+  row("thread_rt_us", thread_rt, py["thread_rt_us"], true, 20);
   row("thread_tput/s", thread_tp, py["thread_tput"], false, 20);
-  row("process_rt_us", process_rt, py["process_rt_us"], true, 1);
+  row("process_rt_us", process_rt, py["process_rt_us"], true, 10);
   row("process_tput/s", process_tp, py["process_tput"], false, 10);
   std::printf(
       "%-16s weave %12.2fx  (8 CPU-bound calls, 1 worker %.2f s, 2 workers %.2f s;"
