@@ -241,8 +241,10 @@ bool ProcessPoolExecutor::Impl::read_replies(WorkerProcess& w) {
         job->deliver(job, r);
       } else {
         std::string type = r.read_string();
+        // Moved, not copied: this thread keeps no reference to the exception it hands over
+        // (see complete_with in concurrent_job.hpp).
         auto error = std::make_exception_ptr(RemoteError(type, r.read_string()));
-        job->state().try_set_exception(detail::state_of(job), error);
+        job->state().try_set_exception(detail::state_of(job), std::move(error));
       }
     } catch (const std::exception& e) {
       break_pool(e.what());  // also for a garbled reply: the stream cannot be trusted
