@@ -192,7 +192,14 @@ class Future {
   struct Awaiter : detail::FutureAwaiterBase {
     T await_resume() const {
       before_result();
-      if constexpr (!std::is_void_v<T>) return *static_cast<Impl*>(core)->value();
+      if constexpr (!std::is_void_v<T>) {
+        // A move-only result is moved out to its awaiter, as Task's awaiter does.
+        if constexpr (std::is_copy_constructible_v<T>) {
+          return *static_cast<Impl*>(core)->value();
+        } else {
+          return std::move(*static_cast<Impl*>(core)->value());
+        }
+      }
     }
   };
   /// Waits until done. Cancellation: cancelling the awaiting task cancels this future.

@@ -175,6 +175,8 @@ auto EventLoop::run_in_executor(Ex* executor, Fn&& fn, Args&&... args) {
 /// Cancellation: the awaiting task stops waiting at once; a call not started yet is withdrawn,
 /// a call already running finishes in its thread and its result is dropped.
 /// Errors: the call's exception, with its type; RuntimeError after shutdown_default_executor().
+/// With g++ 12, put a lambda with init-captures (`[p = std::move(p)] {...}`) in a variable
+/// first: as a temporary inside a co_await expression, that compiler destroys it twice.
 template <class F, class... Args>
 Coro<concurrent::detail::call_result_t<F, Args...>> to_thread(F fn, Args... args) {
   using R = concurrent::detail::call_result_t<F, Args...>;
