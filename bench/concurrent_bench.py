@@ -2,9 +2,10 @@
 """Python's concurrent.futures on the workloads of concurrent_bench.cpp.
 
 Prints one "name value" line per measurement, which concurrent_bench parses:
-  thread_rt_us  thread_tput  process_rt_us  process_tput  cpu_speedup
+  thread_rt_us  thread_tput  process_rt_us  process_tput  cpu_speedup  to_thread_rt_us
 Usage: concurrent_bench.py [--quick]   (--quick divides the counts by 10)
 """
+import asyncio
 import concurrent.futures as cf
 import math
 import sys
@@ -55,6 +56,14 @@ def cpu_time(workers, calls, rounds):
         return timed(lambda: [f.result() for f in [ex.submit(burn, rounds) for _ in range(calls)]])
 
 
+async def to_thread_rt_us(n):
+    await asyncio.to_thread(noop)
+    start = time.perf_counter()
+    for _ in range(n):
+        await asyncio.to_thread(noop)
+    return (time.perf_counter() - start) / n * 1e6
+
+
 def main():
     scale = 10 if "--quick" in sys.argv[1:] else 1
     with cf.ThreadPoolExecutor(2) as ex:
@@ -65,6 +74,7 @@ def main():
         print("process_tput", throughput(ex, small, 100_000 // scale), flush=True)
     rounds = 2_000_000 // scale
     print("cpu_speedup", cpu_time(1, 8, rounds) / cpu_time(2, 8, rounds), flush=True)
+    print("to_thread_rt_us", asyncio.run(to_thread_rt_us(20_000 // scale)), flush=True)
 
 
 if __name__ == "__main__":

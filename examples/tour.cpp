@@ -1,9 +1,11 @@
 // The tour: each asyncio idea, working and measured. Run it with `make tour`.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "weave/weave.hpp"
@@ -132,9 +134,100 @@ Coro<void> tour() {
     std::printf("TimeoutError after %.1f ms\n", since(t0));
   }
 }
+
+// ---- blocking calls and threads ----------------------------------------------------------------
+void block_200ms() {
+  std::this_thread::sleep_for(200ms);
+}
+Coro<void> tick_every_20ms(std::vector<double>& ticks, weave::Clock::time_point t0) {
+  for (;;) {
+    co_await weave::sleep(20ms);
+    ticks.push_back(since(t0));
+  }
+}
+// A ticker runs while the main task makes a 200 ms blocking call, inline or through to_thread.
+Coro<std::vector<double>> ticks_around(bool in_thread) {
+  std::vector<double> ticks;
+  auto ticker = weave::create_task(tick_every_20ms(ticks, weave::Clock::now()));
+  co_await weave::sleep(50ms);
+  if (in_thread) {
+    co_await weave::to_thread(block_200ms);
+  } else {
+    block_200ms();  // the loop is stuck here: nothing else runs
+  }
+  co_await weave::sleep(50ms);
+  ticker.cancel();
+  try {
+    co_await ticker;
+  } catch (const weave::CancelledError&) {
+  }
+  co_return ticks;
+}
+void print_ticks(const std::vector<double>& ticks) {
+  std::printf("ticks (ms):");
+  for (double t : ticks) std::printf(" %.0f", t);
+  std::printf("\n");
+}
+Coro<void> blocking_calls() {
+  std::puts("\n== a 200 ms blocking call freezes the loop; to_thread() keeps it ticking");
+  std::vector<double> ticks = co_await ticks_around(false);
+  print_ticks(ticks);
+  double gap = 0;
+  for (std::size_t i = 1; i < ticks.size(); ++i) gap = std::max(gap, ticks[i] - ticks[i - 1]);
+  std::printf("inline: the ticker froze, longest gap %.0f ms\n", gap);
+  ticks = co_await ticks_around(true);
+  print_ticks(ticks);
+  double jitter = 0;
+  for (std::size_t i = 1; i < ticks.size(); ++i) {
+    jitter = std::max(jitter, std::abs(ticks[i] - ticks[i - 1] - 20.0));
+  }
+  std::printf("to_thread: %zu ticks, max jitter %.2f ms\n", ticks.size(), jitter);
+}
+
+// A plain function: ProcessPoolExecutor sends it to a worker process by address.
+double burn(int rounds) {
+  double acc = 0;
+  for (int i = 1; i <= rounds; ++i) acc += std::sqrt(static_cast<double>(i)) / i;
+  return acc;
+}
+constexpr int kCalls = 4;
+constexpr int kRounds = 25'000'000;
+template <class Executor>
+Coro<double> burn_on(Executor& executor) {
+  weave::EventLoop& loop = weave::get_running_loop();
+  co_await loop.run_in_executor(&executor, &burn, 1);  // the workers are up before timing
+  auto t0 = weave::Clock::now();
+  std::vector<weave::Future<double>> calls;
+  for (int i = 0; i < kCalls; ++i) calls.push_back(loop.run_in_executor(&executor, &burn, kRounds));
+  double total = 0;
+  for (auto& call : calls) total += co_await call;
+  co_return total > 0 ? since(t0) : 0;
+}
+Coro<void> cpu_bound_work() {
+  const int workers = static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
+  std::printf("\n== %d CPU-bound calls: in the loop, then on %d threads, then on %d processes\n",
+              kCalls, workers, workers);
+  auto t0 = weave::Clock::now();
+  double total = 0;  // used, so that the calls are not optimised away
+  for (int i = 0; i < kCalls; ++i) total += burn(kRounds);
+  double sequential = since(t0);
+  weave::concurrent::ThreadPoolExecutor threads(workers);
+  double threaded = co_await burn_on(threads);
+  weave::concurrent::ProcessPoolExecutor processes(workers);
+  double in_processes = co_await burn_on(processes);
+  std::printf("sequential:          %6.0f ms  (sum %.1f)\n", sequential, total);
+  std::printf("ThreadPoolExecutor:  %6.0f ms  (%.1fx; C++ threads have no GIL)\n", threaded,
+              sequential / threaded);
+  std::printf("ProcessPoolExecutor: %6.0f ms  (%.1fx)\n", in_processes, sequential / in_processes);
+}
+Coro<void> threads_tour() {
+  co_await blocking_calls();
+  co_await cpu_bound_work();
+}
 }  // namespace
 
 int main() {
   weave::run(tour());
+  weave::run(threads_tour());
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <latch>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -77,6 +78,17 @@ Coro<void> returns_results_from_another_thread() {
   int calls = 0;
   co_await weave::to_thread([&calls] { ++calls; });  // void
   EXPECT_EQ(calls, 1);
+}
+
+Coro<void> move_only_results_are_moved() {
+  std::unique_ptr<int> p = co_await weave::to_thread([] { return std::make_unique<int>(8); });
+  EXPECT_EQ(*p, 8);
+  auto owned = std::make_unique<int>(5);
+  // Named, not a temporary in the co_await expression: g++ 12 destroys an init-captured lambda
+  // temporary there twice.
+  auto call = [q = std::move(owned)] { return *q * 2; };
+  int doubled = co_await weave::to_thread(std::move(call));
+  EXPECT_EQ(doubled, 10);
 }
 
 Coro<void> exceptions_keep_their_type() {
@@ -200,12 +212,14 @@ Coro<void> blocking_shutdown_waits_for_running_work(std::atomic<bool>& finished)
 }
 
 Coro<void> leave_a_call_running(std::atomic<bool>& finished) {
-  // Not awaited: run() cancels the task, and still waits for the thread before returning.
-  auto t = weave::create_task(weave::to_thread([&finished] {
+  // Not awaited: run() cancels the task, and still waits for the running call's thread.
+  std::atomic<bool> started{false};
+  auto t = weave::create_task(weave::to_thread([&finished, &started] {
+    started = true;
     std::this_thread::sleep_for(30ms);
     finished = true;
   }));
-  co_await weave::sleep(1ms);
+  co_await until([&] { return started.load(); });
 }
 
 Coro<void> to_thread_after_shutdown_raises() {
@@ -290,6 +304,10 @@ Coro<void> start_and_forget(cf::ThreadPoolExecutor& pool, Gate& release,
 
 TEST(ToThread, ReturnsResultsFromAnotherThread) {
   run_bounded(returns_results_from_another_thread());
+}
+
+TEST(ToThread, MoveOnlyResultsAndCallablesAreMoved) {
+  run_bounded(move_only_results_are_moved());
 }
 
 TEST(ToThread, ExceptionsKeepTheirType) {

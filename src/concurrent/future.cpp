@@ -3,8 +3,9 @@
 //
 // Invariants (see concurrent_future.hpp): state_ only moves forward (Pending -> Running ->
 // Finished, or Pending -> Cancelled -> CancelledAndNotified); every transition into a done state
-// happens under mutex_, wakes done_cv_, reports to every attached waiter and hands the
-// callbacks, moved out under the lock, to the completing thread. Exceptions thrown by
+// happens under mutex_, sets done_word_, reports to every attached waiter and hands the
+// callbacks, moved out under the lock, to the completing thread, which wakes the sleepers once
+// it has released the lock (wake_sleepers). Exceptions thrown by
 // callbacks are reported and swallowed so that one bad callback cannot stop the others or
 // unwind into an executor's worker.
 
@@ -53,6 +54,7 @@ bool FutureStateBase::cancel(const std::shared_ptr<FutureStateBase>& self) {
     state_ = State::Cancelled;
     finish_locked(callbacks, false);
   }
+  wake_sleepers();
   run_callbacks(callbacks, self);
   return true;
 }
@@ -77,20 +79,21 @@ bool FutureStateBase::try_set_exception(const std::shared_ptr<FutureStateBase>& 
     error_ = std::move(error);
     finish_locked(callbacks, true);
   }
+  wake_sleepers();
   run_callbacks(callbacks, self);
   return true;
 }
 
 std::exception_ptr FutureStateBase::exception(std::optional<Clock::duration> timeout) {
-  std::unique_lock lock(mutex_);
-  if (!wait_done_locked(lock, timeout)) throw TimeoutError();
+  std::unique_lock<std::mutex> lock;
+  if (!wait_done(lock, timeout)) throw TimeoutError();
   if (state_ != State::Finished) throw CancelledError();
   return error_;
 }
 
 void FutureStateBase::wait_for_value(std::optional<Clock::duration> timeout) {
-  std::unique_lock lock(mutex_);
-  if (!wait_done_locked(lock, timeout)) throw TimeoutError();
+  std::unique_lock<std::mutex> lock;
+  if (!wait_done(lock, timeout)) throw TimeoutError();
   if (state_ != State::Finished) throw CancelledError();
   if (error_) std::rethrow_exception(error_);
 }
@@ -108,6 +111,11 @@ void FutureStateBase::add_done_callback(const std::shared_ptr<FutureStateBase>& 
   run_callbacks(now, self);
 }
 
+std::exception_ptr FutureStateBase::take_exception() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(error_, nullptr);
+}
+
 bool FutureStateBase::attach(Waiter* waiter, std::size_t tag, bool& failed) {
   std::lock_guard lock(mutex_);
   if (is_done_locked()) {
@@ -123,20 +131,31 @@ void FutureStateBase::detach(Waiter* waiter) {
   std::erase_if(waiters_, [waiter](const WaiterLink& link) { return link.waiter == waiter; });
 }
 
-bool FutureStateBase::wait_done_locked(std::unique_lock<std::mutex>& lock,
-                                       std::optional<Clock::duration> timeout) {
-  auto is_done = [this] { return is_done_locked(); };
+bool FutureStateBase::wait_done(std::unique_lock<std::mutex>& lock,
+                                std::optional<Clock::duration> timeout) {
   if (!timeout) {
-    done_cv_.wait(lock, is_done);
+    // Untimed: sleep on the futex of done_word_ itself, not on the condition variable, so that
+    // waking needs no mutex hand-off (wake_sleepers() runs after the completer unlocked).
+    while (done_word_.load(std::memory_order_acquire) == 0) {
+      done_word_.wait(0, std::memory_order_acquire);
+    }
+    lock = std::unique_lock(mutex_);
     return true;
   }
+  lock = std::unique_lock(mutex_);
+  auto is_done = [this] { return is_done_locked(); };
   if (*timeout <= Clock::duration::zero()) return is_done();
   return done_cv_.wait_until(lock, Clock::now() + *timeout, is_done);
 }
 
+void FutureStateBase::wake_sleepers() noexcept {
+  done_word_.notify_all();
+  done_cv_.notify_all();
+}
+
 void FutureStateBase::finish_locked(std::vector<Callback>& callbacks, bool failed) {
   if (state_ != State::Cancelled) state_ = State::Finished;
-  done_cv_.notify_all();
+  done_word_.store(1, std::memory_order_release);
   for (const WaiterLink& link : waiters_) link.waiter->add(link.tag, failed);
   waiters_.clear();
   callbacks.swap(callbacks_);

@@ -241,8 +241,10 @@ bool ProcessPoolExecutor::Impl::read_replies(WorkerProcess& w) {
         job->deliver(job, r);
       } else {
         std::string type = r.read_string();
+        // Moved, not copied: this thread keeps no reference to the exception it hands over
+        // (see complete_with in concurrent_job.hpp).
         auto error = std::make_exception_ptr(RemoteError(type, r.read_string()));
-        job->state().try_set_exception(detail::state_of(job), error);
+        job->state().try_set_exception(detail::state_of(job), std::move(error));
       }
     } catch (const std::exception& e) {
       break_pool(e.what());  // also for a garbled reply: the stream cannot be trusted
@@ -353,12 +355,19 @@ void ProcessPoolExecutor::submit_job(std::shared_ptr<detail::Job> job) {
         "ProcessPoolExecutor runs plain function pointers with serializable arguments only");
   }
   Impl& p = *impl_;
-  std::lock_guard lock(p.mutex);
-  if (!p.broken.empty()) throw BrokenProcessPool(p.broken);
-  if (p.closing) throw RuntimeError("cannot schedule new futures after shutdown");
-  if (!p.manager.joinable()) p.manager = std::thread([&p] { p.run_manager(); });
-  p.queue.push(std::move(job));
-  p.wake_locked();
+  {
+    std::lock_guard lock(p.mutex);
+    if (!p.broken.empty()) throw BrokenProcessPool(p.broken);
+    if (p.closing) throw RuntimeError("cannot schedule new futures after shutdown");
+    if (!p.manager.joinable()) p.manager = std::thread([&p] { p.run_manager(); });
+    p.queue.push(std::move(job));
+    if (p.wake_pending) return;
+    p.wake_pending = true;
+  }
+  // Written after the unlock: the woken manager takes the mutex at once, and would otherwise
+  // go back to sleep on it until this thread let go.
+  std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(p.wake_fd, &one, sizeof one);
 }
 
 void ProcessPoolExecutor::shutdown(bool wait, bool cancel_futures) {

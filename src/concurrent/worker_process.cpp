@@ -106,12 +106,17 @@ WorkerProcess::~WorkerProcess() {
 
 bool WorkerProcess::queue_call(const std::shared_ptr<Job>& job) {
   std::size_t start = begin_frame(out_);
+  std::exception_ptr error;
   try {
     Writer w(out_);
     job->encode(w);
   } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    // Completed outside the handler, as complete_with() does (concurrent_job.hpp).
     out_.resize(start);
-    job->state().try_set_exception(state_of(job), std::current_exception());
+    job->state().try_set_exception(state_of(job), std::move(error));
     return false;
   }
   end_frame(out_, start);

@@ -12,10 +12,13 @@
 // that makes a blocked epoll_wait / io_uring wait return at once); later posts see the flag and
 // skip the syscall. The loop clears the flag before it takes the batch, so a post racing with the
 // drain either lands in this batch or sets the flag again and wakes the next poll.
-// The wakeup is sent under the mutex because close() releases the backend under it too.
+// The wakeup is sent after the mutex is released, so that the woken loop does not go straight
+// back to sleep on it; `wakers_` counts posters between the two, and close() waits for them
+// before the backend (which owns the wake fd) can go.
 
 #include <atomic>
 #include <mutex>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -33,10 +36,20 @@ class EntryQueue {
   /// Queues `fn` for the loop thread and wakes it; false when the loop is closed (`fn` is then
   /// destroyed by the caller, in the caller's thread).
   bool post(SmallFunction& fn) {
-    std::lock_guard lock(mutex_);
-    if (backend_ == nullptr) return false;
-    items_.push_back(std::move(fn));
-    if (!pending_.exchange(true, std::memory_order_acq_rel)) backend_->wakeup();
+    io::Backend* wake = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (backend_ == nullptr) return false;
+      items_.push_back(std::move(fn));
+      if (!pending_.exchange(true, std::memory_order_acq_rel)) {
+        wake = backend_;
+        wakers_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (wake != nullptr) {
+      wake->wakeup();
+      wakers_.fetch_sub(1, std::memory_order_release);
+    }
     return true;
   }
 
@@ -59,6 +72,8 @@ class EntryQueue {
       backend_ = nullptr;
       dropped.swap(items_);
     }
+    // A poster that saw the backend is at most one eventfd write away from done.
+    while (wakers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   }
 
  private:
@@ -66,6 +81,7 @@ class EntryQueue {
   io::Backend* backend_;              ///< null once the loop is closed
   std::vector<SmallFunction> items_;  ///< posted, not taken yet
   std::atomic<bool> pending_{false};  ///< set by the first post after a take()
+  std::atomic<int> wakers_{0};        ///< posters waking the backend outside the lock
 };
 
 }  // namespace weave::detail

@@ -39,6 +39,7 @@ namespace detail {
 struct WrapLink {
   LoopLink loop;               ///< set once, before the link is shared
   FutureCore* dest = nullptr;  ///< loop thread only: the wrapper, null once it is freed
+  bool exclusive = false;      ///< nobody else sees the source: its outcome may be moved out
 };
 
 /// wrap_future's loop-side future: it carries its source, to cancel it, and nulls its link when
@@ -90,6 +91,19 @@ void deliver(const WrapLink& link, const concurrent::Future<T>& src) {
     dest.cancel();
     return;
   }
+  if (link.exclusive) {
+    // run_in_executor's future: the outcome moves to the loop side (no copy), and the executor
+    // thread that drops the state last does not free the exception a loop task may be reading.
+    auto& state = static_cast<concurrent::detail::FutureState<T>&>(*src.state());
+    if (std::exception_ptr e = state.take_exception()) {
+      dest.set_exception(std::move(e));
+    } else if constexpr (std::is_void_v<T>) {
+      dest.set_result();
+    } else {
+      dest.set_result(state.take_value());
+    }
+    return;
+  }
   if (std::exception_ptr e = src.exception(Clock::duration::zero())) {
     dest.set_exception(std::move(e));
   } else if constexpr (std::is_void_v<T>) {
@@ -97,6 +111,19 @@ void deliver(const WrapLink& link, const concurrent::Future<T>& src) {
   } else {
     dest.set_result(concurrent::Future<T>(src).result(Clock::duration::zero()));
   }
+}
+
+/// wrap_future, and run_in_executor with `exclusive` (no one else holds `source`).
+template <class T>
+Future<T> wrap_future(concurrent::Future<T> source, EventLoop& loop, bool exclusive) {
+  auto link = std::make_shared<WrapLink>();
+  link->loop = loop_link(loop);
+  link->exclusive = exclusive;
+  Future<T> dest = Future<T>::from_core(new WrappedFuture<T>(&loop, source, link));
+  source.add_done_callback([link = std::move(link)](concurrent::Future<T> done) {
+    post_to_loop(link->loop, [link, done = std::move(done)] { deliver(*link, done); });
+  });
+  return dest;
 }
 
 }  // namespace detail
@@ -108,14 +135,7 @@ void deliver(const WrapLink& link, const concurrent::Future<T>& src) {
 /// `source` is already running, that fails and its outcome is dropped when it arrives.
 template <class T>
 Future<T> wrap_future(concurrent::Future<T> source, EventLoop& loop) {
-  auto link = std::make_shared<detail::WrapLink>();
-  link->loop = detail::loop_link(loop);
-  Future<T> dest = Future<T>::from_core(new detail::WrappedFuture<T>(&loop, source, link));
-  source.add_done_callback([link = std::move(link)](concurrent::Future<T> done) {
-    detail::post_to_loop(link->loop,
-                         [link, done = std::move(done)] { detail::deliver(*link, done); });
-  });
-  return dest;
+  return detail::wrap_future(std::move(source), loop, false);
 }
 
 /// wrap_future on the running loop. Errors: RuntimeError outside a running loop.
@@ -133,7 +153,8 @@ Future<T> wrap_future(Future<T> future) {
 template <class Fn, class... Args>
 auto EventLoop::run_in_executor(std::nullptr_t, Fn&& fn, Args&&... args) {
   concurrent::Executor& executor = detail::default_executor(*this);
-  return wrap_future(executor.submit(std::forward<Fn>(fn), std::forward<Args>(args)...), *this);
+  return detail::wrap_future(executor.submit(std::forward<Fn>(fn), std::forward<Args>(args)...),
+                             *this, true);
 }
 
 template <class Ex, class Fn, class... Args>
@@ -144,7 +165,8 @@ auto EventLoop::run_in_executor(Ex* executor, Fn&& fn, Args&&... args) {
     return run_in_executor(nullptr, std::forward<Fn>(fn), std::forward<Args>(args)...);
   }
   if (is_closed()) throw RuntimeError("Event loop is closed");
-  return wrap_future(executor->submit(std::forward<Fn>(fn), std::forward<Args>(args)...), *this);
+  return detail::wrap_future(executor->submit(std::forward<Fn>(fn), std::forward<Args>(args)...),
+                             *this, true);
 }
 
 /// asyncio.to_thread: runs `fn(args...)` in the running loop's default executor (a
@@ -153,6 +175,8 @@ auto EventLoop::run_in_executor(Ex* executor, Fn&& fn, Args&&... args) {
 /// Cancellation: the awaiting task stops waiting at once; a call not started yet is withdrawn,
 /// a call already running finishes in its thread and its result is dropped.
 /// Errors: the call's exception, with its type; RuntimeError after shutdown_default_executor().
+/// With g++ 12, put a lambda with init-captures (`[p = std::move(p)] {...}`) in a variable
+/// first: as a temporary inside a co_await expression, that compiler destroys it twice.
 template <class F, class... Args>
 Coro<concurrent::detail::call_result_t<F, Args...>> to_thread(F fn, Args... args) {
   using R = concurrent::detail::call_result_t<F, Args...>;
@@ -178,8 +202,13 @@ template <class T>
 void settle(const Task<T>& task, const concurrent::Future<T>& result) {
   if (task.cancelled()) result.cancel();
   if (!result.set_running_or_notify_cancel()) return;
-  if (std::exception_ptr e = task.exception()) {
-    result.set_exception(std::move(e));
+  TaskCore* core = task.core();
+  if (core->exception) {
+    // The task is private to the bridge and this is its last reader: its exception moves to the
+    // concurrent future, so that freeing the task here never frees an exception another thread
+    // is reading.
+    core->flags |= fflag::kRetrieved;
+    result.set_exception(std::exchange(core->exception, nullptr));
   } else if constexpr (std::is_void_v<T>) {
     result.set_result();
   } else {

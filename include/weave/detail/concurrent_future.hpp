@@ -9,6 +9,7 @@
 // the future's mutex is held; the lock order is always future -> waiter, never the reverse, and a
 // waiter is detached under the future's mutex, so after detach() returns no thread touches it.
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -88,6 +89,10 @@ class FutureStateBase {
   /// Waits for a value: throws CancelledError, TimeoutError, or the stored exception.
   void wait_for_value(std::optional<Clock::duration> timeout);
   void add_done_callback(const std::shared_ptr<FutureStateBase>& self, Callback fn);
+  /// For the one consumer of a finished future that no one else can see (the event loop's
+  /// run_in_executor): moves the exception out, so that the thread that frees the state later
+  /// does not free the exception too. The future must not be read afterwards.
+  std::exception_ptr take_exception();
 
   /// Attaches a waiter; returns false without attaching if the future is already done, and
   /// then sets `failed` to whether it holds an exception.
@@ -106,6 +111,7 @@ class FutureStateBase {
       std::forward<Fill>(fill)();
       finish_locked(callbacks, false);
     }
+    wake_sleepers();
     run_callbacks(callbacks, self);
     return true;
   }
@@ -120,13 +126,18 @@ class FutureStateBase {
     return state_ == State::Finished || state_ == State::Cancelled ||
            state_ == State::CancelledAndNotified;
   }
-  bool wait_done_locked(std::unique_lock<std::mutex>& lock, std::optional<Clock::duration> timeout);
+  /// Waits until done (true) or until `timeout` passes (false); returns with mutex_ held.
+  bool wait_done(std::unique_lock<std::mutex>& lock, std::optional<Clock::duration> timeout);
   void finish_locked(std::vector<Callback>& callbacks, bool failed);
+  /// After a move to a done state, once mutex_ is released: wakes result()/exception() sleepers
+  /// without making them queue for the mutex the waker still holds.
+  void wake_sleepers() noexcept;
   static void run_callbacks(std::vector<Callback>& callbacks,
                             const std::shared_ptr<FutureStateBase>& self);
 
   mutable std::mutex mutex_;
-  std::condition_variable done_cv_;  // result()/exception() sleepers
+  std::condition_variable done_cv_;  // result()/exception() sleepers with a timeout
+  std::atomic<int> done_word_{0};    // 1 once done (release); the futex of untimed sleepers
   State state_ = State::Pending;
   std::exception_ptr error_;         // set iff Finished with an exception
   std::vector<Callback> callbacks_;  // emptied when the future completes
@@ -142,6 +153,8 @@ class FutureState : public FutureStateBase {
   }
   /// Valid only after wait_for_value() returned.
   T& value() noexcept { return *value_; }
+  /// take_exception()'s twin for the value: moves it out of a finished, private future.
+  T take_value() { return std::move(*value_); }
 
  private:
   std::optional<T> value_;  // engaged iff Finished without an exception

@@ -53,9 +53,13 @@ inline std::shared_ptr<FutureStateBase> state_of(const std::shared_ptr<Job>& job
 }
 
 /// Runs `call` and stores what it returns (or throws) in `state`.
+/// An exception is stored after its handler has ended: this thread lets go of it before the
+/// future wakes anyone, so the last reference is never dropped here while another thread reads
+/// the exception (which ThreadSanitizer, blind to libstdc++'s reference count, would report).
 template <class R, class Call>
 void complete_with(FutureState<R>& state, const std::shared_ptr<FutureStateBase>& self,
                    Call&& call) {
+  std::exception_ptr error;
   try {
     if constexpr (std::is_void_v<R>) {
       std::forward<Call>(call)();
@@ -63,9 +67,11 @@ void complete_with(FutureState<R>& state, const std::shared_ptr<FutureStateBase>
     } else {
       state.try_set_result(self, std::forward<Call>(call)());
     }
+    return;
   } catch (...) {
-    state.try_set_exception(self, std::current_exception());
+    error = std::current_exception();
   }
+  state.try_set_exception(self, std::move(error));
 }
 
 /// A job for any callable, run in-process only (std::thread-like decay-copy of the arguments).
