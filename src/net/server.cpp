@@ -103,6 +103,7 @@ void ServerState::accept_ready(int fd) noexcept {
       continue;  // `sock` closes the connection
     }
     try {
+      if (wrap) protocol = wrap(std::move(protocol));
       auto transport = std::make_shared<SocketTransport>(loop, std::move(sock), std::move(protocol),
                                                          shared_from_this());
       transport->start();
