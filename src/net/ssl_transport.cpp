@@ -117,7 +117,7 @@ SSLTransport::SSLTransport(EventLoop& loop, const SSLContext& context,
 // Timers are not cancelled here: the loop may be gone, and their callbacks hold weak pointers.
 SSLTransport::~SSLTransport() = default;
 
-// ---- the lower transport's events --------------------------------------------------------------
+// ---- the lower transport's events ---------------------------------------------------------------
 
 void SSLTransport::on_connection_made(Transport& transport) {
   lower_transport_ = transport.shared_from_this();
@@ -205,8 +205,7 @@ void SSLTransport::on_resume_writing() {
   process_outgoing();
 }
 
-// ---- handshake
-// -----------------------------------------------------------------------------------
+// ---- handshake ----------------------------------------------------------------------------------
 
 void SSLTransport::start_handshake() {
   state_ = State::DoHandshake;
@@ -247,6 +246,11 @@ void SSLTransport::on_handshake_complete(std::exception_ptr exc) {
   if (handshake_timer_) handshake_timer_->cancel();
   handshake_timer_.reset();
   if (exc) {
+    // Nobody awaits a server's handshake: asyncio tells the exception handler in debug mode.
+    if (opts_.server_side && loop_.get_debug() && is_os_error(exc)) {
+      loop_.call_exception_handler(
+          {"Error on transport creation for incoming connection", exc, std::nullopt});
+    }
     fatal_error(exc, "SSL handshake failed");
     wakeup_waiter(exc);
     return;
@@ -267,8 +271,7 @@ void SSLTransport::on_handshake_complete(std::exception_ptr exc) {
   do_read();                          // records that came with the handshake's last flight
 }
 
-// ---- reading
-// -------------------------------------------------------------------------------------
+// ---- reading ------------------------------------------------------------------------------------
 
 void SSLTransport::do_read() {
   if (state_ != State::Wrapped && state_ != State::Flushing) return;
@@ -372,8 +375,7 @@ void SSLTransport::resume_reading() {
   });
 }
 
-// ---- writing
-// -------------------------------------------------------------------------------------
+// ---- writing ------------------------------------------------------------------------------------
 
 void SSLTransport::write(std::string_view data) {
   // asyncio drops writes once closing has begun.
@@ -478,8 +480,7 @@ void SSLTransport::write_eof() {
   throw RuntimeError("SSL doesn't support half-closes");
 }
 
-// ---- closing
-// -------------------------------------------------------------------------------------
+// ---- closing ------------------------------------------------------------------------------------
 
 void SSLTransport::close() {
   if (closed_) return;
@@ -610,8 +611,7 @@ void SSLTransport::wakeup_waiter(std::exception_ptr exc) {
   }
 }
 
-// ---- the rest
-// ------------------------------------------------------------------------------------
+// ---- the rest -----------------------------------------------------------------------------------
 
 ExtraInfo SSLTransport::get_extra_info(std::string_view name) const {
   const bool established = SSL_is_init_finished(ssl_) != 0;
