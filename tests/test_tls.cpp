@@ -94,8 +94,7 @@ struct Reports {
   }
 };
 
-// ---- echo
-// ----------------------------------------------------------------------------------------
+// ---- echo ---------------------------------------------------------------------------------------
 
 weave::Coro<void> echo_lines(weave::StreamReader reader, weave::StreamWriter writer) {
   for (;;) {
@@ -271,8 +270,7 @@ TEST_F(TLS, EchoOverProtocols) {
   run_bounded(echo_over_tls_protocols());
 }
 
-// ---- verification
-// --------------------------------------------------------------------------------
+// ---- verification -------------------------------------------------------------------------------
 
 weave::Coro<void> default_context_rejects_the_test_ca() {
   Reports reports;
@@ -408,8 +406,7 @@ TEST_F(TLS, ContextFileErrors) {
   EXPECT_THROW(ctx.set_alpn_protocols({""}), weave::ValueError);
 }
 
-// ---- start_tls
-// -----------------------------------------------------------------------------------
+// ---- start_tls ----------------------------------------------------------------------------------
 
 weave::Coro<void> starttls_server(weave::StreamReader reader, weave::StreamWriter writer) {
   std::string command = co_await reader.readline();
@@ -457,8 +454,7 @@ TEST_F(TLS, StartTlsWithoutServerHostnameRaisesValueError) {
   run_bounded(start_tls_needs_a_host_name());
 }
 
-// ---- failures during the handshake
-// ----------------------------------------------------------------
+// ---- failures during the handshake --------------------------------------------------------------
 
 /// A plain TCP peer that hangs up when the ClientHello comes: with a reset or a plain EOF.
 class HangUp : public weave::Protocol {
@@ -568,8 +564,60 @@ TEST_F(TLS, ServerDropsClientsThatFailTheHandshake) {
   run_bounded(server_survives_bad_clients());
 }
 
-// ---- closing
-// -------------------------------------------------------------------------------------
+weave::Coro<void> debug_mode_reports_failed_handshakes() {
+  Reports reports;
+  reports.install();
+  weave::get_running_loop().set_debug(true);
+  weave::Server server = co_await weave::start_server(echo_lines, "127.0.0.1", 0, server_options());
+  co_await raw_client(port_of(server), "GET / HTTP/1.0\r\n\r\n", false);
+  server.close();
+  co_await server.wait_closed();
+  EXPECT_EQ(reports.messages,
+            std::vector<std::string>{"Error on transport creation for incoming connection"});
+}
+
+TEST_F(TLS, DebugModeReportsFailedHandshakesOfAServer) {
+  run_bounded(debug_mode_reports_failed_handshakes());
+}
+
+// ---- closing ------------------------------------------------------------------------------------
+
+/// Answers the first data and closes at once, from inside data_received.
+class AnswerAndClose : public weave::Protocol {
+ public:
+  void connection_made(weave::Transport& t) override { transport_ = &t; }
+  void data_received(std::string_view data) override {
+    transport_->write("you said: " + std::string(data));
+    transport_->close();
+  }
+
+ private:
+  weave::Transport* transport_ = nullptr;
+};
+
+weave::Coro<void> close_inside_data_received() {
+  auto& loop = weave::get_running_loop();
+  weave::ServerOptions sopts;
+  sopts.ssl = server_context();
+  weave::Server server = co_await loop.create_server(
+      [] { return std::make_shared<AnswerAndClose>(); }, "127.0.0.1", 0, sopts);
+  auto client = std::make_shared<Recorder>();
+  weave::ConnectionOptions copts;
+  copts.ssl = client_context();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server), copts);
+  c.transport->write("hi");
+  co_await client->wait_lost();
+  EXPECT_EQ(client->received, "you said: hi");
+  EXPECT_EQ(client->events, (std::vector<std::string>{"made after handshake", "eof", "lost"}));
+  EXPECT_FALSE(client->error);
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(TLS, CloseInsideDataReceivedFlushesTheAnswerFirst) {
+  run_bounded(close_inside_data_received());
+}
 
 /// A server protocol that never reads: it holds the peer's close_notify unanswered.
 class NeverReads : public weave::Protocol {
@@ -597,8 +645,7 @@ TEST_F(TLS, ShutdownTimeoutAbortsWithTimeoutError) {
   run_bounded(shutdown_timeout());
 }
 
-// ---- flow control and volume
-// ---------------------------------------------------------------------
+// ---- flow control and volume --------------------------------------------------------------------
 
 std::string pattern(std::size_t size, unsigned seed) {
   std::string s(size, '\0');
@@ -724,8 +771,7 @@ TEST_F(TLS, DrainBlocksAgainstAServerThatNeverReads) {
   run_bounded(drain_blocks_against_a_server_that_never_reads(), 60s);
 }
 
-// ---- mutual TLS and ALPN
-// -------------------------------------------------------------------------
+// ---- mutual TLS and ALPN ------------------------------------------------------------------------
 
 weave::Coro<void> report_client_cert(weave::StreamReader reader, weave::StreamWriter writer) {
   auto cert = writer.get_extra_info("peercert");
@@ -788,8 +834,7 @@ TEST_F(TLS, AlpnPicksTheServersPreferenceAmongTheClients) {
   run_bounded(alpn());
 }
 
-// ---- interop with the openssl command line
-// ---------------------------------------------------------
+// ---- interop with the openssl command line ------------------------------------------------------
 
 weave::Coro<void> weave_client_against_s_server() {
   OpensslProcess s_server({"s_server", "-accept", "127.0.0.1:0", "-cert", certs().cert_file(),
