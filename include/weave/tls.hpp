@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 struct ssl_ctx_st;  // OpenSSL's SSL_CTX
@@ -142,6 +143,7 @@ class SSLContext {
 
   ssl_ctx_st* native_handle() const noexcept;
 
+  /// The OpenSSL context and weave's settings beside it; defined inside the library.
   struct State;
   explicit SSLContext(std::shared_ptr<State> state) noexcept : state_(std::move(state)) {}
   const std::shared_ptr<State>& state() const noexcept { return state_; }
