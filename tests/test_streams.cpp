@@ -4,6 +4,7 @@
 // data, and the connection closing when its last handle goes. The fd count is unchanged by each.
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <system_error>
 #include <vector>
 
+#include "net/pipes.hpp"
 #include "support/bounded.hpp"
 #include "weave/weave.hpp"
 
@@ -401,6 +403,54 @@ weave::Coro<void> open_connection_refused() {
 
 TEST_F(Streams, OpenConnectionRefused) {
   run_bounded(open_connection_refused());
+}
+
+// ---- pipes (what subprocess streams are made of) ------------------------------------------------
+
+weave::Coro<void> write_and_close(weave::StreamWriter writer, std::string data) {
+  writer.write(data);
+  co_await writer.drain();
+  writer.write_eof();  // a pipe's write_eof closes it
+}
+
+weave::Coro<void> pipe_streams() {
+  auto& loop = weave::get_running_loop();
+  int fds[2];
+  EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  weave::StreamReader reader = weave::detail::pipe_reader(loop, fds[0]);
+  weave::StreamWriter writer = weave::detail::pipe_writer(loop, fds[1]);
+  EXPECT_FALSE(reader.at_eof());
+  std::string data(3 << 20, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i % 251);
+  auto writing = weave::create_task(write_and_close(std::move(writer), data));
+  EXPECT_EQ(co_await reader.read(), data);  // more than a pipe holds: drain had to wait
+  EXPECT_TRUE(reader.at_eof());
+  co_await writing;
+}
+
+TEST_F(Streams, PipeReaderAndWriter) {
+  run_bounded(pipe_streams());
+}
+
+weave::Coro<void> pipe_without_reader() {
+  auto& loop = weave::get_running_loop();
+  int fds[2];
+  EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  ::close(fds[0]);
+  weave::StreamWriter writer = weave::detail::pipe_writer(loop, fds[1]);
+  writer.write("nobody listens");
+  int err = 0;
+  try {
+    co_await writer.drain();
+    co_await writer.drain();
+  } catch (const std::system_error& e) {
+    err = e.code().value();
+  }
+  EXPECT_EQ(err, EPIPE);
+}
+
+TEST_F(Streams, PipeWithoutReaderFailsWithEpipe) {
+  run_bounded(pipe_without_reader());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string_view>
 
 namespace weave::io {
 
@@ -21,6 +22,31 @@ class ReadyListener {
 
  protected:
   ~ReadyListener() = default;
+};
+
+/// Told what a stream socket received, when the backend receives natively (io_uring's multishot
+/// recv into provided buffers). Called on the loop thread from inside Backend::poll().
+class StreamListener {
+ public:
+  /// A chunk, valid only during the call.
+  virtual void on_data(std::string_view data) noexcept = 0;
+  /// The read side ended: 0 at EOF, else the errno. Nothing more is received.
+  virtual void on_read_end(int error) noexcept = 0;
+
+ protected:
+  ~StreamListener() = default;
+};
+
+/// Told of connections accepted natively (io_uring's multishot accept).
+class AcceptListener {
+ public:
+  /// A new connection, non-blocking and close-on-exec, now owned by the listener.
+  virtual void on_accepted(int fd) noexcept = 0;
+  /// Accepting stopped on an error (EMFILE, ...); start_accepting again to go on.
+  virtual void on_accept_error(int error) noexcept = 0;
+
+ protected:
+  ~AcceptListener() = default;
 };
 
 class Backend {
@@ -41,6 +67,35 @@ class Backend {
   virtual void unwatch(int fd, Interest interest) noexcept = 0;
   /// True while some listener watches (fd, interest).
   virtual bool watched(int fd, Interest interest) const noexcept = 0;
+
+  // Native receiving on stream sockets. A backend without it returns false from
+  // attach_stream, and the caller reads on readiness (watch) instead.
+
+  /// Makes `listener` the receiver of socket `fd` (a new stream: chunks of an earlier stream on
+  /// the same fd number are never delivered to it). False: not supported; use watch().
+  virtual bool attach_stream(int fd, StreamListener* listener) {
+    (void)fd;
+    (void)listener;
+    return false;
+  }
+  /// Starts or stops receiving. After a stop, chunks the kernel received before the stop took
+  /// effect are still delivered: the listener keeps them for later.
+  virtual void set_receiving(int fd, bool on) noexcept {
+    (void)fd;
+    (void)on;
+  }
+  /// The stream is over (its fd is about to close): nothing more is delivered.
+  virtual void detach_stream(int fd) noexcept { (void)fd; }
+
+  /// Accepts on listening socket `fd` natively until stop_accepting or an error. False: not
+  /// supported; accept on readiness (watch) instead.
+  virtual bool start_accepting(int fd, AcceptListener* listener) {
+    (void)fd;
+    (void)listener;
+    return false;
+  }
+  /// Connections the kernel accepts after this are closed, never delivered.
+  virtual void stop_accepting(int fd) noexcept { (void)fd; }
 };
 
 /// The backend WEAVE_BACKEND names, else io_uring when the kernel allows it, else epoll.

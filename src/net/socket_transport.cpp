@@ -24,6 +24,14 @@ char* read_buffer() {
   return buffer.get();
 }
 
+ssize_t receive(int fd, char* data, std::size_t size, bool socket) noexcept {
+  return socket ? ::recv(fd, data, size, 0) : ::read(fd, data, size);
+}
+
+ssize_t transmit(int fd, const char* data, std::size_t size, bool socket) noexcept {
+  return socket ? ::send(fd, data, size, MSG_NOSIGNAL) : ::write(fd, data, size);
+}
+
 bool would_block(int err) noexcept {
   return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
@@ -42,20 +50,23 @@ bool is_connection_error(std::exception_ptr exc) {
 }  // namespace
 
 SocketTransport::SocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<Protocol> protocol,
-                                 std::shared_ptr<ServerState> server)
+                                 std::shared_ptr<ServerState> server, Kind kind)
     : loop_(loop),
       impl_(loop.impl()),
       sock_(std::move(sock)),
       protocol_(std::move(protocol)),
-      server_(std::move(server)) {
+      server_(std::move(server)),
+      kind_(kind) {
   read_side_.t = this;
   write_side_.t = this;
+  stream_side_.t = this;
 }
 
 SocketTransport::~SocketTransport() {
   if (detached_) return;
   unwatch_reads();
   unwatch_writes();
+  forget_stream();
   impl_.transports.erase(this);
 }
 
@@ -63,6 +74,7 @@ void SocketTransport::detach_from_loop() noexcept {
   if (detached_) return;
   unwatch_reads();
   unwatch_writes();
+  forget_stream();
   impl_.transports.erase(this);
   detached_ = true;
   closing_ = lost_ = true;
@@ -89,9 +101,11 @@ void SocketTransport::start() {
       return;
     }
   });
-  loop_.call_soon([self = self_] {
-    if (!self->closing_ && !self->paused_) self->watch_reads();
-  });
+  if (kind_ != Kind::WritePipe) {
+    loop_.call_soon([self = self_] {
+      if (!self->closing_ && !self->paused_) self->watch_reads();
+    });
+  }
 }
 
 // ---- reading
@@ -99,14 +113,32 @@ void SocketTransport::start() {
 
 void SocketTransport::watch_reads() {
   if (reads_watched_ || !impl_.backend_) return;
-  impl_.backend_->watch(sock_.fd(), io::Interest::Read, &read_side_);
+  if (!attached_) {
+    attached_ = true;
+    native_ = kind_ == Kind::Socket && impl_.backend_->attach_stream(sock_.fd(), &stream_side_);
+  }
+  if (native_) {
+    impl_.backend_->set_receiving(sock_.fd(), true);
+  } else {
+    impl_.backend_->watch(sock_.fd(), io::Interest::Read, &read_side_);
+  }
   reads_watched_ = true;
 }
 
 void SocketTransport::unwatch_reads() noexcept {
   if (!reads_watched_) return;
   reads_watched_ = false;
-  if (impl_.backend_) impl_.backend_->unwatch(sock_.fd(), io::Interest::Read);
+  if (!impl_.backend_) return;
+  if (native_) {
+    impl_.backend_->set_receiving(sock_.fd(), false);
+  } else {
+    impl_.backend_->unwatch(sock_.fd(), io::Interest::Read);
+  }
+}
+
+void SocketTransport::forget_stream() noexcept {
+  if (native_ && impl_.backend_) impl_.backend_->detach_stream(sock_.fd());
+  native_ = false;
 }
 
 void SocketTransport::unwatch_writes() noexcept {
@@ -118,7 +150,7 @@ void SocketTransport::unwatch_writes() noexcept {
 void SocketTransport::on_readable() noexcept {
   if (closing_ || paused_) return;
   char* buffer = read_buffer();
-  const ssize_t n = ::recv(sock_.fd(), buffer, kMaxRead, 0);
+  const ssize_t n = receive(sock_.fd(), buffer, kMaxRead, kind_ == Kind::Socket);
   if (n < 0) {
     if (would_block(errno)) return;
     fatal_error(std::make_exception_ptr(os_error(errno, "recv")),
@@ -129,12 +161,55 @@ void SocketTransport::on_readable() noexcept {
     on_eof();
     return;
   }
+  deliver(std::string_view(buffer, static_cast<std::size_t>(n)));
+}
+
+void SocketTransport::deliver(std::string_view data) noexcept {
   // The protocol may close or abort us, or drop its last reference: self_ keeps us alive.
   try {
-    protocol_->data_received(std::string_view(buffer, static_cast<std::size_t>(n)));
+    protocol_->data_received(data);
   } catch (...) {
     fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
   }
+}
+
+void SocketTransport::on_received(std::string_view data) noexcept {
+  if (closing_) return;
+  if (paused_) {
+    backlog_.append(data);  // received before the pause took effect: kept for resume
+    return;
+  }
+  deliver(data);
+}
+
+void SocketTransport::on_read_end(int error) noexcept {
+  reads_watched_ = false;
+  if (closing_) return;
+  if (paused_) {
+    pending_end_ = error;
+    return;
+  }
+  if (error == 0) {
+    on_eof();
+  } else {
+    fatal_error(std::make_exception_ptr(os_error(error, "recv")),
+                "Fatal read error on socket transport");
+  }
+}
+
+void SocketTransport::flush_backlog() noexcept {
+  if (closing_ || paused_) return;
+  std::string chunk;
+  chunk.swap(backlog_);
+  if (!chunk.empty()) deliver(chunk);
+  if (closing_ || paused_) return;
+  if (pending_end_) {
+    const int error = *pending_end_;
+    pending_end_.reset();
+    on_read_end(error);
+    return;
+  }
+  watch_reads();
 }
 
 void SocketTransport::on_eof() noexcept {
@@ -158,17 +233,24 @@ void SocketTransport::pause_reading() {
 void SocketTransport::resume_reading() {
   if (closing_ || !paused_) return;
   paused_ = false;
-  if (started_) watch_reads();
+  if (!started_) return;
+  if (backlog_.empty() && !pending_end_) {
+    watch_reads();
+    return;
+  }
+  // Like asyncio, data_received never runs inside resume_reading().
+  loop_.call_soon([self = shared()] { self->flush_backlog(); });
 }
 
 // ---- writing
 // -------------------------------------------------------------------------------------
 
 void SocketTransport::write(std::string_view data) {
+  if (kind_ == Kind::ReadPipe) throw RuntimeError("write on the read end of a pipe");
   if (eof_requested_) throw RuntimeError("Cannot call write() after write_eof()");
   if (data.empty() || closing_ || lost_) return;
   if (get_write_buffer_size() == 0) {
-    const ssize_t n = ::send(sock_.fd(), data.data(), data.size(), MSG_NOSIGNAL);
+    const ssize_t n = transmit(sock_.fd(), data.data(), data.size(), kind_ == Kind::Socket);
     if (n < 0 && !would_block(errno)) {
       fatal_error(std::make_exception_ptr(os_error(errno, "send")),
                   "Fatal write error on socket transport");
@@ -191,7 +273,7 @@ void SocketTransport::write(std::string_view data) {
 void SocketTransport::on_writable() noexcept {
   const std::size_t pending = get_write_buffer_size();
   if (pending > 0) {
-    const ssize_t n = ::send(sock_.fd(), wbuf_.data() + woff_, pending, MSG_NOSIGNAL);
+    const ssize_t n = transmit(sock_.fd(), wbuf_.data() + woff_, pending, kind_ == Kind::Socket);
     if (n < 0) {
       if (would_block(errno)) return;
       fatal_error(std::make_exception_ptr(os_error(errno, "send")),
@@ -208,17 +290,23 @@ void SocketTransport::on_writable() noexcept {
   if (closing_) {
     call_connection_lost(nullptr);
   } else if (eof_requested_ && !eof_written_) {
-    ::shutdown(sock_.fd(), SHUT_WR);
-    eof_written_ = true;
+    end_writing();
   }
 }
 
 void SocketTransport::write_eof() {
+  if (kind_ == Kind::ReadPipe) throw RuntimeError("write_eof on the read end of a pipe");
   if (closing_ || eof_requested_) return;
   eof_requested_ = true;
-  if (get_write_buffer_size() == 0) {
+  if (get_write_buffer_size() == 0) end_writing();
+}
+
+void SocketTransport::end_writing() noexcept {
+  eof_written_ = true;
+  if (kind_ == Kind::WritePipe) {
+    close();  // a pipe has no half-close: its reader sees EOF when the write end closes
+  } else {
     ::shutdown(sock_.fd(), SHUT_WR);
-    eof_written_ = true;
   }
 }
 
@@ -299,6 +387,7 @@ void SocketTransport::call_connection_lost(std::exception_ptr exc) noexcept {
   }
   unwatch_reads();
   unwatch_writes();
+  forget_stream();
   impl_.transports.erase(this);
   sock_.close();
   if (server_) {

@@ -9,7 +9,9 @@
 
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "io/backend.hpp"
 #include "weave/transports.hpp"
@@ -25,8 +27,12 @@ struct ServerState;
 
 class SocketTransport final : public Transport {
  public:
+  /// What the fd is: a connected socket, or one end of a pipe (read/write instead of
+  /// recv/send; a write pipe is never read, and its write_eof closes it).
+  enum class Kind : unsigned char { Socket, ReadPipe, WritePipe };
+
   SocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<Protocol> protocol,
-                  std::shared_ptr<ServerState> server);
+                  std::shared_ptr<ServerState> server, Kind kind = Kind::Socket);
   ~SocketTransport() override;
 
   /// Schedules connection_made, then starts reading (both with call_soon, as asyncio does).
@@ -34,6 +40,7 @@ class SocketTransport final : public Transport {
 
   void write(std::string_view data) override;
   void write_eof() override;
+  bool can_write_eof() const noexcept override { return kind_ != Kind::ReadPipe; }
   void close() override;
   void abort() override;
   bool is_closing() const noexcept override { return closing_; }
@@ -63,10 +70,24 @@ class SocketTransport final : public Transport {
     SocketTransport* t;
     void on_ready() noexcept override { t->on_writable(); }
   };
+  /// The backend's native receiving (io_uring), when it has it.
+  struct StreamSide final : io::StreamListener {
+    SocketTransport* t;
+    void on_data(std::string_view data) noexcept override { t->on_received(data); }
+    void on_read_end(int error) noexcept override { t->on_read_end(error); }
+  };
 
   void on_readable() noexcept;
+  void on_received(std::string_view data) noexcept;
+  void on_read_end(int error) noexcept;
+  void deliver(std::string_view data) noexcept;
+  /// After resume_reading: what arrived while paused, then the end if it came too.
+  void flush_backlog() noexcept;
+  void forget_stream() noexcept;
   void on_writable() noexcept;
   void on_eof() noexcept;
+  /// write_eof's effect once the buffer is empty.
+  void end_writing() noexcept;
   void watch_reads();
   void unwatch_reads() noexcept;
   void unwatch_writes() noexcept;
@@ -89,10 +110,14 @@ class SocketTransport final : public Transport {
   std::shared_ptr<SocketTransport> self_;
   ReadSide read_side_;
   WriteSide write_side_;
-  std::string wbuf_;  ///< bytes not yet sent start at woff_
+  StreamSide stream_side_;
+  std::string backlog_;             ///< received natively while paused
+  std::optional<int> pending_end_;  ///< the read side ended while paused
+  std::string wbuf_;                ///< bytes not yet sent start at woff_
   std::size_t woff_ = 0;
   std::size_t high_ = 64 * 1024;
   std::size_t low_ = 16 * 1024;
+  Kind kind_;
   bool started_ = false;
   bool closing_ = false;
   bool paused_ = false;  ///< pause_reading()
@@ -103,6 +128,8 @@ class SocketTransport final : public Transport {
   bool protocol_paused_ = false;  ///< pause_writing() was called
   bool lost_ = false;             ///< connection_lost scheduled
   bool detached_ = false;         ///< the loop closed under us
+  bool attached_ = false;         ///< attach_stream was asked
+  bool native_ = false;           ///< the backend receives for us
 };
 
 }  // namespace weave::detail

@@ -3,10 +3,18 @@
 // (readuntil's offset scan, readline's handling of LimitOverrunError), so that the same input
 // gives the same results and the same errors.
 
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include <fcntl.h>
+#include <signal.h>
+
+#include <mutex>
+
+#include "net/pipes.hpp"
+#include "net/socket_transport.hpp"
 #include "net/stream_state.hpp"
 #include "weave/errors.hpp"
 #include "weave/task.hpp"
@@ -161,6 +169,49 @@ void StreamProtocol::resume_writing() {
     state->writing_paused = false;
     state->drain_ready.set();
   }
+}
+
+namespace {
+/// write(2) to a pipe whose reader is gone raises SIGPIPE, which kills the process by default;
+/// there is no MSG_NOSIGNAL for pipes. Like Python, Node and Rust, ignore it (only when nobody
+/// installed a handler), so that the writer gets EPIPE instead.
+void ignore_sigpipe() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+      ::signal(SIGPIPE, SIG_IGN);
+    }
+  });
+}
+
+std::pair<std::shared_ptr<StreamState>, std::shared_ptr<StreamLife>> pipe_stream(
+    EventLoop& loop, int fd, std::size_t limit, SocketTransport::Kind kind) {
+  if (kind == SocketTransport::Kind::WritePipe) ignore_sigpipe();
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    const int err = errno;
+    ::close(fd);
+    throw os_error(err, "fcntl(O_NONBLOCK)");
+  }
+  auto state = std::make_shared<StreamState>(limit);
+  auto protocol = std::make_shared<StreamProtocol>(state, nullptr);
+  auto transport =
+      std::make_shared<SocketTransport>(loop, Socket::adopt(fd), protocol, nullptr, kind);
+  transport->start();
+  state->transport = transport;
+  return {state, std::make_shared<StreamLife>(state)};
+}
+}  // namespace
+
+StreamReader pipe_reader(EventLoop& loop, int fd, std::size_t limit) {
+  auto [state, life] = pipe_stream(loop, fd, limit, SocketTransport::Kind::ReadPipe);
+  return StreamReader(state, life);
+}
+
+StreamWriter pipe_writer(EventLoop& loop, int fd) {
+  auto [state, life] = pipe_stream(loop, fd, 64 * 1024, SocketTransport::Kind::WritePipe);
+  return StreamWriter(state, life);
 }
 
 }  // namespace weave::detail
