@@ -441,6 +441,35 @@ TEST_F(TLS, StartTlsUpgradesAStream) {
   run_bounded(upgrade_a_stream());
 }
 
+weave::Coro<void> upgrade_a_protocol_connection() {
+  auto& loop = weave::get_running_loop();
+  weave::Server server = co_await weave::start_server(starttls_server, "127.0.0.1", 0);
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server));
+  c.transport->write("STARTTLS\n");
+  co_await until([&] { return client->received == "GO AHEAD\n"; });
+  std::shared_ptr<weave::Transport> tls =
+      co_await loop.start_tls(c.transport, client, client_context(), false, "localhost");
+  EXPECT_NE(tls.get(), c.transport.get());
+  EXPECT_EQ(&tls->get_protocol(), client.get());
+  EXPECT_TRUE(tls->get_extra_info("peercert").has_value());
+  client->received.clear();
+  tls->write("over tls\n");
+  co_await until([&] { return client->received == "over tls\n"; });
+  EXPECT_EQ(client->received, "over tls\n");
+  tls->close();
+  co_await client->wait_lost();
+  // connection_made was not called again for the upgrade.
+  EXPECT_EQ(client->events, (std::vector<std::string>{"made", "eof", "lost"}));
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(TLS, LoopStartTlsMovesTheProtocolOnTopOfTls) {
+  run_bounded(upgrade_a_protocol_connection());
+}
+
 weave::Coro<void> start_tls_needs_a_host_name() {
   weave::Server server = co_await weave::start_server(starttls_server, "127.0.0.1", 0);
   auto [reader, writer] = co_await weave::open_connection("127.0.0.1", port_of(server));
