@@ -4,8 +4,9 @@
 # since every optional package has a fallback (epoll for liburing, ...).
 set -u
 required=(cmake g++ make pkg-config libgtest-dev libgmock-dev libbenchmark-dev
-          libmsgpack-cxx-dev)
-optional=(liburing-dev)
+          libmsgpack-cxx-dev libssl-dev)
+# The openssl command line makes the TLS tests' certificates and plays their peer.
+optional=(liburing-dev openssl)
 missing=()
 for p in "${required[@]}" "${optional[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -295,6 +295,17 @@ class EventLoop {
                              ServerOptions opts = {});
   Coro<Server> create_unix_server(ProtocolFactory factory, std::string path,
                                   ServerOptions opts = {});
+  /// asyncio's loop.start_tls: upgrades a live connection to TLS. `protocol` (usually the
+  /// transport's own) is moved on top of the TLS layer; its connection_made is not called
+  /// again. Returns the new transport once the handshake is done; the old one must not be
+  /// used any more. `server_hostname` (client side) names the peer for SNI and the certificate
+  /// check. Errors: as ConnectionOptions::ssl; the connection is closed on failure.
+  /// Cancellation: the connection is closed.
+  Coro<std::shared_ptr<Transport>> start_tls(
+      std::shared_ptr<Transport> transport, std::shared_ptr<Protocol> protocol, SSLContext context,
+      bool server_side = false, std::string server_hostname = {},
+      std::optional<Clock::duration> ssl_handshake_timeout = std::nullopt,
+      std::optional<Clock::duration> ssl_shutdown_timeout = std::nullopt);
 
   /// "epoll" or "io_uring".
   const char* backend_name() const noexcept;

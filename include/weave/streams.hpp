@@ -21,7 +21,9 @@
 #include <utility>
 #include <vector>
 
+#include "weave/clock.hpp"
 #include "weave/coro.hpp"
+#include "weave/tls.hpp"
 #include "weave/transports.hpp"
 
 namespace weave {
@@ -42,7 +44,15 @@ struct StreamOptions {
   bool reuse_port = false;
   bool start_serving = true;
   // open_connection only:
-  std::optional<SocketAddress> local_addr;
+  std::optional<SocketAddress> local_addr{};
+  /// The name for SNI and the certificate check (default: the host); see ConnectionOptions.
+  std::optional<std::string> server_hostname{};
+  // Both:
+  /// Speak TLS: a client context for open_connection, a server context for start_server
+  /// (see ConnectionOptions::ssl and ServerOptions::ssl for the errors).
+  std::optional<SSLContext> ssl{};
+  std::optional<Clock::duration> ssl_handshake_timeout{};  ///< asyncio's default: 60 s
+  std::optional<Clock::duration> ssl_shutdown_timeout{};   ///< asyncio's default: 30 s
 };
 
 /// asyncio.StreamReader. Only one coroutine may wait on a reader at a time (RuntimeError).
@@ -96,8 +106,18 @@ class StreamWriter {
   bool is_closing() const noexcept;
   /// Waits until the connection is closed. Errors: the error that closed it, if any.
   Coro<void> wait_closed();
-  /// "peername", "sockname", "socket" (see Transport::get_extra_info).
+  /// "peername", "sockname", "socket" (see Transport::get_extra_info); over TLS also
+  /// "peercert", "cipher", "ssl_object", "sslcontext".
   ExtraInfo get_extra_info(std::string_view name) const;
+  /// asyncio's StreamWriter.start_tls: drains, then upgrades the connection to TLS (the client
+  /// side for open_connection's streams, the server side for start_server's); reading and
+  /// writing go on through the same reader and writer. `server_hostname` names the server on
+  /// the client side (required when the context checks host names). Errors: as
+  /// EventLoop::start_tls; the connection is closed on failure. Cancellation: the connection
+  /// is closed.
+  Coro<void> start_tls(SSLContext context, std::string server_hostname = {},
+                       std::optional<Clock::duration> ssl_handshake_timeout = std::nullopt,
+                       std::optional<Clock::duration> ssl_shutdown_timeout = std::nullopt);
   Transport& transport() const noexcept;
 
   StreamWriter(std::shared_ptr<detail::StreamState> state,

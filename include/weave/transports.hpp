@@ -20,8 +20,10 @@
 #include <utility>
 #include <vector>
 
+#include "weave/clock.hpp"
 #include "weave/coro.hpp"
 #include "weave/sockets.hpp"
+#include "weave/tls.hpp"
 
 namespace weave {
 
@@ -105,7 +107,20 @@ struct Connection {
 /// Options of create_connection / create_unix_connection.
 struct ConnectionOptions {
   /// Bind the local end here first (asyncio's local_addr).
-  std::optional<SocketAddress> local_addr;
+  std::optional<SocketAddress> local_addr{};
+  /// Speak TLS with this client context: the handshake is done before connection_made and
+  /// before create_connection returns. Errors then: SSLCertVerificationError when the server's
+  /// certificate or host name does not verify, SSLError for other TLS failures,
+  /// std::system_error (ECONNRESET) when the server hangs up, (ECONNABORTED) on the handshake
+  /// timeout.
+  std::optional<SSLContext> ssl{};
+  /// The name for SNI and the certificate check; by default the host connected to. Errors:
+  /// ValueError without `ssl`, or when empty while the context checks host names.
+  std::optional<std::string> server_hostname{};
+  /// asyncio's defaults: 60 s for the handshake, 30 s for the close_notify exchange on close.
+  /// Errors: ValueError without `ssl`, or when not positive.
+  std::optional<Clock::duration> ssl_handshake_timeout{};
+  std::optional<Clock::duration> ssl_shutdown_timeout{};
 };
 
 /// Options of create_server / create_unix_server.
@@ -116,6 +131,14 @@ struct ServerOptions {
   /// False: the server is created but accepts only after start_serving() (asyncio's default
   /// is true).
   bool start_serving = true;
+  /// Speak TLS with this server context (SSLContext::server): each connection's protocol gets
+  /// connection_made after its handshake; a client that fails the handshake is dropped
+  /// without a word to the protocol factory's protocol. Errors: ValueError for a client
+  /// context.
+  std::optional<SSLContext> ssl{};
+  /// As in ConnectionOptions.
+  std::optional<Clock::duration> ssl_handshake_timeout{};
+  std::optional<Clock::duration> ssl_shutdown_timeout{};
 };
 
 namespace detail {

@@ -17,4 +17,5 @@
 #include "weave/task.hpp"
 #include "weave/taskgroup.hpp"
 #include "weave/timeouts.hpp"
+#include "weave/tls.hpp"
 #include "weave/transports.hpp"

@@ -1,5 +1,6 @@
 // create_connection / create_server and their Unix variants: resolve, make the socket, connect
-// or listen, and hand it to a SocketTransport or a ServerState.
+// or listen, and hand it to a SocketTransport or a ServerState; with `ssl`, an SSLTransport goes
+// between the socket transport and the protocol (and start_tls puts one over a live transport).
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -12,7 +13,9 @@
 
 #include "net/server_state.hpp"
 #include "net/socket_transport.hpp"
+#include "net/ssl_transport.hpp"
 #include "weave/errors.hpp"
+#include "weave/future.hpp"
 #include "weave/task.hpp"
 
 namespace weave {
@@ -51,10 +54,80 @@ Connection start_transport(EventLoop& loop, Socket sock, const ProtocolFactory& 
   return Connection{transport, protocol};
 }
 
+/// asyncio's checks: the TLS-only options need `ssl`, and timeouts must be positive.
+void check_ssl_options(bool ssl, const std::optional<Clock::duration>& handshake_timeout,
+                       const std::optional<Clock::duration>& shutdown_timeout) {
+  if (!ssl && handshake_timeout) {
+    throw ValueError("ssl_handshake_timeout is only meaningful with ssl");
+  }
+  if (!ssl && shutdown_timeout)
+    throw ValueError("ssl_shutdown_timeout is only meaningful with ssl");
+  if (handshake_timeout && *handshake_timeout <= Clock::duration::zero()) {
+    throw ValueError("ssl_handshake_timeout should be a positive number");
+  }
+  if (shutdown_timeout && *shutdown_timeout <= Clock::duration::zero()) {
+    throw ValueError("ssl_shutdown_timeout should be a positive number");
+  }
+}
+
+detail::SSLTransport::Options ssl_options(bool server_side, std::string server_hostname,
+                                          const std::optional<Clock::duration>& handshake_timeout,
+                                          const std::optional<Clock::duration>& shutdown_timeout) {
+  detail::SSLTransport::Options o;
+  o.server_side = server_side;
+  o.server_hostname = std::move(server_hostname);
+  if (handshake_timeout) o.handshake_timeout = *handshake_timeout;
+  if (shutdown_timeout) o.shutdown_timeout = *shutdown_timeout;
+  return o;
+}
+
+void check_server_ssl(const ServerOptions& opts) {
+  check_ssl_options(opts.ssl.has_value(), opts.ssl_handshake_timeout, opts.ssl_shutdown_timeout);
+  if (opts.ssl && !opts.ssl->is_server()) {
+    throw ValueError("a TLS server needs a server-side context (SSLContext::server)");
+  }
+}
+
+/// The client side of create_connection with `ssl`: returns once the handshake is done.
+Coro<Connection> start_ssl_transport(EventLoop& loop, Socket sock, const ProtocolFactory& factory,
+                                     const ConnectionOptions& opts, std::string hostname) {
+  std::shared_ptr<Protocol> protocol = factory();
+  if (!protocol) throw ValueError("protocol factory returned null");
+  Future<void> waiter = loop.create_future<void>();
+  auto ssl = std::make_shared<detail::SSLTransport>(
+      loop, *opts.ssl, protocol,
+      ssl_options(false, std::move(hostname), opts.ssl_handshake_timeout,
+                  opts.ssl_shutdown_timeout),
+      waiter);
+  auto transport = std::make_shared<detail::SocketTransport>(loop, std::move(sock),
+                                                             ssl->lower_protocol(), nullptr);
+  transport->start();
+  std::exception_ptr failure;
+  try {
+    co_await waiter;
+  } catch (...) {
+    failure = std::current_exception();  // a failed handshake, or our cancellation
+  }
+  if (failure) {
+    transport->close();
+    std::rethrow_exception(failure);
+  }
+  co_return Connection{ssl, protocol};
+}
+
 Server make_server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets,
                    const ServerOptions& opts) {
   auto state = std::make_shared<detail::ServerState>(loop, std::move(factory), std::move(sockets),
                                                      opts.backlog);
+  if (opts.ssl) {
+    state->wrap = [&loop, context = *opts.ssl,
+                   o = ssl_options(true, {}, opts.ssl_handshake_timeout,
+                                   opts.ssl_shutdown_timeout)](std::shared_ptr<Protocol> app) {
+      auto ssl =
+          std::make_shared<detail::SSLTransport>(loop, context, std::move(app), o, std::nullopt);
+      return ssl->lower_protocol();
+    };
+  }
   if (opts.start_serving) state->start_serving();
   return Server(state);
 }
@@ -63,18 +136,30 @@ Server make_server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket>
 
 Coro<Connection> EventLoop::create_connection(ProtocolFactory factory, std::string host,
                                               std::uint16_t port, ConnectionOptions opts) {
+  check_ssl_options(opts.ssl.has_value(), opts.ssl_handshake_timeout, opts.ssl_shutdown_timeout);
+  if (opts.server_hostname && !opts.ssl) {
+    throw ValueError("server_hostname is only meaningful with ssl");
+  }
   std::vector<SocketAddress> addresses = co_await resolve(*this, host, port, false);
   std::exception_ptr last_error;
+  Socket connected;
   for (const SocketAddress& address : addresses) {
     try {
       Socket sock(address.family(), SOCK_STREAM);
       if (opts.local_addr) sock.bind(*opts.local_addr);
       co_await sock_connect(sock.fd(), address);
       set_nodelay(sock);
-      co_return start_transport(*this, std::move(sock), factory);
+      if (!opts.ssl) co_return start_transport(*this, std::move(sock), factory);
+      connected = std::move(sock);
+      break;
     } catch (const std::system_error&) {
       last_error = std::current_exception();  // try the next address, as asyncio does
     }
+  }
+  if (connected.fd() >= 0) {
+    // The handshake's failures are not "try the next address" failures: they propagate.
+    co_return co_await start_ssl_transport(*this, std::move(connected), factory, opts,
+                                           opts.server_hostname.value_or(host));
   }
   if (last_error) std::rethrow_exception(last_error);
   throw os_error(EHOSTUNREACH, "create_connection: no address to connect to");
@@ -82,15 +167,27 @@ Coro<Connection> EventLoop::create_connection(ProtocolFactory factory, std::stri
 
 Coro<Connection> EventLoop::create_unix_connection(ProtocolFactory factory, std::string path,
                                                    ConnectionOptions opts) {
+  check_ssl_options(opts.ssl.has_value(), opts.ssl_handshake_timeout, opts.ssl_shutdown_timeout);
+  if (opts.server_hostname && !opts.ssl) {
+    throw ValueError("server_hostname is only meaningful with ssl");
+  }
+  if (opts.ssl && !opts.server_hostname && opts.ssl->check_hostname()) {
+    throw ValueError("you have to pass server_hostname when using ssl");
+  }
   SocketAddress address = SocketAddress::unix_path(path);
   Socket sock(AF_UNIX, SOCK_STREAM);
   if (opts.local_addr) sock.bind(*opts.local_addr);
   co_await sock_connect(sock.fd(), address);
+  if (opts.ssl) {
+    co_return co_await start_ssl_transport(*this, std::move(sock), factory, opts,
+                                           opts.server_hostname.value_or(""));
+  }
   co_return start_transport(*this, std::move(sock), factory);
 }
 
 Coro<Server> EventLoop::create_server(ProtocolFactory factory, std::string host, std::uint16_t port,
                                       ServerOptions opts) {
+  check_server_ssl(opts);
   std::vector<SocketAddress> addresses = co_await resolve(*this, host, port, true);
   std::vector<Socket> sockets;
   for (const SocketAddress& address : addresses) {
@@ -121,6 +218,7 @@ Coro<Server> EventLoop::create_server(ProtocolFactory factory, std::string host,
 
 Coro<Server> EventLoop::create_unix_server(ProtocolFactory factory, std::string path,
                                            ServerOptions opts) {
+  check_server_ssl(opts);
   SocketAddress address = SocketAddress::unix_path(path);
   // A stale socket file from an earlier run is removed, as asyncio does.
   struct stat st {};
@@ -133,6 +231,41 @@ Coro<Server> EventLoop::create_unix_server(ProtocolFactory factory, std::string 
   std::vector<Socket> sockets;
   sockets.push_back(std::move(sock));
   co_return make_server(*this, std::move(factory), std::move(sockets), opts);
+}
+
+Coro<std::shared_ptr<Transport>> EventLoop::start_tls(
+    std::shared_ptr<Transport> transport, std::shared_ptr<Protocol> protocol, SSLContext context,
+    bool server_side, std::string server_hostname,
+    std::optional<Clock::duration> ssl_handshake_timeout,
+    std::optional<Clock::duration> ssl_shutdown_timeout) {
+  if (!transport || !protocol) throw ValueError("start_tls: null transport or protocol");
+  if (transport->is_closing()) throw RuntimeError("start_tls: the transport is closing");
+  check_ssl_options(true, ssl_handshake_timeout, ssl_shutdown_timeout);
+  Future<void> waiter = create_future<void>();
+  detail::SSLTransport::Options o = ssl_options(server_side, std::move(server_hostname),
+                                                ssl_handshake_timeout, ssl_shutdown_timeout);
+  o.call_connection_made = false;  // the protocol has had it, for the plain connection
+  auto ssl = std::make_shared<detail::SSLTransport>(*this, context, protocol, std::move(o), waiter);
+  // asyncio's order: stop reading, swap the protocol, start the handshake and read again on
+  // the next iteration, so that no byte reaches the old protocol after the swap.
+  transport->pause_reading();
+  auto lower = ssl->lower_protocol();
+  transport->set_protocol(lower);
+  Handle made = call_soon([lower, transport] { lower->connection_made(*transport); });
+  Handle resumed = call_soon([transport] { transport->resume_reading(); });
+  std::exception_ptr failure;
+  try {
+    co_await waiter;
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (failure) {
+    made.cancel();
+    resumed.cancel();
+    transport->close();
+    std::rethrow_exception(failure);
+  }
+  co_return ssl;
 }
 
 }  // namespace weave

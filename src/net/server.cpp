@@ -117,6 +117,7 @@ void ServerState::connection_accepted(int conn) noexcept {
     return;  // `sock` closes the connection
   }
   try {
+    if (wrap) protocol = wrap(std::move(protocol));
     auto transport = std::make_shared<SocketTransport>(loop, std::move(sock), std::move(protocol),
                                                        shared_from_this());
     transport->start();

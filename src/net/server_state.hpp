@@ -2,6 +2,7 @@
 // The state behind a weave::Server handle: listening sockets, their accept watches, the
 // connections they made (for close_clients and wait_closed), and the futures waiting for the end.
 
+#include <functional>
 #include <memory>
 #include <unordered_set>
 #include <vector>
@@ -45,6 +46,9 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
 
   EventLoop& loop;
   ProtocolFactory factory;
+  /// Puts a layer (TLS) between each accepted transport and the factory's protocol: returns
+  /// the protocol the transport talks to. Empty for plain connections.
+  std::function<std::shared_ptr<Protocol>(std::shared_ptr<Protocol>)> wrap;
   std::vector<Socket> sockets;
   std::vector<std::unique_ptr<Acceptor>> acceptors;
   int backlog;

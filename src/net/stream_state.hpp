@@ -40,8 +40,10 @@ struct StreamState {
 
   // ---- writer side and flow control ----
   std::shared_ptr<Transport> transport;
-  bool reading_paused = false;  ///< we paused the transport: the buffer is over 2 * limit
-  bool writing_paused = false;  ///< the transport paused us: drain() waits
+  std::weak_ptr<Protocol> protocol;  ///< the StreamProtocol feeding us (start_tls moves it)
+  bool server_side = false;          ///< made by start_server (start_tls's side)
+  bool reading_paused = false;       ///< we paused the transport: the buffer is over 2 * limit
+  bool writing_paused = false;       ///< the transport paused us: drain() waits
   bool lost = false;
   std::exception_ptr lost_error;
   Event drain_ready;  ///< set while writing is not paused

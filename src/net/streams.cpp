@@ -397,6 +397,20 @@ Coro<void> StreamWriter::drain() {
   }
 }
 
+Coro<void> StreamWriter::start_tls(SSLContext context, std::string server_hostname,
+                                   std::optional<Clock::duration> ssl_handshake_timeout,
+                                   std::optional<Clock::duration> ssl_shutdown_timeout) {
+  auto s = state_;
+  co_await drain();
+  std::shared_ptr<Protocol> protocol = s->protocol.lock();
+  if (!protocol || s->lost) throw RuntimeError("start_tls: the connection is closed");
+  std::shared_ptr<Transport> upgraded = co_await get_running_loop().start_tls(
+      s->transport, protocol, std::move(context), s->server_side, std::move(server_hostname),
+      ssl_handshake_timeout, ssl_shutdown_timeout);
+  s->transport = std::move(upgraded);
+  s->reading_paused = false;  // the TLS transport starts reading; the old one reads for it
+}
+
 Coro<void> StreamWriter::wait_closed() {
   auto s = state_;
   if (!s->lost) co_await s->closed.wait();
@@ -410,6 +424,10 @@ namespace {
 ConnectionOptions connection_options(const StreamOptions& opts) {
   ConnectionOptions c;
   c.local_addr = opts.local_addr;
+  c.ssl = opts.ssl;
+  c.server_hostname = opts.server_hostname;
+  c.ssl_handshake_timeout = opts.ssl_handshake_timeout;
+  c.ssl_shutdown_timeout = opts.ssl_shutdown_timeout;
   return c;
 }
 
@@ -419,6 +437,9 @@ ServerOptions server_options(const StreamOptions& opts) {
   o.reuse_address = opts.reuse_address;
   o.reuse_port = opts.reuse_port;
   o.start_serving = opts.start_serving;
+  o.ssl = opts.ssl;
+  o.ssl_handshake_timeout = opts.ssl_handshake_timeout;
+  o.ssl_shutdown_timeout = opts.ssl_shutdown_timeout;
   return o;
 }
 
@@ -434,7 +455,10 @@ ProtocolFactory stream_factory(std::size_t limit, std::shared_ptr<StreamState>* 
   return [limit, made, callback = std::move(callback)]() -> std::shared_ptr<Protocol> {
     auto state = std::make_shared<StreamState>(limit);
     if (made != nullptr) *made = state;
-    return std::make_shared<detail::StreamProtocol>(state, callback);
+    auto protocol = std::make_shared<detail::StreamProtocol>(state, callback);
+    state->protocol = protocol;
+    state->server_side = static_cast<bool>(callback);
+    return protocol;
   };
 }
 
