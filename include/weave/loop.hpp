@@ -275,6 +275,21 @@ class EventLoop {
   /// Connects `fd` to `address`. Errors: std::system_error (ECONNREFUSED, ...).
   Coro<void> sock_connect(int fd, SocketAddress address);
 
+  // ---- signals (asyncio's add_signal_handler) ----
+
+  /// Runs `fn` as a callback on this loop each time the process receives `sig` (signals that
+  /// arrive together may be coalesced, as the kernel does). Replaces an earlier handler of `sig`.
+  /// The signal is blocked in the loop's thread and read from a signalfd; a copy delivered to
+  /// another thread is forwarded to this one. Like asyncio, only the main thread's loop may
+  /// handle signals. Children started by create_subprocess_* get an empty signal mask.
+  /// Errors: ValueError for an invalid signal number; RuntimeError for SIGKILL/SIGSTOP, off the
+  /// main thread, or on a closed loop.
+  void add_signal_handler(int sig, std::function<void()> fn);
+  /// Removes the handler of `sig` and puts back the disposition and signal mask that
+  /// add_signal_handler found; a delivery still pending is dropped. False when `sig` had no
+  /// handler. close() removes every handler. Errors: ValueError for an invalid signal number.
+  bool remove_signal_handler(int sig);
+
   // ---- names, connections and servers (asyncio's getaddrinfo, create_connection, ...) ----
 
   /// asyncio's loop.getaddrinfo: ::getaddrinfo run in the default executor. Errors:

@@ -41,6 +41,7 @@ LoopImpl::LoopImpl(EventLoop& o)
       entry(std::make_shared<EntryQueue>(backend_.get())) {}
 
 LoopImpl::~LoopImpl() {
+  if (!closed) close_services();
   drop_fd_callbacks();
   for (FdCallback* cb : orphaned_) delete cb;
   // Threads that still hold a LoopLink find the entry closed from now on. The default executor's

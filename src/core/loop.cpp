@@ -44,6 +44,7 @@ void EventLoop::close() {
   if (l.running) throw RuntimeError("Cannot close a running event loop");
   if (l.closed) return;
   l.closed = true;
+  l.close_services();
   l.drop_fd_callbacks();
   l.release_backend();
   l.close_default_executor();
