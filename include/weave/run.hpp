@@ -25,7 +25,16 @@ class Runner {
   Runner& operator=(const Runner&) = delete;
 
   /// Runs `coro` as the main task until it completes; returns its result or rethrows.
-  /// Errors: RuntimeError when called from a running loop or after close().
+  ///
+  /// Ctrl-C, as asyncio.Runner: when called in the main thread while SIGINT has its default
+  /// disposition, run() handles SIGINT (through add_signal_handler) for its duration. The first
+  /// SIGINT cancels the main task, which sees CancelledError at its current await; if the
+  /// cancellation ends the task, run() raises KeyboardInterrupt (a CancelledError) instead of
+  /// CancelledError. A second SIGINT (or one after the main task is done) puts the default
+  /// disposition back and re-raises the signal, which ends the process as Python's second
+  /// KeyboardInterrupt does. The previous disposition is restored when run() returns, unless
+  /// the program installed its own SIGINT handler meanwhile.
+  /// Errors: RuntimeError when called from a running loop or after close(); KeyboardInterrupt.
   template <class T>
   T run(Coro<T> coro) {
     Task<T> task = prepare(std::move(coro));
@@ -48,6 +57,7 @@ class Runner {
   RunOptions opts_;
   std::optional<EventLoop> loop_;
   bool closed_ = false;
+  int interrupt_count_ = 0;  ///< SIGINTs seen during the current run()
 };
 
 /// asyncio.run: a new loop runs `main`; then the leftover tasks are cancelled, the default
