@@ -56,8 +56,8 @@ class ExtraInfo : public std::any {
   std::uint16_t port() const { return std::any_cast<const SocketAddress&>(*this).port(); }
 };
 
-/// asyncio.Transport (a ReadTransport and a WriteTransport).
-class Transport {
+/// asyncio.Transport (a ReadTransport and a WriteTransport). Always owned by a shared_ptr.
+class Transport : public std::enable_shared_from_this<Transport> {
  public:
   virtual ~Transport() = default;
 

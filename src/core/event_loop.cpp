@@ -43,6 +43,7 @@ LoopImpl::LoopImpl(EventLoop& o)
 LoopImpl::~LoopImpl() {
   if (!closed) close_services();
   drop_fd_callbacks();
+  detach_net();
   for (FdCallback* cb : orphaned_) delete cb;
   // Threads that still hold a LoopLink find the entry closed from now on. The default executor's
   // threads are joined after that (an owned pool joins in its destructor): what they complete

@@ -46,6 +46,7 @@ void EventLoop::close() {
   l.closed = true;
   l.close_services();
   l.drop_fd_callbacks();
+  l.detach_net();
   l.release_backend();
   l.close_default_executor();
 }

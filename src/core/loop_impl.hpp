@@ -6,6 +6,7 @@
 #include <memory>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/entry_queue.hpp"
@@ -22,6 +23,8 @@ class Executor;
 namespace weave::detail {
 
 class LoopImpl;
+class SocketTransport;
+struct ServerState;
 
 /// A part of src/proc that holds loop resources (signal handlers, child-process watches). The
 /// loop creates none itself; each is made on first use and closed with the loop.
@@ -78,6 +81,11 @@ class LoopImpl {
   bool remove_fd_callback(int fd, io::Interest interest) noexcept;
   /// close(): every fd callback goes, and its watch with it.
   void drop_fd_callbacks() noexcept;
+  /// close(): transports and servers let go of the loop (src/net); their handles may outlive it.
+  void detach_net() noexcept;
+
+  std::unordered_set<SocketTransport*> transports;  ///< open, started transports
+  std::unordered_set<ServerState*> servers;
 
   EventLoop& owner;
   HandlePool handles;

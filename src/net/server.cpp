@@ -24,14 +24,30 @@ bool out_of_resources(int err) noexcept {
 }  // namespace
 
 ServerState::ServerState(EventLoop& l, ProtocolFactory f, std::vector<Socket> s, int b)
-    : loop(l), factory(std::move(f)), sockets(std::move(s)), backlog(b) {}
+    : loop(l), factory(std::move(f)), sockets(std::move(s)), backlog(b) {
+  loop.impl().servers.insert(this);
+}
 
 ServerState::~ServerState() {
+  if (detached) return;
   stop_serving();
+  loop.impl().servers.erase(this);
+}
+
+void ServerState::detach_from_loop() noexcept {
+  stop_serving();
+  loop.impl().servers.erase(this);
+  detached = true;
+  closed = true;
+  sockets.clear();
+  clients.clear();
+  closed_waiters.clear();
+  serving_forever.reset();
+  auto keep = std::move(self);  // may be the last reference
 }
 
 void ServerState::start_serving() {
-  if (serving || closed) return;
+  if (serving || closed || detached) return;
   self = shared_from_this();
   serving = true;
   for (const Socket& s : sockets) {
@@ -44,6 +60,7 @@ void ServerState::start_serving() {
 }
 
 void ServerState::stop_serving() noexcept {
+  if (detached) return;
   if (backoff) backoff->cancel();
   backoff.reset();
   LoopImpl& impl = loop.impl();

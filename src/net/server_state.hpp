@@ -33,6 +33,8 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
   void detach(SocketTransport* t) noexcept;
   /// asyncio's _wakeup: once closed and without clients, the wait_closed() waiters go.
   void maybe_wake_closed() noexcept;
+  /// The loop is closing: stop listening and never touch the loop again.
+  void detach_from_loop() noexcept;
 
   EventLoop& loop;
   ProtocolFactory factory;
@@ -41,6 +43,7 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
   int backlog;
   bool serving = false;
   bool closed = false;
+  bool detached = false;
   std::unordered_set<SocketTransport*> clients;
   std::vector<Future<void>> closed_waiters;
   std::optional<Future<void>> serving_forever;

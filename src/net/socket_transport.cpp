@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <memory>
 #include <system_error>
+#include <vector>
 
 #include "core/loop_impl.hpp"
 #include "net/server_state.hpp"
@@ -21,6 +22,14 @@ constexpr std::size_t kMaxRead = 256 * 1024;  // asyncio's max_size per recv
 char* read_buffer() {
   thread_local std::unique_ptr<char[]> buffer(new char[kMaxRead]);
   return buffer.get();
+}
+
+ssize_t receive(int fd, char* data, std::size_t size, bool socket) noexcept {
+  return socket ? ::recv(fd, data, size, 0) : ::read(fd, data, size);
+}
+
+ssize_t transmit(int fd, const char* data, std::size_t size, bool socket) noexcept {
+  return socket ? ::send(fd, data, size, MSG_NOSIGNAL) : ::write(fd, data, size);
 }
 
 bool would_block(int err) noexcept {
@@ -41,24 +50,45 @@ bool is_connection_error(std::exception_ptr exc) {
 }  // namespace
 
 SocketTransport::SocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<Protocol> protocol,
-                                 std::shared_ptr<ServerState> server)
+                                 std::shared_ptr<ServerState> server, Kind kind)
     : loop_(loop),
       impl_(loop.impl()),
       sock_(std::move(sock)),
       protocol_(std::move(protocol)),
-      server_(std::move(server)) {
+      server_(std::move(server)),
+      kind_(kind) {
   read_side_.t = this;
   write_side_.t = this;
 }
 
 SocketTransport::~SocketTransport() {
+  if (detached_) return;
   unwatch_reads();
   unwatch_writes();
+  impl_.transports.erase(this);
+}
+
+void SocketTransport::detach_from_loop() noexcept {
+  if (detached_) return;
+  unwatch_reads();
+  unwatch_writes();
+  impl_.transports.erase(this);
+  detached_ = true;
+  closing_ = lost_ = true;
+  wbuf_.clear();
+  woff_ = 0;
+  sock_.close();
+  if (server_) {
+    server_->detach(this);
+    server_.reset();
+  }
+  auto keep = std::move(self_);  // may be the last reference
 }
 
 void SocketTransport::start() {
-  self_ = shared_from_this();
+  self_ = shared();
   started_ = true;
+  impl_.transports.insert(this);
   if (server_) server_->attach(this);
   loop_.call_soon([self = self_] {
     try {
@@ -68,9 +98,11 @@ void SocketTransport::start() {
       return;
     }
   });
-  loop_.call_soon([self = self_] {
-    if (!self->closing_ && !self->paused_) self->watch_reads();
-  });
+  if (kind_ != Kind::WritePipe) {
+    loop_.call_soon([self = self_] {
+      if (!self->closing_ && !self->paused_) self->watch_reads();
+    });
+  }
 }
 
 // ---- reading
@@ -97,7 +129,7 @@ void SocketTransport::unwatch_writes() noexcept {
 void SocketTransport::on_readable() noexcept {
   if (closing_ || paused_) return;
   char* buffer = read_buffer();
-  const ssize_t n = ::recv(sock_.fd(), buffer, kMaxRead, 0);
+  const ssize_t n = receive(sock_.fd(), buffer, kMaxRead, kind_ == Kind::Socket);
   if (n < 0) {
     if (would_block(errno)) return;
     fatal_error(std::make_exception_ptr(os_error(errno, "recv")),
@@ -144,10 +176,11 @@ void SocketTransport::resume_reading() {
 // -------------------------------------------------------------------------------------
 
 void SocketTransport::write(std::string_view data) {
+  if (kind_ == Kind::ReadPipe) throw RuntimeError("write on the read end of a pipe");
   if (eof_requested_) throw RuntimeError("Cannot call write() after write_eof()");
   if (data.empty() || closing_ || lost_) return;
   if (get_write_buffer_size() == 0) {
-    const ssize_t n = ::send(sock_.fd(), data.data(), data.size(), MSG_NOSIGNAL);
+    const ssize_t n = transmit(sock_.fd(), data.data(), data.size(), kind_ == Kind::Socket);
     if (n < 0 && !would_block(errno)) {
       fatal_error(std::make_exception_ptr(os_error(errno, "send")),
                   "Fatal write error on socket transport");
@@ -170,7 +203,7 @@ void SocketTransport::write(std::string_view data) {
 void SocketTransport::on_writable() noexcept {
   const std::size_t pending = get_write_buffer_size();
   if (pending > 0) {
-    const ssize_t n = ::send(sock_.fd(), wbuf_.data() + woff_, pending, MSG_NOSIGNAL);
+    const ssize_t n = transmit(sock_.fd(), wbuf_.data() + woff_, pending, kind_ == Kind::Socket);
     if (n < 0) {
       if (would_block(errno)) return;
       fatal_error(std::make_exception_ptr(os_error(errno, "send")),
@@ -187,17 +220,23 @@ void SocketTransport::on_writable() noexcept {
   if (closing_) {
     call_connection_lost(nullptr);
   } else if (eof_requested_ && !eof_written_) {
-    ::shutdown(sock_.fd(), SHUT_WR);
-    eof_written_ = true;
+    end_writing();
   }
 }
 
 void SocketTransport::write_eof() {
+  if (kind_ == Kind::ReadPipe) throw RuntimeError("write_eof on the read end of a pipe");
   if (closing_ || eof_requested_) return;
   eof_requested_ = true;
-  if (get_write_buffer_size() == 0) {
+  if (get_write_buffer_size() == 0) end_writing();
+}
+
+void SocketTransport::end_writing() noexcept {
+  eof_written_ = true;
+  if (kind_ == Kind::WritePipe) {
+    close();  // a pipe has no half-close: its reader sees EOF when the write end closes
+  } else {
     ::shutdown(sock_.fd(), SHUT_WR);
-    eof_written_ = true;
   }
 }
 
@@ -242,7 +281,7 @@ void SocketTransport::close() {
   unwatch_reads();
   if (get_write_buffer_size() == 0) {
     lost_ = true;
-    auto self = shared_from_this();
+    auto self = shared();
     loop_.call_soon([self] { self->call_connection_lost(nullptr); });
   }
 }
@@ -264,7 +303,7 @@ void SocketTransport::force_close(std::exception_ptr exc) noexcept {
   closing_ = true;
   unwatch_reads();
   lost_ = true;
-  auto self = shared_from_this();
+  auto self = shared();
   loop_.call_soon([self, exc] { self->call_connection_lost(exc); });
 }
 
@@ -278,6 +317,7 @@ void SocketTransport::call_connection_lost(std::exception_ptr exc) noexcept {
   }
   unwatch_reads();
   unwatch_writes();
+  impl_.transports.erase(this);
   sock_.close();
   if (server_) {
     server_->detach(this);
@@ -303,6 +343,13 @@ ExtraInfo SocketTransport::get_extra_info(std::string_view name) const {
 void SocketTransport::set_protocol(std::shared_ptr<Protocol> protocol) {
   if (!protocol) throw ValueError("set_protocol: null protocol");
   protocol_ = std::move(protocol);
+}
+
+void LoopImpl::detach_net() noexcept {
+  const std::vector<SocketTransport*> open(transports.begin(), transports.end());
+  for (SocketTransport* t : open) t->detach_from_loop();
+  const std::vector<ServerState*> listening(servers.begin(), servers.end());
+  for (ServerState* s : listening) s->detach_from_loop();
 }
 
 }  // namespace weave::detail

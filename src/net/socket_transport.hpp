@@ -23,11 +23,14 @@ namespace weave::detail {
 class LoopImpl;
 struct ServerState;
 
-class SocketTransport final : public Transport,
-                              public std::enable_shared_from_this<SocketTransport> {
+class SocketTransport final : public Transport {
  public:
+  /// What the fd is: a connected socket, or one end of a pipe (read/write instead of
+  /// recv/send; a write pipe is never read, and its write_eof closes it).
+  enum class Kind : unsigned char { Socket, ReadPipe, WritePipe };
+
   SocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<Protocol> protocol,
-                  std::shared_ptr<ServerState> server);
+                  std::shared_ptr<ServerState> server, Kind kind = Kind::Socket);
   ~SocketTransport() override;
 
   /// Schedules connection_made, then starts reading (both with call_soon, as asyncio does).
@@ -35,6 +38,7 @@ class SocketTransport final : public Transport,
 
   void write(std::string_view data) override;
   void write_eof() override;
+  bool can_write_eof() const noexcept override { return kind_ != Kind::ReadPipe; }
   void close() override;
   void abort() override;
   bool is_closing() const noexcept override { return closing_; }
@@ -52,6 +56,8 @@ class SocketTransport final : public Transport,
   void set_protocol(std::shared_ptr<Protocol> protocol) override;
 
   int fd() const noexcept { return sock_.fd(); }
+  /// The loop is closing: stop watching, close the socket, and never touch the loop again.
+  void detach_from_loop() noexcept;
 
  private:
   struct ReadSide final : io::ReadyListener {
@@ -66,6 +72,8 @@ class SocketTransport final : public Transport,
   void on_readable() noexcept;
   void on_writable() noexcept;
   void on_eof() noexcept;
+  /// write_eof's effect once the buffer is empty.
+  void end_writing() noexcept;
   void watch_reads();
   void unwatch_reads() noexcept;
   void unwatch_writes() noexcept;
@@ -76,6 +84,9 @@ class SocketTransport final : public Transport,
   void fatal_error(std::exception_ptr exc, const char* message) noexcept;
   void force_close(std::exception_ptr exc) noexcept;
   void call_connection_lost(std::exception_ptr exc) noexcept;
+  std::shared_ptr<SocketTransport> shared() {
+    return std::static_pointer_cast<SocketTransport>(shared_from_this());
+  }
 
   EventLoop& loop_;
   LoopImpl& impl_;
@@ -89,6 +100,7 @@ class SocketTransport final : public Transport,
   std::size_t woff_ = 0;
   std::size_t high_ = 64 * 1024;
   std::size_t low_ = 16 * 1024;
+  Kind kind_;
   bool started_ = false;
   bool closing_ = false;
   bool paused_ = false;  ///< pause_reading()
@@ -98,6 +110,7 @@ class SocketTransport final : public Transport,
   bool eof_written_ = false;
   bool protocol_paused_ = false;  ///< pause_writing() was called
   bool lost_ = false;             ///< connection_lost scheduled
+  bool detached_ = false;         ///< the loop closed under us
 };
 
 }  // namespace weave::detail

@@ -1,0 +1,126 @@
+#pragma once
+/// \file streams.hpp
+/// asyncio.streams: StreamReader and StreamWriter over a transport, open_connection and
+/// start_server, and their Unix variants.
+///
+///   auto [reader, writer] = co_await weave::open_connection("127.0.0.1", 8888);
+///   writer.write("ping\n");
+///   co_await writer.drain();
+///   std::string line = co_await reader.readline();
+///
+/// Readers and writers are cheap handles to one connection; the connection is closed when the
+/// last handle of either kind is gone (asyncio closes it when the writer is collected).
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "weave/coro.hpp"
+#include "weave/transports.hpp"
+
+namespace weave {
+
+namespace detail {
+struct StreamState;
+struct StreamLife;
+}  // namespace detail
+
+/// Options of open_connection / start_server and their Unix variants.
+struct StreamOptions {
+  /// The reader's buffer limit (asyncio's `limit`): readuntil/readline fail past it, and reading
+  /// from the transport pauses when twice as much is buffered.
+  std::size_t limit = 64 * 1024;
+  // start_server only:
+  int backlog = 128;
+  bool reuse_address = true;
+  bool reuse_port = false;
+  bool start_serving = true;
+  // open_connection only:
+  std::optional<SocketAddress> local_addr;
+};
+
+/// asyncio.StreamReader. Only one coroutine may wait on a reader at a time (RuntimeError).
+class StreamReader {
+ public:
+  /// A reader fed by hand (feed_data / feed_eof), with no transport.
+  explicit StreamReader(std::size_t limit = 64 * 1024);
+
+  /// Up to `n` bytes (n < 0: everything until EOF); empty at EOF. Errors: the connection's
+  /// error (e.g. std::system_error ECONNRESET).
+  Coro<std::string> read(std::ptrdiff_t n = -1);
+  /// Up to and including "\n"; the rest at EOF. Errors: ValueError when the line exceeds the
+  /// limit (the line is dropped from the buffer).
+  Coro<std::string> readline();
+  /// Exactly `n` bytes. Errors: IncompleteReadError (with `partial`) at EOF before `n`.
+  Coro<std::string> readexactly(std::size_t n);
+  /// Up to and including `separator`. Errors: IncompleteReadError at EOF first (expected = 0);
+  /// LimitOverrunError when the limit is reached first (the data stays buffered); ValueError for
+  /// an empty separator.
+  Coro<std::string> readuntil(std::string_view separator = "\n");
+  /// Reads into `buffer` without an intermediate string; returns the count (0 at EOF).
+  Coro<std::size_t> read_into(std::span<char> buffer);
+  /// True when the buffer is empty and EOF was fed.
+  bool at_eof() const noexcept;
+
+  void feed_data(std::string_view data);
+  void feed_eof();
+  void set_exception(std::exception_ptr exc);
+  std::exception_ptr exception() const noexcept;
+
+  StreamReader(std::shared_ptr<detail::StreamState> state,
+               std::shared_ptr<detail::StreamLife> life) noexcept;
+
+ private:
+  std::shared_ptr<detail::StreamState> state_;
+  std::shared_ptr<detail::StreamLife> life_;
+};
+
+/// asyncio.StreamWriter.
+class StreamWriter {
+ public:
+  /// Buffered by the transport; call drain() to wait for room.
+  void write(std::string_view data);
+  void writelines(const std::vector<std::string>& lines);
+  bool can_write_eof() const noexcept;
+  void write_eof();
+  /// Waits while the transport's buffer is above its high-water mark. Errors: the connection's
+  /// error, or std::system_error(ECONNRESET) once the connection is lost.
+  Coro<void> drain();
+  void close();
+  bool is_closing() const noexcept;
+  /// Waits until the connection is closed. Errors: the error that closed it, if any.
+  Coro<void> wait_closed();
+  /// "peername", "sockname", "socket" (see Transport::get_extra_info).
+  ExtraInfo get_extra_info(std::string_view name) const;
+  Transport& transport() const noexcept;
+
+  StreamWriter(std::shared_ptr<detail::StreamState> state,
+               std::shared_ptr<detail::StreamLife> life) noexcept;
+
+ private:
+  std::shared_ptr<detail::StreamState> state_;
+  std::shared_ptr<detail::StreamLife> life_;
+};
+
+/// What start_server calls for each connection, as a new task.
+using ClientConnected = std::function<Coro<void>(StreamReader, StreamWriter)>;
+
+/// asyncio.open_connection. Errors: as EventLoop::create_connection.
+Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, std::uint16_t port,
+                                                            StreamOptions opts = {});
+Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path,
+                                                                 StreamOptions opts = {});
+/// asyncio.start_server: `client_connected(reader, writer)` runs as a task per connection; an
+/// exception escaping it is reported to the loop's exception handler and closes the connection.
+Coro<Server> start_server(ClientConnected client_connected, std::string host, std::uint16_t port,
+                          StreamOptions opts = {});
+Coro<Server> start_unix_server(ClientConnected client_connected, std::string path,
+                               StreamOptions opts = {});
+
+}  // namespace weave

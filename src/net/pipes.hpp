@@ -1,0 +1,18 @@
+#pragma once
+// Streams over pipe ends, for subprocess pipes (asyncio's connect_read_pipe/connect_write_pipe
+// with a StreamReaderProtocol). Each takes ownership of `fd` and makes it non-blocking.
+
+#include <cstddef>
+
+#include "weave/loop.hpp"
+#include "weave/streams.hpp"
+
+namespace weave::detail {
+
+/// A reader of the read end of a pipe; EOF when every write end is closed.
+StreamReader pipe_reader(EventLoop& loop, int fd, std::size_t limit = 64 * 1024);
+/// A writer to the write end of a pipe; write_eof() and close() close it. A reader that went
+/// away makes drain() raise std::system_error(EPIPE).
+StreamWriter pipe_writer(EventLoop& loop, int fd);
+
+}  // namespace weave::detail

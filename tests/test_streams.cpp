@@ -1,0 +1,456 @@
+// asyncio.streams behaviour on both backends: the read family on a hand-fed reader (CPython's
+// results and errors for the same input), then real connections: echo, half-close, drain against
+// a client that never reads, peer resets, a failing client callback, cancellation that loses no
+// data, and the connection closing when its last handle goes. The fd count is unchanged by each.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "net/pipes.hpp"
+#include "support/bounded.hpp"
+#include "weave/weave.hpp"
+
+using namespace std::chrono_literals;
+using weave_test::run_bounded;
+
+namespace {
+
+int open_fd_count() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (readdir(d) != nullptr) ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+class Streams : public ::testing::Test {
+ protected:
+  void SetUp() override { fds_before_ = open_fd_count(); }
+  void TearDown() override { EXPECT_EQ(open_fd_count(), fds_before_) << "an fd leaked"; }
+
+ private:
+  int fds_before_ = 0;
+};
+
+std::uint16_t port_of(const weave::Server& server) {
+  return server.sockets().at(0).getsockname().port();
+}
+
+// ---- the read family on a hand-fed reader ------------------------------------------------------
+
+weave::Coro<void> read_family() {
+  weave::StreamReader r;
+  r.feed_data("line one\nline two\nabcdef");
+  EXPECT_EQ(co_await r.readline(), "line one\n");
+  EXPECT_EQ(co_await r.readuntil("two"), "line two");
+  EXPECT_EQ(co_await r.read(1), "\n");
+  EXPECT_EQ(co_await r.readexactly(3), "abc");
+  EXPECT_EQ(co_await r.read(0), "");
+  r.feed_data("ghi");
+  r.feed_eof();
+  EXPECT_FALSE(r.at_eof());
+  EXPECT_EQ(co_await r.read(), "defghi");
+  EXPECT_TRUE(r.at_eof());
+  EXPECT_EQ(co_await r.read(), "");
+  EXPECT_EQ(co_await r.readline(), "");
+}
+
+TEST_F(Streams, ReadFamilyOnAHandFedReader) {
+  run_bounded(read_family());
+}
+
+weave::Coro<void> incomplete_reads() {
+  weave::StreamReader r;
+  r.feed_data("partial");
+  r.feed_eof();
+  try {
+    co_await r.readexactly(10);
+    ADD_FAILURE() << "no IncompleteReadError";
+  } catch (const weave::IncompleteReadError& e) {
+    EXPECT_EQ(e.partial, "partial");
+    EXPECT_EQ(e.expected, 10u);
+  }
+  weave::StreamReader r2;
+  r2.feed_data("no separator");
+  r2.feed_eof();
+  try {
+    co_await r2.readuntil(";");
+    ADD_FAILURE() << "no IncompleteReadError";
+  } catch (const weave::IncompleteReadError& e) {
+    EXPECT_EQ(e.partial, "no separator");
+  }
+  weave::StreamReader r3;
+  r3.feed_data("last line without newline");
+  r3.feed_eof();
+  EXPECT_EQ(co_await r3.readline(), "last line without newline");
+  EXPECT_THROW(co_await r3.readuntil(""), weave::ValueError);
+}
+
+TEST_F(Streams, IncompleteReadsCarryThePartialData) {
+  run_bounded(incomplete_reads());
+}
+
+weave::Coro<void> limits() {
+  weave::StreamReader r(8);
+  r.feed_data("0123456789abcdef;rest");
+  try {
+    co_await r.readuntil(";");
+    ADD_FAILURE() << "no LimitOverrunError";
+  } catch (const weave::LimitOverrunError& e) {
+    EXPECT_EQ(e.consumed, 16u);  // "Separator is found, but chunk is longer than limit"
+  }
+  EXPECT_EQ(co_await r.readexactly(4), "0123");  // readuntil left the data buffered
+
+  weave::StreamReader lines(8);
+  lines.feed_data("way too long a line\nshort\n");
+  EXPECT_THROW(co_await lines.readline(), weave::ValueError);
+  EXPECT_EQ(co_await lines.readline(), "short\n");  // the long line was dropped, with its "\n"
+}
+
+TEST_F(Streams, LimitsRaiseAsAsyncioDoes) {
+  run_bounded(limits());
+}
+
+weave::Coro<void> feed_later(weave::StreamReader r) {
+  co_await weave::sleep(2ms);
+  r.feed_data("hel");
+  co_await weave::sleep(2ms);
+  r.feed_data("lo\n");
+}
+
+weave::Coro<void> two_waiters() {
+  weave::StreamReader r;
+  auto first = weave::create_task(r.readline());
+  co_await weave::sleep(0ms);
+  EXPECT_THROW(co_await r.read(1), weave::RuntimeError);
+  auto feeder = weave::create_task(feed_later(r));
+  EXPECT_EQ(co_await first, "hello\n");
+  co_await feeder;
+}
+
+TEST_F(Streams, OneWaiterAtATime) {
+  run_bounded(two_waiters());
+}
+
+weave::Coro<void> cancelled_read_loses_nothing() {
+  weave::StreamReader r;
+  r.feed_data("abc");  // no newline yet
+  auto waiting = weave::create_task(r.readline());
+  co_await weave::sleep(1ms);
+  waiting.cancel();
+  EXPECT_THROW(co_await waiting, weave::CancelledError);
+  r.feed_data("def\n");
+  EXPECT_EQ(co_await r.readline(), "abcdef\n");
+}
+
+TEST_F(Streams, CancelledReadLosesNoData) {
+  run_bounded(cancelled_read_loses_nothing());
+}
+
+// ---- connections
+// ---------------------------------------------------------------------------------
+
+weave::Coro<void> echo_lines(weave::StreamReader reader, weave::StreamWriter writer) {
+  for (;;) {
+    std::string line = co_await reader.readline();
+    if (line.empty()) break;
+    writer.write(line);
+    co_await writer.drain();
+  }
+  writer.close();
+  co_await writer.wait_closed();
+}
+
+weave::Coro<void> echo_over_streams() {
+  weave::Server server = co_await weave::start_server(echo_lines, "127.0.0.1", 0);
+  auto [reader, writer] = co_await weave::open_connection("127.0.0.1", port_of(server));
+  EXPECT_EQ(writer.get_extra_info("peername").port(), port_of(server));
+  for (int i = 0; i < 100; ++i) {
+    writer.write("line " + std::to_string(i) + "\n");
+    co_await writer.drain();
+    EXPECT_EQ(co_await reader.readline(), "line " + std::to_string(i) + "\n");
+  }
+  writer.writelines({"a\n", "b\n"});
+  EXPECT_EQ(co_await reader.readexactly(4), "a\nb\n");
+  writer.write_eof();  // the server reads EOF and closes: we read EOF too
+  EXPECT_EQ(co_await reader.read(), "");
+  EXPECT_TRUE(reader.at_eof());
+  writer.close();
+  co_await writer.wait_closed();
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Streams, EchoOverTcp) {
+  run_bounded(echo_over_streams());
+}
+
+weave::Coro<void> echo_over_unix_streams() {
+  const std::string path = "/tmp/weave-streams-" + std::to_string(getpid()) + ".sock";
+  weave::Server server = co_await weave::start_unix_server(echo_lines, path);
+  auto [reader, writer] = co_await weave::open_unix_connection(path);
+  writer.write("unix\n");
+  EXPECT_EQ(co_await reader.readline(), "unix\n");
+  writer.close();
+  co_await writer.wait_closed();
+  server.close();
+  co_await server.wait_closed();
+  ::unlink(path.c_str());
+}
+
+TEST_F(Streams, EchoOverUnixSockets) {
+  run_bounded(echo_over_unix_streams());
+}
+
+weave::Coro<void> answer_after_eof(weave::StreamReader reader, weave::StreamWriter writer) {
+  std::string all = co_await reader.read();  // until the client's write_eof
+  writer.write("got " + std::to_string(all.size()) + " bytes");
+  co_await writer.drain();
+  writer.close();
+}
+
+weave::Coro<void> half_close() {
+  weave::Server server = co_await weave::start_server(answer_after_eof, "127.0.0.1", 0);
+  auto [reader, writer] = co_await weave::open_connection("127.0.0.1", port_of(server));
+  writer.write(std::string(100000, 'q'));
+  writer.write_eof();
+  EXPECT_EQ(co_await reader.read(), "got 100000 bytes");
+  writer.close();
+  co_await writer.wait_closed();
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Streams, HalfCloseThenAnswer) {
+  run_bounded(half_close());
+}
+
+// The server never reads: drain() must block with a bounded buffer, then go on once it reads.
+struct Gate {
+  weave::Event open;
+  std::size_t received = 0;
+};
+
+weave::Coro<void> slow_reader(weave::StreamReader reader, weave::StreamWriter writer, Gate* gate) {
+  co_await gate->open.wait();
+  for (;;) {
+    std::string block = co_await reader.read(1 << 16);
+    if (block.empty()) break;
+    gate->received += block.size();
+  }
+  writer.close();
+}
+
+weave::Coro<void> drain_against_a_client_that_never_reads() {
+  Gate gate;
+  weave::Server server = co_await weave::start_server(
+      [&gate](weave::StreamReader r, weave::StreamWriter w) {
+        return slow_reader(std::move(r), std::move(w), &gate);
+      },
+      "127.0.0.1", 0);
+  auto [reader, writer] = co_await weave::open_connection("127.0.0.1", port_of(server));
+  const std::string chunk(64 * 1024, 'd');
+  std::size_t sent = 0;
+  std::size_t max_buffered = 0;
+  auto t0 = weave::Clock::now();
+  bool blocked = false;
+  while (weave::Clock::now() - t0 < 200ms) {
+    writer.write(chunk);
+    sent += chunk.size();
+    max_buffered = std::max(max_buffered, writer.transport().get_write_buffer_size());
+    auto before = weave::Clock::now();
+    auto draining = weave::create_task(writer.drain());
+    co_await weave::sleep(1ms);
+    if (!draining.done()) {
+      blocked = true;
+      gate.open.set();  // now the server reads: drain must finish
+      co_await draining;
+      break;
+    }
+    co_await draining;
+    (void)before;
+  }
+  EXPECT_TRUE(blocked) << "drain never blocked";
+  EXPECT_LE(max_buffered, 64u * 1024 + chunk.size()) << "the buffer grew past the high mark";
+  writer.write_eof();
+  co_await reader.read();
+  EXPECT_EQ(gate.received, sent);
+  writer.close();
+  co_await writer.wait_closed();
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Streams, DrainBlocksAgainstAClientThatNeverReads) {
+  run_bounded(drain_against_a_client_that_never_reads(), std::chrono::seconds(30));
+}
+
+weave::Coro<void> reset_the_client(weave::StreamReader, weave::StreamWriter writer) {
+  linger l{1, 0};
+  ::setsockopt(std::any_cast<int>(writer.get_extra_info("socket")), SOL_SOCKET, SO_LINGER, &l,
+               sizeof l);
+  writer.transport().abort();
+  co_return;
+}
+
+weave::Coro<void> peer_reset_mid_read() {
+  weave::Server server = co_await weave::start_server(reset_the_client, "127.0.0.1", 0);
+  auto [reader, writer] = co_await weave::open_connection("127.0.0.1", port_of(server));
+  int err = 0;
+  try {
+    co_await reader.readline();
+  } catch (const std::system_error& e) {
+    err = e.code().value();
+  }
+  EXPECT_EQ(err, ECONNRESET);
+  EXPECT_THROW(co_await writer.drain(), std::system_error);
+  EXPECT_THROW(co_await writer.wait_closed(), std::system_error);
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Streams, PeerResetMidRead) {
+  run_bounded(peer_reset_mid_read());
+}
+
+weave::Coro<void> failing_callback(weave::StreamReader, weave::StreamWriter) {
+  throw std::runtime_error("handler bug");
+  co_return;
+}
+
+weave::Coro<void> failing_client_callback_is_reported() {
+  auto& loop = weave::get_running_loop();
+  std::vector<std::string> reports;
+  loop.set_exception_handler([&](weave::EventLoop&, const weave::ExceptionContext& ctx) {
+    reports.push_back(ctx.message);
+  });
+  weave::Server server = co_await weave::start_server(failing_callback, "127.0.0.1", 0);
+  auto [reader, writer] = co_await weave::open_connection("127.0.0.1", port_of(server));
+  EXPECT_EQ(co_await reader.read(), "");  // the server closed the connection
+  EXPECT_EQ(reports, std::vector<std::string>{"Unhandled exception in client_connected_cb"});
+  writer.close();
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Streams, FailingClientCallbackIsReportedAndCloses) {
+  run_bounded(failing_client_callback_is_reported());
+}
+
+weave::Coro<void> drop_handles(weave::StreamReader, weave::StreamWriter) {
+  co_return;  // the handles go: the connection closes
+}
+
+weave::Coro<void> last_handle_closes_the_connection() {
+  weave::Server server = co_await weave::start_server(drop_handles, "127.0.0.1", 0);
+  auto [reader, writer] = co_await weave::open_connection("127.0.0.1", port_of(server));
+  EXPECT_EQ(co_await reader.read(), "");
+  writer.close();
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Streams, TheLastHandleClosesTheConnection) {
+  run_bounded(last_handle_closes_the_connection());
+}
+
+weave::Coro<void> wait_for_a_line(weave::StreamReader reader, weave::StreamWriter writer) {
+  std::string line = co_await reader.readline();
+  if (!line.empty()) writer.write(line);
+}
+
+weave::Coro<void> close_clients_of_a_stream_server() {
+  weave::Server server = co_await weave::start_server(wait_for_a_line, "127.0.0.1", 0);
+  auto [reader, writer] = co_await weave::open_connection("127.0.0.1", port_of(server));
+  co_await weave::sleep(2ms);
+  server.close();
+  server.close_clients();
+  EXPECT_EQ(co_await reader.read(), "");
+  co_await server.wait_closed();
+  writer.close();
+}
+
+TEST_F(Streams, CloseClientsOfAStreamServer) {
+  run_bounded(close_clients_of_a_stream_server());
+}
+
+weave::Coro<void> open_connection_refused() {
+  std::uint16_t port;
+  {
+    weave::Socket probe(AF_INET, SOCK_STREAM);
+    probe.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+    port = probe.getsockname().port();
+  }
+  int err = 0;
+  try {
+    co_await weave::open_connection("127.0.0.1", port);
+  } catch (const std::system_error& e) {
+    err = e.code().value();
+  }
+  EXPECT_EQ(err, ECONNREFUSED);
+}
+
+TEST_F(Streams, OpenConnectionRefused) {
+  run_bounded(open_connection_refused());
+}
+
+// ---- pipes (what subprocess streams are made of) ------------------------------------------------
+
+weave::Coro<void> write_and_close(weave::StreamWriter writer, std::string data) {
+  writer.write(data);
+  co_await writer.drain();
+  writer.write_eof();  // a pipe's write_eof closes it
+}
+
+weave::Coro<void> pipe_streams() {
+  auto& loop = weave::get_running_loop();
+  int fds[2];
+  EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  weave::StreamReader reader = weave::detail::pipe_reader(loop, fds[0]);
+  weave::StreamWriter writer = weave::detail::pipe_writer(loop, fds[1]);
+  EXPECT_FALSE(reader.at_eof());
+  std::string data(3 << 20, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i % 251);
+  auto writing = weave::create_task(write_and_close(std::move(writer), data));
+  EXPECT_EQ(co_await reader.read(), data);  // more than a pipe holds: drain had to wait
+  EXPECT_TRUE(reader.at_eof());
+  co_await writing;
+}
+
+TEST_F(Streams, PipeReaderAndWriter) {
+  run_bounded(pipe_streams());
+}
+
+weave::Coro<void> pipe_without_reader() {
+  auto& loop = weave::get_running_loop();
+  int fds[2];
+  EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  ::close(fds[0]);
+  weave::StreamWriter writer = weave::detail::pipe_writer(loop, fds[1]);
+  writer.write("nobody listens");
+  int err = 0;
+  try {
+    co_await writer.drain();
+    co_await writer.drain();
+  } catch (const std::system_error& e) {
+    err = e.code().value();
+  }
+  EXPECT_EQ(err, EPIPE);
+}
+
+TEST_F(Streams, PipeWithoutReaderFailsWithEpipe) {
+  run_bounded(pipe_without_reader());
+}
+
+}  // namespace
