@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "weave/coro.hpp"
+#include "weave/streams.hpp"
 
 namespace weave {
 
@@ -83,6 +84,13 @@ class Process {
  public:
   explicit Process(std::shared_ptr<detail::ChildState> state);
 
+  /// The Process's ends of the pipes, for the streams given as PIPE (asyncio's proc.stdin,
+  /// proc.stdout, proc.stderr); empty otherwise. Copies of a Process share them. Closing
+  /// stdin_ (close() or write_eof()) gives the child end of file.
+  std::optional<StreamWriter> stdin_;
+  std::optional<StreamReader> stdout_;
+  std::optional<StreamReader> stderr_;
+
   int pid() const noexcept;
   /// The exit status once the loop has seen the child exit: the exit code, or the negative
   /// number of the signal that killed it (-9 for SIGKILL). nullopt while it runs.
@@ -94,13 +102,14 @@ class Process {
   /// pipe buffer never exits (use communicate()).
   /// Errors: RuntimeError when the Process's loop is closed and the child was not reaped.
   Coro<int> wait();
-  /// Sends `input` to stdin (if it is a PIPE; the input is ignored otherwise) and closes it,
-  /// reads stdout and stderr (where they are PIPEs) until end of file, all at once so that no
-  /// pipe fills up, then waits for the child to exit. Returns (stdout, stderr); a stream that is
-  /// not a PIPE reads as "". A child that exits without reading its input is not an error
-  /// (EPIPE is ignored, as asyncio ignores BrokenPipeError). Call it once.
-  /// Cancellation: the reads and the write are withdrawn; what was read is lost; the child is
-  /// untouched.
+  /// Sends `input` to stdin_ (if it is a PIPE; the input is ignored otherwise), drains and
+  /// closes it, reads stdout_ and stderr_ (where they are PIPEs) until end of file, all at once
+  /// so that no pipe fills up, then waits for the child to exit. Returns (stdout, stderr); a
+  /// stream that is not a PIPE reads as "". A child that exits without reading its input is not
+  /// an error (EPIPE and ECONNRESET are ignored, as asyncio ignores BrokenPipeError and
+  /// ConnectionResetError).
+  /// Cancellation: the reads and the write are withdrawn; what was read so far is lost; part of
+  /// `input` may have been written; the child is untouched.
   /// Errors: std::system_error from a read or write; RuntimeError as wait().
   Coro<std::pair<std::string, std::string>> communicate(std::string input = {});
 

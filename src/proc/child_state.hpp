@@ -12,7 +12,6 @@
 
 #include <sys/types.h>
 
-#include <array>
 #include <optional>
 #include <vector>
 
@@ -43,8 +42,6 @@ struct ChildState final : io::ReadyListener {
   std::vector<Future<int>> waiters;  ///< pending wait()s, completed when the child is reaped
   bool orphaned = false;             ///< the Process is gone (the child got SIGKILL)
   bool watched = false;              ///< pidfd watched on loop's backend
-  /// The Process's ends of the pipes to stdin, stdout, stderr (-1: none); closed with it.
-  std::array<int, 3> pipes{-1, -1, -1};
 };
 
 }  // namespace weave::detail

@@ -50,9 +50,6 @@ class ChildWatcher final : public LoopService {
 }  // namespace
 
 ChildState::~ChildState() {
-  for (int& fd : pipes) {
-    if (fd >= 0) ::close(fd);
-  }
   if (pidfd >= 0) ::close(pidfd);
 }
 
@@ -114,10 +111,6 @@ int send_to_child(ChildState& s, int sig) noexcept {
 }
 
 void release_child(std::shared_ptr<ChildState> s) noexcept {
-  for (int& fd : s->pipes) {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-  }
   if (s->returncode) return;
   send_to_child(*s, SIGKILL);
   if (s->loop != nullptr && s->watched) {

@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "core/loop_impl.hpp"
+#include "net/pipes.hpp"
 #include "proc/child_watcher.hpp"
-#include "proc/pipe_io.hpp"
 #include "weave/errors.hpp"
 #include "weave/subprocess.hpp"
 #include "weave/task.hpp"
@@ -202,9 +202,16 @@ Process spawn(std::vector<std::string> argv, const SubprocessOptions& opts) {
     throw os_error(err, "pidfd_open");
   }
   auto state = std::make_shared<ChildState>(&loop.impl(), pid, pidfd);
-  for (int i = 0; i < 3; ++i) state->pipes[static_cast<std::size_t>(i)] = io.parent[i].release();
   Process proc(state);  // from here on, a failure kills and reaps the child
   detail::watch_child(loop.impl(), state);
+  // The pipe streams take their fds over (asyncio's connect_write_pipe/connect_read_pipe).
+  if (io.parent[0].fd >= 0) proc.stdin_ = detail::pipe_writer(loop, io.parent[0].release());
+  if (io.parent[1].fd >= 0) {
+    proc.stdout_ = detail::pipe_reader(loop, io.parent[1].release(), opts.limit);
+  }
+  if (io.parent[2].fd >= 0) {
+    proc.stderr_ = detail::pipe_reader(loop, io.parent[2].release(), opts.limit);
+  }
   return proc;
 }
 
@@ -276,11 +283,33 @@ Coro<int> Process::wait() {
   }
 }
 
+namespace {
+/// asyncio's Process._feed_stdin.
+Coro<void> feed_stdin(std::optional<StreamWriter> stdin_pipe, std::string input) {
+  if (!stdin_pipe) co_return;
+  try {
+    if (!input.empty()) stdin_pipe->write(input);
+    co_await stdin_pipe->drain();
+  } catch (const std::system_error& e) {
+    // The child exited or closed its stdin without reading everything: not an error.
+    if (e.code().value() != EPIPE && e.code().value() != ECONNRESET) throw;
+  }
+  stdin_pipe->close();
+}
+
+/// asyncio's Process._read_stream.
+Coro<std::string> read_stream(std::optional<StreamReader> pipe) {
+  if (!pipe) co_return std::string();
+  co_return co_await pipe->read();
+}
+}  // namespace
+
 Coro<std::pair<std::string, std::string>> Process::communicate(std::string input) {
-  std::shared_ptr<ChildState> s = state_;
-  [[maybe_unused]] auto [fed, out, err] = co_await gather(
-      detail::feed_pipe(s, std::move(input)), detail::drain_pipe(s, 1), detail::drain_pipe(s, 2));
-  co_await wait();
+  Process self = *this;  // the handle stays valid even if *this is moved meanwhile
+  [[maybe_unused]] auto [fed, out, err] =
+      co_await gather(feed_stdin(self.stdin_, std::move(input)), read_stream(self.stdout_),
+                      read_stream(self.stderr_));
+  co_await self.wait();
   co_return std::pair<std::string, std::string>(std::move(out), std::move(err));
 }
 
