@@ -90,6 +90,57 @@ TEST_F(Subprocess, CommunicateMoreThanPipeBuffersDoesNotDeadlock) {
   EXPECT_EQ(err, "");
 }
 
+weave::Coro<std::vector<std::string>> cat_conversation() {
+  auto proc = co_await weave::create_subprocess_exec("cat", no_args, kPipes);
+  std::vector<std::string> lines;
+  for (const char* line : {"ping\n", "pong\n"}) {
+    proc.stdin_->write(line);
+    co_await proc.stdin_->drain();
+    lines.push_back(co_await proc.stdout_->readline());
+  }
+  proc.stdin_->close();
+  lines.push_back(co_await proc.stdout_->read());  // "" at end of file
+  EXPECT_TRUE(proc.stdout_->at_eof());
+  int code = co_await proc.wait();
+  EXPECT_EQ(code, 0);
+  co_return lines;
+}
+
+TEST_F(Subprocess, StreamsTalkToTheChildLineByLine) {
+  std::vector<std::string> expected{"ping\n", "pong\n", ""};
+  EXPECT_EQ(run_bounded(cat_conversation()), expected);
+}
+
+TEST_F(Subprocess, OnlyPipedStreamsExist) {
+  auto body = []() -> weave::Coro<void> {
+    const weave::SubprocessOptions opts{.stdout_ = weave::PIPE};
+    auto proc = co_await weave::create_subprocess_exec("true", no_args, opts);
+    EXPECT_FALSE(proc.stdin_.has_value());
+    EXPECT_TRUE(proc.stdout_.has_value());
+    EXPECT_FALSE(proc.stderr_.has_value());
+    int code = co_await proc.wait();
+    EXPECT_EQ(code, 0);
+  };
+  run_bounded(body());
+}
+
+TEST_F(Subprocess, StreamLimitAppliesToChildOutput) {
+  auto body = []() -> weave::Coro<bool> {
+    weave::SubprocessOptions opts{.stdout_ = weave::PIPE};
+    opts.limit = 16;
+    auto proc = co_await weave::create_subprocess_shell("echo 0123456789012345678901234567", opts);
+    bool refused = false;
+    try {
+      co_await proc.stdout_->readline();
+    } catch (const weave::ValueError&) {
+      refused = true;
+    }
+    co_await proc.wait();
+    co_return refused;
+  };
+  EXPECT_TRUE(run_bounded(body()));
+}
+
 weave::Coro<std::pair<std::string, std::string>> shell(std::string cmd,
                                                        weave::SubprocessOptions opts) {
   auto proc = co_await weave::create_subprocess_shell(std::move(cmd), opts);
