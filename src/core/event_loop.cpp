@@ -41,9 +41,9 @@ LoopImpl::LoopImpl(EventLoop& o)
       entry(std::make_shared<EntryQueue>(backend_.get())) {}
 
 LoopImpl::~LoopImpl() {
-  if (!closed) close_services();
   drop_fd_callbacks();
   detach_net();
+  if (!closed) close_services();
   for (FdCallback* cb : orphaned_) delete cb;
   // Threads that still hold a LoopLink find the entry closed from now on. The default executor's
   // threads are joined after that (an owned pool joins in its destructor): what they complete

@@ -44,9 +44,9 @@ void EventLoop::close() {
   if (l.running) throw RuntimeError("Cannot close a running event loop");
   if (l.closed) return;
   l.closed = true;
-  l.close_services();
   l.drop_fd_callbacks();
   l.detach_net();
+  l.close_services();
   l.release_backend();
   l.close_default_executor();
 }

@@ -104,7 +104,8 @@ class LoopImpl {
   bool executor_shutdown_called = false;  ///< shutdown_default_executor() was called
   std::thread shutdown_thread;            ///< an awaited shutdown's joiner thread
 
-  // src/proc: signal handlers and child processes; closed (not destroyed) by close_services().
+  // src/proc: signal handlers and child processes; closed (not destroyed) by close_services(),
+  // which runs after detach_net() so that pipe transports are already detached.
   std::unique_ptr<LoopService> signals;
   std::unique_ptr<LoopService> children;
   void close_services() noexcept {
