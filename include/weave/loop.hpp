@@ -23,6 +23,7 @@
 #include "weave/coro.hpp"
 #include "weave/detail/small_function.hpp"
 #include "weave/sockets.hpp"
+#include "weave/subprocess.hpp"
 #include "weave/transports.hpp"
 
 namespace weave {
@@ -309,6 +310,20 @@ class EventLoop {
                              ServerOptions opts = {});
   Coro<Server> create_unix_server(ProtocolFactory factory, std::string path,
                                   ServerOptions opts = {});
+
+  // ---- child processes, callback layer (asyncio's loop.subprocess_exec) ----
+
+  /// Starts `program` with `args` (as create_subprocess_exec) and connects the protocol
+  /// `factory` makes to it. Without options, stdin, stdout and stderr are all PIPEs (asyncio's
+  /// defaults for this call). Errors: as create_subprocess_exec.
+  Coro<SubprocessConnection> subprocess_exec(SubprocessProtocolFactory factory, std::string program,
+                                             std::vector<std::string> args, SubprocessOptions opts);
+  Coro<SubprocessConnection> subprocess_exec(SubprocessProtocolFactory factory, std::string program,
+                                             std::vector<std::string> args);
+  /// `/bin/sh -c cmd`, as subprocess_exec.
+  Coro<SubprocessConnection> subprocess_shell(SubprocessProtocolFactory factory, std::string cmd,
+                                              SubprocessOptions opts);
+  Coro<SubprocessConnection> subprocess_shell(SubprocessProtocolFactory factory, std::string cmd);
 
   /// "epoll" or "io_uring".
   const char* backend_name() const noexcept;

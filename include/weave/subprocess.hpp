@@ -14,10 +14,13 @@
 /// other code that waits for children) and reaped with waitid(P_PIDFD).
 
 #include <cstddef>
+#include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -122,9 +125,69 @@ class Process {
   /// send_signal(SIGKILL).
   void kill();
 
+  /// weave's own use (the subprocess transport): the shared child state.
+  const std::shared_ptr<detail::ChildState>& state() const noexcept { return state_; }
+
  private:
   std::shared_ptr<detail::ChildState> state_;
   std::shared_ptr<void> owner_;  ///< shared by the copies; the last one releases the child
+};
+
+// ---- the callback layer: EventLoop::subprocess_exec / subprocess_shell -----------------------
+
+class SubprocessTransport;
+
+/// asyncio.SubprocessProtocol. Override what you need; the defaults do nothing. Calls happen on
+/// the loop thread: connection_made first; pipe_data_received and pipe_connection_lost per
+/// pipe; process_exited once; connection_lost exactly once, last, after the child exited and
+/// every pipe closed.
+class SubprocessProtocol {
+ public:
+  virtual ~SubprocessProtocol() = default;
+  virtual void connection_made(SubprocessTransport& transport) { (void)transport; }
+  /// The child wrote `data` to its stdout (`fd` 1) or stderr (2); valid only during the call.
+  virtual void pipe_data_received(int fd, std::string_view data) {
+    (void)fd;
+    (void)data;
+  }
+  /// The pipe to the child's `fd` (0, 1 or 2) closed; `exc` is null unless it failed.
+  virtual void pipe_connection_lost(int fd, std::exception_ptr exc) {
+    (void)fd;
+    (void)exc;
+  }
+  /// The child exited; get_returncode() has its status.
+  virtual void process_exited() {}
+  virtual void connection_lost(std::exception_ptr exc) { (void)exc; }
+  /// The stdin pipe's write buffer went over its high-water mark, and back.
+  virtual void pause_writing() {}
+  virtual void resume_writing() {}
+};
+
+/// asyncio.SubprocessTransport. The loop keeps it alive until connection_lost.
+class SubprocessTransport {
+ public:
+  virtual ~SubprocessTransport() = default;
+  virtual int get_pid() const noexcept = 0;
+  /// As Process::returncode().
+  virtual std::optional<int> get_returncode() const noexcept = 0;
+  /// The transport of the pipe to the child's `fd` (0: write to its stdin; 1, 2: its output),
+  /// or nullptr when that stream is not a PIPE.
+  virtual Transport* get_pipe_transport(int fd) const noexcept = 0;
+  /// As Process::send_signal / terminate / kill.
+  virtual void send_signal(int sig) = 0;
+  virtual void terminate() = 0;
+  virtual void kill() = 0;
+  /// Closes the pipes and kills the child (SIGKILL) if it still runs, as asyncio does.
+  virtual void close() = 0;
+  virtual bool is_closing() const noexcept = 0;
+};
+
+using SubprocessProtocolFactory = std::function<std::shared_ptr<SubprocessProtocol>()>;
+
+/// What subprocess_exec / subprocess_shell return: asyncio's (transport, protocol) pair.
+struct SubprocessConnection {
+  std::shared_ptr<SubprocessTransport> transport;
+  std::shared_ptr<SubprocessProtocol> protocol;
 };
 
 /// asyncio.create_subprocess_exec: runs `program` (looked up in PATH when it has no slash) with

@@ -12,6 +12,8 @@
 
 #include <sys/types.h>
 
+#include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -42,6 +44,12 @@ struct ChildState final : io::ReadyListener {
   std::vector<Future<int>> waiters;  ///< pending wait()s, completed when the child is reaped
   bool orphaned = false;             ///< the Process is gone (the child got SIGKILL)
   bool watched = false;              ///< pidfd watched on loop's backend
+  /// Called on the loop thread once the child is reaped (a SubprocessTransport's
+  /// process_exited), after the waiters got the code.
+  std::function<void()> on_exit;
+  /// What must live while the child runs under an open loop (a SubprocessTransport keeps itself
+  /// here until its connection_lost); dropped when the loop closes.
+  std::shared_ptr<void> owner_ref;
 };
 
 }  // namespace weave::detail

@@ -38,8 +38,10 @@ class ChildWatcher final : public LoopService {
     for (auto& [raw, s] : live) {
       s->unwatch();
       s->waiters.clear();
+      s->on_exit = nullptr;
       if (s->orphaned) s->reap(true);
       s->loop = nullptr;
+      s->owner_ref.reset();  // may release the last Process handle: it kills and reaps
     }
   }
 
@@ -89,7 +91,17 @@ void ChildState::on_ready() noexcept {
     if (!w.done()) w.set_result(*returncode);
   }
   waiters.clear();
-  if (loop != nullptr && loop->children) {
+  if (auto exited = std::move(on_exit)) {
+    try {
+      exited();
+    } catch (...) {
+      loop->owner.call_exception_handler(
+          {"process_exited callback failed", std::current_exception(), std::nullopt});
+    }
+  }
+  // A state with an owner stays registered until release_owner(), so that close() can still
+  // drop the owner if the loop closes first.
+  if (loop != nullptr && loop->children && !owner_ref) {
     static_cast<ChildWatcher*>(loop->children.get())->remove(this);  // may free *this
   }
 }
@@ -108,6 +120,14 @@ int send_to_child(ChildState& s, int sig) noexcept {
     return errno == ESRCH ? 0 : errno;
   }
   return 0;
+}
+
+void release_owner(ChildState& s) noexcept {
+  auto owner = std::move(s.owner_ref);
+  if (s.returncode && s.loop != nullptr && s.loop->children) {
+    static_cast<ChildWatcher*>(s.loop->children.get())->remove(&s);
+  }
+  // `owner` goes last: it may hold the last reference to `s`.
 }
 
 void release_child(std::shared_ptr<ChildState> s) noexcept {

@@ -29,6 +29,7 @@
 #include "core/loop_impl.hpp"
 #include "net/pipes.hpp"
 #include "proc/child_watcher.hpp"
+#include "proc/spawn.hpp"
 #include "weave/errors.hpp"
 #include "weave/subprocess.hpp"
 #include "weave/task.hpp"
@@ -149,8 +150,12 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
   return p;
 }
 
-Process spawn(std::vector<std::string> argv, const SubprocessOptions& opts) {
-  EventLoop& loop = get_running_loop();
+}  // namespace
+
+namespace detail {
+
+SpawnedChild spawn_child(EventLoop& loop, std::vector<std::string> argv,
+                         const SubprocessOptions& opts) {
   Plumbing io;
   io.plan(0, opts.stdin_);
   io.plan(1, opts.stdout_);
@@ -202,15 +207,34 @@ Process spawn(std::vector<std::string> argv, const SubprocessOptions& opts) {
     throw os_error(err, "pidfd_open");
   }
   auto state = std::make_shared<ChildState>(&loop.impl(), pid, pidfd);
-  Process proc(state);  // from here on, a failure kills and reaps the child
-  detail::watch_child(loop.impl(), state);
-  // The pipe streams take their fds over (asyncio's connect_write_pipe/connect_read_pipe).
-  if (io.parent[0].fd >= 0) proc.stdin_ = detail::pipe_writer(loop, io.parent[0].release());
-  if (io.parent[1].fd >= 0) {
-    proc.stdout_ = detail::pipe_reader(loop, io.parent[1].release(), opts.limit);
+  SpawnedChild child(Process{state});  // from here on, a failure kills and reaps the child
+  watch_child(loop.impl(), state);
+  for (std::size_t i = 0; i < 3; ++i) child.pipes[i] = io.parent[i].release();
+  return child;
+}
+
+SpawnedChild::~SpawnedChild() {
+  for (int fd : pipes) {
+    if (fd >= 0) ::close(fd);
   }
-  if (io.parent[2].fd >= 0) {
-    proc.stderr_ = detail::pipe_reader(loop, io.parent[2].release(), opts.limit);
+}
+
+}  // namespace detail
+
+namespace {
+
+Process spawn(std::vector<std::string> argv, const SubprocessOptions& opts) {
+  EventLoop& loop = get_running_loop();
+  detail::SpawnedChild child = detail::spawn_child(loop, std::move(argv), opts);
+  Process& proc = child.process;
+  // The pipe streams take their fds over (asyncio's connect_write_pipe/connect_read_pipe).
+  if (child.pipes[0] >= 0)
+    proc.stdin_ = detail::pipe_writer(loop, std::exchange(child.pipes[0], -1));
+  if (child.pipes[1] >= 0) {
+    proc.stdout_ = detail::pipe_reader(loop, std::exchange(child.pipes[1], -1), opts.limit);
+  }
+  if (child.pipes[2] >= 0) {
+    proc.stderr_ = detail::pipe_reader(loop, std::exchange(child.pipes[2], -1), opts.limit);
   }
   return proc;
 }
