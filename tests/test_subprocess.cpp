@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <string>
@@ -348,3 +349,95 @@ TEST_F(Subprocess, ExitedChildIsReapedByTheLoopWithoutWait) {
 }
 
 }  // namespace
+
+// ---- the callback layer: loop.subprocess_exec
+// ----------------------------------------------------
+
+namespace {
+
+/// Records what the transport tells it; `done` is set by connection_lost.
+struct Recorder : weave::SubprocessProtocol {
+  std::vector<std::string> events;
+  std::string out, err;
+  weave::Event done;
+  weave::SubprocessTransport* transport = nullptr;
+  void connection_made(weave::SubprocessTransport& t) override {
+    transport = &t;
+    events.push_back("made");
+  }
+  void pipe_data_received(int fd, std::string_view data) override {
+    (fd == 1 ? out : err).append(data);
+  }
+  void pipe_connection_lost(int fd, std::exception_ptr) override {
+    events.push_back("lost " + std::to_string(fd));
+  }
+  void process_exited() override { events.push_back("exited"); }
+  void connection_lost(std::exception_ptr) override {
+    events.push_back("connection_lost");
+    done.set();
+  }
+};
+
+std::shared_ptr<weave::SubprocessProtocol> make_recorder() {
+  return std::make_shared<Recorder>();
+}
+
+weave::Coro<std::shared_ptr<Recorder>> run_protocol(std::string cmd, std::string input) {
+  weave::EventLoop& loop = weave::get_running_loop();
+  auto [transport, protocol] = co_await loop.subprocess_shell(make_recorder, std::move(cmd));
+  auto recorder = std::static_pointer_cast<Recorder>(protocol);
+  EXPECT_GT(transport->get_pid(), 0);
+  if (!input.empty()) {
+    transport->get_pipe_transport(0)->write(input);
+    transport->get_pipe_transport(0)->close();
+  }
+  co_await recorder->done.wait();
+  EXPECT_EQ(recorder->transport, transport.get());
+  recorder->events.push_back("code " + std::to_string(transport->get_returncode().value_or(999)));
+  co_return recorder;
+}
+
+}  // namespace
+
+TEST_F(Subprocess, ProtocolSeesOutputExitAndConnectionLostLast) {
+  auto r = run_bounded(run_protocol("echo out; echo err >&2; exit 3", ""));
+  EXPECT_EQ(r->out, "out\n");
+  EXPECT_EQ(r->err, "err\n");
+  ASSERT_EQ(r->events.size(), 7u);
+  EXPECT_EQ(r->events.front(), "made");
+  EXPECT_EQ(r->events[5], "connection_lost");
+  EXPECT_EQ(r->events[6], "code 3");
+  for (const char* e : {"lost 0", "lost 1", "lost 2", "exited"}) {
+    EXPECT_NE(std::find(r->events.begin(), r->events.end(), e), r->events.end()) << e;
+  }
+}
+
+TEST_F(Subprocess, ProtocolWritesToStdinThroughThePipeTransport) {
+  auto r = run_bounded(run_protocol("cat", "through the pipe"));
+  EXPECT_EQ(r->out, "through the pipe");
+  EXPECT_EQ(r->events.back(), "code 0");
+}
+
+weave::Coro<int> close_kills() {
+  weave::EventLoop& loop = weave::get_running_loop();
+  auto conn = co_await loop.subprocess_exec(make_recorder, "sleep", sleep_100);
+  auto recorder = std::static_pointer_cast<Recorder>(conn.protocol);
+  conn.transport->close();
+  EXPECT_TRUE(conn.transport->is_closing());
+  co_await recorder->done.wait();
+  co_return conn.transport->get_returncode().value_or(999);
+}
+
+TEST_F(Subprocess, ClosingTheTransportKillsTheChild) {
+  EXPECT_EQ(run_bounded(close_kills()), -SIGKILL);
+}
+
+weave::Coro<void> abandon_running_transport() {
+  weave::EventLoop& loop = weave::get_running_loop();
+  auto conn = co_await loop.subprocess_exec(make_recorder, "sleep", sleep_100);
+  (void)conn;  // the loop closes while the child runs: close() must kill and reap it
+}
+
+TEST_F(Subprocess, LoopClosingUnderARunningTransportReapsTheChild) {
+  run_bounded(abandon_running_transport());
+}
