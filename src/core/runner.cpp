@@ -71,17 +71,22 @@ void Runner::run_main(const TaskRef& task) {
   const void* sigint_handler = nullptr;
   if (may_take_sigint()) {
     EventLoop& loop = *loop_;
-    loop.add_signal_handler(SIGINT, [this, &loop, main = task]() mutable {
-      if (++interrupt_count_ == 1 && !main.done()) {
-        main.cancel();
-        return;
-      }
-      // asyncio raises KeyboardInterrupt from the handler here; the C++ equivalent of an
-      // uncaught one is to die by the signal.
-      loop.remove_signal_handler(SIGINT);
-      std::raise(SIGINT);
-    });
-    sigint_handler = detail::signal_handler_identity(loop, SIGINT);
+    try {
+      loop.add_signal_handler(SIGINT, [this, &loop, main = task]() mutable {
+        if (++interrupt_count_ == 1 && !main.done()) {
+          main.cancel();
+          return;
+        }
+        // asyncio raises KeyboardInterrupt from the handler here; the C++ equivalent of an
+        // uncaught one is to die by the signal.
+        loop.remove_signal_handler(SIGINT);
+        std::raise(SIGINT);
+      });
+      sigint_handler = detail::signal_handler_identity(loop, SIGINT);
+    } catch (const std::exception&) {
+      // asyncio goes on without Ctrl-C handling when it cannot install it (e.g. no fd left for
+      // the signalfd).
+    }
   }
   struct Restore {
     EventLoop& loop;
