@@ -275,6 +275,20 @@ TEST_F(Signals, SecondSigintEndsTheProcessBySigint) {
   EXPECT_EXIT(weave::run(twice_interrupted_main()), ::testing::KilledBySignal(SIGINT), "");
 }
 
+weave::Coro<void> stuck_main() {
+  // Never awaits: the loop cannot run a callback, and still the second Ctrl-C ends the process.
+  ::kill(::getpid(), SIGINT);
+  ::kill(::getpid(), SIGINT);
+  for (volatile bool spin = true; spin;) {
+  }
+  co_return;
+}
+
+TEST_F(Signals, SecondSigintEndsAMainTaskThatNeverYields) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(weave::run(stuck_main()), ::testing::KilledBySignal(SIGINT), "");
+}
+
 weave::Coro<bool> sees_default_sigint() {
   co_return disposition(SIGINT) == SIG_DFL;
 }

@@ -2,7 +2,6 @@
 // task left over is cancelled and awaited, failures of those are reported through the exception
 // handler, and the loop is closed.
 
-#include <csignal>
 #include <cstdlib>
 #include <cstring>
 
@@ -55,53 +54,13 @@ void Runner::check_usable() {
   }
 }
 
-namespace {
-/// asyncio.Runner's conditions for taking SIGINT over: the main thread, and SIGINT still has its
-/// default disposition (no handler of the program's, none of a loop's).
-bool may_take_sigint() {
-  if (!detail::in_main_thread()) return false;
-  struct sigaction current {};
-  if (sigaction(SIGINT, nullptr, &current) < 0) return false;
-  return (current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_DFL;
-}
-}  // namespace
-
 void Runner::run_main(const TaskRef& task) {
-  interrupt_count_ = 0;
-  const void* sigint_handler = nullptr;
-  if (may_take_sigint()) {
-    EventLoop& loop = *loop_;
-    try {
-      loop.add_signal_handler(SIGINT, [this, &loop, main = task]() mutable {
-        if (++interrupt_count_ == 1 && !main.done()) {
-          main.cancel();
-          return;
-        }
-        // asyncio raises KeyboardInterrupt from the handler here; the C++ equivalent of an
-        // uncaught one is to die by the signal.
-        loop.remove_signal_handler(SIGINT);
-        std::raise(SIGINT);
-      });
-      sigint_handler = detail::signal_handler_identity(loop, SIGINT);
-    } catch (const std::exception&) {
-      // asyncio goes on without Ctrl-C handling when it cannot install it (e.g. no fd left for
-      // the signalfd).
-    }
-  }
-  struct Restore {
-    EventLoop& loop;
-    const void* handler;
-    ~Restore() {
-      if (handler != nullptr && detail::signal_handler_identity(loop, SIGINT) == handler) {
-        loop.remove_signal_handler(SIGINT);
-      }
-    }
-  } restore{*loop_, sigint_handler};
+  detail::SigintGuard sigint(*loop_, task);  // asyncio.Runner's Ctrl-C handling
   try {
     loop_->run_until_complete(task);
   } catch (const CancelledError&) {
     TaskRef main = task;
-    if (interrupt_count_ > 0 && main.uncancel() == 0) throw KeyboardInterrupt();
+    if (sigint.interrupts() > 0 && main.uncancel() == 0) throw KeyboardInterrupt();
     throw;
   }
 }

@@ -23,11 +23,14 @@
 
 #include "proc/signals.hpp"
 
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -212,9 +215,90 @@ bool in_main_thread() noexcept {
   return ::getpid() == static_cast<pid_t>(::syscall(SYS_gettid));
 }
 
-const void* signal_handler_identity(EventLoop& loop, int sig) noexcept {
-  SignalRegistry* r = registry(loop.impl(), false);
-  return r != nullptr ? r->identity(sig) : nullptr;
+// ---- Runner's SIGINT ---------------------------------------------------------------------------
+//
+// Not a signalfd: a blocked signal waits for the loop, and a main task stuck in a loop that never
+// awaits would then never see a second Ctrl-C. So this is a real handler, which does only
+// async-signal-safe things: the first SIGINT writes to an eventfd the loop reads (and the loop
+// callback cancels the main task); the second restores SIG_DFL and raises SIGINT again, which
+// ends the process as soon as the handler returns (SIGINT is blocked while its handler runs).
+// One run() at a time can own SIGINT (the main thread runs one loop), so the state is global.
+
+namespace {
+
+std::atomic<int> g_sigint_fd{-1};    ///< the eventfd of the SigintGuard in charge, or -1
+std::atomic<int> g_sigint_count{0};  ///< SIGINTs since it took over
+
+/// Default disposition, SIGINT unblocked, SIGINT raised: the process dies by SIGINT as Python
+/// does on an uncaught KeyboardInterrupt. Async-signal-safe.
+void die_by_sigint() noexcept {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGINT, &dfl, nullptr);
+  ::raise(SIGINT);
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, SIGINT);
+  sigprocmask(SIG_UNBLOCK, &one, nullptr);
+}
+
+extern "C" void on_sigint(int) {
+  const int saved = errno;
+  if (g_sigint_count.fetch_add(1) == 0) {
+    const std::uint64_t one = 1;
+    const int fd = g_sigint_fd.load();
+    if (fd >= 0) (void)!::write(fd, &one, sizeof one);
+  } else {
+    die_by_sigint();
+  }
+  errno = saved;
+}
+
+}  // namespace
+
+SigintGuard::SigintGuard(EventLoop& loop, TaskRef main) : loop_(loop), main_(std::move(main)) {
+  if (!in_main_thread()) return;
+  struct sigaction current {};
+  if (sigaction(SIGINT, nullptr, &current) < 0) return;
+  if ((current.sa_flags & SA_SIGINFO) != 0 || current.sa_handler != SIG_DFL) return;
+  const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return;  // asyncio goes on without Ctrl-C handling when it cannot install it
+  try {
+    loop_.add_reader(fd, [this] { on_interrupt(); });
+  } catch (const std::exception&) {
+    ::close(fd);
+    return;
+  }
+  fd_ = fd;
+  g_sigint_count = 0;
+  g_sigint_fd = fd;
+  struct sigaction sa {};
+  sa.sa_handler = &on_sigint;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &previous_);
+}
+
+SigintGuard::~SigintGuard() {
+  if (fd_ < 0) return;
+  struct sigaction current {};
+  sigaction(SIGINT, nullptr, &current);
+  if (current.sa_handler == &on_sigint) sigaction(SIGINT, &previous_, nullptr);
+  g_sigint_fd = -1;
+  loop_.remove_reader(fd_);
+  ::close(fd_);
+}
+
+int SigintGuard::interrupts() const noexcept {
+  return fd_ < 0 ? 0 : g_sigint_count.load();
+}
+
+void SigintGuard::on_interrupt() {
+  std::uint64_t count = 0;
+  (void)!::read(fd_, &count, sizeof count);
+  if (main_.done()) die_by_sigint();  // asyncio: KeyboardInterrupt when main is already done
+  main_.cancel();
 }
 
 }  // namespace weave::detail
