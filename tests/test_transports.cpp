@@ -327,6 +327,54 @@ TEST_F(Transports, CloseFlushesTheBufferFirst) {
   run_bounded(close_flushes_the_buffer());
 }
 
+/// Pauses after every chunk and resumes a moment later: whatever the backend had already
+/// received when a pause took effect must come later, in order, with nothing lost.
+class Stutter : public weave::Protocol {
+ public:
+  void connection_made(weave::Transport& t) override { transport_ = &t; }
+  void data_received(std::string_view data) override {
+    EXPECT_TRUE(transport_->is_reading()) << "data_received while paused";
+    received.append(data);
+    transport_->pause_reading();
+    weave::get_running_loop().call_later(std::chrono::microseconds(200),
+                                         [t = transport_] { t->resume_reading(); });
+  }
+  void connection_lost(std::exception_ptr) override { lost = true; }
+  std::string received;
+  bool lost = false;
+
+ private:
+  weave::Transport* transport_ = nullptr;
+};
+
+weave::Coro<void> pause_and_resume_lose_nothing() {
+  auto& loop = weave::get_running_loop();
+  std::shared_ptr<Stutter> server_side;
+  weave::Server server = co_await loop.create_server(
+      [&] { return server_side = std::make_shared<Stutter>(); }, "127.0.0.1", 0);
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server));
+  std::string sent;
+  for (int i = 0; i < 2000; ++i) {
+    std::string piece = std::to_string(i) + ",";
+    sent += piece;
+    c.transport->write(piece);
+    if (i % 50 == 0) co_await weave::sleep(0ms);
+  }
+  c.transport->close();
+  co_await until([&] { return server_side && server_side->received.size() == sent.size(); });
+  EXPECT_EQ(server_side->received, sent);
+  co_await client->wait_lost();
+  co_await until([&] { return server_side->lost; });
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, PauseAndResumeLoseNothing) {
+  run_bounded(pause_and_resume_lose_nothing());
+}
+
 // ---- servers ---------------------------------------------------------------------------------
 
 weave::Coro<void> closing_server_with_live_clients() {

@@ -6,6 +6,7 @@
 #include "weave/concurrent.hpp"
 #include "weave/coro.hpp"
 #include "weave/errors.hpp"
+#include "weave/files.hpp"
 #include "weave/future.hpp"
 #include "weave/locks.hpp"
 #include "weave/loop.hpp"

@@ -5,8 +5,10 @@
 // WEAVE_BACKEND=epoll|uring.
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <string_view>
 
 namespace weave::io {
 
@@ -21,6 +23,53 @@ class ReadyListener {
 
  protected:
   ~ReadyListener() = default;
+};
+
+/// Told what a stream socket received, when the backend receives natively (io_uring's multishot
+/// recv into provided buffers). Called on the loop thread from inside Backend::poll().
+class StreamListener {
+ public:
+  /// A chunk, valid only during the call.
+  virtual void on_data(std::string_view data) noexcept = 0;
+  /// The read side ended: 0 at EOF, else the errno. Nothing more is received.
+  virtual void on_read_end(int error) noexcept = 0;
+
+ protected:
+  ~StreamListener() = default;
+};
+
+/// Told of connections accepted natively (io_uring's multishot accept).
+class AcceptListener {
+ public:
+  /// A new connection, non-blocking and close-on-exec, now owned by the listener.
+  virtual void on_accepted(int fd) noexcept = 0;
+  /// Accepting stopped on an error (EMFILE, ...); start_accepting again to go on.
+  virtual void on_accept_error(int error) noexcept = 0;
+
+ protected:
+  ~AcceptListener() = default;
+};
+
+/// One file operation for a backend that does file I/O natively (io_uring).
+struct FileOp {
+  enum class Kind : unsigned char { Open, Read, Write, Fsync, Close };
+  Kind kind = Kind::Read;
+  int fd = -1;
+  const char* path = nullptr;  ///< Open
+  int flags = 0;               ///< Open
+  unsigned mode = 0;           ///< Open
+  void* data = nullptr;        ///< Read, Write
+  unsigned size = 0;           ///< Read, Write
+  std::int64_t offset = -1;    ///< Read, Write; -1: at the file position, which moves
+};
+
+/// Told the result of a FileOp: >= 0 as the syscall returns it, or -errno.
+class OpListener {
+ public:
+  virtual void on_complete(int result) noexcept = 0;
+
+ protected:
+  ~OpListener() = default;
 };
 
 class Backend {
@@ -41,6 +90,48 @@ class Backend {
   virtual void unwatch(int fd, Interest interest) noexcept = 0;
   /// True while some listener watches (fd, interest).
   virtual bool watched(int fd, Interest interest) const noexcept = 0;
+
+  // Native receiving on stream sockets. A backend without it returns false from
+  // attach_stream, and the caller reads on readiness (watch) instead.
+
+  /// Makes `listener` the receiver of socket `fd` (a new stream: chunks of an earlier stream on
+  /// the same fd number are never delivered to it). False: not supported; use watch().
+  virtual bool attach_stream(int fd, StreamListener* listener) {
+    (void)fd;
+    (void)listener;
+    return false;
+  }
+  /// Starts or stops receiving. After a stop, chunks the kernel received before the stop took
+  /// effect are still delivered: the listener keeps them for later.
+  virtual void set_receiving(int fd, bool on) noexcept {
+    (void)fd;
+    (void)on;
+  }
+  /// The stream is over (its fd is about to close): nothing more is delivered.
+  virtual void detach_stream(int fd) noexcept { (void)fd; }
+
+  /// Accepts on listening socket `fd` natively until stop_accepting or an error. False: not
+  /// supported; accept on readiness (watch) instead.
+  virtual bool start_accepting(int fd, AcceptListener* listener) {
+    (void)fd;
+    (void)listener;
+    return false;
+  }
+  /// Connections the kernel accepts after this are closed, never delivered.
+  virtual void stop_accepting(int fd) noexcept { (void)fd; }
+
+  /// True when submit_file_op works.
+  virtual bool native_files() const noexcept { return false; }
+  /// Starts `op`; `listener` (and the op's memory) must stay valid until on_complete. False:
+  /// not supported; run the syscall on a thread instead.
+  virtual bool submit_file_op(const FileOp& op, OpListener* listener) {
+    (void)op;
+    (void)listener;
+    return false;
+  }
+  /// Asks the kernel to cancel; on_complete still comes (with -ECANCELED, or the result if the
+  /// operation finished first).
+  virtual void cancel_file_op(OpListener* listener) noexcept { (void)listener; }
 };
 
 /// The backend WEAVE_BACKEND names, else io_uring when the kernel allows it, else epoll.

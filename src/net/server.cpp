@@ -1,7 +1,8 @@
 // Servers, as asyncio's base_events.Server and selector_events._accept_connection: each
 // listening socket is watched for readability; a ready event accepts up to `backlog` connections.
-// When the process runs out of fds (EMFILE and friends) the server reports it once, stops
-// watching, and tries again after a back-off instead of spinning on a socket that stays ready.
+// On io_uring the kernel accepts (multishot accept) and hands over the new fds. When the process
+// runs out of fds (EMFILE and friends) the server reports it, stops accepting, and tries again
+// after a back-off instead of spinning on a socket that stays ready.
 
 #include <sys/socket.h>
 
@@ -18,9 +19,6 @@ namespace weave::detail {
 namespace {
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
 
-bool out_of_resources(int err) noexcept {
-  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
-}
 }  // namespace
 
 ServerState::ServerState(EventLoop& l, ProtocolFactory f, std::vector<Socket> s, int b)
@@ -54,7 +52,9 @@ void ServerState::start_serving() {
     auto acceptor = std::make_unique<Acceptor>();
     acceptor->server = this;
     acceptor->fd = s.fd();
-    loop.impl().backend_->watch(s.fd(), io::Interest::Read, acceptor.get());
+    io::Backend& backend = *loop.impl().backend_;
+    acceptor->native = backend.start_accepting(s.fd(), acceptor.get());
+    if (!acceptor->native) backend.watch(s.fd(), io::Interest::Read, acceptor.get());
     acceptors.push_back(std::move(acceptor));
   }
 }
@@ -65,51 +65,64 @@ void ServerState::stop_serving() noexcept {
   backoff.reset();
   LoopImpl& impl = loop.impl();
   for (auto& a : acceptors) {
-    if (impl.backend_) impl.backend_->unwatch(a->fd, io::Interest::Read);
+    if (!impl.backend_) continue;
+    if (a->native) {
+      impl.backend_->stop_accepting(a->fd);
+    } else {
+      impl.backend_->unwatch(a->fd, io::Interest::Read);
+    }
   }
   acceptors.clear();
   serving = false;
 }
 
 void ServerState::accept_ready(int fd) noexcept {
-  for (int i = 0; i < backlog; ++i) {
+  for (int i = 0; i < backlog && !closed && serving; ++i) {
     const int conn = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (conn < 0) {
-      const int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return;
-      if (err == ECONNABORTED || err == EPROTO) continue;  // the peer gave up: not our error
-      loop.call_exception_handler({"socket.accept() out of system resource",
-                                   std::make_exception_ptr(os_error(err, "accept")), std::nullopt});
-      if (out_of_resources(err)) {
-        // Readable it stays: stop watching, or the loop would spin on it.
-        auto keep = self;
-        stop_serving();
-        serving = false;
-        backoff = loop.call_later(kAcceptRetryDelay, [this, keep] {
-          backoff.reset();
-          if (!closed) start_serving();
-        });
-      }
-      return;
+    if (conn >= 0) {
+      connection_accepted(conn);
+      continue;
     }
-    Socket sock = Socket::adopt(conn);
-    std::shared_ptr<Protocol> protocol;
-    try {
-      protocol = factory();
-      if (!protocol) throw ValueError("protocol factory returned null");
-    } catch (...) {
-      loop.call_exception_handler({"protocol factory failed for an accepted connection",
-                                   std::current_exception(), std::nullopt});
-      continue;  // `sock` closes the connection
-    }
-    try {
-      auto transport = std::make_shared<SocketTransport>(loop, std::move(sock), std::move(protocol),
-                                                         shared_from_this());
-      transport->start();
-    } catch (...) {
-      loop.call_exception_handler(
-          {"could not start a transport", std::current_exception(), std::nullopt});
-    }
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return;
+    if (err == ECONNABORTED || err == EPROTO) continue;  // the peer gave up: not our error
+    accept_failed(err);
+    return;
+  }
+}
+
+void ServerState::accept_failed(int err) noexcept {
+  loop.call_exception_handler({"socket.accept() out of system resource",
+                               std::make_exception_ptr(os_error(err, "accept")), std::nullopt});
+  // Stop accepting for a while: a listening socket with a pending connection stays ready, and
+  // accepting again at once would spin while the process is out of fds (EMFILE, ENFILE,
+  // ENOBUFS, ENOMEM: the errors asyncio backs off on; the rare others are treated alike).
+  auto keep = self;
+  stop_serving();
+  backoff = loop.call_later(kAcceptRetryDelay, [this, keep] {
+    backoff.reset();
+    if (!closed) start_serving();
+  });
+}
+
+void ServerState::connection_accepted(int conn) noexcept {
+  Socket sock = Socket::adopt(conn);
+  std::shared_ptr<Protocol> protocol;
+  try {
+    protocol = factory();
+    if (!protocol) throw ValueError("protocol factory returned null");
+  } catch (...) {
+    loop.call_exception_handler({"protocol factory failed for an accepted connection",
+                                 std::current_exception(), std::nullopt});
+    return;  // `sock` closes the connection
+  }
+  try {
+    auto transport = std::make_shared<SocketTransport>(loop, std::move(sock), std::move(protocol),
+                                                       shared_from_this());
+    transport->start();
+  } catch (...) {
+    loop.call_exception_handler(
+        {"could not start a transport", std::current_exception(), std::nullopt});
   }
 }
 

@@ -16,10 +16,14 @@ namespace weave::detail {
 class SocketTransport;
 
 struct ServerState : std::enable_shared_from_this<ServerState> {
-  struct Acceptor final : io::ReadyListener {
+  /// One listening socket: accepts natively (io_uring) or on readiness (epoll).
+  struct Acceptor final : io::ReadyListener, io::AcceptListener {
     ServerState* server = nullptr;
     int fd = -1;
+    bool native = false;
     void on_ready() noexcept override { server->accept_ready(fd); }
+    void on_accepted(int conn) noexcept override { server->connection_accepted(conn); }
+    void on_accept_error(int error) noexcept override { server->accept_failed(error); }
   };
 
   ServerState(EventLoop& l, ProtocolFactory f, std::vector<Socket> s, int backlog);
@@ -29,6 +33,9 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
   void stop_serving() noexcept;
   void close();
   void accept_ready(int fd) noexcept;
+  void connection_accepted(int conn) noexcept;
+  /// Reports the error and, for a lack of resources, pauses accepting for a while.
+  void accept_failed(int error) noexcept;
   void attach(SocketTransport* t) { clients.insert(t); }
   void detach(SocketTransport* t) noexcept;
   /// asyncio's _wakeup: once closed and without clients, the wait_closed() waiters go.

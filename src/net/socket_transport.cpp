@@ -59,12 +59,14 @@ SocketTransport::SocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<P
       kind_(kind) {
   read_side_.t = this;
   write_side_.t = this;
+  stream_side_.t = this;
 }
 
 SocketTransport::~SocketTransport() {
   if (detached_) return;
   unwatch_reads();
   unwatch_writes();
+  forget_stream();
   impl_.transports.erase(this);
 }
 
@@ -72,6 +74,7 @@ void SocketTransport::detach_from_loop() noexcept {
   if (detached_) return;
   unwatch_reads();
   unwatch_writes();
+  forget_stream();
   impl_.transports.erase(this);
   detached_ = true;
   closing_ = lost_ = true;
@@ -110,14 +113,32 @@ void SocketTransport::start() {
 
 void SocketTransport::watch_reads() {
   if (reads_watched_ || !impl_.backend_) return;
-  impl_.backend_->watch(sock_.fd(), io::Interest::Read, &read_side_);
+  if (!attached_) {
+    attached_ = true;
+    native_ = kind_ == Kind::Socket && impl_.backend_->attach_stream(sock_.fd(), &stream_side_);
+  }
+  if (native_) {
+    impl_.backend_->set_receiving(sock_.fd(), true);
+  } else {
+    impl_.backend_->watch(sock_.fd(), io::Interest::Read, &read_side_);
+  }
   reads_watched_ = true;
 }
 
 void SocketTransport::unwatch_reads() noexcept {
   if (!reads_watched_) return;
   reads_watched_ = false;
-  if (impl_.backend_) impl_.backend_->unwatch(sock_.fd(), io::Interest::Read);
+  if (!impl_.backend_) return;
+  if (native_) {
+    impl_.backend_->set_receiving(sock_.fd(), false);
+  } else {
+    impl_.backend_->unwatch(sock_.fd(), io::Interest::Read);
+  }
+}
+
+void SocketTransport::forget_stream() noexcept {
+  if (native_ && impl_.backend_) impl_.backend_->detach_stream(sock_.fd());
+  native_ = false;
 }
 
 void SocketTransport::unwatch_writes() noexcept {
@@ -140,12 +161,55 @@ void SocketTransport::on_readable() noexcept {
     on_eof();
     return;
   }
+  deliver(std::string_view(buffer, static_cast<std::size_t>(n)));
+}
+
+void SocketTransport::deliver(std::string_view data) noexcept {
   // The protocol may close or abort us, or drop its last reference: self_ keeps us alive.
   try {
-    protocol_->data_received(std::string_view(buffer, static_cast<std::size_t>(n)));
+    protocol_->data_received(data);
   } catch (...) {
     fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
   }
+}
+
+void SocketTransport::on_received(std::string_view data) noexcept {
+  if (closing_) return;
+  if (paused_) {
+    backlog_.append(data);  // received before the pause took effect: kept for resume
+    return;
+  }
+  deliver(data);
+}
+
+void SocketTransport::on_read_end(int error) noexcept {
+  reads_watched_ = false;
+  if (closing_) return;
+  if (paused_) {
+    pending_end_ = error;
+    return;
+  }
+  if (error == 0) {
+    on_eof();
+  } else {
+    fatal_error(std::make_exception_ptr(os_error(error, "recv")),
+                "Fatal read error on socket transport");
+  }
+}
+
+void SocketTransport::flush_backlog() noexcept {
+  if (closing_ || paused_) return;
+  std::string chunk;
+  chunk.swap(backlog_);
+  if (!chunk.empty()) deliver(chunk);
+  if (closing_ || paused_) return;
+  if (pending_end_) {
+    const int error = *pending_end_;
+    pending_end_.reset();
+    on_read_end(error);
+    return;
+  }
+  watch_reads();
 }
 
 void SocketTransport::on_eof() noexcept {
@@ -169,7 +233,13 @@ void SocketTransport::pause_reading() {
 void SocketTransport::resume_reading() {
   if (closing_ || !paused_) return;
   paused_ = false;
-  if (started_) watch_reads();
+  if (!started_) return;
+  if (backlog_.empty() && !pending_end_) {
+    watch_reads();
+    return;
+  }
+  // Like asyncio, data_received never runs inside resume_reading().
+  loop_.call_soon([self = shared()] { self->flush_backlog(); });
 }
 
 // ---- writing
@@ -317,6 +387,7 @@ void SocketTransport::call_connection_lost(std::exception_ptr exc) noexcept {
   }
   unwatch_reads();
   unwatch_writes();
+  forget_stream();
   impl_.transports.erase(this);
   sock_.close();
   if (server_) {

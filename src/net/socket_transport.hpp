@@ -9,7 +9,9 @@
 
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "io/backend.hpp"
 #include "weave/transports.hpp"
@@ -68,8 +70,20 @@ class SocketTransport final : public Transport {
     SocketTransport* t;
     void on_ready() noexcept override { t->on_writable(); }
   };
+  /// The backend's native receiving (io_uring), when it has it.
+  struct StreamSide final : io::StreamListener {
+    SocketTransport* t;
+    void on_data(std::string_view data) noexcept override { t->on_received(data); }
+    void on_read_end(int error) noexcept override { t->on_read_end(error); }
+  };
 
   void on_readable() noexcept;
+  void on_received(std::string_view data) noexcept;
+  void on_read_end(int error) noexcept;
+  void deliver(std::string_view data) noexcept;
+  /// After resume_reading: what arrived while paused, then the end if it came too.
+  void flush_backlog() noexcept;
+  void forget_stream() noexcept;
   void on_writable() noexcept;
   void on_eof() noexcept;
   /// write_eof's effect once the buffer is empty.
@@ -96,7 +110,10 @@ class SocketTransport final : public Transport {
   std::shared_ptr<SocketTransport> self_;
   ReadSide read_side_;
   WriteSide write_side_;
-  std::string wbuf_;  ///< bytes not yet sent start at woff_
+  StreamSide stream_side_;
+  std::string backlog_;             ///< received natively while paused
+  std::optional<int> pending_end_;  ///< the read side ended while paused
+  std::string wbuf_;                ///< bytes not yet sent start at woff_
   std::size_t woff_ = 0;
   std::size_t high_ = 64 * 1024;
   std::size_t low_ = 16 * 1024;
@@ -111,6 +128,8 @@ class SocketTransport final : public Transport {
   bool protocol_paused_ = false;  ///< pause_writing() was called
   bool lost_ = false;             ///< connection_lost scheduled
   bool detached_ = false;         ///< the loop closed under us
+  bool attached_ = false;         ///< attach_stream was asked
+  bool native_ = false;           ///< the backend receives for us
 };
 
 }  // namespace weave::detail

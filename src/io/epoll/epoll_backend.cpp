@@ -6,16 +6,25 @@
 //   registration changes only when that union changes, and goes when it is empty. Events carry
 //   the fd, which indexes entries_, so a listener that unwatches during dispatch is never called
 //   through a stale pointer.
+// - Stream sockets (attach_stream) are registered edge-triggered once, for as long as they live:
+//   an edge marks the socket readable, and while receiving the backend reads it at once into one
+//   loop-wide buffer. A read shorter than the buffer means the socket is drained (the next
+//   arrival raises a new edge), so a message costs one recv and no epoll_ctl. A socket left
+//   readable (paused, or read a few times already this round, for fairness) is kept on a
+//   pending list that the next poll() serves without blocking.
 // - epoll_pwait2 takes a nanosecond timeout, so timers neither fire early nor spin a few times
 //   through a rounded-down millisecond; kernels before 5.11 get epoll_wait, rounded up.
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <ctime>
+#include <memory>
+#include <string_view>
 #include <vector>
 
 #include "io/backend.hpp"
@@ -48,6 +57,7 @@ class EpollBackend final : public Backend {
   const char* name() const noexcept override { return "epoll"; }
 
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
+    if (!pending_.empty()) timeout = std::chrono::nanoseconds(0);
     epoll_event events[128];
     int n = wait(events, 128, timeout);
     for (int i = 0; i < n; ++i) {
@@ -58,6 +68,41 @@ class EpollBackend final : public Backend {
         continue;
       }
       dispatch(fd, events[i].events);
+    }
+    serve_pending();
+  }
+
+  bool attach_stream(int fd, StreamListener* listener) override {
+    if (fd < 0) return false;
+    if (static_cast<std::size_t>(fd) >= entries_.size()) entries_.resize(fd + 1);
+    Entry& e = entries_[fd];
+    e.stream = listener;
+    e.receiving = false;
+    e.readable = false;
+    e.hung_up = false;
+    update(fd, e);
+    return true;
+  }
+
+  void set_receiving(int fd, bool on) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size()) return;
+    Entry& e = entries_[fd];
+    if (e.stream == nullptr) return;
+    e.receiving = on;
+    if (on && e.readable) make_pending(fd, e);
+  }
+
+  void detach_stream(int fd) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size()) return;
+    Entry& e = entries_[fd];
+    if (e.stream == nullptr) return;
+    e.stream = nullptr;
+    e.receiving = false;
+    e.readable = false;
+    try {
+      update(fd, e);
+    } catch (...) {
+      e.registered = 0;
     }
   }
 
@@ -97,13 +142,72 @@ class EpollBackend final : public Backend {
  private:
   struct Entry {
     ReadyListener* listeners[2] = {nullptr, nullptr};
-    std::uint32_t registered = 0;  ///< the events epoll holds for this fd (0: not registered)
+    StreamListener* stream = nullptr;  ///< an attached stream: registered edge-triggered
+    std::uint32_t registered = 0;      ///< the events epoll holds for this fd (0: not registered)
+    bool receiving = false;
+    bool readable = false;  ///< an edge came and the socket was not read empty since
+    bool hung_up = false;   ///< the peer closed (or failed): read until EOF or the error
+    bool pending = false;   ///< on pending_
   };
+
+  static constexpr std::size_t kReadSize = 256 * 1024;
+  static constexpr int kReadsPerRound = 4;  ///< then other sockets get their turn
+
+  void make_pending(int fd, Entry& e) {
+    if (e.pending) return;
+    e.pending = true;
+    pending_.push_back(fd);
+  }
+
+  void serve_pending() {
+    if (pending_.empty()) return;
+    serving_.clear();
+    serving_.swap(pending_);
+    for (int fd : serving_) {
+      if (static_cast<std::size_t>(fd) >= entries_.size()) continue;
+      Entry& e = entries_[fd];
+      e.pending = false;
+      if (e.stream != nullptr && e.receiving && e.readable) read_stream(fd);
+    }
+  }
+
+  /// Reads while the socket has data and the stream wants it, at most kReadsPerRound times.
+  void read_stream(int fd) {
+    if (!read_buffer_) read_buffer_.reset(new char[kReadSize]);
+    for (int round = 0; round < kReadsPerRound; ++round) {
+      Entry* e = &entries_[fd];
+      if (e->stream == nullptr || !e->receiving) return;  // paused: stays readable
+      const ssize_t n = ::recv(fd, read_buffer_.get(), kReadSize, 0);
+      if (n > 0) {
+        // A short read drained the socket, unless the peer also closed: then the EOF (or the
+        // error) is still to be read, and no further edge will announce it.
+        const bool drained = static_cast<std::size_t>(n) < kReadSize && !e->hung_up;
+        if (drained) e->readable = false;
+        e->stream->on_data(std::string_view(read_buffer_.get(), static_cast<std::size_t>(n)));
+        if (drained) return;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        e->readable = false;
+        return;
+      }
+      const int error = n == 0 ? 0 : errno;
+      e->readable = false;
+      e->receiving = false;
+      e->stream->on_read_end(error);
+      return;
+    }
+    Entry& e = entries_[fd];
+    if (e.stream != nullptr && e.readable) make_pending(fd, e);
+  }
   static constexpr int index(Interest i) noexcept { return static_cast<int>(i); }
 
   void update(int fd, Entry& e) {
-    const std::uint32_t want = (e.listeners[0] != nullptr ? EPOLLIN | EPOLLRDHUP : 0u) |
-                               (e.listeners[1] != nullptr ? EPOLLOUT : 0u);
+    const bool reads = e.listeners[0] != nullptr || e.stream != nullptr;
+    const std::uint32_t want = (reads ? EPOLLIN | EPOLLRDHUP : 0u) |
+                               (e.listeners[1] != nullptr ? EPOLLOUT : 0u) |
+                               (e.stream != nullptr ? static_cast<std::uint32_t>(EPOLLET) : 0u);
     if (want == e.registered) return;
     epoll_event ev{};
     ev.events = want;
@@ -124,7 +228,14 @@ class EpollBackend final : public Backend {
     if (static_cast<std::size_t>(fd) >= entries_.size()) return;
     constexpr std::uint32_t kFailed = EPOLLERR | EPOLLHUP;
     if ((events & (EPOLLIN | EPOLLRDHUP | kFailed)) != 0) {
-      if (ReadyListener* l = entries_[fd].listeners[0]) l->on_ready();
+      Entry& e = entries_[fd];
+      if (e.stream != nullptr) {
+        e.readable = true;
+        if ((events & (EPOLLRDHUP | kFailed)) != 0) e.hung_up = true;
+        if (e.receiving) read_stream(fd);
+      } else if (ReadyListener* l = e.listeners[0]) {
+        l->on_ready();
+      }
     }
     if ((events & (EPOLLOUT | kFailed)) != 0) {
       if (ReadyListener* l = entries_[fd].listeners[1]) l->on_ready();
@@ -154,6 +265,9 @@ class EpollBackend final : public Backend {
   }
 
   std::vector<Entry> entries_;  ///< indexed by fd
+  std::vector<int> pending_;    ///< streams still readable, served by the next poll()
+  std::vector<int> serving_;
+  std::unique_ptr<char[]> read_buffer_;
   int epfd_ = -1;
   int wakefd_ = -1;
   bool have_pwait2_ = true;

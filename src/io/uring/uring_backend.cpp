@@ -9,10 +9,18 @@
 //   watched: level-triggered, and arming costs an SQE, not a syscall. A poll's user data names
 //   (fd, interest, generation) rather than a pointer; unwatch bumps the generation and removes the
 //   poll, so a late completion is recognised as stale and never reaches freed memory.
+// - Stream sockets receive with one multishot recv into a ring of provided buffers (registered
+//   lazily, on the first stream): no syscall per read, and no read buffer per idle connection.
+//   Each chunk is handed to the stream's listener and its buffer goes straight back to the ring.
+//   A recv's user data names (fd, session, arm): a chunk is delivered only to the stream that
+//   asked for it (session), even after a pause; a cancelled arm's final completion is ignored.
 
+#include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -27,8 +35,19 @@ namespace weave::io {
 namespace {
 
 constexpr std::uint64_t kWakeTag = 1;
-constexpr std::uint64_t kIgnoreTag = 2;         ///< completions nobody waits for (poll removal)
-constexpr std::uint64_t kPollTag = 1ULL << 63;  ///< | gen << 33 | interest << 32 | fd
+constexpr std::uint64_t kIgnoreTag = 2;  ///< completions nobody waits for (poll removal, cancel)
+constexpr std::uint64_t kKindMask = 3ULL << 62;
+constexpr std::uint64_t kPollTag = 1ULL << 62;    ///< | gen << 33 | interest << 32 | fd
+constexpr std::uint64_t kRecvTag = 2ULL << 62;    ///< | session << 40 | arm << 32 | fd
+constexpr std::uint64_t kAcceptTag = 3ULL << 62;  ///< | session << 40 | fd
+constexpr std::uint32_t kGenMask = 0x1fffffffU;
+constexpr std::uint32_t kSessionMask = 0x3fffffU;  ///< bits 40..61, below the kind
+
+constexpr unsigned kRingEntries = 1024;
+constexpr unsigned kCqEntries = 16384;
+constexpr unsigned kBufferCount = 1024;  ///< provided buffers (a power of two)
+constexpr unsigned kBufferSize = 16 * 1024;
+constexpr int kBufferGroup = 1;
 
 class UringBackend final : public Backend {
  public:
@@ -40,7 +59,11 @@ class UringBackend final : public Backend {
         IORING_SETUP_COOP_TASKRUN, 0};
     int rc = -1;
     for (unsigned flags : modes) {
-      rc = io_uring_queue_init(256, &ring_, flags);
+      // A large CQ: thousands of connections may complete in one iteration.
+      io_uring_params params{};
+      params.flags = flags | IORING_SETUP_CQSIZE;
+      params.cq_entries = kCqEntries;
+      rc = io_uring_queue_init_params(kRingEntries, &ring_, &params);
       if (rc == 0) {
         disabled_ = (flags & IORING_SETUP_R_DISABLED) != 0;
         break;
@@ -55,6 +78,7 @@ class UringBackend final : public Backend {
   }
   ~UringBackend() override {
     if (ring_ok_) io_uring_queue_exit(&ring_);
+    if (buffer_memory_ != nullptr) ::munmap(buffer_memory_, buffer_bytes_);
     if (wakefd_ >= 0) close(wakefd_);
   }
 
@@ -118,18 +142,262 @@ class UringBackend final : public Backend {
            entries_[fd].watches[static_cast<int>(interest)].listener != nullptr;
   }
 
+  bool attach_stream(int fd, StreamListener* listener) override {
+    if (fd < 0 || !buffers_ready()) return false;
+    if (static_cast<std::size_t>(fd) >= entries_.size()) entries_.resize(fd + 1);
+    Stream& st = entries_[fd].stream;
+    if (st.armed) cancel_recv(fd, st);
+    st.listener = listener;
+    ++st.session;
+    st.receiving = false;
+    return true;
+  }
+
+  void set_receiving(int fd, bool on) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size()) return;
+    Stream& st = entries_[fd].stream;
+    if (st.listener == nullptr) return;
+    st.receiving = on;
+    if (on && !st.armed) arm_recv(fd, st);
+    if (!on && st.armed) cancel_recv(fd, st);
+  }
+
+  bool start_accepting(int fd, AcceptListener* listener) override {
+    if (fd < 0) return false;
+    if (static_cast<std::size_t>(fd) >= entries_.size()) entries_.resize(fd + 1);
+    Acceptor& a = entries_[fd].acceptor;
+    if (a.armed && a.listener == listener) return true;
+    if (a.armed) stop_accepting(fd);
+    a.listener = listener;
+    ++a.session;
+    arm_accept(fd, a);
+    return true;
+  }
+
+  void stop_accepting(int fd) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size()) return;
+    Acceptor& a = entries_[fd].acceptor;
+    if (a.armed) {
+      io_uring_sqe* sqe = next_sqe();
+      io_uring_prep_cancel64(sqe, accept_tag(fd, a), 0);
+      io_uring_sqe_set_data64(sqe, kIgnoreTag);
+    }
+    a.armed = false;
+    a.listener = nullptr;
+    ++a.session;  // connections of the cancelled accept are closed on arrival
+  }
+
+  bool native_files() const noexcept override { return true; }
+
+  bool submit_file_op(const FileOp& op, OpListener* listener) override {
+    io_uring_sqe* sqe = next_sqe();
+    const auto offset = static_cast<__u64>(op.offset);
+    switch (op.kind) {
+      case FileOp::Kind::Open:
+        io_uring_prep_openat(sqe, AT_FDCWD, op.path, op.flags, op.mode);
+        break;
+      case FileOp::Kind::Read:
+        io_uring_prep_read(sqe, op.fd, op.data, op.size, offset);
+        break;
+      case FileOp::Kind::Write:
+        io_uring_prep_write(sqe, op.fd, op.data, op.size, offset);
+        break;
+      case FileOp::Kind::Fsync:
+        io_uring_prep_fsync(sqe, op.fd, 0);
+        break;
+      case FileOp::Kind::Close:
+        io_uring_prep_close(sqe, op.fd);
+        break;
+    }
+    // A pointer tag: user space pointers leave the two kind bits clear, and are never 1 or 2.
+    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(listener));
+    return true;
+  }
+
+  void cancel_file_op(OpListener* listener) noexcept override {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(listener), 0);
+    io_uring_sqe_set_data64(sqe, kIgnoreTag);
+  }
+
+  void detach_stream(int fd) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size()) return;
+    Stream& st = entries_[fd].stream;
+    if (st.armed) cancel_recv(fd, st);
+    st.listener = nullptr;
+    st.receiving = false;
+    ++st.session;
+  }
+
  private:
   struct Watch {
     ReadyListener* listener = nullptr;
     std::uint32_t generation = 0;
     bool armed = false;  ///< a poll with this generation is in the kernel
   };
+  struct Stream {
+    StreamListener* listener = nullptr;
+    std::uint32_t session = 0;
+    std::uint8_t arm = 0;
+    bool armed = false;  ///< a multishot recv of this arm is in the kernel
+    bool receiving = false;
+  };
+  struct Acceptor {
+    AcceptListener* listener = nullptr;
+    std::uint32_t session = 0;
+    bool armed = false;
+  };
   struct Entry {
     Watch watches[2];
+    Stream stream;
+    Acceptor acceptor;
   };
 
+  // ---- multishot accept ----
+
+  static std::uint64_t accept_tag(int fd, const Acceptor& a) noexcept {
+    return kAcceptTag | (static_cast<std::uint64_t>(a.session & kSessionMask) << 40) |
+           static_cast<std::uint32_t>(fd);
+  }
+
+  void arm_accept(int fd, Acceptor& a) noexcept {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, accept_tag(fd, a));
+    a.armed = true;
+  }
+
+  void on_accept(std::uint64_t tag, int res, unsigned flags) noexcept {
+    const int fd = static_cast<int>(tag & 0xffffffffU);
+    const auto session = static_cast<std::uint32_t>((tag >> 40) & kSessionMask);
+    auto current = [&]() -> Acceptor* {
+      if (static_cast<std::size_t>(fd) >= entries_.size()) return nullptr;
+      Acceptor& a = entries_[fd].acceptor;
+      return a.listener != nullptr && (a.session & kSessionMask) == session ? &a : nullptr;
+    };
+    Acceptor* a = current();
+    if (res >= 0) {
+      if (a != nullptr) {
+        a->listener->on_accepted(res);
+      } else {
+        ::close(res);  // accepted after stop_accepting: nobody wants it
+      }
+    }
+    if ((flags & IORING_CQE_F_MORE) != 0) return;
+    a = current();
+    if (a == nullptr || !a->armed) return;
+    a->armed = false;
+    if (res >= 0 || res == -ECONNABORTED || res == -EINTR || res == -EAGAIN) {
+      arm_accept(fd, *a);  // the kernel ended the multishot: go on
+    } else {
+      a->listener->on_accept_error(-res);
+    }
+  }
+
+  // ---- provided buffers and multishot receive ----
+
+  /// Registers the buffer ring on first use. False when the kernel has no provided-buffer rings
+  /// (before 5.19): streams then read on readiness.
+  bool buffers_ready() {
+    if (buffer_ring_ != nullptr) return true;
+    if (buffers_failed_) return false;
+    const std::size_t ring_bytes = kBufferCount * sizeof(io_uring_buf);
+    buffer_bytes_ = ring_bytes + static_cast<std::size_t>(kBufferCount) * kBufferSize;
+    void* memory =
+        ::mmap(nullptr, buffer_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) {
+      buffers_failed_ = true;
+      return false;
+    }
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uintptr_t>(memory);
+    reg.ring_entries = kBufferCount;
+    reg.bgid = kBufferGroup;
+    if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
+      ::munmap(memory, buffer_bytes_);
+      buffers_failed_ = true;
+      return false;
+    }
+    buffer_memory_ = memory;
+    buffer_ring_ = static_cast<io_uring_buf_ring*>(memory);
+    buffers_ = static_cast<char*>(memory) + ring_bytes;
+    io_uring_buf_ring_init(buffer_ring_);
+    for (unsigned i = 0; i < kBufferCount; ++i) {
+      io_uring_buf_ring_add(buffer_ring_, buffers_ + static_cast<std::size_t>(i) * kBufferSize,
+                            kBufferSize, static_cast<unsigned short>(i),
+                            io_uring_buf_ring_mask(kBufferCount), static_cast<int>(i));
+    }
+    io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(kBufferCount));
+    return true;
+  }
+
+  void recycle(unsigned bid) noexcept {
+    io_uring_buf_ring_add(buffer_ring_, buffers_ + static_cast<std::size_t>(bid) * kBufferSize,
+                          kBufferSize, static_cast<unsigned short>(bid),
+                          io_uring_buf_ring_mask(kBufferCount), 0);
+    io_uring_buf_ring_advance(buffer_ring_, 1);
+  }
+
+  static std::uint64_t recv_tag(int fd, const Stream& st) noexcept {
+    return kRecvTag | (static_cast<std::uint64_t>(st.session & kSessionMask) << 40) |
+           (static_cast<std::uint64_t>(st.arm) << 32) | static_cast<std::uint32_t>(fd);
+  }
+
+  void arm_recv(int fd, Stream& st) noexcept {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = kBufferGroup;
+    io_uring_sqe_set_data64(sqe, recv_tag(fd, st));
+    st.armed = true;
+  }
+
+  void cancel_recv(int fd, Stream& st) noexcept {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel64(sqe, recv_tag(fd, st), 0);
+    io_uring_sqe_set_data64(sqe, kIgnoreTag);
+    st.armed = false;
+    ++st.arm;  // the cancelled arm's final completion must not disarm a newer one
+  }
+
+  void on_recv(std::uint64_t tag, int res, unsigned flags) noexcept {
+    const int fd = static_cast<int>(tag & 0xffffffffU);
+    const auto session = static_cast<std::uint32_t>((tag >> 40) & kSessionMask);
+    const auto arm = static_cast<std::uint8_t>((tag >> 32) & 0xffU);
+    const bool has_buffer = (flags & IORING_CQE_F_BUFFER) != 0;
+    const unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+    auto current = [&]() -> Stream* {
+      if (static_cast<std::size_t>(fd) >= entries_.size()) return nullptr;
+      Stream& st = entries_[fd].stream;
+      return st.listener != nullptr && (st.session & kSessionMask) == session ? &st : nullptr;
+    };
+    if (res > 0 && has_buffer) {
+      if (Stream* st = current()) {
+        st->listener->on_data(std::string_view(
+            buffers_ + static_cast<std::size_t>(bid) * kBufferSize, static_cast<std::size_t>(res)));
+      }
+      recycle(bid);
+    } else if (has_buffer) {
+      recycle(bid);
+    }
+    if ((flags & IORING_CQE_F_MORE) != 0) return;
+    // This arm is over.
+    Stream* st = current();
+    if (st == nullptr || !st->armed || st->arm != arm) return;
+    st->armed = false;
+    if (res == 0) {
+      st->receiving = false;
+      st->listener->on_read_end(0);
+    } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
+      st->receiving = false;
+      st->listener->on_read_end(-res);
+    } else if (Stream* again = current(); again != nullptr && again->receiving && !again->armed) {
+      arm_recv(fd, *again);  // out of buffers for a moment, or the kernel ended it: go on
+    }
+  }
+
   static std::uint64_t poll_tag(int fd, Interest interest, std::uint32_t generation) noexcept {
-    return kPollTag | (static_cast<std::uint64_t>(generation & 0x3fffffffU) << 33) |
+    return kPollTag | (static_cast<std::uint64_t>(generation & kGenMask) << 33) |
            (static_cast<std::uint64_t>(interest) << 32) | static_cast<std::uint32_t>(fd);
   }
 
@@ -143,10 +411,10 @@ class UringBackend final : public Backend {
   void on_poll(std::uint64_t tag, int res) {
     const int fd = static_cast<int>(tag & 0xffffffffU);
     const auto interest = static_cast<Interest>((tag >> 32) & 1U);
-    const auto generation = static_cast<std::uint32_t>((tag >> 33) & 0x3fffffffU);
+    const auto generation = static_cast<std::uint32_t>((tag >> 33) & kGenMask);
     if (static_cast<std::size_t>(fd) >= entries_.size()) return;
     Watch& w = entries_[fd].watches[static_cast<int>(interest)];
-    if (!w.armed || (w.generation & 0x3fffffffU) != generation) return;  // stale
+    if (!w.armed || (w.generation & kGenMask) != generation) return;  // stale
     w.armed = false;
     ++w.generation;
     if (w.listener == nullptr) return;
@@ -170,13 +438,30 @@ class UringBackend final : public Backend {
       const std::uint64_t tag = io_uring_cqe_get_data64(cqe);
       if (tag == kWakeTag) {
         rearm = true;
-      } else if ((tag & kPollTag) != 0) {
-        completed_.push_back({tag, cqe->res});
+      } else if (tag != kIgnoreTag) {
+        completed_.push_back({tag, cqe->res, cqe->flags});
       }
     }
     io_uring_cq_advance(&ring_, count);
     if (rearm) arm_wake();
-    for (const Completion& c : completed_) on_poll(c.tag, c.res);
+    for (const Completion& c : completed_) {
+      switch (c.tag & kKindMask) {
+        case 0:
+          if (c.tag != 0) {
+            reinterpret_cast<OpListener*>(static_cast<std::uintptr_t>(c.tag))->on_complete(c.res);
+          }
+          break;
+        case kPollTag:
+          on_poll(c.tag, c.res);
+          break;
+        case kRecvTag:
+          on_recv(c.tag, c.res, c.flags);
+          break;
+        default:
+          on_accept(c.tag, c.res, c.flags);
+          break;
+      }
+    }
   }
 
   io_uring_sqe* next_sqe() {
@@ -197,9 +482,15 @@ class UringBackend final : public Backend {
   struct Completion {
     std::uint64_t tag;
     int res;
+    unsigned flags;
   };
   std::vector<Entry> entries_;  ///< indexed by fd
   std::vector<Completion> completed_;
+  void* buffer_memory_ = nullptr;
+  std::size_t buffer_bytes_ = 0;
+  io_uring_buf_ring* buffer_ring_ = nullptr;
+  char* buffers_ = nullptr;
+  bool buffers_failed_ = false;
 
   io_uring ring_{};
   bool ring_ok_ = false;
