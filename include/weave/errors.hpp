@@ -29,6 +29,15 @@ class CancelledError {
   std::string message_;
 };
 
+/// What weave::run and Runner::run raise, after cancelling the main task, when a SIGINT (Ctrl-C)
+/// interrupted it and the main task did not swallow the cancellation: asyncio.Runner's
+/// KeyboardInterrupt. It is a CancelledError (the main task was cancelled), so it stays outside
+/// std::exception and code that catches CancelledError around run() sees it too.
+class KeyboardInterrupt : public CancelledError {
+ public:
+  KeyboardInterrupt() : CancelledError("KeyboardInterrupt") {}
+};
+
 /// Base of weave's own errors, so that they can be caught together.
 class Error : public std::runtime_error {
  public:

@@ -23,6 +23,7 @@
 #include "weave/coro.hpp"
 #include "weave/detail/small_function.hpp"
 #include "weave/sockets.hpp"
+#include "weave/subprocess.hpp"
 #include "weave/transports.hpp"
 
 namespace weave {
@@ -276,6 +277,21 @@ class EventLoop {
   /// Connects `fd` to `address`. Errors: std::system_error (ECONNREFUSED, ...).
   Coro<void> sock_connect(int fd, SocketAddress address);
 
+  // ---- signals (asyncio's add_signal_handler) ----
+
+  /// Runs `fn` as a callback on this loop each time the process receives `sig` (signals that
+  /// arrive together may be coalesced, as the kernel does). Replaces an earlier handler of `sig`.
+  /// The signal is blocked in the loop's thread and read from a signalfd; a copy delivered to
+  /// another thread is forwarded to this one. Like asyncio, only the main thread's loop may
+  /// handle signals. Children started by create_subprocess_* get an empty signal mask.
+  /// Errors: ValueError for an invalid signal number; RuntimeError for SIGKILL/SIGSTOP, off the
+  /// main thread, or on a closed loop.
+  void add_signal_handler(int sig, std::function<void()> fn);
+  /// Removes the handler of `sig` and puts back the disposition and signal mask that
+  /// add_signal_handler found; a delivery still pending is dropped. False when `sig` had no
+  /// handler. close() removes every handler. Errors: ValueError for an invalid signal number.
+  bool remove_signal_handler(int sig);
+
   // ---- names, connections and servers (asyncio's getaddrinfo, create_connection, ...) ----
 
   /// asyncio's loop.getaddrinfo: ::getaddrinfo run in the default executor. Errors:
@@ -306,6 +322,20 @@ class EventLoop {
       bool server_side = false, std::string server_hostname = {},
       std::optional<Clock::duration> ssl_handshake_timeout = std::nullopt,
       std::optional<Clock::duration> ssl_shutdown_timeout = std::nullopt);
+
+  // ---- child processes, callback layer (asyncio's loop.subprocess_exec) ----
+
+  /// Starts `program` with `args` (as create_subprocess_exec) and connects the protocol
+  /// `factory` makes to it. Without options, stdin, stdout and stderr are all PIPEs (asyncio's
+  /// defaults for this call). Errors: as create_subprocess_exec.
+  Coro<SubprocessConnection> subprocess_exec(SubprocessProtocolFactory factory, std::string program,
+                                             std::vector<std::string> args, SubprocessOptions opts);
+  Coro<SubprocessConnection> subprocess_exec(SubprocessProtocolFactory factory, std::string program,
+                                             std::vector<std::string> args);
+  /// `/bin/sh -c cmd`, as subprocess_exec.
+  Coro<SubprocessConnection> subprocess_shell(SubprocessProtocolFactory factory, std::string cmd,
+                                              SubprocessOptions opts);
+  Coro<SubprocessConnection> subprocess_shell(SubprocessProtocolFactory factory, std::string cmd);
 
   /// "epoll" or "io_uring".
   const char* backend_name() const noexcept;

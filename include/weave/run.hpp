@@ -25,7 +25,16 @@ class Runner {
   Runner& operator=(const Runner&) = delete;
 
   /// Runs `coro` as the main task until it completes; returns its result or rethrows.
-  /// Errors: RuntimeError when called from a running loop or after close().
+  ///
+  /// Ctrl-C, as asyncio.Runner: when called in the main thread while SIGINT has its default
+  /// disposition, run() installs a SIGINT handler for its duration. The first SIGINT cancels
+  /// the main task, which sees CancelledError at its current await; if the cancellation ends
+  /// the task, run() raises KeyboardInterrupt (a CancelledError) instead of CancelledError. A
+  /// second SIGINT (or one after the main task is done) puts the default disposition back and
+  /// re-raises the signal at once, even while the main task never yields: the process ends by
+  /// SIGINT, as a Python program does on an uncaught KeyboardInterrupt. The previous disposition
+  /// is restored when run() returns, unless the program installed another one meanwhile.
+  /// Errors: RuntimeError when called from a running loop or after close(); KeyboardInterrupt.
   template <class T>
   T run(Coro<T> coro) {
     Task<T> task = prepare(std::move(coro));

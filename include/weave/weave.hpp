@@ -14,6 +14,7 @@
 #include "weave/run.hpp"
 #include "weave/sockets.hpp"
 #include "weave/streams.hpp"
+#include "weave/subprocess.hpp"
 #include "weave/task.hpp"
 #include "weave/taskgroup.hpp"
 #include "weave/timeouts.hpp"

@@ -49,6 +49,7 @@ LoopImpl::LoopImpl(EventLoop& o)
 LoopImpl::~LoopImpl() {
   drop_fd_callbacks();
   detach_net();
+  if (!closed) close_services();
   for (FdCallback* cb : orphaned_) delete cb;
   // Threads that still hold a LoopLink find the entry closed from now on. The default executor's
   // threads are joined after that (an owned pool joins in its destructor): what they complete

@@ -91,6 +91,7 @@ void EventLoop::close() {
   l.closed = true;
   l.drop_fd_callbacks();
   l.detach_net();
+  l.close_services();
   l.release_backend();
   l.close_default_executor();
 }

@@ -26,6 +26,14 @@ class LoopImpl;
 class SocketTransport;
 struct ServerState;
 
+/// A part of src/proc that holds loop resources (signal handlers, child-process watches). The
+/// loop creates none itself; each is made on first use and closed with the loop.
+struct LoopService {
+  virtual ~LoopService() = default;
+  /// The loop is closing: let go of every fd and watch while the backend is still there.
+  virtual void close() noexcept = 0;
+};
+
 /// add_reader/add_writer's callback on one (fd, direction); see fd_callbacks.cpp.
 struct FdCallback final : CallbackNode, io::ReadyListener {
   FdCallback(LoopImpl* l, int f, io::Interest i, std::function<void()> callback)
@@ -97,6 +105,15 @@ class LoopImpl {
   std::shared_ptr<concurrent::Executor> default_executor;  ///< created on first use
   bool executor_shutdown_called = false;  ///< shutdown_default_executor() was called
   std::thread shutdown_thread;            ///< an awaited shutdown's joiner thread
+
+  // src/proc: signal handlers and child processes; closed (not destroyed) by close_services(),
+  // which runs after detach_net() so that pipe transports are already detached.
+  std::unique_ptr<LoopService> signals;
+  std::unique_ptr<LoopService> children;
+  void close_services() noexcept {
+    if (signals) signals->close();
+    if (children) children->close();
+  }
 
  private:
   void drain_threadsafe();

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/loop_impl.hpp"
+#include "proc/signals.hpp"
 #include "weave/run.hpp"
 
 namespace weave {
@@ -54,7 +55,14 @@ void Runner::check_usable() {
 }
 
 void Runner::run_main(const TaskRef& task) {
-  loop_->run_until_complete(task);
+  detail::SigintGuard sigint(*loop_, task);  // asyncio.Runner's Ctrl-C handling
+  try {
+    loop_->run_until_complete(task);
+  } catch (const CancelledError&) {
+    TaskRef main = task;
+    if (sigint.interrupts() > 0 && main.uncancel() == 0) throw KeyboardInterrupt();
+    throw;
+  }
 }
 
 void Runner::close() {
