@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "support/bounded.hpp"
+#include "support/fds.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
@@ -22,14 +23,7 @@ using weave_test::run_bounded;
 
 namespace {
 
-int open_fd_count() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/fd")) {
-    while (readdir(d) != nullptr) ++n;
-    closedir(d);
-  }
-  return n;
-}
+using weave_test::open_fd_count;
 
 class Files : public ::testing::Test {
  protected:

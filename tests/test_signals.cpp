@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "support/bounded.hpp"
+#include "support/fds.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
@@ -23,14 +24,7 @@ using weave_test::run_bounded;
 
 namespace {
 
-int open_fd_count() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/fd")) {
-    while (readdir(d) != nullptr) ++n;
-    closedir(d);
-  }
-  return n;
-}
+using weave_test::open_fd_count;
 
 bool blocked(int sig) {
   sigset_t mask;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "support/bounded.hpp"
+#include "support/fds.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
@@ -24,24 +25,9 @@ using weave_test::run_bounded;
 
 namespace {
 
-int open_fd_count() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/fd")) {
-    while (readdir(d) != nullptr) ++n;
-    closedir(d);
-  }
-  return n;
-}
 
 /// Every test must leave the process with the fds it found.
-class Sockets : public ::testing::Test {
- protected:
-  void SetUp() override { fds_before_ = open_fd_count(); }
-  void TearDown() override { EXPECT_EQ(open_fd_count(), fds_before_) << "an fd leaked"; }
-
- private:
-  int fds_before_ = 0;
-};
+class Sockets : public weave_test::FdLeakCheck {};
 
 weave::Socket listener() {
   weave::Socket s(AF_INET, SOCK_STREAM);

@@ -18,6 +18,7 @@
 
 #include "net/pipes.hpp"
 #include "support/bounded.hpp"
+#include "support/fds.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
@@ -25,23 +26,8 @@ using weave_test::run_bounded;
 
 namespace {
 
-int open_fd_count() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/fd")) {
-    while (readdir(d) != nullptr) ++n;
-    closedir(d);
-  }
-  return n;
-}
 
-class Streams : public ::testing::Test {
- protected:
-  void SetUp() override { fds_before_ = open_fd_count(); }
-  void TearDown() override { EXPECT_EQ(open_fd_count(), fds_before_) << "an fd leaked"; }
-
- private:
-  int fds_before_ = 0;
-};
+class Streams : public weave_test::FdLeakCheck {};
 
 std::uint16_t port_of(const weave::Server& server) {
   return server.sockets().at(0).getsockname().port();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "support/bounded.hpp"
+#include "support/fds.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
@@ -25,14 +26,7 @@ using weave_test::run_bounded;
 
 namespace {
 
-int open_fd_count() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/fd")) {
-    while (readdir(d) != nullptr) ++n;
-    closedir(d);
-  }
-  return n;
-}
+using weave_test::open_fd_count;
 
 /// True when the process has no child left, reaped or not.
 bool no_children() {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "support/bounded.hpp"
+#include "support/fds.hpp"
 #include "support/openssl_process.hpp"
 #include "support/tls_certs.hpp"
 #include "weave/weave.hpp"
@@ -30,14 +31,6 @@ using weave_test::run_bounded;
 
 namespace {
 
-int open_fd_count() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/fd")) {
-    while (readdir(d) != nullptr) ++n;
-    closedir(d);
-  }
-  return n;
-}
 
 std::unique_ptr<weave_test::TestCertificates> test_certs;  // made once for the suite
 
@@ -45,15 +38,10 @@ const weave_test::TestCertificates& certs() {
   return *test_certs;
 }
 
-class TLS : public ::testing::Test {
+class TLS : public weave_test::FdLeakCheck {
  protected:
   static void SetUpTestSuite() { test_certs = std::make_unique<weave_test::TestCertificates>(); }
   static void TearDownTestSuite() { test_certs.reset(); }
-  void SetUp() override { fds_before_ = open_fd_count(); }
-  void TearDown() override { EXPECT_EQ(open_fd_count(), fds_before_) << "an fd leaked"; }
-
- private:
-  int fds_before_ = 0;
 };
 
 weave::SSLContext server_context() {

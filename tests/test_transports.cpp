@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "support/bounded.hpp"
+#include "support/fds.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
@@ -26,23 +27,9 @@ using weave_test::run_bounded;
 
 namespace {
 
-int open_fd_count() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/fd")) {
-    while (readdir(d) != nullptr) ++n;
-    closedir(d);
-  }
-  return n;
-}
+using weave_test::open_fd_count;
 
-class Transports : public ::testing::Test {
- protected:
-  void SetUp() override { fds_before_ = open_fd_count(); }
-  void TearDown() override { EXPECT_EQ(open_fd_count(), fds_before_) << "an fd leaked"; }
-
- private:
-  int fds_before_ = 0;
-};
+class Transports : public weave_test::FdLeakCheck {};
 
 /// Records every call, and echoes when asked to.
 class Recorder : public weave::Protocol {
