@@ -171,10 +171,6 @@ void StreamProtocol::resume_writing() {
   }
 }
 
-namespace {
-/// write(2) to a pipe whose reader is gone raises SIGPIPE, which kills the process by default;
-/// there is no MSG_NOSIGNAL for pipes. Like Python, Node and Rust, ignore it (only when nobody
-/// installed a handler), so that the writer gets EPIPE instead.
 void ignore_sigpipe() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -185,6 +181,7 @@ void ignore_sigpipe() {
   });
 }
 
+namespace {
 std::pair<std::shared_ptr<StreamState>, std::shared_ptr<StreamLife>> pipe_stream(
     EventLoop& loop, int fd, std::size_t limit, SocketTransport::Kind kind) {
   if (kind == SocketTransport::Kind::WritePipe) ignore_sigpipe();

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "core/loop_impl.hpp"
+#include "net/pipes.hpp"
 #include "net/socket_transport.hpp"
 #include "proc/child_watcher.hpp"
 #include "proc/spawn.hpp"
@@ -28,18 +29,6 @@
 namespace weave::detail {
 
 namespace {
-
-/// write(2) to a pipe whose reader left raises SIGPIPE; as the pipe streams do (and Python),
-/// ignore it when nobody installed a handler, so that the writer gets EPIPE instead.
-void ignore_sigpipe() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction current {};
-    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-      ::signal(SIGPIPE, SIG_IGN);
-    }
-  });
-}
 
 class ProcessTransport;
 
