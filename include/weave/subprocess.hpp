@@ -2,8 +2,8 @@
 /// \file subprocess.hpp
 /// asyncio.subprocess: child processes with pipes to their standard streams.
 ///
-///   auto proc = co_await weave::create_subprocess_exec(
-///       "cat", {}, {.stdin_ = weave::PIPE, .stdout_ = weave::PIPE});
+///   weave::SubprocessOptions pipes{.stdin_ = weave::PIPE, .stdout_ = weave::PIPE};
+///   auto proc = co_await weave::create_subprocess_exec("cat", {}, pipes);
 ///   auto [out, err] = co_await proc.communicate("hello");
 ///   int code = co_await proc.wait();
 ///
