@@ -37,7 +37,7 @@ struct StreamLife;
 struct StreamOptions {
   /// The reader's buffer limit (asyncio's `limit`): readuntil/readline fail past it, and reading
   /// from the transport pauses when twice as much is buffered.
-  std::size_t limit = 64 * 1024;
+  std::size_t limit = std::size_t{64} * 1024;
   // start_server only:
   int backlog = 128;
   bool reuse_address = true;
@@ -59,7 +59,7 @@ struct StreamOptions {
 class StreamReader {
  public:
   /// A reader fed by hand (feed_data / feed_eof), with no transport.
-  explicit StreamReader(std::size_t limit = 64 * 1024);
+  explicit StreamReader(std::size_t limit = std::size_t{64} * 1024);
 
   /// Up to `n` bytes (n < 0: everything until EOF); empty at EOF. Errors: the connection's
   /// error (e.g. std::system_error ECONNRESET).

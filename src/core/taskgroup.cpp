@@ -24,7 +24,7 @@ void TaskGroup::check_open() const {
 void TaskGroup::track(const TaskRef& task) {
   tasks_.push_back(task);
   task.core()->flags |= detail::fflag::kRetrieved;  // the group collects the failure itself
-  TaskRef(task).add_done_callback([this](TaskRef t) { on_task_done(t); });
+  TaskRef(task).add_done_callback([this](const TaskRef& t) { on_task_done(t); });
 }
 
 void TaskGroup::abort() {

@@ -24,7 +24,7 @@ namespace weave {
 
 namespace {
 
-constexpr std::size_t kChunk = 64 * 1024;
+constexpr std::size_t kChunk = std::size_t{64} * 1024;
 constexpr std::size_t kMaxOp = 1U << 30;  ///< one request moves at most 1 GiB
 
 /// A task waiting for one native file operation. Cancellation asks the kernel to cancel and
@@ -81,7 +81,7 @@ int check(int result, const char* what) {
 
 // ---- the thread path: plain syscalls on owned data ----
 
-int open_blocking(std::string path, int flags, unsigned mode) {
+int open_blocking(const std::string& path, int flags, unsigned mode) {
   const int fd = ::open(path.c_str(), flags, mode);
   if (fd < 0) throw os_error(errno, "open");
   return fd;

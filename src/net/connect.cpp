@@ -36,6 +36,7 @@ Coro<std::vector<SocketAddress>> resolve(EventLoop& loop, std::string host, std:
   std::vector<AddrInfo> infos =
       co_await loop.getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM, 0, passive ? AI_PASSIVE : 0);
   std::vector<SocketAddress> out;
+  out.reserve(infos.size());
   for (AddrInfo& info : infos) out.push_back(info.address);
   co_return out;
 }

@@ -14,7 +14,7 @@ namespace weave::detail {
 void ignore_sigpipe();
 
 /// A reader of the read end of a pipe; EOF when every write end is closed.
-StreamReader pipe_reader(EventLoop& loop, int fd, std::size_t limit = 64 * 1024);
+StreamReader pipe_reader(EventLoop& loop, int fd, std::size_t limit = std::size_t{64} * 1024);
 /// A writer to the write end of a pipe; write_eof() and close() close it. A reader that went
 /// away makes drain() raise std::system_error(EPIPE).
 StreamWriter pipe_writer(EventLoop& loop, int fd);

@@ -155,8 +155,6 @@ void ServerState::maybe_wake_closed() noexcept {
 
 namespace weave {
 
-using detail::ServerState;
-
 const std::vector<Socket>& Server::sockets() const {
   static const std::vector<Socket> none;
   return state_ ? state_->sockets : none;

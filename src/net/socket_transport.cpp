@@ -15,7 +15,7 @@
 namespace weave::detail {
 
 namespace {
-constexpr std::size_t kMaxRead = 256 * 1024;  // asyncio's max_size per recv
+constexpr std::size_t kMaxRead = std::size_t{256} * 1024;  // asyncio's max_size per recv
 
 /// One receive buffer per loop thread: data_received gets a view that is valid only during the
 /// call, so idle connections hold no read buffer at all.
@@ -37,7 +37,7 @@ bool would_block(int err) noexcept {
 }
 
 /// Resets and broken pipes are a peer's doing, not a bug: asyncio logs them only in debug mode.
-bool is_connection_error(std::exception_ptr exc) {
+bool is_connection_error(const std::exception_ptr& exc) {
   try {
     std::rethrow_exception(exc);
   } catch (const std::system_error& e) {
@@ -312,7 +312,7 @@ void SocketTransport::end_writing() noexcept {
 
 void SocketTransport::set_write_buffer_limits(std::optional<std::size_t> high,
                                               std::optional<std::size_t> low) {
-  const std::size_t h = high ? *high : low ? 4 * *low : 64 * 1024;
+  const std::size_t h = high ? *high : low ? 4 * *low : std::size_t{64} * 1024;
   const std::size_t l = low ? *low : h / 4;
   if (l > h) throw ValueError("high must be >= low must be >= 0");
   high_ = h;
@@ -360,12 +360,12 @@ void SocketTransport::abort() {
   force_close(nullptr);
 }
 
-void SocketTransport::fatal_error(std::exception_ptr exc, const char* message) noexcept {
+void SocketTransport::fatal_error(const std::exception_ptr& exc, const char* message) noexcept {
   if (!is_connection_error(exc)) loop_.call_exception_handler({message, exc, std::nullopt});
   force_close(exc);
 }
 
-void SocketTransport::force_close(std::exception_ptr exc) noexcept {
+void SocketTransport::force_close(const std::exception_ptr& exc) noexcept {
   if (lost_) return;
   wbuf_.clear();
   woff_ = 0;
@@ -380,7 +380,7 @@ void SocketTransport::force_close(std::exception_ptr exc) noexcept {
 void SocketTransport::call_connection_lost(std::exception_ptr exc) noexcept {
   lost_ = true;
   try {
-    protocol_->connection_lost(exc);
+    protocol_->connection_lost(std::move(exc));
   } catch (...) {
     loop_.call_exception_handler(
         {"protocol.connection_lost() failed", std::current_exception(), std::nullopt});

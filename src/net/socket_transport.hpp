@@ -95,8 +95,8 @@ class SocketTransport final : public Transport {
   void maybe_pause_protocol() noexcept;
   void maybe_resume_protocol() noexcept;
   /// A failed syscall or protocol callback: report (unless a plain reset) and close at once.
-  void fatal_error(std::exception_ptr exc, const char* message) noexcept;
-  void force_close(std::exception_ptr exc) noexcept;
+  void fatal_error(const std::exception_ptr& exc, const char* message) noexcept;
+  void force_close(const std::exception_ptr& exc) noexcept;
   void call_connection_lost(std::exception_ptr exc) noexcept;
   std::shared_ptr<SocketTransport> shared() {
     return std::static_pointer_cast<SocketTransport>(shared_from_this());

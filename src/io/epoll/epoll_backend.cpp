@@ -150,7 +150,7 @@ class EpollBackend final : public Backend {
     bool pending = false;   ///< on pending_
   };
 
-  static constexpr std::size_t kReadSize = 256 * 1024;
+  static constexpr std::size_t kReadSize = std::size_t{256} * 1024;
   static constexpr int kReadsPerRound = 4;  ///< then other sockets get their turn
 
   void make_pending(int fd, Entry& e) {

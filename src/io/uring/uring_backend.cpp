@@ -448,6 +448,7 @@ class UringBackend final : public Backend {
       switch (c.tag & kKindMask) {
         case 0:
           if (c.tag != 0) {
+            // NOLINTNEXTLINE(performance-no-int-to-ptr): the tag is the listener's address
             reinterpret_cast<OpListener*>(static_cast<std::uintptr_t>(c.tag))->on_complete(c.res);
           }
           break;
