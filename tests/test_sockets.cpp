@@ -25,7 +25,6 @@ using weave_test::run_bounded;
 
 namespace {
 
-
 /// Every test must leave the process with the fds it found.
 class Sockets : public weave_test::FdLeakCheck {};
 

@@ -26,7 +26,6 @@ using weave_test::run_bounded;
 
 namespace {
 
-
 class Streams : public weave_test::FdLeakCheck {};
 
 std::uint16_t port_of(const weave::Server& server) {

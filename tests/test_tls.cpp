@@ -31,7 +31,6 @@ using weave_test::run_bounded;
 
 namespace {
 
-
 std::unique_ptr<weave_test::TestCertificates> test_certs;  // made once for the suite
 
 const weave_test::TestCertificates& certs() {

@@ -2,8 +2,8 @@
 // "exception was never retrieved" report.
 
 #include <cstdio>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
