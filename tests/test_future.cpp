@@ -11,6 +11,7 @@
 
 #include "support/bounded.hpp"
 #include "support/reports.hpp"
+#include "support/steps.hpp"
 
 using namespace std::chrono_literals;
 using weave::Coro;
@@ -21,9 +22,7 @@ using weave_test::Trace;
 
 namespace {
 
-Coro<void> yield(int iterations = 1) {
-  for (int i = 0; i < iterations; ++i) co_await weave::sleep(0s);
-}
+using weave_test::yield;
 
 template <class T>
 Future<T> new_future() {

@@ -15,6 +15,7 @@
 
 #include "support/bounded.hpp"
 #include "support/reports.hpp"
+#include "support/steps.hpp"
 
 using namespace std::chrono_literals;
 using weave::Clock;
@@ -26,14 +27,8 @@ using weave_test::Trace;
 
 namespace {
 
-Coro<void> yield(int iterations = 1) {
-  for (int i = 0; i < iterations; ++i) co_await weave::sleep(0s);
-}
-
-Coro<int> value_after(int value, int iterations) {
-  co_await yield(iterations);
-  co_return value;
-}
+using weave_test::value_after;
+using weave_test::yield;
 
 Coro<int> fail_now() {
   throw std::runtime_error("main failed");

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "support/steps.hpp"
 #include "weave/queues.hpp"
 #include "weave/run.hpp"
 #include "weave/task.hpp"
@@ -20,6 +21,8 @@
 using namespace std::chrono_literals;
 
 namespace {
+
+using weave_test::yield;
 
 std::chrono::milliseconds deadline() {
   const char* scale = std::getenv("WEAVE_TEST_TIMEOUT_SCALE");
@@ -50,10 +53,6 @@ void run_bounded(F body) {
     ADD_FAILURE() << "the test body was cancelled";
   }
   EXPECT_FALSE(fired) << "the test body did not finish before its deadline";
-}
-
-weave::Coro<void> yield(int iterations = 1) {
-  for (int i = 0; i < iterations; ++i) co_await weave::sleep(0s);
 }
 
 weave::Coro<void> get_and_log(weave::Queue<int>& q, std::vector<int>& log) {

@@ -13,6 +13,7 @@
 
 #include "support/bounded.hpp"
 #include "support/reports.hpp"
+#include "support/steps.hpp"
 
 using namespace std::chrono_literals;
 using weave::Coro;
@@ -24,20 +25,14 @@ using weave_test::Trace;
 
 namespace {
 
-Coro<void> yield(int iterations = 1) {
-  for (int i = 0; i < iterations; ++i) co_await weave::sleep(0s);
-}
+using weave_test::value_after;
+using weave_test::yield;
 
 Coro<void> record(Trace& trace, std::string name, int steps) {
   for (int i = 1; i <= steps; ++i) {
     trace(name + std::to_string(i));
     if (i < steps) co_await yield();
   }
-}
-
-Coro<int> value_after(int value, int iterations) {
-  co_await yield(iterations);
-  co_return value;
 }
 
 Coro<int> fail_after(int iterations) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "support/bounded.hpp"
+#include "support/steps.hpp"
 
 using namespace std::chrono_literals;
 using weave::Clock;
@@ -21,14 +22,8 @@ using weave_test::Trace;
 
 namespace {
 
-Coro<void> yield(int iterations = 1) {
-  for (int i = 0; i < iterations; ++i) co_await weave::sleep(0s);
-}
-
-Coro<int> value_after(int value, int iterations) {
-  co_await yield(iterations);
-  co_return value;
-}
+using weave_test::value_after;
+using weave_test::yield;
 
 Coro<int> immediate(int value) {
   co_return value;
