@@ -169,7 +169,7 @@ weave::Coro<void> dns_failure() {
     co_await loop.create_connection([] { return std::make_shared<Recorder>(); },
                                     "no-such-host.invalid", 80);
   } catch (const std::system_error& e) {
-    failed = e.code().category() == weave::gai_category() || e.code().value() != 0;
+    failed = e.code().category() == weave::gai_category();  // EAI_NONAME, or EAI_AGAIN offline
   }
   EXPECT_TRUE(failed);
   auto localhost = co_await loop.getaddrinfo("localhost", 80, AF_INET, SOCK_STREAM);
