@@ -289,8 +289,8 @@ void SocketTransport::on_writable() noexcept {
   unwatch_writes();
   if (closing_) {
     call_connection_lost(nullptr);
-  } else if (eof_requested_ && !eof_written_) {
-    end_writing();
+  } else if (eof_requested_) {
+    end_writing();  // the buffer only drains once after write_eof: write() refuses more
   }
 }
 
@@ -302,7 +302,6 @@ void SocketTransport::write_eof() {
 }
 
 void SocketTransport::end_writing() noexcept {
-  eof_written_ = true;
   if (kind_ == Kind::WritePipe) {
     close();  // a pipe has no half-close: its reader sees EOF when the write end closes
   } else {

@@ -123,8 +123,7 @@ class SocketTransport final : public Transport {
   bool paused_ = false;  ///< pause_reading()
   bool reads_watched_ = false;
   bool writes_watched_ = false;
-  bool eof_requested_ = false;  ///< write_eof() waits for the buffer
-  bool eof_written_ = false;
+  bool eof_requested_ = false;    ///< write_eof() waits for the buffer
   bool protocol_paused_ = false;  ///< pause_writing() was called
   bool lost_ = false;             ///< connection_lost scheduled
   bool detached_ = false;         ///< the loop closed under us
