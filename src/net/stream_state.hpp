@@ -22,6 +22,8 @@ struct StreamState {
   std::string_view data() const noexcept { return std::string_view(buffer).substr(offset); }
   /// Removes and returns the first `n` buffered bytes.
   std::string take(std::size_t n);
+  /// Removes the first `n` buffered bytes.
+  void drop(std::size_t n) noexcept;
   void feed_data(std::string_view bytes);
   void feed_eof() noexcept;
   void set_exception(std::exception_ptr e) noexcept;

@@ -26,13 +26,17 @@ namespace weave::detail {
 std::string StreamState::take(std::size_t n) {
   n = std::min(n, size());
   std::string out(buffer.data() + offset, n);
-  offset += n;
+  drop(n);
+  return out;
+}
+
+void StreamState::drop(std::size_t n) noexcept {
+  offset += std::min(n, size());
   if (offset == buffer.size()) {
     buffer.clear();
     offset = 0;
   }
   maybe_resume_transport();
-  return out;
 }
 
 void StreamState::feed_data(std::string_view bytes) {
@@ -272,12 +276,7 @@ Coro<std::size_t> StreamReader::read_into(std::span<char> buffer) {
   if (s->error && s->size() == 0) std::rethrow_exception(s->error);
   const std::size_t n = std::min(buffer.size(), s->size());
   std::memcpy(buffer.data(), s->buffer.data() + s->offset, n);
-  s->offset += n;
-  if (s->offset == s->buffer.size()) {
-    s->buffer.clear();
-    s->offset = 0;
-  }
-  s->maybe_resume_transport();
+  s->drop(n);
   co_return n;
 }
 
@@ -331,13 +330,8 @@ Coro<std::string> StreamReader::readline() {
     line = e.partial;
   } catch (const LimitOverrunError& e) {
     // Drop the over-long line (and its separator, when it is there) so that reading can go on.
-    if (s->data().substr(e.consumed, 1) == "\n") {
-      s->take(e.consumed + 1);
-    } else {
-      s->buffer.clear();
-      s->offset = 0;
-    }
-    s->maybe_resume_transport();
+    const bool separator_follows = s->data().substr(e.consumed, 1) == "\n";
+    s->drop(separator_follows ? e.consumed + 1 : s->size());
     overrun = e.what();
   }
   if (overrun) throw ValueError(*overrun);
