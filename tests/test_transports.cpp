@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -78,6 +79,15 @@ weave::Coro<void> until(const std::function<bool()>& done) {
   for (int i = 0; i < 100000 && !done(); ++i) co_await weave::sleep(i < 100 ? 0ms : 1ms);
 }
 
+bool nodelay(const weave::Transport& t) {
+  int on = 0;
+  socklen_t len = sizeof on;
+  EXPECT_EQ(getsockopt(std::any_cast<int>(t.get_extra_info("socket")), IPPROTO_TCP, TCP_NODELAY,
+                       &on, &len),
+            0);
+  return on != 0;
+}
+
 std::uint16_t port_of(const weave::Server& server) {
   return server.sockets().at(0).getsockname().port();
 }
@@ -104,6 +114,9 @@ weave::Coro<void> echo_over_tcp() {
   EXPECT_EQ(client->transport, c.transport.get());
   EXPECT_GE(std::any_cast<int>(c.transport->get_extra_info("socket")), 0);
   EXPECT_FALSE(c.transport->get_extra_info("no such thing").has_value());
+  // Both ends turn Nagle off, as asyncio does: else a split reply waits for a delayed ACK.
+  EXPECT_TRUE(nodelay(*c.transport));
+  EXPECT_TRUE(nodelay(*server_side->transport));
   c.transport->close();
   EXPECT_TRUE(c.transport->is_closing());
   co_await client->wait_lost();

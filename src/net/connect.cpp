@@ -4,7 +4,6 @@
 
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -39,11 +38,6 @@ Coro<std::vector<SocketAddress>> resolve(EventLoop& loop, std::string host, std:
   out.reserve(infos.size());
   for (AddrInfo& info : infos) out.push_back(info.address);
   co_return out;
-}
-
-void set_nodelay(const Socket& s) {
-  const int on = 1;
-  ::setsockopt(s.fd(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // asyncio sets it too
 }
 
 Connection start_transport(EventLoop& loop, Socket sock, const ProtocolFactory& factory) {
@@ -149,7 +143,7 @@ Coro<Connection> EventLoop::create_connection(ProtocolFactory factory, std::stri
       Socket sock(address.family(), SOCK_STREAM);
       if (opts.local_addr) sock.bind(*opts.local_addr);
       co_await sock_connect(sock.fd(), address);
-      set_nodelay(sock);
+      detail::set_nodelay(sock.fd());
       if (!opts.ssl) co_return start_transport(*this, std::move(sock), factory);
       connected = std::move(sock);
       break;

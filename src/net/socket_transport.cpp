@@ -1,5 +1,7 @@
 #include "net/socket_transport.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -48,6 +50,11 @@ bool is_connection_error(const std::exception_ptr& exc) {
   }
 }
 }  // namespace
+
+void set_nodelay(int fd) noexcept {
+  const int on = 1;
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
 
 SocketTransport::SocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<Protocol> protocol,
                                  std::shared_ptr<ServerState> server, Kind kind)

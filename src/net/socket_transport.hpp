@@ -25,6 +25,10 @@ namespace weave::detail {
 class LoopImpl;
 struct ServerState;
 
+/// Turns Nagle's algorithm off, as asyncio does for every TCP transport: with it on, the tail of
+/// a reply waits for the peer's delayed ACK (up to 40 ms) whenever a write is split.
+void set_nodelay(int fd) noexcept;
+
 class SocketTransport final : public Transport {
  public:
   /// What the fd is: a connected socket, or one end of a pipe (read/write instead of
