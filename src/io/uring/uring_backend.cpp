@@ -11,7 +11,8 @@
 //   poll, so a late completion is recognised as stale and never reaches freed memory.
 // - Stream sockets receive with one multishot recv into a ring of provided buffers (registered
 //   lazily, on the first stream): no syscall per read, and no read buffer per idle connection.
-//   Each chunk is handed to the stream's listener and its buffer goes straight back to the ring.
+//   Each chunk is handed to the stream's listener and its buffer goes straight back to the ring;
+//   consecutive completions that filled adjacent buffers go over as one chunk.
 //   A recv's user data names (fd, session, arm): a chunk is delivered only to the stream that
 //   asked for it (session), even after a pause; a cancelled arm's final completion is ignored.
 
@@ -47,6 +48,7 @@ constexpr unsigned kRingEntries = 1024;
 constexpr unsigned kCqEntries = 16384;
 constexpr unsigned kBufferCount = 1024;  ///< provided buffers (a power of two)
 constexpr unsigned kBufferSize = 16 * 1024;
+constexpr std::size_t kMaxRun = 16;  ///< buffers handed over in one on_data, as epoll's 256 KiB
 constexpr int kBufferGroup = 1;
 
 class UringBackend final : public Backend {
@@ -247,6 +249,11 @@ class UringBackend final : public Backend {
     std::uint32_t session = 0;
     bool armed = false;
   };
+  struct Completion {
+    std::uint64_t tag;
+    int res;
+    unsigned flags;
+  };
   struct Entry {
     Watch watches[2];
     Stream stream;
@@ -360,30 +367,59 @@ class UringBackend final : public Backend {
     ++st.arm;  // the cancelled arm's final completion must not disarm a newer one
   }
 
-  void on_recv(std::uint64_t tag, int res, unsigned flags) noexcept {
+  static bool has_buffer(const Completion& c) noexcept {
+    return (c.flags & IORING_CQE_F_BUFFER) != 0;
+  }
+  static unsigned buffer_id(const Completion& c) noexcept {
+    return c.flags >> IORING_CQE_BUFFER_SHIFT;
+  }
+
+  /// How many completions, from completed_[i] on, carry one contiguous run of a stream's bytes:
+  /// a full buffer followed by the next buffer in memory, from the same arm of the same recv.
+  std::size_t recv_run_length(std::size_t i) const noexcept {
+    std::size_t n = 1;
+    while (i + n < completed_.size() && n < kMaxRun) {
+      const Completion& prev = completed_[i + n - 1];
+      const Completion& next = completed_[i + n];
+      if (next.tag != prev.tag || prev.res != static_cast<int>(kBufferSize) || next.res <= 0 ||
+          !has_buffer(prev) || !has_buffer(next) || buffer_id(next) != buffer_id(prev) + 1) {
+        break;
+      }
+      ++n;
+    }
+    return n;
+  }
+
+  /// Handles completed_[i] and the completions that continue its bytes (one on_data for the
+  /// run, so a bulk transfer costs one send per run rather than per buffer); returns how many.
+  std::size_t on_recv(std::size_t i) noexcept {
+    const std::size_t n = recv_run_length(i);
+    const Completion& first = completed_[i];
+    const Completion& last = completed_[i + n - 1];
+    const std::uint64_t tag = first.tag;
     const int fd = static_cast<int>(tag & 0xffffffffU);
     const auto session = static_cast<std::uint32_t>((tag >> 40) & kSessionMask);
     const auto arm = static_cast<std::uint8_t>((tag >> 32) & 0xffU);
-    const bool has_buffer = (flags & IORING_CQE_F_BUFFER) != 0;
-    const unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
     auto current = [&]() -> Stream* {
       if (static_cast<std::size_t>(fd) >= entries_.size()) return nullptr;
       Stream& st = entries_[fd].stream;
       return st.listener != nullptr && (st.session & kSessionMask) == session ? &st : nullptr;
     };
-    if (res > 0 && has_buffer) {
+    if (first.res > 0 && has_buffer(first)) {
+      const std::size_t bytes = (n - 1) * kBufferSize + static_cast<std::size_t>(last.res);
       if (Stream* st = current()) {
         st->listener->on_data(std::string_view(
-            buffers_ + static_cast<std::size_t>(bid) * kBufferSize, static_cast<std::size_t>(res)));
+            buffers_ + static_cast<std::size_t>(buffer_id(first)) * kBufferSize, bytes));
       }
-      recycle(bid);
-    } else if (has_buffer) {
-      recycle(bid);
     }
-    if ((flags & IORING_CQE_F_MORE) != 0) return;
+    for (std::size_t k = i; k < i + n; ++k) {
+      if (has_buffer(completed_[k])) recycle(buffer_id(completed_[k]));
+    }
+    const int res = last.res;
+    if ((last.flags & IORING_CQE_F_MORE) != 0) return n;
     // This arm is over.
     Stream* st = current();
-    if (st == nullptr || !st->armed || st->arm != arm) return;
+    if (st == nullptr || !st->armed || st->arm != arm) return n;
     st->armed = false;
     if (res == 0) {
       st->receiving = false;
@@ -394,6 +430,7 @@ class UringBackend final : public Backend {
     } else if (Stream* again = current(); again != nullptr && again->receiving && !again->armed) {
       arm_recv(fd, *again);  // out of buffers for a moment, or the kernel ended it: go on
     }
+    return n;
   }
 
   static std::uint64_t poll_tag(int fd, Interest interest, std::uint32_t generation) noexcept {
@@ -444,7 +481,8 @@ class UringBackend final : public Backend {
     }
     io_uring_cq_advance(&ring_, count);
     if (rearm) arm_wake();
-    for (const Completion& c : completed_) {
+    for (std::size_t i = 0; i < completed_.size(); ++i) {
+      const Completion& c = completed_[i];
       switch (c.tag & kKindMask) {
         case 0:
           if (c.tag != 0) {
@@ -456,7 +494,7 @@ class UringBackend final : public Backend {
           on_poll(c.tag, c.res);
           break;
         case kRecvTag:
-          on_recv(c.tag, c.res, c.flags);
+          i += on_recv(i) - 1;
           break;
         default:
           on_accept(c.tag, c.res, c.flags);
@@ -480,11 +518,6 @@ class UringBackend final : public Backend {
     io_uring_sqe_set_data64(sqe, kWakeTag);
   }
 
-  struct Completion {
-    std::uint64_t tag;
-    int res;
-    unsigned flags;
-  };
   std::vector<Entry> entries_;  ///< indexed by fd
   std::vector<Completion> completed_;
   void* buffer_memory_ = nullptr;
