@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/loop_impl.hpp"
+#include "net/datagram_transport.hpp"
 #include "net/server_state.hpp"
 #include "weave/errors.hpp"
 #include "weave/loop.hpp"
@@ -400,6 +401,8 @@ void SocketTransport::set_protocol(std::shared_ptr<Protocol> protocol) {
 void LoopImpl::detach_net() noexcept {
   const std::vector<SocketTransport*> open(transports.begin(), transports.end());
   for (SocketTransport* t : open) t->detach_from_loop();
+  const std::vector<DatagramSocketTransport*> endpoints(datagrams.begin(), datagrams.end());
+  for (DatagramSocketTransport* t : endpoints) t->detach_from_loop();
   const std::vector<ServerState*> listening(servers.begin(), servers.end());
   for (ServerState* s : listening) s->detach_from_loop();
 }
