@@ -420,6 +420,31 @@ TEST_F(Datagrams, AnEndpointLeftOpenIsClosedWithTheLoop) {
   run_bounded(left_open());  // the fd check of the fixture is the assertion
 }
 
+weave::Coro<void> cancelled_while_starting() {
+  auto& loop = weave::get_running_loop();
+  auto protocol = std::make_shared<Recorder>();
+  const weave::DatagramProtocolFactory factory = [protocol] { return protocol; };
+  weave::DatagramEndpointOptions opts;
+  opts.local_addr = weave::HostPort("127.0.0.1", 0);
+  weave::Task<weave::DatagramEndpoint> task =
+      loop.create_task(loop.create_datagram_endpoint(factory, opts));
+  co_await weave_test::yield();  // the task made the transport and waits for connection_made
+  task.cancel();
+  bool cancelled = false;
+  try {
+    co_await task;
+  } catch (const weave::CancelledError&) {
+    cancelled = true;
+  }
+  EXPECT_TRUE(cancelled);
+  co_await protocol->wait_lost();
+  EXPECT_EQ(protocol->events, (std::vector<std::string>{"made", "lost"}));
+}
+
+TEST_F(Datagrams, CancellingTheCreationClosesTheTransport) {
+  run_bounded(cancelled_while_starting());
+}
+
 // ---- buffering on EAGAIN (a Unix datagram socketpair blocks when its peer's queue is full) ----
 
 struct Pair {
