@@ -311,6 +311,16 @@ class EventLoop {
                              ServerOptions opts = {});
   Coro<Server> create_unix_server(ProtocolFactory factory, std::string path,
                                   ServerOptions opts = {});
+  /// asyncio's loop.create_datagram_endpoint: a UDP socket bound to `local_addr` and/or
+  /// connected to `remote_addr` (each resolved, then paired by family as asyncio does), with the
+  /// protocol `factory` makes. Returns after connection_made. Errors: ValueError without any
+  /// address and family, or when no family has both addresses; std::system_error (EADDRINUSE,
+  /// DNS failure, ...) from the first family tried. Cancellation: the transport is closed.
+  Coro<DatagramEndpoint> create_datagram_endpoint(DatagramProtocolFactory factory,
+                                                  DatagramEndpointOptions opts = {});
+  /// The same over an existing SOCK_DGRAM socket, bound or connected already (asyncio's `sock`).
+  /// Errors: ValueError when `sock` is not a datagram socket.
+  Coro<DatagramEndpoint> create_datagram_endpoint(DatagramProtocolFactory factory, Socket sock);
   /// asyncio's loop.start_tls: upgrades a live connection to TLS. `protocol` (usually the
   /// transport's own) is moved on top of the TLS layer; its connection_made is not called
   /// again. Returns the new transport once the handshake is done; the old one must not be

@@ -58,11 +58,32 @@ class ExtraInfo : public std::any {
   std::uint16_t port() const { return std::any_cast<const SocketAddress&>(*this).port(); }
 };
 
-/// asyncio.Transport (a ReadTransport and a WriteTransport). Always owned by a shared_ptr.
-class Transport : public std::enable_shared_from_this<Transport> {
+/// What stream and datagram transports share: asyncio's BaseTransport (closing, extra info) and
+/// the write-buffer control of its WriteTransport.
+class BaseTransport {
  public:
-  virtual ~Transport() = default;
+  virtual ~BaseTransport() = default;
 
+  /// Closes once the buffer is flushed; connection_lost(nullptr) follows. Idempotent.
+  virtual void close() = 0;
+  /// Closes at once, dropping the buffer; connection_lost(nullptr) follows.
+  virtual void abort() = 0;
+  virtual bool is_closing() const noexcept = 0;
+
+  virtual std::size_t get_write_buffer_size() const noexcept = 0;
+  /// asyncio's defaults: high 64 KiB, low high/4. Errors: ValueError when low > high.
+  virtual void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
+                                       std::optional<std::size_t> low = std::nullopt) = 0;
+  virtual std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept = 0;
+
+  /// "peername", "sockname", "socket"; an empty value for other names, and for the peername of
+  /// an unconnected datagram endpoint.
+  virtual ExtraInfo get_extra_info(std::string_view name) const = 0;
+};
+
+/// asyncio.Transport (a ReadTransport and a WriteTransport). Always owned by a shared_ptr.
+class Transport : public BaseTransport, public std::enable_shared_from_this<Transport> {
+ public:
   /// Queues `data`: sent at once when the buffer is empty, else buffered (the caller may drop
   /// its copy). Ignored after close() or a lost connection.
   virtual void write(std::string_view data) = 0;
@@ -72,24 +93,10 @@ class Transport : public std::enable_shared_from_this<Transport> {
   /// Closes the write side once the buffer is flushed (shutdown SHUT_WR); reading goes on.
   virtual void write_eof() = 0;
   virtual bool can_write_eof() const noexcept { return true; }
-  /// Closes once the buffer is flushed; connection_lost(nullptr) follows. Idempotent.
-  virtual void close() = 0;
-  /// Closes at once, dropping the buffer; connection_lost(nullptr) follows.
-  virtual void abort() = 0;
-  virtual bool is_closing() const noexcept = 0;
 
   virtual void pause_reading() = 0;
   virtual void resume_reading() = 0;
   virtual bool is_reading() const noexcept = 0;
-
-  virtual std::size_t get_write_buffer_size() const noexcept = 0;
-  /// asyncio's defaults: high 64 KiB, low high/4. Errors: ValueError when low > high.
-  virtual void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
-                                       std::optional<std::size_t> low = std::nullopt) = 0;
-  virtual std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept = 0;
-
-  /// "peername", "sockname", "socket"; an empty value for other names.
-  virtual ExtraInfo get_extra_info(std::string_view name) const = 0;
 
   virtual Protocol& get_protocol() const noexcept = 0;
   virtual void set_protocol(std::shared_ptr<Protocol> protocol) = 0;
@@ -139,6 +146,87 @@ struct ServerOptions {
   /// As in ConnectionOptions.
   std::optional<Clock::duration> ssl_handshake_timeout{};
   std::optional<Clock::duration> ssl_shutdown_timeout{};
+};
+
+// ---- datagrams (asyncio's create_datagram_endpoint) -------------------------------------------
+
+class DatagramTransport;
+
+/// asyncio.DatagramProtocol. Calls happen on the loop thread: connection_made first, then any
+/// number of datagram_received and error_received, and connection_lost exactly once, last.
+class DatagramProtocol {
+ public:
+  virtual ~DatagramProtocol() = default;
+  virtual void connection_made(DatagramTransport& transport) { (void)transport; }
+  /// One datagram (possibly empty) from `addr`; `data` is valid only during the call.
+  virtual void datagram_received(std::string_view data, const SocketAddress& addr) {
+    (void)data;
+    (void)addr;
+  }
+  /// A send or receive failed (a std::system_error: ECONNREFUSED after an ICMP port
+  /// unreachable, EMSGSIZE, ...). The transport stays open; the datagram concerned is lost.
+  /// By value, as Protocol::connection_lost takes it: an override may keep it.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param)
+  virtual void error_received(std::exception_ptr exc) { (void)exc; }
+  /// The transport is closed; `exc` is null after close() or abort(), else the fatal error.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param)
+  virtual void connection_lost(std::exception_ptr exc) { (void)exc; }
+  /// The write buffer went over the high-water mark, and back down to the low-water mark.
+  virtual void pause_writing() {}
+  virtual void resume_writing() {}
+};
+
+/// asyncio.DatagramTransport. Always owned by a shared_ptr. get_write_buffer_size counts the
+/// bytes of the datagrams not sent yet, plus 8 for each (as asyncio), so that empty ones weigh.
+class DatagramTransport : public BaseTransport,
+                          public std::enable_shared_from_this<DatagramTransport> {
+ public:
+  /// Sends `data` as one datagram (empty ones too) to `addr`, or to the remote address of a
+  /// connected endpoint: at once, or buffered when the kernel would block (the caller may drop
+  /// its copy). Ignored after close() or abort(). Errors: ValueError when `addr` is missing on
+  /// an endpoint without remote address, or differs from a connected endpoint's.
+  virtual void sendto(std::string_view data, std::optional<SocketAddress> addr) = 0;
+  void sendto(std::string_view data) { sendto(data, std::nullopt); }
+
+  virtual DatagramProtocol& get_protocol() const noexcept = 0;
+  virtual void set_protocol(std::shared_ptr<DatagramProtocol> protocol) = 0;
+};
+
+/// Makes the protocol of a datagram endpoint.
+using DatagramProtocolFactory = std::function<std::shared_ptr<DatagramProtocol>()>;
+
+/// What create_datagram_endpoint returns: the transport and the protocol the factory made.
+struct DatagramEndpoint {
+  std::shared_ptr<DatagramTransport> transport;
+  std::shared_ptr<DatagramProtocol> protocol;
+};
+
+/// asyncio's (host, port) pair: a name (resolved through the loop's getaddrinfo) or a numeric
+/// IPv4/IPv6 address.
+struct HostPort {
+  HostPort() = default;
+  HostPort(std::string h, std::uint16_t p) : host(std::move(h)), port(p) {}
+  /// The numeric host and port of an address, e.g. another endpoint's "sockname".
+  HostPort(const SocketAddress& a)  // NOLINT(google-explicit-constructor)
+      : host(a.host()), port(a.port()) {}
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+/// Options of create_datagram_endpoint (asyncio's keyword arguments).
+struct DatagramEndpointOptions {
+  /// Bind here (port 0 picks a free port).
+  std::optional<HostPort> local_addr{};
+  /// Connect here: sendto may then omit the address, and only this peer's datagrams arrive.
+  std::optional<HostPort> remote_addr{};
+  /// AF_INET or AF_INET6 restricts the resolution; 0 takes either. Without any address the
+  /// family is what makes the socket, so it must then be given.
+  int family = 0;
+  int proto = 0;
+  int flags = 0;  ///< getaddrinfo's flags
+  bool reuse_port = false;
+  /// SO_BROADCAST; a remote_addr is then only the default destination, not connected.
+  bool allow_broadcast = false;
 };
 
 namespace detail {

@@ -24,6 +24,7 @@ namespace weave::detail {
 
 class LoopImpl;
 class SocketTransport;
+class DatagramSocketTransport;
 struct ServerState;
 
 /// A part of src/proc that holds loop resources (signal handlers, child-process watches). The
@@ -87,6 +88,7 @@ class LoopImpl {
   void detach_net() noexcept;
 
   std::unordered_set<SocketTransport*> transports;  ///< open, started transports
+  std::unordered_set<DatagramSocketTransport*> datagrams;
   std::unordered_set<ServerState*> servers;
 
   EventLoop& owner;

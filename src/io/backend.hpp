@@ -25,6 +25,14 @@ class ReadyListener {
   ~ReadyListener() = default;
 };
 
+/// A ReadyListener that calls a member of its owner, so that one object can watch both
+/// directions of its fd with a listener for each.
+template <class T, void (T::*Method)() noexcept>
+struct ReadyCall final : ReadyListener {
+  T* owner = nullptr;
+  void on_ready() noexcept override { (owner->*Method)(); }
+};
+
 /// Told what a stream socket received, when the backend receives natively (io_uring's multishot
 /// recv into provided buffers). Called on the loop thread from inside Backend::poll().
 class StreamListener {

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 
+#include "net/resolve.hpp"
 #include "net/server_state.hpp"
 #include "net/socket_transport.hpp"
 #include "net/ssl_transport.hpp"
@@ -21,19 +22,15 @@ namespace weave {
 
 namespace {
 
-/// Numeric hosts parse at once (asyncio's _ipaddr_info); names go through getaddrinfo.
+/// The stream addresses of `host`; a passive empty host means every interface of both stacks.
 Coro<std::vector<SocketAddress>> resolve(EventLoop& loop, std::string host, std::uint16_t port,
                                          bool passive) {
   if (host.empty() && passive) {
     co_return std::vector<SocketAddress>{SocketAddress::ip("0.0.0.0", port),
                                          SocketAddress::ip("::", port)};
   }
-  try {
-    co_return std::vector<SocketAddress>{SocketAddress::ip(host, port)};
-  } catch (const ValueError&) {
-  }
-  std::vector<AddrInfo> infos =
-      co_await loop.getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM, 0, passive ? AI_PASSIVE : 0);
+  std::vector<AddrInfo> infos = co_await detail::resolve(
+      loop, std::move(host), port, {AF_UNSPEC, SOCK_STREAM, 0, passive ? AI_PASSIVE : 0});
   std::vector<SocketAddress> out;
   out.reserve(infos.size());
   for (AddrInfo& info : infos) out.push_back(info.address);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/loop_impl.hpp"
+#include "net/datagram_transport.hpp"
 #include "net/server_state.hpp"
 #include "weave/errors.hpp"
 #include "weave/loop.hpp"
@@ -64,8 +65,8 @@ SocketTransport::SocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<P
       protocol_(std::move(protocol)),
       server_(std::move(server)),
       kind_(kind) {
-  read_side_.t = this;
-  write_side_.t = this;
+  read_side_.owner = this;
+  write_side_.owner = this;
   stream_side_.t = this;
 }
 
@@ -318,34 +319,16 @@ void SocketTransport::end_writing() noexcept {
 
 void SocketTransport::set_write_buffer_limits(std::optional<std::size_t> high,
                                               std::optional<std::size_t> low) {
-  const std::size_t h = high ? *high : low ? 4 * *low : std::size_t{64} * 1024;
-  const std::size_t l = low ? *low : h / 4;
-  if (l > h) throw ValueError("high must be >= low must be >= 0");
-  high_ = h;
-  low_ = l;
+  flow_.set_limits(high, low);
   maybe_pause_protocol();
 }
 
 void SocketTransport::maybe_pause_protocol() noexcept {
-  if (get_write_buffer_size() <= high_ || protocol_paused_) return;
-  protocol_paused_ = true;
-  try {
-    protocol_->pause_writing();
-  } catch (...) {
-    loop_.call_exception_handler(
-        {"protocol.pause_writing() failed", std::current_exception(), std::nullopt});
-  }
+  flow_.maybe_pause(get_write_buffer_size(), *protocol_, loop_);
 }
 
 void SocketTransport::maybe_resume_protocol() noexcept {
-  if (!protocol_paused_ || get_write_buffer_size() > low_) return;
-  protocol_paused_ = false;
-  try {
-    protocol_->resume_writing();
-  } catch (...) {
-    loop_.call_exception_handler(
-        {"protocol.resume_writing() failed", std::current_exception(), std::nullopt});
-  }
+  flow_.maybe_resume(get_write_buffer_size(), *protocol_, loop_);
 }
 
 // ---- closing
@@ -425,6 +408,8 @@ void SocketTransport::set_protocol(std::shared_ptr<Protocol> protocol) {
 void LoopImpl::detach_net() noexcept {
   const std::vector<SocketTransport*> open(transports.begin(), transports.end());
   for (SocketTransport* t : open) t->detach_from_loop();
+  const std::vector<DatagramSocketTransport*> endpoints(datagrams.begin(), datagrams.end());
+  for (DatagramSocketTransport* t : endpoints) t->detach_from_loop();
   const std::vector<ServerState*> listening(servers.begin(), servers.end());
   for (ServerState* s : listening) s->detach_from_loop();
 }

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "io/backend.hpp"
+#include "net/write_flow.hpp"
 #include "weave/transports.hpp"
 
 namespace weave {
@@ -55,7 +56,7 @@ class SocketTransport final : public Transport {
   void set_write_buffer_limits(std::optional<std::size_t> high,
                                std::optional<std::size_t> low) override;
   std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept override {
-    return {low_, high_};
+    return flow_.limits();
   }
   ExtraInfo get_extra_info(std::string_view name) const override;
   Protocol& get_protocol() const noexcept override { return *protocol_; }
@@ -66,14 +67,6 @@ class SocketTransport final : public Transport {
   void detach_from_loop() noexcept;
 
  private:
-  struct ReadSide final : io::ReadyListener {
-    SocketTransport* t;
-    void on_ready() noexcept override { t->on_readable(); }
-  };
-  struct WriteSide final : io::ReadyListener {
-    SocketTransport* t;
-    void on_ready() noexcept override { t->on_writable(); }
-  };
   /// The backend's native receiving (io_uring), when it has it.
   struct StreamSide final : io::StreamListener {
     SocketTransport* t;
@@ -89,6 +82,8 @@ class SocketTransport final : public Transport {
   void flush_backlog() noexcept;
   void forget_stream() noexcept;
   void on_writable() noexcept;
+  using ReadSide = io::ReadyCall<SocketTransport, &SocketTransport::on_readable>;
+  using WriteSide = io::ReadyCall<SocketTransport, &SocketTransport::on_writable>;
   void on_eof() noexcept;
   /// write_eof's effect once the buffer is empty.
   void end_writing() noexcept;
@@ -119,20 +114,18 @@ class SocketTransport final : public Transport {
   std::optional<int> pending_end_;  ///< the read side ended while paused
   std::string wbuf_;                ///< bytes not yet sent start at woff_
   std::size_t woff_ = 0;
-  std::size_t high_ = 64 * 1024;
-  std::size_t low_ = 16 * 1024;
+  WriteFlow flow_;
   Kind kind_;
   bool started_ = false;
   bool closing_ = false;
   bool paused_ = false;  ///< pause_reading()
   bool reads_watched_ = false;
   bool writes_watched_ = false;
-  bool eof_requested_ = false;    ///< write_eof() waits for the buffer
-  bool protocol_paused_ = false;  ///< pause_writing() was called
-  bool lost_ = false;             ///< connection_lost scheduled
-  bool detached_ = false;         ///< the loop closed under us
-  bool attached_ = false;         ///< attach_stream was asked
-  bool native_ = false;           ///< the backend receives for us
+  bool eof_requested_ = false;  ///< write_eof() waits for the buffer
+  bool lost_ = false;           ///< connection_lost scheduled
+  bool detached_ = false;       ///< the loop closed under us
+  bool attached_ = false;       ///< attach_stream was asked
+  bool native_ = false;         ///< the backend receives for us
 };
 
 }  // namespace weave::detail

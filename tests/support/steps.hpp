@@ -3,6 +3,7 @@
 // sleep(0s), which yields exactly one iteration, so no test depends on wall-clock time.
 
 #include <chrono>
+#include <functional>
 
 #include "weave/weave.hpp"
 
@@ -17,6 +18,14 @@ inline weave::Coro<void> yield(int iterations = 1) {
 inline weave::Coro<int> value_after(int value, int iterations) {
   co_await yield(iterations);
   co_return value;
+}
+
+/// Yields until `done()`, for I/O whose arrival is up to the kernel; the test's deadline
+/// (run_bounded) is what bounds it.
+inline weave::Coro<void> until(const std::function<bool()>& done) {
+  for (int i = 0; i < 100000 && !done(); ++i) {
+    co_await weave::sleep(i < 100 ? std::chrono::milliseconds(0) : std::chrono::milliseconds(1));
+  }
 }
 
 }  // namespace weave_test
