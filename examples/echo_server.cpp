@@ -7,7 +7,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
+#include <system_error>
 
 #include "weave/weave.hpp"
 
@@ -15,11 +18,15 @@ namespace {
 
 weave::Coro<void> handle_echo(weave::StreamReader reader, weave::StreamWriter writer) {
   char buffer[64 * 1024];
-  for (;;) {
-    const std::size_t n = co_await reader.read_into(std::span<char>(buffer, sizeof buffer));
-    if (n == 0) break;
-    writer.write(std::string_view(buffer, n));
-    co_await writer.drain();
+  try {
+    for (;;) {
+      const std::size_t n = co_await reader.read_into(std::span<char>(buffer, sizeof buffer));
+      if (n == 0) break;
+      writer.write(std::string_view(buffer, n));
+      co_await writer.drain();
+    }
+  } catch (const std::system_error&) {
+    // A client that resets its connection (load generators do) is not the server's error.
   }
   writer.close();
 }
