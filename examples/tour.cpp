@@ -3,8 +3,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -104,6 +106,52 @@ Coro<void> echo_clients_section() {
   server.close();
   co_await server.wait_closed();
 }
+// UDP: a DatagramProtocol answers each datagram; the client's protocol puts what arrives on a
+// Queue, so that a coroutine can await the answers one by one.
+class UdpEcho final : public weave::DatagramProtocol {
+ public:
+  void connection_made(weave::DatagramTransport& transport) override { transport_ = &transport; }
+  void datagram_received(std::string_view data, const weave::SocketAddress& addr) override {
+    transport_->sendto(data, addr);
+  }
+
+ private:
+  weave::DatagramTransport* transport_ = nullptr;
+};
+class UdpInbox final : public weave::DatagramProtocol {
+ public:
+  void datagram_received(std::string_view data, const weave::SocketAddress&) override {
+    inbox.put_nowait(std::string(data));
+  }
+  weave::Queue<std::string> inbox;
+};
+Coro<void> udp_section() {
+  constexpr int kPings = 1000;
+  std::printf("\n== UDP: %d datagrams to an echo endpoint, one at a time\n", kPings);
+  auto& loop = weave::get_running_loop();
+  weave::DatagramEndpointOptions server_opts;
+  server_opts.local_addr = weave::HostPort("127.0.0.1", 0);
+  weave::DatagramEndpoint server = co_await loop.create_datagram_endpoint(
+      [] { return std::make_shared<UdpEcho>(); }, server_opts);
+  weave::DatagramEndpointOptions client_opts;
+  client_opts.remote_addr = weave::HostPort(server.transport->get_extra_info("sockname").host(),
+                                            server.transport->get_extra_info("sockname").port());
+  auto inbox = std::make_shared<UdpInbox>();
+  weave::DatagramEndpoint client =
+      co_await loop.create_datagram_endpoint([inbox] { return inbox; }, client_opts);
+  int answered = 0;
+  const auto t0 = weave::Clock::now();
+  for (int i = 0; i < kPings; ++i) {
+    const std::string ping = "ping " + std::to_string(i);
+    client.transport->sendto(ping);
+    answered += co_await inbox->inbox.get() == ping;
+  }
+  const double elapsed = since(t0);
+  std::printf("%d answers in %.1f ms: %.1f us per round trip\n", answered, elapsed,
+              elapsed * 1000 / kPings);
+  client.transport->close();
+  server.transport->close();
+}
 Coro<void> tour() {
   std::puts("== gather(foo(), bar())");
   co_await weave::gather(foo(), bar());
@@ -125,6 +173,7 @@ Coro<void> tour() {
 
   co_await taskgroup_section();
   co_await echo_clients_section();
+  co_await udp_section();
 
   std::puts("\n== timeout(20 ms, sleep(1 s))");
   t0 = weave::Clock::now();
