@@ -142,19 +142,26 @@ void FutureStateBase::detach(Waiter* waiter) {
 
 bool FutureStateBase::wait_done(std::unique_lock<std::mutex>& lock,
                                 std::optional<Clock::duration> timeout) {
-  auto is_set = [this] { return done_word_.load(std::memory_order_acquire) != 0; };
+  auto is_set = [this] { return done_now(); };
+  // Before sleeping: let the executor work towards the result here, or watch for it briefly.
+  auto spin = [&](std::chrono::nanoseconds budget) {
+    if (std::shared_ptr<Helper> helper = helper_.lock()) {
+      helper->help(*this, budget);
+    } else {
+      spin_until(is_set, budget);
+    }
+  };
   if (!timeout) {
     // Untimed: sleep on the futex of done_word_ itself, not on the condition variable, so that
     // waking needs no mutex hand-off (wake_sleepers() runs after the completer unlocked).
-    if (!spin_until(is_set, kResultSpin)) {
-      while (!is_set()) done_word_.wait(0, std::memory_order_acquire);
-    }
+    if (!is_set()) spin(kResultSpin);
+    while (!is_set()) done_word_.wait(0, std::memory_order_acquire);
     lock = std::unique_lock(mutex_);
     return true;
   }
   if (*timeout > Clock::duration::zero()) {
     auto deadline = Clock::now() + *timeout;
-    spin_until(is_set, std::min<std::chrono::nanoseconds>(*timeout, kResultSpin));
+    if (!is_set()) spin(std::min<std::chrono::nanoseconds>(*timeout, kResultSpin));
     lock = std::unique_lock(mutex_);
     return done_cv_.wait_until(lock, deadline, [this] { return is_done_locked(); });
   }
