@@ -13,8 +13,9 @@
 // once (wake_pending avoids a syscall per submit). The manager loops: start workers on demand,
 // hand queued jobs to workers (at most kPipeline unanswered calls each, so replies stream back
 // while the next call is already there, yet a cancel can still catch most of a backlog), send,
-// then poll() every socket and the eventfd. Replies it reads complete futures in the manager
-// thread, so done callbacks run there (as in Python's management thread) or in a helping
+// then wait for the eventfd or any socket (two epoll sets, so that helpers can take the
+// sockets out of the manager's wait with one call). Replies it reads complete futures in the
+// manager thread, so done callbacks run there (as in Python's management thread) or in a helping
 // result() caller. A helper handles ordinary replies only; anything else it leaves on the stream
 // and wakes the manager for, and it wakes the manager when it took replies the manager waits
 // for (at shutdown, or to retire a worker). Futures are completed with no lock held.
@@ -28,8 +29,8 @@
 // BrokenProcessPool from then on. Every worker is reaped before the manager exits, and the
 // manager is joined by shutdown(wait=true) and the destructor: no zombies, no leaked sockets.
 
-#include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,6 +79,10 @@ struct ProcessPoolExecutor::Impl final : detail::Helper {
   void (*initializer)() = nullptr;
   int max_tasks_per_child = 0;
   int wake_fd = -1;  // eventfd: submit/shutdown/helpers -> manager
+  // The manager waits on `outer_ep`: the eventfd, and `inner_ep`, which holds every worker's
+  // socket. While a thread helps, it takes inner_ep out of the manager's wait (see help()).
+  int outer_ep = -1;
+  int inner_ep = -1;
 
   // Guards the fields down to `manager`, and every worker's buffers, socket I/O and inflight.
   std::mutex mutex;
@@ -85,6 +90,7 @@ struct ProcessPoolExecutor::Impl final : detail::Helper {
   bool closing = false;          // shutdown() was called
   std::string broken;            // why the pool is broken; empty while it is usable
   bool wake_pending = false;     // wake_fd was written and the manager has not woken yet
+  int helping = 0;               // threads in help(): the manager does not watch the sockets
   std::vector<pid_t> live_pids;  // started and not yet reaped (for kill_workers)
   // Only the manager adds or removes workers; submit() and helpers use them in place.
   std::vector<std::unique_ptr<WorkerProcess>> workers;
@@ -95,7 +101,9 @@ struct ProcessPoolExecutor::Impl final : detail::Helper {
   std::vector<std::shared_ptr<Job>> batch;  // reused between rounds
 
   ~Impl() override {
-    if (wake_fd >= 0) ::close(wake_fd);
+    for (int fd : {wake_fd, outer_ep, inner_ep}) {
+      if (fd >= 0) ::close(fd);
+    }
   }
 
   void wake_locked();
@@ -108,6 +116,7 @@ struct ProcessPoolExecutor::Impl final : detail::Helper {
   bool should_stop();
   bool can_grow();
   void poll_once();
+  void watch_sockets(bool on);
   bool collect(WorkerProcess& w, bool manager_side, std::vector<Answer>& answers,
                std::string& failure);
   static void complete(std::vector<Answer>& answers);
@@ -162,7 +171,12 @@ bool ProcessPoolExecutor::Impl::start_workers() {
     }
     std::lock_guard lock(mutex);
     live_pids.push_back(w->pid());
-    workers.push_back(std::move(w));
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.fd = w->fd();
+    int rc = ::epoll_ctl(inner_ep, EPOLL_CTL_ADD, w->fd(), &e);
+    workers.push_back(std::move(w));  // first: a failure below breaks the pool, which reaps it
+    if (rc != 0) throw os_error(errno, "epoll_ctl for a process-pool worker");
   }
   return true;
 }
@@ -250,41 +264,53 @@ bool ProcessPoolExecutor::Impl::can_grow() {
 }
 
 void ProcessPoolExecutor::Impl::poll_once() {
-  std::vector<pollfd> fds;
   {
     std::lock_guard lock(mutex);
-    fds.reserve(workers.size() + 1);
-    fds.push_back({wake_fd, POLLIN, 0});
     for (const auto& w : workers) {
-      fds.push_back({w->fd(), static_cast<short>(POLLIN | (w->wants_write() ? POLLOUT : 0)), 0});
+      bool out = w->wants_write();
+      if (w->reaped() || out == w->watching_out) continue;
+      epoll_event e{};
+      e.events = EPOLLIN | (out ? EPOLLOUT : 0U);
+      if (::epoll_ctl(inner_ep, EPOLL_CTL_MOD, w->fd(), &e) == 0) w->watching_out = out;
     }
   }
-  if (::poll(fds.data(), fds.size(), -1) < 0) return;  // EINTR: just go round again
-  bool woken = fds[0].revents != 0;
-  if (woken) {
-    std::uint64_t count;
-    [[maybe_unused]] ssize_t n = ::read(wake_fd, &count, sizeof count);
+  epoll_event events[2];
+  int n = ::epoll_wait(outer_ep, events, 2, -1);
+  if (n < 0) return;  // EINTR: just go round again
+  bool woken = false;
+  for (int i = 0; i < n; ++i) {
+    if (events[i].data.fd == wake_fd) {
+      woken = true;
+      std::uint64_t count;
+      [[maybe_unused]] ssize_t r = ::read(wake_fd, &count, sizeof count);
+    }
+    // Otherwise inner_ep is ready: which sockets does not matter, every worker is looked at.
   }
   std::vector<Answer> answers;
   std::string failure;
   {
     std::lock_guard lock(mutex);
     if (woken) wake_pending = false;
-    // Only the manager removes workers, so workers[i - 1] is still the one polled. A wake-up
-    // may mean a helper left a reply it would not handle: then every worker is looked at.
-    for (std::size_t i = 1; i < fds.size() && failure.empty(); ++i) {
-      if (fds[i].revents == 0 && !woken) continue;
-      WorkerProcess& w = *workers[i - 1];
-      if (collect(w, true, answers, failure)) continue;
+    for (const auto& w : workers) {
+      if (collect(*w, true, answers, failure)) continue;
       if (!failure.empty()) break;
-      std::erase(live_pids, w.pid());  // never signal a pid after it is reaped (reuse)
-      int status = w.reap();
-      if (w.retiring && w.inflight.empty()) continue;  // left after its quota: expected
+      std::erase(live_pids, w->pid());  // never signal a pid after it is reaped (reuse)
+      int status = w->reap();
+      if (w->retiring && w->inflight.empty()) continue;  // left after its quota: expected
       failure = std::string(kAbrupt) + " (" + detail::describe_wait_status(status) + ")";
+      break;
     }
   }
   complete(answers);
   if (!failure.empty()) break_pool(failure);
+}
+
+// Under the mutex: whether the manager's wait includes the workers' sockets.
+void ProcessPoolExecutor::Impl::watch_sockets(bool on) {
+  epoll_event e{};
+  e.events = on ? EPOLLIN : 0U;
+  e.data.fd = inner_ep;
+  ::epoll_ctl(outer_ep, EPOLL_CTL_MOD, inner_ep, &e);
 }
 
 // Takes the replies that arrived from `w` off its stream (under the mutex). False if the worker
@@ -335,7 +361,8 @@ bool ProcessPoolExecutor::Impl::collect(WorkerProcess& w, bool manager_side,
   }
   // The manager waits for the last replies at shutdown and to retire a worker: if a helper took
   // them, the manager must not sleep on. (The room replies free, helpers fill themselves.)
-  if (!manager_side && answers.size() > taken && (closing || (w.retiring && w.inflight.empty()))) {
+  if (!manager_side &&
+      ((answers.size() > taken && (closing || (w.retiring && w.inflight.empty()))) || !alive)) {
     wake_locked();
   }
   return alive || !manager_side;
@@ -359,23 +386,39 @@ void ProcessPoolExecutor::Impl::complete(std::vector<Answer>& answers) {
 
 // A thread waiting in result() reads the workers' replies itself while its call is short: the
 // answer reaches it without waking the manager thread and then being woken by it.
+// A thread waiting in result() reads the workers' replies itself while its call is short: the
+// answer reaches it without waking the manager thread and then being woken by it. Meanwhile the
+// manager stops watching the sockets, or every reply would still wake it for nothing; when the
+// last helper leaves, the manager watches again, and wakes at once for anything left unread (a
+// dead worker, a reply a helper does not handle, one nobody waited for).
 void ProcessPoolExecutor::Impl::help(const detail::FutureStateBase& state,
                                      std::chrono::nanoseconds budget) {
   std::vector<Answer> answers;
-  detail::spin_until(
-      [&] {
-        if (state.done_now()) return true;
-        {
-          std::lock_guard lock(mutex);
-          std::string unused;
-          for (const auto& w : workers) collect(*w, false, answers, unused);
-          // Whoever takes replies refills the room they free: the manager may not be awake.
-          if (!answers.empty() && !queue.empty()) hand_out_locked(answers);
-        }
-        complete(answers);
-        return state.done_now();
-      },
-      budget);
+  auto take_replies = [&] {
+    if (state.done_now()) return true;
+    {
+      std::lock_guard lock(mutex);
+      std::string unused;
+      for (const auto& w : workers) collect(*w, false, answers, unused);
+      // Whoever takes replies refills the room they free: the manager may not be awake.
+      if (!answers.empty() && !queue.empty()) hand_out_locked(answers);
+    }
+    complete(answers);
+    return state.done_now();
+  };
+  if (take_replies() || !detail::spinning_pays()) return;
+  {
+    std::lock_guard lock(mutex);
+    if (helping++ == 0) watch_sockets(false);
+  }
+  struct Leave {
+    Impl& p;
+    ~Leave() {
+      std::lock_guard lock(p.mutex);
+      if (--p.helping == 0) p.watch_sockets(true);
+    }
+  } leave{*this};
+  detail::spin_until(take_replies, budget);
 }
 
 // Reaps workers that finished their quota and owe nothing.
@@ -464,8 +507,20 @@ ProcessPoolExecutor::ProcessPoolExecutor(int max_workers, std::function<void()> 
     }
     impl_->initializer = *fn;
   }
-  impl_->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (impl_->wake_fd < 0) throw os_error(errno, "eventfd for ProcessPoolExecutor");
+  Impl& p = *impl_;
+  p.wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (p.wake_fd < 0) throw os_error(errno, "eventfd for ProcessPoolExecutor");
+  p.outer_ep = ::epoll_create1(EPOLL_CLOEXEC);
+  p.inner_ep = ::epoll_create1(EPOLL_CLOEXEC);
+  if (p.outer_ep < 0 || p.inner_ep < 0) throw os_error(errno, "epoll for ProcessPoolExecutor");
+  for (int fd : {p.wake_fd, p.inner_ep}) {
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.fd = fd;
+    if (::epoll_ctl(p.outer_ep, EPOLL_CTL_ADD, fd, &e) != 0) {
+      throw os_error(errno, "epoll_ctl for ProcessPoolExecutor");
+    }
+  }
 }
 
 ProcessPoolExecutor::~ProcessPoolExecutor() {

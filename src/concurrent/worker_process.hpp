@@ -50,9 +50,10 @@ class WorkerProcess {
   /// wait status. Idempotent.
   int reap();
 
-  JobQueue inflight;      // calls sent, replies pending, in sending order
-  int calls = 0;          // calls queued over its lifetime (for max_tasks_per_child)
-  bool retiring = false;  // reached its quota: no more calls; reaped once they are answered
+  JobQueue inflight;          // calls sent, replies pending, in sending order
+  int calls = 0;              // calls queued over its lifetime (for max_tasks_per_child)
+  bool retiring = false;      // reached its quota: no more calls; reaped once they are answered
+  bool watching_out = false;  // the pool's wait includes writability of the socket
 
  private:
   WorkerProcess(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
