@@ -393,6 +393,21 @@ void ProcessPoolExecutor::Impl::complete(std::vector<Answer>& answers) {
 // dead worker, a reply a helper does not handle, one nobody waited for).
 void ProcessPoolExecutor::Impl::help(const detail::FutureStateBase& state,
                                      std::chrono::nanoseconds budget) {
+  // Whether this thread counts in `helping`. It does not while it completes futures: their
+  // callbacks may block (even on this pool's shutdown), and the manager must not stay blind
+  // to the sockets meanwhile.
+  bool counted = false;
+  bool spinning = false;
+  auto count = [&](bool on) {
+    if (counted == on) return;
+    counted = on;
+    std::lock_guard lock(mutex);
+    if (on ? helping++ == 0 : --helping == 0) watch_sockets(!on);
+  };
+  struct Uncount {
+    decltype(count)& uncount;
+    ~Uncount() { uncount(false); }
+  } uncount{count};
   std::vector<Answer> answers;
   auto take_replies = [&] {
     if (state.done_now()) return true;
@@ -403,21 +418,17 @@ void ProcessPoolExecutor::Impl::help(const detail::FutureStateBase& state,
       // Whoever takes replies refills the room they free: the manager may not be awake.
       if (!answers.empty() && !queue.empty()) hand_out_locked(answers);
     }
-    complete(answers);
-    return state.done_now();
+    if (!answers.empty()) {
+      count(false);
+      complete(answers);
+    }
+    if (state.done_now()) return true;
+    if (spinning) count(true);
+    return false;
   };
   if (take_replies() || !detail::spinning_pays()) return;
-  {
-    std::lock_guard lock(mutex);
-    if (helping++ == 0) watch_sockets(false);
-  }
-  struct Leave {
-    Impl& p;
-    ~Leave() {
-      std::lock_guard lock(p.mutex);
-      if (--p.helping == 0) p.watch_sockets(true);
-    }
-  } leave{*this};
+  spinning = true;
+  count(true);
   detail::spin_until(take_replies, budget);
 }
 
