@@ -454,6 +454,18 @@ TEST_F(ProcessPool, ShutdownRacingWithSubmitLosesNothing) {
   }
 }
 
+// The callback runs in the thread reading replies in result(); while it waits for the pool to
+// drain, the manager must be watching the sockets again for the other call's reply.
+TEST_F(ProcessPool, CallbackThatShutsThePoolDownDoesNotHang) {
+  cf::ProcessPoolExecutor pool(1);
+  ASSERT_EQ(pool.submit(&square, 1).result(kLong), 1);
+  auto first = pool.submit(&square, 3);
+  auto second = pool.submit(&sleep_ms, 50);
+  first.add_done_callback([&pool] { pool.shutdown(true); });
+  EXPECT_EQ(first.result(kLong), 9);
+  EXPECT_EQ(second.result(kLong), 50);
+}
+
 TEST_F(ProcessPool, ConcurrentSubmittersFromManyThreads) {
   cf::ProcessPoolExecutor pool(2);
   std::vector<std::thread> threads;

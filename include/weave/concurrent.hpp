@@ -365,7 +365,7 @@ class ProcessPoolExecutor final : public Executor {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  // shared: futures reach it as their Helper
 };
 
 /// Which completion wait() returns on.

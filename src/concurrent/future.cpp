@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <typeinfo>
 
+#include "concurrent/spin.hpp"
 #include "weave/concurrent.hpp"
 
 namespace weave::concurrent {
@@ -29,6 +30,14 @@ void FutureBase::set_exception(std::exception_ptr error) const {
 }  // namespace weave::concurrent
 
 namespace weave::concurrent::detail {
+
+namespace {
+
+// How long result() and exception() watch the future before sleeping: longer than a short call
+// plus its hand-off, short enough that a long call wastes only a sliver of a CPU on it.
+constexpr std::chrono::microseconds kResultSpin{20};
+
+}  // namespace
 
 bool FutureStateBase::done() const {
   std::lock_guard lock(mutex_);
@@ -133,19 +142,31 @@ void FutureStateBase::detach(Waiter* waiter) {
 
 bool FutureStateBase::wait_done(std::unique_lock<std::mutex>& lock,
                                 std::optional<Clock::duration> timeout) {
+  auto is_set = [this] { return done_now(); };
+  // Before sleeping: let the executor work towards the result here, or watch for it briefly.
+  auto spin = [&](std::chrono::nanoseconds budget) {
+    if (std::shared_ptr<Helper> helper = helper_.lock()) {
+      helper->help(*this, budget);
+    } else {
+      spin_until(is_set, budget);
+    }
+  };
   if (!timeout) {
     // Untimed: sleep on the futex of done_word_ itself, not on the condition variable, so that
     // waking needs no mutex hand-off (wake_sleepers() runs after the completer unlocked).
-    while (done_word_.load(std::memory_order_acquire) == 0) {
-      done_word_.wait(0, std::memory_order_acquire);
-    }
+    if (!is_set()) spin(kResultSpin);
+    while (!is_set()) done_word_.wait(0, std::memory_order_acquire);
     lock = std::unique_lock(mutex_);
     return true;
   }
+  if (*timeout > Clock::duration::zero()) {
+    auto deadline = Clock::now() + *timeout;
+    if (!is_set()) spin(std::min<std::chrono::nanoseconds>(*timeout, kResultSpin));
+    lock = std::unique_lock(mutex_);
+    return done_cv_.wait_until(lock, deadline, [this] { return is_done_locked(); });
+  }
   lock = std::unique_lock(mutex_);
-  auto is_done = [this] { return is_done_locked(); };
-  if (*timeout <= Clock::duration::zero()) return is_done();
-  return done_cv_.wait_until(lock, Clock::now() + *timeout, is_done);
+  return is_done_locked();
 }
 
 void FutureStateBase::wake_sleepers() noexcept {

@@ -3,9 +3,16 @@
 // Threads start on demand: submit() starts one when the queue holds more jobs than there are
 // idle threads, as Python's _adjust_thread_count does, so a pool used for one call at a time
 // keeps one thread. Idle threads sleep on work_cv; `idle` counts them and `wakeups` the signals
-// in flight, so submit() signals only a sleeper that no one has signalled yet. A worker exits when
-// the pool is shut down (or broken) and the queue is empty, which is how shutdown(wait=false) still
-// runs everything already queued.
+// in flight, so submit() signals only a sleeper that no one has signalled yet.
+//
+// Before sleeping, one idle thread at a time (the first to find the queue empty) spins for a
+// while on an atomic flag, so that a call submitted soon after the previous one finished is
+// picked up without a futex wake-up of a thread on an idle core. submit() hands a call to the
+// spinner by raising the flag instead of signalling a sleeper; only one spinner, because on a
+// machine with few cores several would take the CPUs the submitting threads need. The spin is
+// short and happens only after a call (or at start), so an idle pool uses no CPU. A worker exits
+// when the pool is shut down (or broken) and the queue is empty, which is how shutdown(wait=false)
+// still runs everything already queued.
 //
 // Failure: an initializer that throws breaks the pool for good (Python's BrokenThreadPool):
 // every queued future fails with BrokenThreadPool and submit() throws it from then on. Callbacks
@@ -21,6 +28,7 @@
 
 #include "concurrent/cpus.hpp"
 #include "concurrent/job_queue.hpp"
+#include "concurrent/spin.hpp"
 #include "weave/concurrent.hpp"
 
 namespace weave::concurrent {
@@ -28,6 +36,10 @@ namespace weave::concurrent {
 namespace {
 
 std::atomic<int> pool_counter{0};  // names unnamed pools as Python does
+
+// How long an idle worker watches for the next call before it sleeps: long enough to cover a
+// caller's turn-around between result() and its next submit(), even with a wake-up in between.
+constexpr std::chrono::microseconds kIdleSpin{50};
 
 }  // namespace
 
@@ -42,6 +54,9 @@ struct ThreadPoolExecutor::Impl {
   std::vector<std::thread> threads;  // only grows, and only before shutdown
   std::size_t idle = 0;              // threads blocked on work_cv
   std::size_t wakeups = 0;           // notify_one()s sent and not yet consumed by a waker
+  bool spinning = false;             // a thread is spinning on spin_go instead of sleeping
+  bool spin_claimed = false;         // ... and a submit() counted on it for its call
+  std::atomic<bool> spin_go{false};  // raised for the spinner: work arrived or the pool closes
   bool closing = false;              // shutdown() was called
   std::string broken;                // non-empty once an initializer failed: the reason
   std::mutex join_mutex;             // serialises shutdown(wait=true) callers
@@ -70,6 +85,16 @@ void ThreadPoolExecutor::Impl::worker(std::size_t index) {
   }
   std::unique_lock lock(mutex);
   for (;;) {
+    if (queue.empty() && !closing && broken.empty() && !spinning) {
+      spinning = true;
+      lock.unlock();
+      detail::spin_until([this] { return spin_go.load(std::memory_order_acquire); }, kIdleSpin);
+      lock.lock();
+      // Whatever a submit() counted on, it queued under the mutex: the loop below finds it.
+      spinning = false;
+      spin_claimed = false;
+      spin_go.store(false, std::memory_order_relaxed);
+    }
     while (queue.empty() && !closing && broken.empty()) {
       ++idle;
       work_cv.wait(lock);
@@ -94,6 +119,7 @@ void ThreadPoolExecutor::Impl::initializer_failed() {
       broken = "A thread initializer failed, the thread pool is not usable anymore";
     reason = broken;
     std::swap(drained, queue);
+    spin_go.store(true, std::memory_order_release);
   }
   work_cv.notify_all();
   auto error = std::make_exception_ptr(BrokenThreadPool(reason));
@@ -143,16 +169,24 @@ void ThreadPoolExecutor::submit_job(std::shared_ptr<detail::Job> job) {
   std::unique_lock lock(p.mutex);
   if (!p.broken.empty()) throw BrokenThreadPool(p.broken);
   if (p.closing) throw RuntimeError("cannot schedule new futures after shutdown");
+  bool spinner_free = p.spinning && !p.spin_claimed;
   // Start a thread first: if that fails, nothing was queued and the caller sees why.
-  if (p.queue.size() + 1 > p.idle && p.threads.size() < static_cast<std::size_t>(p.max_workers)) {
+  if (p.queue.size() + 1 > p.idle + (spinner_free ? 1 : 0) &&
+      p.threads.size() < static_cast<std::size_t>(p.max_workers)) {
     std::size_t index = p.threads.size();
     p.threads.emplace_back([&p, index] { p.worker(index); });
   }
   p.queue.push(std::move(job));
-  // Signal only a sleeper nobody signalled yet: a burst of submits costs one wakeup per
-  // sleeping thread, not one per submit.
-  bool wake = p.idle > p.wakeups;
-  if (wake) ++p.wakeups;
+  bool wake = false;
+  if (spinner_free) {
+    p.spin_claimed = true;
+    p.spin_go.store(true, std::memory_order_release);
+  } else if (p.idle > p.wakeups) {
+    // Signal only a sleeper nobody signalled yet: a burst of submits costs one wakeup per
+    // sleeping thread, not one per submit.
+    wake = true;
+    ++p.wakeups;
+  }
   lock.unlock();
   if (wake) p.work_cv.notify_one();
 }
@@ -164,6 +198,7 @@ void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) {
     std::lock_guard lock(p.mutex);
     p.closing = true;
     if (cancel_futures) std::swap(dropped, p.queue);
+    p.spin_go.store(true, std::memory_order_release);
   }
   p.work_cv.notify_all();
   while (!dropped.empty()) {

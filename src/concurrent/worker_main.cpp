@@ -11,6 +11,7 @@
 
 #include <cxxabi.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,12 +20,16 @@
 #include <memory>
 #include <typeinfo>
 
+#include "concurrent/spin.hpp"
 #include "concurrent/wire.hpp"
 #include "weave/concurrent.hpp"
 
 namespace weave::concurrent::detail {
 
 namespace {
+
+// How long a worker that answered everything watches its socket before blocking on it.
+constexpr std::chrono::microseconds kIdleSpin{50};
 
 std::string demangle(const char* name) {
   int status = 0;
@@ -70,10 +75,18 @@ class Channel {
       pos_ = 0;
     }
     char buf[65536];
-    ssize_t n;
-    do {
+    ssize_t n = -1;
+    // The next call often follows the last reply within microseconds: look for it without
+    // blocking for a while, so that it needs no wake-up of this process.
+    spin_until(
+        [&] {
+          n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+          return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+        },
+        kIdleSpin);
+    while (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
       n = ::read(fd_, buf, sizeof buf);
-    } while (n < 0 && errno == EINTR);
+    }
     if (n <= 0) leave(0);
     in_.append(buf, static_cast<std::size_t>(n));
   }

@@ -104,7 +104,7 @@ WorkerProcess::~WorkerProcess() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-bool WorkerProcess::queue_call(const std::shared_ptr<Job>& job) {
+std::exception_ptr WorkerProcess::queue_call(const std::shared_ptr<Job>& job) {
   std::size_t start = begin_frame(out_);
   std::exception_ptr error;
   try {
@@ -114,15 +114,13 @@ bool WorkerProcess::queue_call(const std::shared_ptr<Job>& job) {
     error = std::current_exception();
   }
   if (error) {
-    // Completed outside the handler, as complete_with() does (concurrent_job.hpp).
     out_.resize(start);
-    job->state().try_set_exception(state_of(job), std::move(error));
-    return false;
+    return error;
   }
   end_frame(out_, start);
   inflight.push(job);
   ++calls;
-  return true;
+  return nullptr;
 }
 
 bool WorkerProcess::flush() {

@@ -1,7 +1,7 @@
 #pragma once
-// One process-pool worker as the pool's manager thread sees it: the child process, the pool's
-// end of its socket (non-blocking), the calls sent and not answered yet (in order), and the
-// bytes not yet sent or not yet parsed. Used by the manager thread only.
+// One process-pool worker as the pool sees it: the child process, the pool's end of its socket
+// (non-blocking), the calls sent and not answered yet (in order), and the bytes not yet sent or
+// not yet parsed. Not thread-safe: the pool uses it under its mutex.
 //
 // Starting: posix_spawn of /proc/self/exe (the running program, even if its file was replaced)
 // with kWorkerEnv set; posix_spawn is vfork+exec, safe in a multi-threaded parent, and the
@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,9 +33,9 @@ class WorkerProcess {
   bool reaped() const noexcept { return reaped_; }
   int fd() const noexcept { return fd_; }
 
-  /// Encodes the call and queues it for sending; if encoding throws, fails the future instead
-  /// and returns false.
-  bool queue_call(const std::shared_ptr<Job>& job);
+  /// Encodes the call and queues it for sending. If encoding throws, queues nothing and returns
+  /// the exception, for the caller to complete the future with once it holds no lock.
+  std::exception_ptr queue_call(const std::shared_ptr<Job>& job);
   bool wants_write() const noexcept { return sent_pos_ < out_.size(); }
   /// Sends what the socket takes now; false if the worker is gone.
   bool flush();
@@ -42,13 +43,17 @@ class WorkerProcess {
   bool receive();
   /// The next whole reply, if one has arrived.
   bool next_reply(std::string_view& payload);
+  /// Where next_reply() stands, and going back there (to leave a reply to someone else).
+  std::size_t read_mark() const noexcept { return read_pos_; }
+  void rewind(std::size_t mark) noexcept { read_pos_ = mark; }
   /// Closes the socket (a live worker exits on that) and waits for the process; returns its
   /// wait status. Idempotent.
   int reap();
 
-  JobQueue inflight;      // calls sent, replies pending, in sending order
-  int calls = 0;          // calls queued over its lifetime (for max_tasks_per_child)
-  bool retiring = false;  // reached its quota: no more calls; reaped once they are answered
+  JobQueue inflight;          // calls sent, replies pending, in sending order
+  int calls = 0;              // calls queued over its lifetime (for max_tasks_per_child)
+  bool retiring = false;      // reached its quota: no more calls; reaped once they are answered
+  bool watching_out = false;  // the pool's wait includes writability of the socket
 
  private:
   WorkerProcess(pid_t pid, int fd) : pid_(pid), fd_(fd) {}

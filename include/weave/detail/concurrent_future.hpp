@@ -10,6 +10,7 @@
 // waiter is detached under the future's mutex, so after detach() returns no thread touches it.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -67,6 +68,21 @@ class Waiter {
   bool triggered_ = false;  // the wake condition has held once (it never un-holds)
 };
 
+class FutureStateBase;
+
+/// Something that can move futures towards completion from the thread that waits for one: a
+/// process pool reads its workers' replies there instead of waiting to be woken by its own
+/// thread. Waits call it before they sleep.
+class Helper {
+ public:
+  Helper() = default;
+  Helper(const Helper&) = delete;
+  Helper& operator=(const Helper&) = delete;
+  virtual ~Helper() = default;
+  /// Works towards `state` being done for at most about `budget`; may return earlier.
+  virtual void help(const FutureStateBase& state, std::chrono::nanoseconds budget) = 0;
+};
+
 class FutureStateBase {
  public:
   using Callback = std::function<void(const std::shared_ptr<FutureStateBase>&)>;
@@ -98,6 +114,11 @@ class FutureStateBase {
   /// then sets `failed` to whether it holds an exception.
   bool attach(Waiter* waiter, std::size_t tag, bool& failed);
   void detach(Waiter* waiter);
+
+  /// For executors, before the future is visible to any other thread: who can help a waiter.
+  void set_helper(std::weak_ptr<Helper> helper) noexcept { helper_ = std::move(helper); }
+  /// True once done; no lock, for spinning and helpers.
+  bool done_now() const noexcept { return done_word_.load(std::memory_order_acquire) != 0; }
 
  protected:
   /// Runs `fill` (which stores the value) and completes, unless already done. Returns whether it
@@ -142,6 +163,7 @@ class FutureStateBase {
   std::exception_ptr error_;         // set iff Finished with an exception
   std::vector<Callback> callbacks_;  // emptied when the future completes
   std::vector<WaiterLink> waiters_;  // wait()/as_completed() calls watching this future
+  std::weak_ptr<Helper> helper_;     // set once, before the future is shared
 };
 
 template <class T>
