@@ -55,6 +55,9 @@ std::atomic<bool> pays{true};
 }  // namespace
 
 bool spinning_pays() noexcept {
+  // On one CPU the thread a spinner waits for can only run once the spinner stops.
+  static const int cpus = online_cpus();
+  if (cpus < 2) return false;
   std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
   std::int64_t due = next_sample.load(std::memory_order_relaxed);
   if (now < due) return pays.load(std::memory_order_relaxed);
@@ -64,7 +67,6 @@ bool spinning_pays() noexcept {
   if (!next_sample.compare_exchange_strong(due, next, std::memory_order_relaxed)) {
     return pays.load(std::memory_order_relaxed);
   }
-  static const int cpus = online_cpus();
   int running = runnable_threads();
   unsigned bit = 1U << (sample_index.fetch_add(1, std::memory_order_relaxed) % kSamples);
   unsigned crowded = crowded_samples.load(std::memory_order_relaxed);
