@@ -96,6 +96,7 @@ Coro<void> echo_clients_section() {
   const double one_by_one = since(t0);
   std::printf("one after another: %d answers in %.1f ms\n", answered, one_by_one);
   std::vector<Coro<bool>> clients;
+  clients.reserve(kClients);
   for (int i = 0; i < kClients; ++i) clients.push_back(ask(port, i));
   t0 = weave::Clock::now();
   auto results = co_await weave::gather(std::move(clients));
@@ -247,6 +248,7 @@ Coro<double> burn_on(Executor& executor) {
   co_await loop.run_in_executor(&executor, &burn, 1);  // the workers are up before timing
   auto t0 = weave::Clock::now();
   std::vector<weave::Future<double>> calls;
+  calls.reserve(kCalls);
   for (int i = 0; i < kCalls; ++i) calls.push_back(loop.run_in_executor(&executor, &burn, kRounds));
   double total = 0;
   for (auto& call : calls) total += co_await call;
