@@ -12,22 +12,19 @@
 #include <thread>
 
 #include "support/bounded.hpp"
+#include "support/steps.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
 using weave::Coro;
 using weave_test::run_bounded;
 using weave_test::scaled;
+using weave_test::until;
 namespace cf = weave::concurrent;
 
 namespace {
 
 const auto kLong = scaled(10s);  // only reached when something is broken
-
-template <class F>
-Coro<void> until(F cond) {
-  while (!cond()) co_await weave::sleep(1ms);
-}
 
 /// Spins (with a bound) in a plain thread until `cond` holds.
 template <class F>

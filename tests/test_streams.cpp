@@ -19,18 +19,17 @@
 #include "net/pipes.hpp"
 #include "support/bounded.hpp"
 #include "support/fds.hpp"
+#include "support/net.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
+using weave_test::echo_lines;
+using weave_test::port_of;
 using weave_test::run_bounded;
 
 namespace {
 
 class Streams : public weave_test::FdLeakCheck {};
-
-std::uint16_t port_of(const weave::Server& server) {
-  return server.sockets().at(0).getsockname().port();
-}
 
 // ---- the read family on a hand-fed reader ------------------------------------------------------
 
@@ -145,17 +144,6 @@ TEST_F(Streams, CancelledReadLosesNoData) {
 
 // ---- connections
 // ---------------------------------------------------------------------------------
-
-weave::Coro<void> echo_lines(weave::StreamReader reader, weave::StreamWriter writer) {
-  for (;;) {
-    std::string line = co_await reader.readline();
-    if (line.empty()) break;
-    writer.write(line);
-    co_await writer.drain();
-  }
-  writer.close();
-  co_await writer.wait_closed();
-}
 
 weave::Coro<void> echo_over_streams() {
   weave::Server server = co_await weave::start_server(echo_lines, "127.0.0.1", 0);

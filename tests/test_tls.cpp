@@ -20,14 +20,22 @@
 
 #include "support/bounded.hpp"
 #include "support/fds.hpp"
+#include "support/net.hpp"
 #include "support/openssl_process.hpp"
+#include "support/reports.hpp"
+#include "support/steps.hpp"
 #include "support/tls_certs.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
+using weave_test::echo_lines;
 using weave_test::have_openssl_binary;
 using weave_test::OpensslProcess;
+using weave_test::port_of;
+using weave_test::Recorder;
+using weave_test::Reports;
 using weave_test::run_bounded;
+using weave_test::until;
 
 namespace {
 
@@ -66,33 +74,7 @@ weave::StreamOptions client_options() {
   return o;
 }
 
-std::uint16_t port_of(const weave::Server& server) {
-  return server.sockets().at(0).getsockname().port();
-}
-
-/// Records what the loop's exception handler is told.
-struct Reports {
-  std::vector<std::string> messages;
-  void install() {
-    weave::get_running_loop().set_exception_handler(
-        [this](weave::EventLoop&, const weave::ExceptionContext& ctx) {
-          messages.push_back(ctx.message);
-        });
-  }
-};
-
 // ---- echo ---------------------------------------------------------------------------------------
-
-weave::Coro<void> echo_lines(weave::StreamReader reader, weave::StreamWriter writer) {
-  for (;;) {
-    std::string line = co_await reader.readline();
-    if (line.empty()) break;
-    writer.write(line);
-    co_await writer.drain();
-  }
-  writer.close();
-  co_await writer.wait_closed();
-}
 
 weave::Coro<void> echo_over_tls_streams() {
   Reports reports;
@@ -172,51 +154,6 @@ weave::Coro<void> echo_over_unix_tls() {
 
 TEST_F(TLS, EchoOverUnixSockets) {
   run_bounded(echo_over_unix_tls());
-}
-
-/// Records the calls of a Protocol; echoes on the server side.
-class Recorder : public weave::Protocol {
- public:
-  explicit Recorder(bool echo = false) : echo_(echo) {}
-  void connection_made(weave::Transport& t) override {
-    transport = &t;
-    // The handshake is done already: the TLS details are there.
-    events.push_back(t.get_extra_info("cipher").has_value() ? "made after handshake" : "made");
-  }
-  void data_received(std::string_view data) override {
-    received.append(data);
-    if (echo_) transport->write(data);
-  }
-  bool eof_received() override {
-    events.push_back("eof");
-    return false;
-  }
-  void connection_lost(std::exception_ptr exc) override {
-    events.push_back(exc ? "lost with error" : "lost");
-    error = exc;
-    if (lost && !lost->done()) lost->set_result();
-  }
-  void pause_writing() override { events.push_back("pause"); }
-  void resume_writing() override { events.push_back("resume"); }
-
-  weave::Coro<void> wait_lost() {
-    if (!events.empty() && events.back().rfind("lost", 0) == 0) co_return;
-    lost = weave::get_running_loop().create_future<void>();
-    co_await *lost;
-  }
-
-  weave::Transport* transport = nullptr;
-  std::vector<std::string> events;
-  std::string received;
-  std::exception_ptr error;
-  std::optional<weave::Future<void>> lost;
-
- private:
-  bool echo_;
-};
-
-weave::Coro<void> until(const std::function<bool()>& done) {
-  for (int i = 0; i < 100000 && !done(); ++i) co_await weave::sleep(i < 100 ? 0ms : 1ms);
 }
 
 weave::Coro<void> echo_over_tls_protocols() {

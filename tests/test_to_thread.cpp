@@ -17,12 +17,14 @@
 #include <vector>
 
 #include "support/bounded.hpp"
+#include "support/steps.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
 using weave::Coro;
 using weave_test::run_bounded;
 using weave_test::scaled;
+using weave_test::until;
 namespace cf = weave::concurrent;
 
 namespace {
@@ -43,12 +45,6 @@ class Gate {
  private:
   mutable std::latch latch_{1};
 };
-
-/// Polls `cond` once per loop iteration (with a 1 ms sleep) until it holds.
-template <class F>
-Coro<void> until(F cond) {
-  while (!cond()) co_await weave::sleep(1ms);
-}
 
 std::string thread_name() {
   char name[32] = {};

@@ -21,63 +21,21 @@
 
 #include "support/bounded.hpp"
 #include "support/fds.hpp"
+#include "support/net.hpp"
+#include "support/steps.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
+using weave_test::port_of;
 using weave_test::run_bounded;
 
 namespace {
 
 using weave_test::open_fd_count;
+using weave_test::Recorder;
+using weave_test::until;
 
 class Transports : public weave_test::FdLeakCheck {};
-
-/// Records every call, and echoes when asked to.
-class Recorder : public weave::Protocol {
- public:
-  explicit Recorder(bool echo = false, bool keep_open_on_eof = false)
-      : echo_(echo), keep_open_(keep_open_on_eof) {}
-  void connection_made(weave::Transport& t) override {
-    transport = &t;
-    events.push_back("made");
-  }
-  void data_received(std::string_view data) override {
-    received.append(data);
-    if (echo_) transport->write(data);
-  }
-  bool eof_received() override {
-    events.push_back("eof");
-    return keep_open_;
-  }
-  void connection_lost(std::exception_ptr exc) override {
-    events.push_back(exc ? "lost with error" : "lost");
-    error = exc;
-    if (lost && !lost->done()) lost->set_result();
-  }
-  void pause_writing() override { events.push_back("pause"); }
-  void resume_writing() override { events.push_back("resume"); }
-
-  /// Waits until connection_lost ran.
-  weave::Coro<void> wait_lost() {
-    if (!events.empty() && events.back().rfind("lost", 0) == 0) co_return;
-    lost = weave::get_running_loop().create_future<void>();
-    co_await *lost;
-  }
-
-  weave::Transport* transport = nullptr;
-  std::vector<std::string> events;
-  std::string received;
-  std::exception_ptr error;
-  std::optional<weave::Future<void>> lost;
-
- private:
-  bool echo_;
-  bool keep_open_;
-};
-
-weave::Coro<void> until(const std::function<bool()>& done) {
-  for (int i = 0; i < 100000 && !done(); ++i) co_await weave::sleep(i < 100 ? 0ms : 1ms);
-}
 
 bool nodelay(const weave::Transport& t) {
   int on = 0;
@@ -86,10 +44,6 @@ bool nodelay(const weave::Transport& t) {
                        &on, &len),
             0);
   return on != 0;
-}
-
-std::uint16_t port_of(const weave::Server& server) {
-  return server.sockets().at(0).getsockname().port();
 }
 
 // ---- the basic exchange
