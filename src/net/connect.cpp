@@ -202,6 +202,8 @@ Coro<Server> EventLoop::create_server(ProtocolFactory factory, std::string host,
       throw std::system_error(e.code(),
                               "error while attempting to bind on address " + address.to_string());
     }
+    // Accepted connections inherit TCP_NODELAY from the listener: one call, not one per accept.
+    detail::set_nodelay(sock.fd());
     sock.listen(opts.backlog);
     sockets.push_back(std::move(sock));
   }

@@ -23,7 +23,6 @@ constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
 
 ServerState::ServerState(EventLoop& l, ProtocolFactory f, std::vector<Socket> s, int b)
     : loop(l), factory(std::move(f)), sockets(std::move(s)), backlog(b) {
-  tcp = !sockets.empty() && sockets.front().getsockname().family() != AF_UNIX;
   loop.impl().servers.insert(this);
 }
 
@@ -108,7 +107,6 @@ void ServerState::accept_failed(int err) noexcept {
 
 void ServerState::connection_accepted(int conn) noexcept {
   Socket sock = Socket::adopt(conn);
-  if (tcp) set_nodelay(conn);
   std::shared_ptr<Protocol> protocol;
   try {
     protocol = factory();

@@ -52,7 +52,6 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
   std::vector<Socket> sockets;
   std::vector<std::unique_ptr<Acceptor>> acceptors;
   int backlog;
-  bool tcp = false;  ///< accepted sockets get TCP_NODELAY (Unix sockets have no Nagle)
   bool serving = false;
   bool closed = false;
   bool detached = false;
