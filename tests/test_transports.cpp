@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -65,6 +66,8 @@ weave::Coro<void> echo_over_tcp() {
   co_await until([&] { return client->received.size() >= 11; });
   EXPECT_EQ(client->received, "hello world");
   EXPECT_EQ(c.transport->get_extra_info("peername").port(), port_of(server));
+  const std::uint16_t client_port = c.transport->get_extra_info("sockname").port();
+  EXPECT_EQ(server_side->transport->get_extra_info("peername").port(), client_port);
   EXPECT_EQ(client->transport, c.transport.get());
   EXPECT_GE(std::any_cast<int>(c.transport->get_extra_info("socket")), 0);
   EXPECT_FALSE(c.transport->get_extra_info("no such thing").has_value());
@@ -77,6 +80,9 @@ weave::Coro<void> echo_over_tcp() {
   co_await server_side->wait_lost();  // the server saw EOF and closed its side
   EXPECT_EQ(client->events, (std::vector<std::string>{"made", "lost"}));
   EXPECT_EQ(server_side->events, (std::vector<std::string>{"made", "eof", "lost"}));
+  // Addresses asked for while connected still answer once the socket is closed.
+  EXPECT_EQ(c.transport->get_extra_info("peername").port(), port_of(server));
+  EXPECT_EQ(c.transport->get_extra_info("sockname").port(), client_port);
   server.close();
   EXPECT_FALSE(server.is_serving());
   EXPECT_TRUE(server.sockets().empty());
@@ -270,9 +276,18 @@ weave::Coro<void> close_flushes_the_buffer() {
   const std::string big(4 << 20, 'b');
   c.transport->write(big);  // more than the socket takes at once
   c.transport->close();
+  // While the close waits for the buffer, a write joins it and goes out last, as in asyncio.
+  const std::size_t buffered = c.transport->get_write_buffer_size();
+  EXPECT_GT(buffered, 0u);
+  c.transport->write("tail");
+  EXPECT_EQ(c.transport->get_write_buffer_size(), buffered + 4);
   co_await client->wait_lost();
-  co_await until([&] { return server_side && server_side->received.size() == big.size(); });
-  EXPECT_EQ(server_side->received.size(), big.size());
+  c.transport->write("dropped");  // lost: nothing is buffered any more
+  EXPECT_EQ(c.transport->get_write_buffer_size(), 0u);
+  co_await until([&] { return server_side && server_side->received.size() == big.size() + 4; });
+  EXPECT_EQ(server_side->received.size(), big.size() + 4);
+  EXPECT_EQ(server_side->received.substr(std::min(big.size(), server_side->received.size())),
+            "tail");
   server.close();
   co_await server.wait_closed();
 }
@@ -380,6 +395,31 @@ weave::Coro<void> serve_forever_until_cancelled() {
   serving.cancel();
   EXPECT_THROW(co_await serving, weave::CancelledError);
   EXPECT_FALSE(server.is_serving());
+}
+
+weave::Coro<void> start_serving_later() {
+  auto& loop = weave::get_running_loop();
+  std::shared_ptr<Recorder> server_side;
+  weave::Server server =
+      co_await loop.create_server([&] { return server_side = std::make_shared<Recorder>(); },
+                                  "127.0.0.1", 0, weave::ServerOptions{.start_serving = false});
+  EXPECT_FALSE(server.is_serving());
+  co_await server.start_serving();  // a coroutine in asyncio: awaiting it must compile and work
+  EXPECT_TRUE(server.is_serving());
+  server.start_serving();  // idempotent
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server));
+  c.transport->write("x");
+  co_await until([&] { return server_side && server_side->received == "x"; });
+  c.transport->close();
+  co_await client->wait_lost();
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, StartServingLaterIsAwaitable) {
+  run_bounded(start_serving_later());
 }
 
 TEST_F(Transports, ServeForeverUntilCancelled) {

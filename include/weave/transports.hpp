@@ -9,6 +9,7 @@
 /// pause_writing / resume_writing alternate, starting with pause_writing.
 
 #include <any>
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -243,8 +244,10 @@ class Server {
   /// The listening sockets.
   const std::vector<Socket>& sockets() const;
   bool is_serving() const noexcept;
-  /// Starts accepting (when created with start_serving = false). Idempotent.
-  void start_serving();
+  /// Starts accepting (when created with start_serving = false). Idempotent. Accepting has
+  /// begun on return; the result is an awaitable that is already complete, so that asyncio's
+  /// `await server.start_serving()` reads the same, and a plain call works too.
+  std::suspend_never start_serving();
   /// Stops listening and closes the sockets; connections already accepted go on.
   void close();
   /// Closes every accepted connection (their buffers are flushed first).

@@ -164,8 +164,9 @@ bool Server::is_serving() const noexcept {
   return state_ && state_->serving && !state_->closed;
 }
 
-void Server::start_serving() {
+std::suspend_never Server::start_serving() {
   if (state_) state_->start_serving();
+  return {};
 }
 
 void Server::close() {

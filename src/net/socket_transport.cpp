@@ -256,7 +256,9 @@ void SocketTransport::resume_reading() {
 void SocketTransport::write(std::string_view data) {
   if (kind_ == Kind::ReadPipe) throw RuntimeError("write on the read end of a pipe");
   if (eof_requested_) throw RuntimeError("Cannot call write() after write_eof()");
-  if (data.empty() || closing_ || lost_) return;
+  // While a close waits for the buffer to drain, more data joins it (asyncio's _conn_lost is
+  // still 0 then); once the connection is lost, writes are dropped.
+  if (data.empty() || lost_) return;
   if (get_write_buffer_size() == 0) {
     const ssize_t n = transmit(sock_.fd(), data.data(), data.size(), kind_ == Kind::Socket);
     if (n < 0 && !would_block(errno)) {
@@ -390,11 +392,17 @@ void SocketTransport::call_connection_lost(std::exception_ptr exc) noexcept {
 // ------------------------------------------------------------------------------------
 
 ExtraInfo SocketTransport::get_extra_info(std::string_view name) const {
-  try {
-    if (name == "peername") return ExtraInfo(sock_.getpeername());
-    if (name == "sockname") return ExtraInfo(sock_.getsockname());
-  } catch (const std::system_error&) {
-    return {};  // closed, or not connected any more
+  const bool peer = name == "peername";
+  if (peer || name == "sockname") {
+    std::optional<SocketAddress>& kept = peer ? peername_ : sockname_;
+    if (!kept && sock_.fd() >= 0) {
+      try {
+        kept = peer ? sock_.getpeername() : sock_.getsockname();
+      } catch (const std::system_error&) {
+        return {};  // not connected any more
+      }
+    }
+    return kept ? ExtraInfo(*kept) : ExtraInfo{};
   }
   if (name == "socket") return ExtraInfo(sock_.fd());
   return {};
