@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -268,13 +269,18 @@ weave::Coro<void> slow_reader(weave::StreamReader reader, weave::StreamWriter wr
   writer.close();
 }
 
-weave::Coro<void> drain_against_a_client_that_never_reads() {
-  Gate gate;
-  weave::Server server = co_await weave::start_server(
+/// A server whose handler reads only once the gate opens.
+weave::Coro<weave::Server> gated_server(Gate& gate) {
+  co_return co_await weave::start_server(
       [&gate](weave::StreamReader r, weave::StreamWriter w) {
         return slow_reader(std::move(r), std::move(w), &gate);
       },
       "127.0.0.1", 0);
+}
+
+weave::Coro<void> drain_against_a_client_that_never_reads() {
+  Gate gate;
+  weave::Server server = co_await gated_server(gate);
   auto [reader, writer] = co_await weave::open_connection("127.0.0.1", port_of(server));
   const std::string chunk(64 * 1024, 'd');
   std::size_t sent = 0;
@@ -310,6 +316,37 @@ weave::Coro<void> drain_against_a_client_that_never_reads() {
 
 TEST_F(Streams, DrainBlocksAgainstAClientThatNeverReads) {
   run_bounded(drain_against_a_client_that_never_reads(), std::chrono::seconds(30));
+}
+
+// asyncio's _drain_helper: a drain waiting when the connection ends cleanly (abort gives
+// connection_lost(None)) returns normally; only a later drain reports the loss.
+weave::Coro<void> drain_waiting_through_an_abort() {
+  Gate gate;
+  weave::Server server = co_await gated_server(gate);
+  auto [reader, writer] = co_await weave::open_connection("127.0.0.1", port_of(server));
+  const std::string chunk(64 * 1024, 'a');
+  std::optional<weave::Task<void>> draining;
+  for (int i = 0; i < 1000 && !draining; ++i) {
+    writer.write(chunk);
+    auto attempt = weave::create_task(writer.drain());
+    co_await weave::sleep(1ms);
+    if (!attempt.done()) {
+      draining.emplace(std::move(attempt));
+    } else {
+      co_await attempt;
+    }
+  }
+  EXPECT_TRUE(draining.has_value()) << "drain never blocked";
+  writer.transport().abort();
+  if (draining) co_await *draining;  // returns normally
+  EXPECT_THROW(co_await writer.drain(), std::system_error);
+  gate.open.set();
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Streams, DrainWaitingThroughAnAbortReturns) {
+  run_bounded(drain_waiting_through_an_abort(), std::chrono::seconds(30));
 }
 
 weave::Coro<void> reset_the_client(weave::StreamReader, weave::StreamWriter writer) {

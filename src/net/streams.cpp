@@ -382,10 +382,9 @@ Coro<void> StreamWriter::drain() {
     throw os_error(ECONNRESET, "Connection lost");
   }
   while (s->writing_paused && !s->lost) co_await s->drain_ready.wait();
-  if (s->lost) {
-    if (s->lost_error) std::rethrow_exception(s->lost_error);
-    throw os_error(ECONNRESET, "Connection lost");
-  }
+  // As asyncio's _drain_helper: a waiting drain ends with the loss's error, or normally when
+  // the connection closed cleanly.
+  if (s->lost_error) std::rethrow_exception(s->lost_error);
 }
 
 Coro<void> StreamWriter::start_tls(SSLContext context, std::string server_hostname,
