@@ -101,6 +101,29 @@ TEST_F(Sockets, AcceptConnectSendReceive) {
   run_bounded(accept_connect_echo());
 }
 
+// asyncio passes the socket object itself; the same calls take a weave::Socket.
+weave::Coro<void> the_same_with_socket_objects() {
+  auto& loop = weave::get_running_loop();
+  weave::Socket server = listener();
+  auto accepting = weave::create_task(loop.sock_accept(server));
+  weave::Socket client(AF_INET, SOCK_STREAM);
+  co_await loop.sock_connect(client, server.getsockname());
+  auto [conn, peer] = co_await accepting;
+  EXPECT_EQ(peer.port(), client.getsockname().port());
+  co_await loop.sock_sendall(client, "ping");
+  std::string got;
+  while (got.size() < 4) got += co_await loop.sock_recv(conn, 16);
+  EXPECT_EQ(got, "ping");
+  co_await loop.sock_sendall(conn, "pong");
+  char buf[16];
+  std::size_t n = co_await loop.sock_recv_into(client, std::span<char>(buf, sizeof buf));
+  EXPECT_EQ(std::string(buf, n), "pong");
+}
+
+TEST_F(Sockets, TheSameCallsTakeSocketObjects) {
+  run_bounded(the_same_with_socket_objects());
+}
+
 weave::Coro<void> send_later(weave::EventLoop& loop, int fd, std::vector<std::string>* log) {
   co_await weave::sleep(5ms);
   log->push_back("send");

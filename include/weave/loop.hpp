@@ -276,6 +276,23 @@ class EventLoop {
   Coro<std::pair<Socket, SocketAddress>> sock_accept(int fd);
   /// Connects `fd` to `address`. Errors: std::system_error (ECONNREFUSED, ...).
   Coro<void> sock_connect(int fd, SocketAddress address);
+  // The same with the Socket itself, as asyncio passes the socket object; it must outlive the
+  // call.
+  Coro<std::string> sock_recv(const Socket& sock, std::size_t nbytes) {
+    return sock_recv(sock.fd(), nbytes);
+  }
+  Coro<std::size_t> sock_recv_into(const Socket& sock, std::span<char> buffer) {
+    return sock_recv_into(sock.fd(), buffer);
+  }
+  Coro<void> sock_sendall(const Socket& sock, std::string_view data) {
+    return sock_sendall(sock.fd(), data);
+  }
+  Coro<std::pair<Socket, SocketAddress>> sock_accept(const Socket& sock) {
+    return sock_accept(sock.fd());
+  }
+  Coro<void> sock_connect(const Socket& sock, SocketAddress address) {
+    return sock_connect(sock.fd(), address);
+  }
 
   // ---- signals (asyncio's add_signal_handler) ----
 
