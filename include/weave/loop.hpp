@@ -356,9 +356,9 @@ class EventLoop {
   /// `factory` makes to it. Without options, stdin, stdout and stderr are all PIPEs (asyncio's
   /// defaults for this call). Errors: as create_subprocess_exec.
   Coro<SubprocessConnection> subprocess_exec(SubprocessProtocolFactory factory, std::string program,
-                                             std::vector<std::string> args, SubprocessOptions opts);
+                                             ProcessArgs args, SubprocessOptions opts);
   Coro<SubprocessConnection> subprocess_exec(SubprocessProtocolFactory factory, std::string program,
-                                             std::vector<std::string> args);
+                                             ProcessArgs args);
   /// `/bin/sh -c cmd`, as subprocess_exec.
   Coro<SubprocessConnection> subprocess_shell(SubprocessProtocolFactory factory, std::string cmd,
                                               SubprocessOptions opts);

@@ -13,6 +13,7 @@
 /// Its exit is noticed through a pidfd watched by the loop (no SIGCHLD handler, so no race with
 /// other code that waits for children) and reaped with waitid(P_PIDFD).
 
+#include <concepts>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -190,19 +191,39 @@ struct SubprocessConnection {
   std::shared_ptr<SubprocessProtocol> protocol;
 };
 
+/// argv[1..] of a child: a std::vector<std::string>, or a braced list of strings
+/// (`{"-c", "print(1)"}`). A class rather than the vector because g++ 12 cannot compile a braced
+/// list that becomes a std::initializer_list inside a co_await expression ("array used as
+/// initializer"); this constructor takes the strings as arguments, which it compiles.
+class ProcessArgs {
+ public:
+  ProcessArgs() = default;
+  ProcessArgs(std::vector<std::string> args)  // NOLINT(google-explicit-constructor)
+      : args_(std::move(args)) {}
+  template <class... S>
+  requires(sizeof...(S) > 0 && (std::convertible_to<const S&, std::string_view> && ...))
+      ProcessArgs(const S&... args)  // NOLINT(google-explicit-constructor)
+      : args_{std::string(std::string_view(args))...} {}
+
+  const std::vector<std::string>& values() const& noexcept { return args_; }
+  std::vector<std::string> values() && noexcept { return std::move(args_); }
+
+ private:
+  std::vector<std::string> args_;
+};
+
 /// asyncio.create_subprocess_exec: runs `program` (looked up in PATH when it has no slash) with
 /// `args` (argv[1..]; argv[0] is `program`).
 /// Errors: std::system_error with the errno of the failed spawn (ENOENT for a missing program,
 /// EACCES, ...; asyncio's FileNotFoundError / PermissionError); ValueError for STDOUT given as
 /// stdin_ or stdout_ or a negative fd; RuntimeError outside a running loop.
-Coro<Process> create_subprocess_exec(std::string program, std::vector<std::string> args,
-                                     SubprocessOptions opts);
+Coro<Process> create_subprocess_exec(std::string program, ProcessArgs args, SubprocessOptions opts);
 /// asyncio.create_subprocess_shell: `/bin/sh -c cmd`. Errors: as create_subprocess_exec.
 Coro<Process> create_subprocess_shell(std::string cmd, SubprocessOptions opts);
 
 // The calls without options are overloads rather than `opts = {}` defaults: g++ 12 destroys a
 // defaulted aggregate argument twice when the call sits in a co_await expression.
-inline Coro<Process> create_subprocess_exec(std::string program, std::vector<std::string> args) {
+inline Coro<Process> create_subprocess_exec(std::string program, ProcessArgs args) {
   return create_subprocess_exec(std::move(program), std::move(args), SubprocessOptions());
 }
 inline Coro<Process> create_subprocess_shell(std::string cmd) {

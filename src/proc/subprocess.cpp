@@ -254,11 +254,12 @@ Coro<Process> spawn_when_awaited(std::unique_ptr<SpawnRequest> request) {
 }
 }  // namespace
 
-Coro<Process> create_subprocess_exec(std::string program, std::vector<std::string> args,
+Coro<Process> create_subprocess_exec(std::string program, ProcessArgs args,
                                      SubprocessOptions opts) {
-  args.insert(args.begin(), std::move(program));
+  std::vector<std::string> argv = std::move(args).values();
+  argv.insert(argv.begin(), std::move(program));
   return spawn_when_awaited(
-      std::make_unique<SpawnRequest>(SpawnRequest{std::move(args), std::move(opts)}));
+      std::make_unique<SpawnRequest>(SpawnRequest{std::move(argv), std::move(opts)}));
 }
 
 Coro<Process> create_subprocess_shell(std::string cmd, SubprocessOptions opts) {

@@ -186,18 +186,17 @@ SubprocessOptions all_pipes() {
 namespace weave {
 
 Coro<SubprocessConnection> EventLoop::subprocess_exec(SubprocessProtocolFactory factory,
-                                                      std::string program,
-                                                      std::vector<std::string> args,
+                                                      std::string program, ProcessArgs args,
                                                       SubprocessOptions opts) {
-  args.insert(args.begin(), std::move(program));
+  std::vector<std::string> argv = std::move(args).values();
+  argv.insert(argv.begin(), std::move(program));
   return detail::connect_subprocess(
       *this, std::make_unique<detail::ConnectRequest>(
-                 detail::ConnectRequest{std::move(factory), std::move(args), std::move(opts)}));
+                 detail::ConnectRequest{std::move(factory), std::move(argv), std::move(opts)}));
 }
 
 Coro<SubprocessConnection> EventLoop::subprocess_exec(SubprocessProtocolFactory factory,
-                                                      std::string program,
-                                                      std::vector<std::string> args) {
+                                                      std::string program, ProcessArgs args) {
   return subprocess_exec(std::move(factory), std::move(program), std::move(args),
                          detail::all_pipes());
 }
