@@ -55,6 +55,19 @@ TEST_F(Streams, ReadFamilyOnAHandFedReader) {
   run_bounded(read_family());
 }
 
+// The separator outlives the caller's string: the task starts after the statement that made it.
+weave::Coro<void> readuntil_keeps_its_separator() {
+  weave::StreamReader r;
+  auto reading = weave::create_task(r.readuntil(std::string(2, '\r') + "\n"));
+  co_await weave::sleep(0ms);
+  r.feed_data("a\rb\r\r\nrest");
+  EXPECT_EQ(co_await reading, "a\rb\r\r\n");
+}
+
+TEST_F(Streams, ReaduntilKeepsItsSeparator) {
+  run_bounded(readuntil_keeps_its_separator());
+}
+
 weave::Coro<void> incomplete_reads() {
   weave::StreamReader r;
   r.feed_data("partial");

@@ -71,8 +71,9 @@ class StreamReader {
   Coro<std::string> readexactly(std::size_t n);
   /// Up to and including `separator`. Errors: IncompleteReadError at EOF first (expected = 0);
   /// LimitOverrunError when the limit is reached first (the data stays buffered); ValueError for
-  /// an empty separator.
-  Coro<std::string> readuntil(std::string_view separator = "\n");
+  /// an empty separator. The separator is taken by value: the coroutine starts only when
+  /// awaited, so a view could outlive the caller's string (as in create_task(readuntil(...))).
+  Coro<std::string> readuntil(std::string separator = "\n");
   /// Reads into `buffer` without an intermediate string; returns the count (0 at EOF).
   Coro<std::size_t> read_into(std::span<char> buffer);
   /// True when the buffer is empty and EOF was fed.

@@ -292,7 +292,7 @@ Coro<std::string> StreamReader::readexactly(std::size_t n) {
   co_return s->take(n);
 }
 
-Coro<std::string> StreamReader::readuntil(std::string_view separator) {
+Coro<std::string> StreamReader::readuntil(std::string separator) {
   auto s = state_;
   const std::size_t seplen = separator.size();
   if (seplen == 0) throw ValueError("Separator should be at least one-byte string");
