@@ -108,9 +108,11 @@ Coro<Connection> start_ssl_transport(EventLoop& loop, Socket sock, const Protoco
 }
 
 Server make_server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets,
-                   const ServerOptions& opts) {
+                   const ServerOptions& opts,
+                   std::optional<detail::SocketFile> socket_file = std::nullopt) {
   auto state = std::make_shared<detail::ServerState>(loop, std::move(factory), std::move(sockets),
                                                      opts.backlog);
+  state->socket_file = std::move(socket_file);
   if (opts.ssl) {
     state->wrap = [&loop, context = *opts.ssl,
                    o = ssl_options(true, {}, opts.ssl_handshake_timeout,
@@ -221,10 +223,16 @@ Coro<Server> EventLoop::create_unix_server(ProtocolFactory factory, std::string 
   }
   Socket sock(AF_UNIX, SOCK_STREAM);
   sock.bind(address);
+  // Identified now, while the path surely names our socket, so that close() removes the file only
+  // if it still does. An abstract address has no file.
+  std::optional<detail::SocketFile> file;
+  if (path[0] != '\0' && ::stat(path.c_str(), &st) == 0) {
+    file = detail::SocketFile{path, st.st_dev, st.st_ino};
+  }
   sock.listen(opts.backlog);
   std::vector<Socket> sockets;
   sockets.push_back(std::move(sock));
-  co_return make_server(*this, std::move(factory), std::move(sockets), opts);
+  co_return make_server(*this, std::move(factory), std::move(sockets), opts, std::move(file));
 }
 
 Coro<std::shared_ptr<Transport>> EventLoop::start_tls(

@@ -5,6 +5,8 @@
 // after a back-off instead of spinning on a socket that stays ready.
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -128,13 +130,31 @@ void ServerState::connection_accepted(int conn) noexcept {
 }
 
 void ServerState::close() {
-  if (closed) return;
+  if (closed) {
+    // Closed with the loop, which leaves the file as asyncio's does: close() still removes it.
+    remove_socket_file();
+    return;
+  }
   closed = true;
   stop_serving();
   sockets.clear();  // closes the listening fds
+  remove_socket_file();
   if (serving_forever && !serving_forever->done()) serving_forever->cancel();
   serving_forever.reset();
   maybe_wake_closed();
+}
+
+void ServerState::remove_socket_file() noexcept {
+  if (!socket_file) return;
+  // Once only: after the unlink a new file at the path may well be given the same inode.
+  const SocketFile file = std::move(*socket_file);
+  socket_file.reset();
+  // Another server may have replaced the file since (removing ours first): its file is not ours
+  // to remove. Failures change nothing for the caller, as in asyncio, which only logs them.
+  struct stat st {};
+  if (::stat(file.path.c_str(), &st) == 0 && st.st_dev == file.dev && st.st_ino == file.ino) {
+    ::unlink(file.path.c_str());
+  }
 }
 
 void ServerState::detach(SocketTransport* t) noexcept {

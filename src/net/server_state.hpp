@@ -2,8 +2,12 @@
 // The state behind a weave::Server handle: listening sockets, their accept watches, the
 // connections they made (for close_clients and wait_closed), and the futures waiting for the end.
 
+#include <sys/types.h>
+
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -15,6 +19,14 @@
 namespace weave::detail {
 
 class SocketTransport;
+
+/// The file a Unix server bound, identified by device and inode: the path alone cannot tell our
+/// socket from one that replaced it.
+struct SocketFile {
+  std::string path;
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
 
 struct ServerState : std::enable_shared_from_this<ServerState> {
   /// One listening socket: accepts natively (io_uring) or on readiness (epoll).
@@ -32,6 +44,8 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
 
   void start_serving();
   void stop_serving() noexcept;
+  /// Also removes the socket file, even after the loop has closed, as asyncio's Server.close()
+  /// does.
   void close();
   void accept_ready(int fd) noexcept;
   void connection_accepted(int conn) noexcept;
@@ -41,8 +55,11 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
   void detach(SocketTransport* t) noexcept;
   /// asyncio's _wakeup: once closed and without clients, the wait_closed() waiters go.
   void maybe_wake_closed() noexcept;
-  /// The loop is closing: stop listening and never touch the loop again.
+  /// The loop is closing: stop listening and never touch the loop again. The socket file stays,
+  /// as asyncio leaves it: only close() removes it.
   void detach_from_loop() noexcept;
+  /// asyncio 3.13's cleanup_socket: unlinks the file if it is still the socket we bound; once.
+  void remove_socket_file() noexcept;
 
   EventLoop& loop;
   ProtocolFactory factory;
@@ -60,6 +77,7 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
   std::optional<Future<void>> serving_forever;
   std::shared_ptr<ServerState> self;   ///< alive while listening or while clients remain
   std::optional<TimerHandle> backoff;  ///< accept paused after EMFILE
+  std::optional<SocketFile> socket_file;
 };
 
 }  // namespace weave::detail
