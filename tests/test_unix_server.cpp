@@ -134,6 +134,27 @@ TEST_F(UnixServer, ServerThatNeverServedRemovesItsFileOnClose) {
   run_bounded(server_that_never_served_removes_its_file(path("idle.sock")));
 }
 
+weave::Coro<void> without_cleanup_the_file_stays(std::string path) {
+  weave::ServerOptions opts;
+  opts.cleanup_socket = false;
+  weave::Server server = co_await weave::get_running_loop().create_unix_server(
+      [] { return std::make_shared<Recorder>(true); }, path, opts);
+  co_await expect_echo(path);
+  server.close();
+  co_await server.wait_closed();
+  EXPECT_TRUE(is_socket(path));
+  weave::StreamOptions stream_opts;
+  stream_opts.cleanup_socket = false;
+  weave::Server streams = co_await weave::start_unix_server(echo_lines, path, stream_opts);
+  streams.close();
+  co_await streams.wait_closed();
+  EXPECT_TRUE(is_socket(path));
+}
+
+TEST_F(UnixServer, WithoutCleanupSocketTheFileStays) {
+  run_bounded(without_cleanup_the_file_stays(path("kept.sock")));
+}
+
 // ---- files that are not the server's any more
 // --------------------------------------------------------------------------
 

@@ -326,6 +326,8 @@ class EventLoop {
   /// a free port) and makes a protocol per accepted connection.
   Coro<Server> create_server(ProtocolFactory factory, std::string host, std::uint16_t port,
                              ServerOptions opts = {});
+  /// The same on the Unix socket `path` (a stale socket file there is replaced); close()
+  /// removes the file unless opts.cleanup_socket is false.
   Coro<Server> create_unix_server(ProtocolFactory factory, std::string path,
                                   ServerOptions opts = {});
   /// asyncio's loop.create_datagram_endpoint: a UDP socket bound to `local_addr` and/or

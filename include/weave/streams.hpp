@@ -43,6 +43,7 @@ struct StreamOptions {
   bool reuse_address = true;
   bool reuse_port = false;
   bool start_serving = true;
+  bool cleanup_socket = true;  ///< start_unix_server only: see ServerOptions
   // open_connection only:
   std::optional<SocketAddress> local_addr{};
   /// The name for SNI and the certificate check (default: the host); see ConnectionOptions.

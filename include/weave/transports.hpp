@@ -139,6 +139,9 @@ struct ServerOptions {
   /// False: the server is created but accepts only after start_serving() (asyncio's default
   /// is true).
   bool start_serving = true;
+  /// create_unix_server only (asyncio 3.13's cleanup_socket): close() removes the socket file,
+  /// if the path still names the socket bound.
+  bool cleanup_socket = true;
   /// Speak TLS with this server context (SSLContext::server): each connection's protocol gets
   /// connection_made after its handshake; a client that fails the handshake is dropped
   /// without a word to the protocol factory's protocol. Errors: ValueError for a client

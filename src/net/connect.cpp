@@ -226,7 +226,7 @@ Coro<Server> EventLoop::create_unix_server(ProtocolFactory factory, std::string 
   // Identified now, while the path surely names our socket, so that close() removes the file only
   // if it still does. An abstract address has no file.
   std::optional<detail::SocketFile> file;
-  if (path[0] != '\0' && ::stat(path.c_str(), &st) == 0) {
+  if (opts.cleanup_socket && path[0] != '\0' && ::stat(path.c_str(), &st) == 0) {
     file = detail::SocketFile{path, st.st_dev, st.st_ino};
   }
   sock.listen(opts.backlog);

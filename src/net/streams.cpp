@@ -427,6 +427,7 @@ ServerOptions server_options(const StreamOptions& opts) {
   o.reuse_address = opts.reuse_address;
   o.reuse_port = opts.reuse_port;
   o.start_serving = opts.start_serving;
+  o.cleanup_socket = opts.cleanup_socket;
   o.ssl = opts.ssl;
   o.ssl_handshake_timeout = opts.ssl_handshake_timeout;
   o.ssl_shutdown_timeout = opts.ssl_shutdown_timeout;
