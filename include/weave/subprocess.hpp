@@ -74,7 +74,7 @@ struct SubprocessOptions {
   /// setsid() in the child (subprocess's start_new_session).
   bool start_new_session = false;
   /// Buffer limit of the stdout_/stderr_ readers (asyncio's `limit`).
-  std::size_t limit = 64 * 1024;
+  std::size_t limit = std::size_t{64} * 1024;
 };
 
 /// asyncio.subprocess.Process: a cheap, copyable handle to one child, bound to the loop that
