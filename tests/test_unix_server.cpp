@@ -1,8 +1,9 @@
 // A Unix server's socket file, as asyncio 3.13 treats it (cleanup_socket): it exists while the
 // server serves and is removed on close(), but only while the path still names the socket the
 // server bound; a file that replaced it survives, a file already gone is no error, and an
-// abstract address touches no file. The loop's close leaves the file, as asyncio's does; a
-// later close() removes it. On both backends, with the fd count unchanged by each test.
+// abstract address touches no file; cleanup_socket = false keeps it. The loop's close leaves the
+// file, as asyncio's does; a later close() removes it. On both backends, with the fd count
+// unchanged by each test.
 
 #include <fcntl.h>
 #include <sys/socket.h>
