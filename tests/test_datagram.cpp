@@ -363,6 +363,9 @@ weave::Coro<void> extra_info() {
   EXPECT_EQ(&client.transport->get_protocol(), replacement.get());
   EXPECT_THROW(client.transport->set_protocol(nullptr), weave::ValueError);
   co_await shut(client, *replacement);
+  // Asked for while open, the addresses still answer once the socket is closed.
+  EXPECT_EQ(client.transport->get_extra_info("peername").port(), name.port());
+  EXPECT_EQ(client.transport->get_extra_info("sockname").host(), "127.0.0.1");
   EXPECT_EQ(replacement->events, (std::vector<std::string>{"lost"}));
   EXPECT_EQ(client.side->events, (std::vector<std::string>{"made"}));
   co_await shut(server, *server.side);

@@ -261,12 +261,8 @@ void DatagramSocketTransport::detach_from_loop() noexcept {
 // ------------------------------------------------------------------------------------
 
 ExtraInfo DatagramSocketTransport::get_extra_info(std::string_view name) const {
-  try {
-    if (name == "peername") return connected_ ? ExtraInfo(sock_.getpeername()) : ExtraInfo();
-    if (name == "sockname") return ExtraInfo(sock_.getsockname());
-  } catch (const std::system_error&) {
-    return {};  // closed
-  }
+  if (name == "peername") return connected_ ? names_.peername(sock_) : ExtraInfo();
+  if (name == "sockname") return names_.sockname(sock_);
   if (name == "socket") return ExtraInfo(sock_.fd());
   return {};
 }

@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "io/backend.hpp"
+#include "net/socket_names.hpp"
 #include "net/write_flow.hpp"
 #include "weave/future.hpp"
 #include "weave/transports.hpp"
@@ -95,6 +96,7 @@ class DatagramSocketTransport final : public DatagramTransport {
   std::deque<Pending> wbuf_;
   std::size_t wsize_ = 0;  ///< what get_write_buffer_size reports
   WriteFlow flow_;
+  SocketNames names_;
   bool connected_;
   bool closing_ = false;
   bool reads_watched_ = false;

@@ -392,18 +392,8 @@ void SocketTransport::call_connection_lost(std::exception_ptr exc) noexcept {
 // ------------------------------------------------------------------------------------
 
 ExtraInfo SocketTransport::get_extra_info(std::string_view name) const {
-  const bool peer = name == "peername";
-  if (peer || name == "sockname") {
-    std::optional<SocketAddress>& kept = peer ? peername_ : sockname_;
-    if (!kept && sock_.fd() >= 0) {
-      try {
-        kept = peer ? sock_.getpeername() : sock_.getsockname();
-      } catch (const std::system_error&) {
-        return {};  // not connected any more
-      }
-    }
-    return kept ? ExtraInfo(*kept) : ExtraInfo{};
-  }
+  if (name == "peername") return names_.peername(sock_);
+  if (name == "sockname") return names_.sockname(sock_);
   if (name == "socket") return ExtraInfo(sock_.fd());
   return {};
 }

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "io/backend.hpp"
+#include "net/socket_names.hpp"
 #include "net/write_flow.hpp"
 #include "weave/transports.hpp"
 
@@ -112,10 +113,7 @@ class SocketTransport final : public Transport {
   StreamSide stream_side_;
   std::string backlog_;             ///< received natively while paused
   std::optional<int> pending_end_;  ///< the read side ended while paused
-  /// Read on first request and kept, so that they still answer after the close (asyncio reads
-  /// them when the transport is made; that would cost two syscalls per connection).
-  mutable std::optional<SocketAddress> peername_;
-  mutable std::optional<SocketAddress> sockname_;
+  SocketNames names_;
   std::string wbuf_;  ///< bytes not yet sent start at woff_
   std::size_t woff_ = 0;
   WriteFlow flow_;
