@@ -10,15 +10,14 @@
 #include <thread>
 #include <vector>
 
+#include "sections.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
 using weave::Coro;
 
 namespace {
-double since(weave::Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(weave::Clock::now() - t0).count();
-}
+using tour::since;
 Coro<void> foo() {
   std::puts("Running in foo");
   co_await weave::sleep(0s);

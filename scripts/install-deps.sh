@@ -4,9 +4,13 @@
 # since every optional package has a fallback (epoll for liburing, ...).
 set -u
 required=(cmake g++ make pkg-config libgtest-dev libgmock-dev libbenchmark-dev
-          libmsgpack-cxx-dev libssl-dev)
-# The openssl command line makes the TLS tests' certificates and plays their peer.
-optional=(liburing-dev openssl)
+          libmsgpack-cxx-dev libssl-dev
+          node-llhttp zlib1g-dev   # weave::http: the llhttp parser's C sources, gzip/deflate
+          libpq-dev)               # weave::pg
+# The openssl command line makes the TLS tests' certificates and plays their peer. The services'
+# tests drive real peers: curl, nginx, wrk and Python for HTTP, a throw-away PostgreSQL cluster;
+# clang-14 with its runtime builds the libFuzzer targets.
+optional=(liburing-dev openssl curl nginx wrk python3 postgresql clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${required[@]}" "${optional[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
