@@ -152,7 +152,7 @@ Coro<void> udp_section() {
   client.transport->close();
   server.transport->close();
 }
-Coro<void> tour() {
+Coro<void> core_tour() {
   std::puts("== gather(foo(), bar())");
   co_await weave::gather(foo(), bar());
 
@@ -277,7 +277,7 @@ Coro<void> threads_tour() {
 }  // namespace
 
 int main() {
-  weave::run(tour());
+  weave::run(core_tour());
   weave::run(threads_tour());
   return 0;
 }
