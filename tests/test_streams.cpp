@@ -1,7 +1,8 @@
 // asyncio.streams behaviour on both backends: the read family on a hand-fed reader (CPython's
 // results and errors for the same input), then real connections: echo, half-close, drain against
 // a client that never reads, peer resets, a failing client callback, cancellation that loses no
-// data, and the connection closing when its last handle goes. The fd count is unchanged by each.
+// data, the connection closing when its last handle goes, and a closed server that stops
+// accepting at once. The fd count is unchanged by each.
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -21,6 +23,7 @@
 #include "support/bounded.hpp"
 #include "support/fds.hpp"
 #include "support/net.hpp"
+#include "support/steps.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
@@ -449,6 +452,56 @@ weave::Coro<void> close_clients_of_a_stream_server() {
 
 TEST_F(Streams, CloseClientsOfAStreamServer) {
   run_bounded(close_clients_of_a_stream_server());
+}
+
+/// asyncio's Server.close() on a stream server: once it returns, connects are refused, the
+/// connections the kernel had queued are reset without a client_connected call, and the
+/// connection already made goes on until it ends.
+weave::Coro<void> closed_stream_server_stops_accepting() {
+  const int baseline = weave_test::open_fd_count();
+  int connected = 0;
+  weave::Server server = co_await weave::start_server(
+      [&connected](weave::StreamReader r, weave::StreamWriter w) {
+        ++connected;
+        return echo_lines(std::move(r), std::move(w));
+      },
+      "127.0.0.1", 0);
+  const std::uint16_t port = port_of(server);
+  auto [reader, writer] = co_await weave::open_connection("127.0.0.1", port);
+  writer.write("one\n");
+  EXPECT_EQ(co_await reader.readline(), "one\n");
+  std::vector<int> queued;
+  for (int i = 0; i < 8; ++i) queued.push_back(weave_test::connect_blocking(port));
+  server.close();  // the loop has not run since the connects
+  EXPECT_EQ(weave_test::connect_error(port), ECONNREFUSED) << "still listening after close()";
+  int err = 0;
+  try {
+    co_await weave::open_connection("127.0.0.1", port);
+  } catch (const std::system_error& e) {
+    err = e.code().value();
+  }
+  EXPECT_EQ(err, ECONNREFUSED);
+  std::vector<std::optional<int>> outcomes(queued.size());
+  co_await weave_test::until([&] {
+    for (std::size_t i = 0; i < queued.size(); ++i) {
+      if (!outcomes[i]) outcomes[i] = weave_test::read_outcome(queued[i]);
+    }
+    return std::all_of(outcomes.begin(), outcomes.end(), [](auto& o) { return o.has_value(); });
+  });
+  for (const auto& o : outcomes) EXPECT_EQ(o, ECONNRESET);
+  for (int fd : queued) ::close(fd);
+  writer.write("two\n");
+  EXPECT_EQ(co_await reader.readline(), "two\n");
+  writer.close();
+  co_await writer.wait_closed();
+  co_await server.wait_closed();
+  co_await weave::sleep(1ms);  // a poll of the backend, which reaps any late completion
+  EXPECT_EQ(connected, 1);
+  EXPECT_EQ(weave_test::open_fd_count(), baseline);
+}
+
+TEST_F(Streams, ClosedServerStopsAcceptingAtOnce) {
+  run_bounded(closed_stream_server_stops_accepting());
 }
 
 weave::Coro<void> open_connection_refused() {

@@ -1,7 +1,8 @@
 // Transports and protocols (asyncio's callback layer) over TCP and Unix sockets, on both
 // backends: the call order of a Protocol, echo through create_server/create_connection, flow
-// control at the water marks, half-close, abort, peer resets, a client that never reads, accept
-// under EMFILE, many connections on one loop; the fd count is unchanged by each test.
+// control at the water marks, half-close, abort, peer resets, a client that never reads, a
+// closed server refusing and resetting at once, accept under EMFILE, many connections on one
+// loop; the fd count is unchanged by each test.
 
 #include <dirent.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -373,6 +375,184 @@ weave::Coro<void> closing_server_with_live_clients() {
 
 TEST_F(Transports, ClosingAServerWithLiveClients) {
   run_bounded(closing_server_with_live_clients());
+}
+
+// ---- close() stops accepting at once (asyncio's Server.close) -----------------------------------
+
+/// Waits until each raw client sees what the server did to it; returns the outcomes in order.
+weave::Coro<std::vector<int>> outcomes_of(const std::vector<int>& fds) {
+  std::vector<std::optional<int>> seen(fds.size());
+  co_await until([&] {
+    bool all = true;
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (!seen[i]) seen[i] = weave_test::read_outcome(fds[i]);
+      all = all && seen[i].has_value();
+    }
+    return all;
+  });
+  std::vector<int> outcomes;
+  for (const auto& s : seen) outcomes.push_back(s.value_or(EAGAIN));
+  co_return outcomes;
+}
+
+/// When close() returns the listening socket is closed: a connect is refused at once, and the
+/// factory is never called again.
+weave::Coro<void> closed_server_refuses_at_once() {
+  auto& loop = weave::get_running_loop();
+  int made = 0;
+  weave::Server server = co_await loop.create_server(
+      [&] {
+        ++made;
+        return std::make_shared<Recorder>(true);
+      },
+      "127.0.0.1", 0);
+  const std::uint16_t port = port_of(server);
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c = co_await loop.create_connection([&] { return client; }, "127.0.0.1", port);
+  c.transport->write("x");
+  co_await until([&] { return client->received == "x"; });
+  server.close();
+  EXPECT_EQ(weave_test::connect_error(port), ECONNREFUSED) << "still listening after close()";
+  int err = 0;
+  try {
+    co_await loop.create_connection([] { return std::make_shared<Recorder>(); }, "127.0.0.1", port);
+  } catch (const std::system_error& e) {
+    err = e.code().value();
+  }
+  EXPECT_EQ(err, ECONNREFUSED);
+  co_await weave_test::yield(5);
+  EXPECT_EQ(made, 1);
+  c.transport->close();
+  co_await client->wait_lost();
+  co_await server.wait_closed();  // the server's side saw EOF and closed
+}
+
+TEST_F(Transports, ClosedServerRefusesConnectionsAtOnce) {
+  run_bounded(closed_server_refuses_at_once());
+}
+
+/// Connections the kernel completed before close() but the loop had not accepted yet are reset
+/// when the listening socket closes, never handed to the factory, and leave no fd behind. With
+/// `accepting`, one client was accepted first (the accept is in the kernel); without, the loop
+/// never ran between start_serving() and close().
+weave::Coro<void> queued_connections_are_reset(bool accepting) {
+  auto& loop = weave::get_running_loop();
+  const int baseline = open_fd_count();
+  int made = 0;
+  std::optional<weave::Server> server = co_await loop.create_server(
+      [&] {
+        ++made;
+        return std::make_shared<Recorder>();
+      },
+      "127.0.0.1", 0, weave::ServerOptions{.start_serving = false});
+  const std::uint16_t port = port_of(*server);
+  server->start_serving();
+  const int first = accepting ? weave_test::connect_blocking(port) : -1;
+  if (accepting) co_await until([&] { return made == 1; });
+  std::vector<int> queued;
+  for (int i = 0; i < 8; ++i) queued.push_back(weave_test::connect_blocking(port));
+  EXPECT_TRUE(std::all_of(queued.begin(), queued.end(), [](int fd) { return fd >= 0; }));
+  server->close();  // the loop has not run since the connects
+  EXPECT_EQ(weave_test::connect_error(port), ECONNREFUSED);
+  EXPECT_EQ(co_await outcomes_of(queued), std::vector<int>(queued.size(), ECONNRESET));
+  if (accepting) ::close(first);  // the accepted client ends, which lets wait_closed return
+  co_await server->wait_closed();
+  server.reset();  // late completions must find nothing of the server
+  for (int fd : queued) ::close(fd);
+  co_await weave_test::yield(5);
+  co_await weave::sleep(1ms);  // a poll of the backend, which reaps any late completion
+  EXPECT_EQ(made, accepting ? 1 : 0);
+  EXPECT_EQ(open_fd_count(), baseline) << "a connection accepted late was not closed";
+}
+
+TEST_F(Transports, CloseResetsQueuedConnectionsOfAnAcceptingServer) {
+  run_bounded(queued_connections_are_reset(true));
+}
+
+TEST_F(Transports, CloseResetsQueuedConnectionsBeforeTheLoopRan) {
+  run_bounded(queued_connections_are_reset(false));
+}
+
+/// A server closed before the loop ran leaves nothing armed on its fd number, which the next
+/// socket is given: the next server on that number gets its connections.
+weave::Coro<void> next_server_on_the_same_fd() {
+  auto& loop = weave::get_running_loop();
+  int made_first = 0;
+  int made_next = 0;
+  weave::Server first = co_await loop.create_server(
+      [&] {
+        ++made_first;
+        return std::make_shared<Recorder>();
+      },
+      "127.0.0.1", 0, weave::ServerOptions{.start_serving = false});
+  const int fd = first.sockets().at(0).fd();
+  first.start_serving();
+  first.close();
+  weave::Server next = co_await loop.create_server(
+      [&] {
+        ++made_next;
+        return std::make_shared<Recorder>();
+      },
+      "127.0.0.1", 0, weave::ServerOptions{.start_serving = false});
+  EXPECT_EQ(next.sockets().at(0).fd(), fd) << "the test needs the fd number reused";
+  next.start_serving();
+  const int client = weave_test::connect_blocking(port_of(next));
+  std::optional<int> outcome;
+  co_await until([&] {
+    outcome = weave_test::read_outcome(client);
+    return made_next > 0 || outcome.has_value();
+  });
+  EXPECT_EQ(made_next, 1);
+  EXPECT_FALSE(outcome.has_value()) << "outcome " << outcome.value_or(0);
+  EXPECT_EQ(made_first, 0);
+  ::close(client);
+  next.close();
+  co_await next.wait_closed();
+}
+
+TEST_F(Transports, CloseBeforeTheLoopRanSparesTheNextServerOnTheSameFd) {
+  run_bounded(next_server_on_the_same_fd());
+}
+
+/// A batch of connections arrives in one loop iteration and the first one's factory call closes
+/// the server: the others (already accepted by the kernel on io_uring, still queued on epoll)
+/// never reach the factory and their fds are closed.
+weave::Coro<void> close_from_the_factory_mid_batch() {
+  auto& loop = weave::get_running_loop();
+  const int baseline = open_fd_count();
+  int made = 0;
+  weave::Server* serving = nullptr;
+  weave::Server server = co_await loop.create_server(
+      [&] {
+        if (++made == 2) serving->close();
+        return std::make_shared<Recorder>();
+      },
+      "127.0.0.1", 0);
+  serving = &server;
+  const std::uint16_t port = port_of(server);
+  const int first = weave_test::connect_blocking(port);
+  co_await until([&] { return made == 1; });  // the accept is in the kernel
+  std::vector<int> batch;
+  for (int i = 0; i < 8; ++i) batch.push_back(weave_test::connect_blocking(port));
+  co_await until([&] { return made > 1; });
+  EXPECT_EQ(weave_test::connect_error(port), ECONNREFUSED);
+  // The batch's first client was accepted and stays open; each of the others sees its end.
+  const std::vector<int> others(batch.begin() + 1, batch.end());
+  for (int outcome : co_await outcomes_of(others)) {
+    EXPECT_TRUE(outcome == 0 || outcome == ECONNRESET) << "outcome " << outcome;
+  }
+  EXPECT_FALSE(weave_test::read_outcome(first).has_value());
+  EXPECT_FALSE(weave_test::read_outcome(batch.front()).has_value());
+  ::close(first);
+  for (int fd : batch) ::close(fd);
+  co_await server.wait_closed();
+  co_await weave::sleep(1ms);  // a poll of the backend, which reaps any late completion
+  EXPECT_EQ(made, 2);
+  EXPECT_EQ(open_fd_count(), baseline);
+}
+
+TEST_F(Transports, CloseFromTheFactoryDropsTheRestOfTheBatch) {
+  run_bounded(close_from_the_factory_mid_batch());
 }
 
 weave::Coro<void> serve_forever_until_cancelled() {

@@ -125,7 +125,9 @@ class Backend {
     (void)listener;
     return false;
   }
-  /// Connections the kernel accepts after this are closed, never delivered.
+  /// Connections the kernel accepts after this are closed, never delivered. When it returns the
+  /// backend holds nothing of the socket: closing `fd` closes the socket, and a listening socket
+  /// stops listening (its queued connections are reset) there and then.
   virtual void stop_accepting(int fd) noexcept { (void)fd; }
 
   /// True when submit_file_op works.

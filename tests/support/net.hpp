@@ -1,7 +1,13 @@
 #pragma once
 // What the network suites (transports, streams, TLS) share: a protocol that records what it is
-// told, a line echo handler for stream servers, and a server's port.
+// told, a line echo handler for stream servers, a server's port, and raw clients that connect
+// without the loop running.
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <exception>
 #include <optional>
@@ -72,6 +78,43 @@ inline weave::Coro<void> echo_lines(weave::StreamReader reader, weave::StreamWri
   }
   writer.close();
   co_await writer.wait_closed();
+}
+
+/// Connects to 127.0.0.1:`port` with blocking syscalls, so the loop does not run meanwhile: on
+/// loopback the kernel completes the handshake into the listener's accept queue by itself.
+/// Returns the fd, or -errno.
+inline int connect_blocking(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return -err;
+  }
+  return fd;
+}
+
+/// The errno a connect to `port` fails with; 0 when it connects (the socket is closed again).
+inline int connect_error(std::uint16_t port) {
+  const int fd = connect_blocking(port);
+  if (fd < 0) return -fd;
+  ::close(fd);
+  return 0;
+}
+
+/// What a read on a raw client sees, without waiting: nullopt while nothing came, 0 for EOF, the
+/// errno for an error (ECONNRESET: the connection was reset), -1 for data.
+inline std::optional<int> read_outcome(int fd) {
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT);
+  if (n > 0) return -1;
+  if (n == 0) return 0;
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return std::nullopt;
+  return errno;
 }
 
 }  // namespace weave_test

@@ -15,6 +15,10 @@
 //   consecutive completions that filled adjacent buffers go over as one chunk.
 //   A recv's user data names (fd, session, arm): a chunk is delivered only to the stream that
 //   asked for it (session), even after a pause; a cancelled arm's final completion is ignored.
+// - A multishot accept holds its own reference to the listening socket: closing the fd leaves the
+//   socket listening until the accept is over. stop_accepting therefore either turns the accept
+//   SQE into a no-op while it is still queued, or cancels it in the kernel at once and waits for
+//   the kernel to finish it, so that the caller's close() really closes the socket.
 
 #include <fcntl.h>
 #include <liburing.h>
@@ -181,11 +185,7 @@ class UringBackend final : public Backend {
   void stop_accepting(int fd) noexcept override {
     if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size()) return;
     Acceptor& a = entries_[fd].acceptor;
-    if (a.armed) {
-      io_uring_sqe* sqe = next_sqe();
-      io_uring_prep_cancel64(sqe, accept_tag(fd, a), 0);
-      io_uring_sqe_set_data64(sqe, kIgnoreTag);
-    }
+    if (a.armed && !unqueue(accept_tag(fd, a))) cancel_now(accept_tag(fd, a));
     a.armed = false;
     a.listener = nullptr;
     ++a.session;  // connections of the cancelled accept are closed on arrival
@@ -301,6 +301,33 @@ class UringBackend final : public Backend {
     } else {
       a->listener->on_accept_error(-res);
     }
+  }
+
+  /// Turns a queued SQE the kernel has not taken yet into a no-op; false when there is none.
+  /// Without the ring's SQPOLL the kernel takes SQEs only inside our io_uring_enter, so the
+  /// entries from its head to our tail are ours to rewrite.
+  bool unqueue(std::uint64_t tag) noexcept {
+    io_uring_sq& sq = ring_.sq;
+    for (unsigned i = io_uring_smp_load_acquire(sq.khead); i != sq.sqe_tail; ++i) {
+      io_uring_sqe* sqe = &sq.sqes[i & sq.ring_mask];
+      if (sqe->user_data != tag) continue;
+      io_uring_prep_nop(sqe);
+      io_uring_sqe_set_data64(sqe, kIgnoreTag);
+      return true;
+    }
+    return false;
+  }
+
+  /// Cancels a request in the kernel and lets the kernel finish it before returning, so that
+  /// it no longer holds the file it works on: a multishot accept keeps its listening socket
+  /// open (and completing handshakes) after the fd is closed for as long as it is armed. The
+  /// completions this produces wait in the CQ for the next reap.
+  void cancel_now(std::uint64_t tag) noexcept {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel64(sqe, tag, 0);
+    io_uring_sqe_set_data64(sqe, kIgnoreTag);
+    // Submits the cancel, then runs the deferred task work in which the request completes.
+    if (!disabled_) io_uring_submit_and_get_events(&ring_);
   }
 
   // ---- provided buffers and multishot receive ----
