@@ -13,10 +13,11 @@
 /// Requests are parsed by llhttp (Node.js's parser) in strict mode, with the checks RFC 9112 asks
 /// of a server that llhttp leaves out: bad input is answered with a 4xx and the connection closes.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <map>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -90,9 +91,311 @@ class HttpError : public std::runtime_error {
   Headers headers_;
 };
 
-// ---- server
-// -------------------------------------------------------------------------------------- (declared
-// in the server section below)
+// ---- server ------------------------------------------------------------------------------------
+
+/// aiohttp's HttpVersion.
+struct HttpVersion {
+  int major = 1;
+  int minor = 1;
+  friend bool operator==(HttpVersion, HttpVersion) = default;
+};
+
+class Application;
+class Server;
+class Request;
+
+namespace detail {
+class ServerConnection;
+struct ServerCore;
+struct AppState;
+
+/// What the parser makes of a request's head.
+struct RequestHead {
+  std::string method;
+  std::string target;
+  HttpVersion version;
+  Headers headers;
+  bool keep_alive = true;
+  bool chunked = false;
+  bool expect_continue = false;
+  std::optional<std::uint64_t> content_length;
+  void clear() noexcept;
+};
+}  // namespace detail
+
+/// Decoded query parameters in order (aiohttp's request.query, a MultiDict).
+class QueryParams {
+ public:
+  std::optional<std::string_view> get(std::string_view name) const noexcept;
+  std::vector<std::string_view> get_all(std::string_view name) const;
+  void add(std::string name, std::string value);
+  std::size_t size() const noexcept { return params_.size(); }
+  bool empty() const noexcept { return params_.empty(); }
+  void clear() noexcept { params_.clear(); }
+  auto begin() const noexcept { return params_.begin(); }
+  auto end() const noexcept { return params_.end(); }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> params_;
+};
+
+/// A request's body as it arrives (aiohttp's request.content, a StreamReader). Reading it is what
+/// lets more of it in: while nobody reads, the connection stops reading from the socket.
+class BodyReader {
+ public:
+  /// Up to `n` bytes (n < 0: the whole rest); empty at the end of the body. Errors: HttpError
+  /// 408 when no data came within body_timeout; std::system_error (ECONNRESET) when the client
+  /// went away.
+  Coro<std::string> read(std::ptrdiff_t n = -1);
+  /// What has arrived, at least one byte, waiting if nothing has (aiohttp's readany()); empty at
+  /// the end of the body.
+  Coro<std::string> readany();
+  /// True once the whole body was read.
+  bool at_eof() const noexcept;
+
+ private:
+  friend class Request;
+  explicit BodyReader(detail::ServerConnection* connection) noexcept : connection_(connection) {}
+  detail::ServerConnection* connection_;
+};
+
+/// One HTTP request, as a handler sees it (aiohttp's web.Request). Valid while the handler runs.
+class Request {
+ public:
+  std::string_view method() const noexcept { return head_.method; }
+  /// The request-target as sent ("/a%20b?x=1").
+  std::string_view target() const noexcept { return head_.target; }
+  /// The target's path, percent-decoded ("/a b").
+  std::string_view path() const noexcept { return path_; }
+  /// The target's query string, raw ("x=1").
+  std::string_view query_string() const noexcept { return query_string_; }
+  /// The decoded query parameters ('+' is a space, as in a form).
+  const QueryParams& query() const noexcept { return query_; }
+  HttpVersion version() const noexcept { return head_.version; }
+  /// The first value of a header, looked up without regard to case.
+  std::optional<std::string_view> header(std::string_view name) const noexcept {
+    return head_.headers.get(name);
+  }
+  const Headers& headers() const noexcept { return head_.headers; }
+  /// Whether the connection stays open after this request's response.
+  bool keep_alive() const noexcept { return head_.keep_alive; }
+  /// The declared Content-Length; nullopt for a chunked body (or none).
+  std::optional<std::uint64_t> content_length() const noexcept { return head_.content_length; }
+  /// Whether the request has a body at all (a Content-Length above 0, or chunked).
+  bool can_read_body() const noexcept {
+    return head_.chunked || head_.content_length.value_or(0) > 0;
+  }
+  /// A path parameter of the matched route ("/users/{id}" -> match_info("id")). Errors:
+  /// std::out_of_range when the route has no such parameter.
+  std::string_view match_info(std::string_view name) const;
+  /// The client's address ("127.0.0.1"), empty for a Unix socket.
+  std::string remote() const;
+
+  /// The whole body. Errors: HttpError 413 when it is larger than client_max_size, and as
+  /// BodyReader::read.
+  Coro<std::string> read();
+  /// The same, as text (aiohttp's text(); weave does not transcode).
+  Coro<std::string> text() { return read(); }
+  /// The body as a stream, for large uploads.
+  BodyReader& content() noexcept { return content_; }
+
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+  ~Request() = default;
+
+ private:
+  friend class detail::ServerConnection;
+  friend class StreamResponse;
+  explicit Request(detail::ServerConnection* connection) noexcept
+      : connection_(connection), content_(connection) {}
+
+  detail::ServerConnection* connection_;
+  BodyReader content_;
+  detail::RequestHead head_;
+  std::string path_;
+  std::string_view query_string_;
+  QueryParams query_;
+  std::vector<std::pair<std::string, std::string>> match_info_;
+};
+
+/// aiohttp's web.StreamResponse: the head goes out with prepare(), the body piece by piece with
+/// write(). Without a Content-Length the body is sent chunked (HTTP/1.1) or until the close
+/// (HTTP/1.0). A handler returns it (it converts to a Response) once it is done.
+class StreamResponse {
+ public:
+  explicit StreamResponse(int status = 200, std::string reason = {});
+  StreamResponse(StreamResponse&&) noexcept = default;
+  StreamResponse& operator=(StreamResponse&&) noexcept = default;
+  virtual ~StreamResponse() = default;
+
+  int status() const noexcept { return status_; }
+  /// The reason phrase; the status's standard one unless set.
+  std::string_view reason() const noexcept;
+  /// Errors: ValueError for a status outside 100..999, for CR or LF in the reason, or once
+  /// prepared.
+  void set_status(int status, std::string reason = {});
+  const Headers& headers() const noexcept { return headers_; }
+  /// Replaces the header. Errors: ValueError for CR, LF or NUL in the name or value (header
+  /// injection), for a name that is not a token, or once prepared.
+  void set_header(std::string name, std::string value);
+  /// Adds a header (a name may repeat, as Set-Cookie does). Errors: as set_header.
+  void add_header(std::string name, std::string value);
+  void set_content_type(std::string content_type) {
+    set_header("Content-Type", std::move(content_type));
+  }
+  /// A sized body: exactly `length` bytes must be written.
+  void set_content_length(std::uint64_t length);
+  void enable_chunked_encoding() noexcept { chunked_ = true; }
+  bool prepared() const noexcept { return connection_ != nullptr; }
+
+  /// Sends the status line and the headers. Errors: RuntimeError when the request already has a
+  /// response.
+  Coro<void> prepare(Request& request);
+  /// Sends a piece of the body (a chunk when chunked) and waits while the client is slow to read
+  /// (drain). Errors: RuntimeError before prepare() or after write_eof(); ValueError past a
+  /// declared Content-Length; std::system_error (ECONNRESET) when the client went away.
+  Coro<void> write(std::string data);
+  /// Waits until the connection's write buffer is below its low-water mark.
+  Coro<void> drain();
+  /// Ends the body (the last chunk when chunked). Errors: ValueError when a declared
+  /// Content-Length was not reached.
+  Coro<void> write_eof(std::string data = {});
+
+ protected:
+  friend class detail::ServerConnection;
+  void check_not_prepared() const;
+
+  int status_;
+  std::string reason_;
+  Headers headers_;
+  std::optional<std::uint64_t> content_length_;
+  std::uint64_t body_written_ = 0;
+  bool chunked_ = false;
+  bool eof_written_ = false;
+  bool head_only_ = false;  ///< a HEAD request or a status without body: no body bytes go out
+  detail::ServerConnection* connection_ = nullptr;
+};
+
+/// aiohttp's web.Response: status, headers and a whole body, sent with Content-Length.
+class Response : public StreamResponse {
+ public:
+  /// A text body (aiohttp's default Content-Type, text/plain; charset=utf-8).
+  explicit Response(int status = 200, std::string body = {});
+  Response(int status, std::string body, std::string content_type);
+  /// What a handler that streamed returns: the response it already sent.
+  Response(StreamResponse&& streamed) noexcept;  // NOLINT(google-explicit-constructor)
+
+  const std::string& body() const noexcept { return body_; }
+  void set_body(std::string body) { body_ = std::move(body); }
+  /// The Content-Type sent: the one given, else text/plain; charset=utf-8.
+  std::string_view content_type() const noexcept;
+
+ private:
+  friend class detail::ServerConnection;
+  std::string body_;
+  std::string content_type_;
+};
+
+/// A request handler: aiohttp's `async def handler(request) -> web.Response`.
+using Handler = std::function<Coro<Response>(Request&)>;
+
+/// aiohttp's UrlDispatcher: routes by method and path. A path is literal segments and `{name}`
+/// parameters, each matching one segment ("/users/{id}"); a last `{name:.*}` matches the rest.
+class Router {
+ public:
+  /// `method` "*" matches every method. Errors: ValueError for a path that does not start with
+  /// '/' or has a malformed parameter, or for an empty handler.
+  void add_route(std::string method, std::string path, Handler handler);
+  /// GET, and HEAD answered by the same handler without the body (aiohttp's allow_head).
+  void add_get(std::string path, Handler handler);
+  void add_post(std::string path, Handler handler);
+  void add_put(std::string path, Handler handler);
+  void add_patch(std::string path, Handler handler);
+  void add_delete(std::string path, Handler handler);
+
+  /// The handler for `method` and (decoded) `path`, with the parameters it matched; or the
+  /// status to answer instead: 404, or 405 with the methods that would match in `allow`.
+  struct Resolution {
+    const Handler* handler = nullptr;
+    std::vector<std::pair<std::string, std::string>> match_info;
+    int status = 200;
+    std::string allow;
+  };
+  Resolution resolve(std::string_view method, std::string_view path) const;
+
+ private:
+  struct Segment {
+    std::string text;  ///< the literal, or the parameter's name
+    enum Kind { kLiteral, kParameter, kTail } kind = kLiteral;
+  };
+  struct Route {
+    std::string method;
+    std::vector<Segment> segments;
+    Handler handler;
+  };
+  static bool match(const Route& route, std::string_view path,
+                    std::vector<std::pair<std::string, std::string>>* params);
+  std::vector<Route> routes_;
+};
+
+/// Limits and timeouts of a server, with aiohttp's defaults where it has them (nginx's for the
+/// header and body timeouts, which aiohttp lacks).
+struct ServerOptions {
+  std::size_t max_line_size = 8190;   ///< the request line; 414 beyond
+  std::size_t max_field_size = 8190;  ///< one header field, name or value; 431 beyond
+  std::size_t max_headers = 128;      ///< header fields per request; 431 beyond
+  std::size_t client_max_size = std::size_t{1} << 20;            ///< Request::read(); 413 beyond
+  Clock::duration keepalive_timeout = std::chrono::seconds(75);  ///< idle between requests
+  Clock::duration header_timeout = std::chrono::seconds(60);     ///< first byte to end of head
+  Clock::duration body_timeout = std::chrono::seconds(60);       ///< a body read that gets nothing
+  Clock::duration shutdown_timeout = std::chrono::seconds(60);   ///< in-flight requests at close
+  int backlog = 128;
+  bool reuse_port = false;
+  std::optional<SSLContext> ssl{};      ///< https with this server context
+  std::string server_header = "weave";  ///< the Server header; empty leaves it out
+};
+
+/// aiohttp's web.Application: the router and the options its server takes. Cheap to copy: the
+/// copies share one router and one set of options.
+class Application {
+ public:
+  Application();
+  explicit Application(ServerOptions options);
+  Router& router() noexcept;
+  ServerOptions& options() noexcept;
+
+ private:
+  friend Coro<Server> start_server(Application app, std::string host, std::uint16_t port);
+  friend Coro<Server> start_unix_server(Application app, std::string path);
+  std::shared_ptr<detail::AppState> state_;
+};
+
+/// A running HTTP server (aiohttp's AppRunner and site in one handle). Cheap to copy.
+class Server {
+ public:
+  Server() noexcept = default;
+  explicit Server(std::shared_ptr<detail::ServerCore> core) noexcept : core_(std::move(core)) {}
+
+  /// The port it listens on (0 for a Unix socket).
+  std::uint16_t port() const;
+  /// Stops accepting at once and closes idle connections; requests in flight finish (their
+  /// responses say Connection: close) until shutdown_timeout, when the rest are aborted.
+  void close();
+  /// Returns once close() has run its course and every connection has ended.
+  Coro<void> wait_closed();
+  /// Serves until cancelled; cancellation closes the server and waits for it.
+  Coro<void> serve_forever();
+  /// Connections open now.
+  std::size_t connection_count() const;
+
+ private:
+  std::shared_ptr<detail::ServerCore> core_;
+};
+
+/// Serves `app` on host:port (port 0 picks a free one; see Server::port()).
+Coro<Server> start_server(Application app, std::string host, std::uint16_t port);
+/// Serves `app` on a Unix socket at `path`.
+Coro<Server> start_unix_server(Application app, std::string path);
 
 // ---- client
 // -------------------------------------------------------------------------------------- (declared
