@@ -57,6 +57,7 @@ bool RequestParser::feed(std::string_view data) {
   const char* at = data.data();
   const char* end = data.data() + data.size();
   data_begin_ = at;
+  if (gap_open_) gap_start_ = at;
   while (at < end && !upgraded_) {
     llhttp_errno_t err = llhttp_execute(&parser_, at, static_cast<std::size_t>(end - at));
     if (err == HPE_OK) break;
@@ -70,6 +71,11 @@ bool RequestParser::feed(std::string_view data) {
     if (err == HPE_PAUSED_UPGRADE || err == HPE_PAUSED) break;
     fail(400, llhttp_get_error_reason(&parser_));
     break;
+  }
+  if (gap_open_ && !failed() && gap_start_ != nullptr && gap_start_ <= end) {
+    const std::size_t n = static_cast<std::size_t>(end - gap_start_);
+    gap_newline_ = gap_newline_ || std::memchr(gap_start_, '\r', n) != nullptr ||
+                   std::memchr(gap_start_, '\n', n) != nullptr;
   }
   previous_data_end_ = end;
   return !failed();
@@ -91,6 +97,7 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   s.in_body_ = false;
   s.in_trailers_ = false;
   s.in_value_ = false;
+  s.gap_open_ = false;
   s.host_count_ = 0;
   s.transfer_encoding_count_ = 0;
   s.field_.clear();
@@ -116,17 +123,27 @@ int RequestParser::on_header_field(llhttp_t* p, const char* at, std::size_t n) {
     return s.fail(400, "Bare CR or LF in a header name");
   }
   s.field_.append(at, n);
+  s.gap_open_ = true;
+  s.gap_newline_ = false;
+  s.gap_start_ = at + n;
   return 0;
 }
 
 int RequestParser::on_header_value(llhttp_t* p, const char* at, std::size_t n) {
   RequestParser& s = self(p);
+  if (n == 0) return 0;  // an empty value; llhttp places it past the line's end
   // llhttp drops the whitespace after the colon, so a value's first piece that starts with some
   // is a continuation line; so is a later piece that does not start where the last one ended
   // (or, across two reads, at the start of the new data right after the old data's end).
   bool folded = false;
   if (!s.in_value_) {
     folded = n > 0 && is_ows(at[0]);
+    if (s.gap_open_) {
+      const std::size_t gap = static_cast<std::size_t>(at - s.gap_start_);
+      folded = folded || s.gap_newline_ || std::memchr(s.gap_start_, '\r', gap) != nullptr ||
+               std::memchr(s.gap_start_, '\n', gap) != nullptr;
+      s.gap_open_ = false;
+    }
   } else {
     const bool contiguous =
         at == s.value_end_ || (s.value_end_ == s.previous_data_end_ && at == s.data_begin_);
@@ -154,6 +171,7 @@ int RequestParser::on_header_value_complete(llhttp_t* p) {
 
 int RequestParser::finish_field() noexcept {
   in_value_ = false;
+  gap_open_ = false;
   if (in_trailers_) {
     // Trailer fields are read and dropped: none of them may change how the request is handled.
     field_.clear();
@@ -180,6 +198,7 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   h.keep_alive = llhttp_should_keep_alive(p) != 0;
   h.chunked = (p->flags & F_CHUNKED) != 0;
   if ((p->flags & F_CONTENT_LENGTH) != 0) h.content_length = p->content_length;
+  s.gap_open_ = false;
   if (s.check_head() != 0) return -1;
   s.in_body_ = true;
   s.in_trailers_ = true;

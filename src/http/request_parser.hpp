@@ -80,6 +80,11 @@ class RequestParser {
   const char* data_begin_ = nullptr;
   const char* previous_data_end_ = nullptr;
   bool in_value_ = false;
+  // Between a name and its value's first piece only ':' and blanks may stand; a line break there
+  // is a fold of an empty value, which llhttp skips without a word.
+  bool gap_open_ = false;
+  bool gap_newline_ = false;
+  const char* gap_start_ = nullptr;
   bool in_message_ = false;
   bool in_body_ = false;
   bool in_trailers_ = false;

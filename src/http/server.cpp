@@ -50,6 +50,10 @@ Coro<std::string> ServerConnection::read_body(std::ptrdiff_t n, ReadMode mode) {
   auto gone = [] {
     return std::system_error(ECONNRESET, std::generic_category(), "http: the client went away");
   };
+  auto check_body = [&p] {
+    if (p.body_error != 0) throw HttpError(p.body_error, {}, p.error_reason);
+  };
+  check_body();
   const std::uint64_t max = options_.client_max_size;
   auto too_large = [&] {
     closing_ = true;
@@ -74,6 +78,7 @@ Coro<std::string> ServerConnection::read_body(std::ptrdiff_t n, ReadMode mode) {
       if (lost_ || eof_) throw gone();
       co_await wait_for_body();
     }
+    check_body();
     if (p.taken + p.body.size() > max) throw too_large();
     whole_read_ = false;
   } else {
@@ -82,6 +87,7 @@ Coro<std::string> ServerConnection::read_body(std::ptrdiff_t n, ReadMode mode) {
       update_reading();
       co_await wait_for_body();
     }
+    check_body();
   }
   std::string out;
   if (mode == ReadMode::kUpTo && n >= 0 && static_cast<std::size_t>(n) < p.body.size()) {

@@ -15,6 +15,7 @@ namespace {
 // a body buffered while its handler does not read; both bound a connection's memory.
 constexpr std::size_t kMaxQueued = 64;
 constexpr std::size_t kBodyBuffer = std::size_t{256} * 1024;
+constexpr std::size_t kFlushAt = std::size_t{64} * 1024;
 
 ParserLimits limits_of(const ServerOptions& o) {
   return {o.max_line_size, o.max_field_size, o.max_headers};
@@ -55,7 +56,7 @@ void ServerConnection::connection_made(Transport& transport) {
 }
 
 void ServerConnection::data_received(std::string_view data) {
-  if (parser_.failed() || parser_.upgraded() || closing_) return;
+  if (errored_ || parser_.upgraded() || closing_) return;
   if (!parser_.feed(data)) queue_error(parser_.error_status(), std::string(parser_.error_reason()));
   update_reading();
 }
@@ -72,15 +73,30 @@ void ServerConnection::queue_error(int status, std::string reason) {
   // arrived of it, and the error follows it.
   Pending* p = parsing_;
   if (p != nullptr && p->in_queue) {
+    // Its body broke the framing: a handler reading it gets the error; one not started yet is
+    // answered with it instead; either way nothing more is read.
     p->complete = true;
-    p = nullptr;
+    parsing_ = nullptr;
+    errored_ = true;
+    if (p->in_handler) {
+      p->body_error = status;
+      p->error_reason = std::move(reason);
+      closing_ = true;
+      body_.set();
+    } else {
+      p->error_status = status;
+      p->error_reason = std::move(reason);
+    }
+    wake();
+    return;
   }
   if (p == nullptr) p = acquire_pending();
   parsing_ = nullptr;
   p->error_status = status;
   p->error_reason = std::move(reason);
   enqueue(p);
-  closing_ = true;
+  // Nothing after it is read; the requests before it are still answered, then it, then the close.
+  errored_ = true;
   wake();
 }
 
@@ -195,6 +211,9 @@ Coro<void> ServerConnection::serve() {
       close_transport();
       break;
     }
+    // Batched answers still go out before they pile up, so that a client that does not read
+    // makes the transport push back (pause_writing) instead of the buffer growing.
+    if (out_.size() >= kFlushAt) flush();
     if (write_paused_) {
       flush();
       co_await wait_writable();
@@ -220,6 +239,11 @@ Coro<void> ServerConnection::answer(Pending& p) {
   // A handler that waits must not hold back the answers made before it.
   if (!out_.empty()) schedule_flush();
   std::exception_ptr failure;
+  p.in_handler = true;
+  struct InHandler {
+    Pending& p;
+    ~InHandler() { p.in_handler = false; }
+  } in_handler{p};
   try {
     Response response = co_await (*route.handler)(req);
     if (response.prepared()) {
@@ -238,7 +262,10 @@ Coro<void> ServerConnection::answer(Pending& p) {
   } catch (...) {
     failure = std::current_exception();
   }
-  if (failure) {
+  if (failure && (lost_ || eof_)) {
+    // The client went away: what failed was the handler's read or write, nobody to tell.
+    closing_ = true;
+  } else if (failure) {
     get_running_loop().call_exception_handler({"Error handling request", failure, current_task()});
     if (p.answered) {
       closing_ = true;  // the response is cut short: only closing tells the client
@@ -282,7 +309,7 @@ void ServerConnection::schedule_flush() {
 
 void ServerConnection::update_reading() {
   if (lost_ || transport_ == nullptr) return;
-  bool pause = parser_.failed() || parser_.upgraded() || closing_ || queued_ >= kMaxQueued;
+  bool pause = errored_ || parser_.upgraded() || closing_ || queued_ >= kMaxQueued;
   if (!pause && parsing_ != nullptr) {
     const bool reading_whole = whole_read_ && parsing_ == front_;
     const std::size_t limit = reading_whole ? options_.client_max_size + 1 : kBodyBuffer;
@@ -356,6 +383,7 @@ void ServerConnection::release_front() {
   p->answered = false;
   p->continue_sent = false;
   p->error_status = 0;
+  p->body_error = 0;
   p->error_reason.clear();
   p->in_queue = false;
   p->request.match_info_.clear();

@@ -70,6 +70,8 @@ class ServerConnection final : public Protocol,
     int error_status = 0;  // a request that failed to parse: answered with this, then close
     std::string error_reason;
     bool in_queue = false;
+    bool in_handler = false;
+    int body_error = 0;  // the body broke the framing while its handler ran
     Pending* next = nullptr;
   };
 
@@ -120,6 +122,7 @@ class ServerConnection final : public Protocol,
   bool lost_ = false;
   bool eof_ = false;
   bool closing_ = false;  // no request after the current one
+  bool errored_ = false;  // a bad request is queued: nothing after it is read
   bool flush_scheduled_ = false;
   bool serving_ = false;
 };
