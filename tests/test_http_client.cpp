@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+// ASan's allocator statistics (its sanitizer/allocator_interface.h is not installed with g++).
+#include <cstddef>
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 #else
 #include <malloc.h>
 #endif
