@@ -26,6 +26,7 @@ extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 #include "support/bounded.hpp"
 #include "support/fds.hpp"
 #include "support/http_peers.hpp"
+#include "support/steps.hpp"
 #include "support/tls_certs.hpp"
 #include "weave/http.hpp"
 #include "weave/weave.hpp"
@@ -412,6 +413,44 @@ weave::Coro<void> refused_connection(std::uint16_t port) {
 
 TEST_F(HttpClient, ConnectionRefusedIsReported) {
   run_bounded(refused_connection(weave_test::free_port()));
+}
+
+weave::Coro<void> cancelled_request(const PythonPeer& peer) {
+  ClientSession session;
+  auto stalled = [&]() -> weave::Coro<void> {
+    ClientResponse r = co_await session.get(peer.url("/stall?ms=3000"));
+  };
+  weave::Task<void> task = weave::create_task(stalled());
+  co_await weave::sleep(100ms);
+  EXPECT_EQ(session.open_connections(), 1U);
+  task.cancel();
+  EXPECT_THROW(co_await task, weave::CancelledError);
+  EXPECT_EQ(session.open_connections(), 0U) << "the cancelled exchange closed its connection";
+  ClientResponse after = co_await session.get(peer.url("/hello"));
+  EXPECT_EQ(co_await after.text(), "hello");
+  co_await session.close();
+}
+
+TEST_F(HttpClient, CancelledRequestClosesItsConnection) {
+  PythonPeer peer;
+  run_bounded(cancelled_request(peer));
+}
+
+weave::Coro<void> unclosed_session(const PythonPeer& peer) {
+  const int fds = weave_test::open_fd_count();
+  {
+    ClientSession session;
+    ClientResponse r = co_await session.get(peer.url("/hello"));
+    EXPECT_EQ(co_await r.text(), "hello");
+    EXPECT_EQ(session.idle_connections(), 1U);
+  }  // not closed: its pooled connection is aborted
+  co_await weave_test::until([&] { return weave_test::open_fd_count() <= fds; });
+  EXPECT_EQ(weave_test::open_fd_count(), fds);
+}
+
+TEST_F(HttpClient, SessionDestroyedWithoutCloseLeavesNoFd) {
+  PythonPeer peer;
+  run_bounded(unclosed_session(peer));
 }
 
 // ---- timeouts -----------------------------------------------------------------------------------

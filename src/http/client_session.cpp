@@ -108,6 +108,9 @@ Coro<std::unique_ptr<ClientResponseState>> exchange(std::shared_ptr<ClientSessio
     try {
       co_await send_request(*conn, req, session->opts, limits);
       co_await conn->wait_head(limits);
+    } catch (const CancelledError&) {
+      session->release(conn, false);
+      throw;
     } catch (...) {
       error = std::current_exception();
     }
@@ -176,6 +179,7 @@ Coro<ClientResponse> ClientSession::request(std::string method, std::string url,
         req.headers.remove("Authorization");
         req.headers.remove("Proxy-Authorization");
         req.headers.remove("Cookie");
+        req.headers.remove("Host");  // a Host given for the first origin is not the next one's
       }
       req.url = std::move(next);
       continue;
