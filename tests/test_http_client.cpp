@@ -244,6 +244,36 @@ TEST_F(HttpClient, DecodesGzipAndDeflate) {
   run_bounded(decompression(peer));
 }
 
+weave::Coro<void> large_gzip(const PythonPeer& peer) {
+  ClientSession session;
+  ClientResponse r = co_await session.get(peer.url("/gzip?n=1000000"));  // 18 MB from ~50 kB
+  EXPECT_LT(std::stoul(std::string(*r.header("Content-Length"))), std::size_t{1} << 20);
+  const std::size_t baseline = allocated_bytes();
+  std::size_t peak = 0;
+  std::size_t total = 0;
+  std::size_t mismatches = 0;
+  const std::string unit = "compressible text ";
+  for (;;) {
+    std::string piece = co_await r.content().read(65536);
+    if (piece.empty()) break;
+    for (std::size_t i = 0; i < piece.size(); ++i) {
+      mismatches += piece[i] != unit[(total + i) % unit.size()] ? 1 : 0;
+    }
+    total += piece.size();
+    peak = std::max(peak, allocated_bytes());
+  }
+  EXPECT_EQ(total, unit.size() * 1000000);
+  EXPECT_EQ(mismatches, 0U);
+  EXPECT_LT(peak - std::min(peak, baseline), std::size_t{4} << 20)
+      << "the decoded body is produced as it is read, not whole";
+  co_await session.close();
+}
+
+TEST_F(HttpClient, DecodesALargeGzipBodyInBoundedMemory) {
+  PythonPeer peer;
+  run_bounded(large_gzip(peer), 30s);
+}
+
 weave::Coro<void> uploads(const PythonPeer& peer) {
   ClientSession session;
   ClientResponse sized = co_await session.post(peer.url("/echo"), "sized body");

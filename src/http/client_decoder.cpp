@@ -20,26 +20,37 @@ class ZlibDecoder : public BodyDecoder {
     if (started_) inflateEnd(&z_);
   }
 
-  std::string feed(std::string_view data) override {
-    if (data.empty()) return {};
+  void push(std::string data) override {
+    if (data.empty()) return;
     if (!started_) start(data);
-    if (ended_) throw ClientPayloadError("data after the end of the compressed body");
-    std::string out;
-    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-    z_.avail_in = static_cast<uInt>(data.size());
-    char buf[16384];
-    while (z_.avail_in > 0 && !ended_) {
-      z_.next_out = reinterpret_cast<Bytef*>(buf);
-      z_.avail_out = sizeof buf;
-      const int rc = inflate(&z_, Z_NO_FLUSH);
-      if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-        throw ClientPayloadError(std::string("cannot decode the response body (") +
-                                 (z_.msg != nullptr ? z_.msg : "zlib error") + ")");
-      }
-      out.append(buf, sizeof buf - z_.avail_out);
-      if (rc == Z_STREAM_END) ended_ = true;
-      if (rc == Z_BUF_ERROR && z_.avail_out != 0) break;
+    if (input_.size() == offset_) {
+      input_ = std::move(data);
+      offset_ = 0;
+    } else {
+      input_.erase(0, offset_);
+      offset_ = 0;
+      input_ += data;
     }
+  }
+
+  bool has_input() const noexcept override { return offset_ < input_.size(); }
+
+  std::string pull(std::size_t max_out) override {
+    if (!has_input()) return {};
+    if (ended_) throw ClientPayloadError("data after the end of the compressed body");
+    std::string out(max_out, '\0');
+    z_.next_in = reinterpret_cast<Bytef*>(input_.data() + offset_);
+    z_.avail_in = static_cast<uInt>(input_.size() - offset_);
+    z_.next_out = reinterpret_cast<Bytef*>(out.data());
+    z_.avail_out = static_cast<uInt>(out.size());
+    const int rc = inflate(&z_, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+      throw ClientPayloadError(std::string("cannot decode the response body (") +
+                               (z_.msg != nullptr ? z_.msg : "zlib error") + ")");
+    }
+    if (rc == Z_STREAM_END) ended_ = true;
+    offset_ = input_.size() - z_.avail_in;
+    out.resize(out.size() - z_.avail_out);
     return out;
   }
 
@@ -48,7 +59,7 @@ class ZlibDecoder : public BodyDecoder {
   }
 
  private:
-  void start(std::string_view first) {
+  void start(const std::string& first) {
     int bits = 15 + 16;  // gzip
     if (!gzip_) {
       const auto cmf = static_cast<unsigned char>(first[0]);
@@ -61,6 +72,8 @@ class ZlibDecoder : public BodyDecoder {
   }
 
   z_stream z_{};
+  std::string input_;
+  std::size_t offset_ = 0;
   bool gzip_;
   bool started_ = false;
   bool ended_ = false;

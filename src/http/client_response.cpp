@@ -28,11 +28,18 @@ Coro<bool> ClientResponseState::fill() {
       eof = true;
       break;
     }
+    if (decoder && decoder->has_input()) {
+      pending += decoder->pull(session->opts.read_bufsize);
+      if (!pending.empty()) co_return true;
+      continue;
+    }
     if (conn->body_buffered()) {
       std::string raw = conn->take_body();
       if (decoder) {
-        pending += decoder->feed(raw);
-      } else if (pending.empty()) {
+        decoder->push(std::move(raw));
+        continue;
+      }
+      if (pending.empty()) {
         pending = std::move(raw);
       } else {
         pending += raw;
