@@ -37,9 +37,17 @@ Coro<void> write_chunked(ClientConnection& conn, std::string_view data, const Re
   if (data.empty()) co_return;
   std::string size;
   for (std::size_t n = data.size(); n != 0; n >>= 4) size.insert(size.begin(), kHex[n & 0xf]);
-  conn.write(size + "\r\n");
-  conn.write(data);
-  conn.write("\r\n");
+  size += "\r\n";
+  if (data.size() <= 65536) {
+    // One write (one send) per chunk rather than three.
+    size += data;
+    size += "\r\n";
+    conn.write(size);
+  } else {
+    conn.write(size);
+    conn.write(data);
+    conn.write("\r\n");
+  }
   co_await conn.drain(limits);
 }
 
@@ -197,7 +205,6 @@ Coro<ClientResponse> ClientSession::get(std::string url, RequestOptions opts) {
   return request("GET", std::move(url), std::move(opts));
 }
 Coro<ClientResponse> ClientSession::head(std::string url, RequestOptions opts) {
-  opts.allow_redirects = opts.allow_redirects && false;
   return request("HEAD", std::move(url), std::move(opts));
 }
 Coro<ClientResponse> ClientSession::post(std::string url, std::string body, RequestOptions opts) {
