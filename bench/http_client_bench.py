@@ -79,7 +79,8 @@ def main():
         subprocess.run([os.path.join(args.peers, "build.sh")], check=True)
     weave_bench = os.path.join(ROOT, "build", "release", "bench", "http_client_bench")
     if not os.access(weave_bench, os.X_OK):
-        sys.exit(f"{weave_bench} missing: cmake --build --preset release --target http_client_bench")
+        sys.exit(f"{weave_bench} missing: "
+                 "cmake --build --preset release --target http_client_bench")
 
     port = free_port()
     server = subprocess.Popen(["taskset", "-c", SERVER_CPU, raw_http, str(port)])
@@ -117,8 +118,8 @@ def main():
         server.terminate()
         server.wait()
 
-    print(f"50 concurrent keep-alive GETs against raw_http, {args.d:g} s per run, {args.r} repeats "
-          f"(medians; client on CPU {CLIENT_CPU}, server on CPU {SERVER_CPU})")
+    print(f"{args.c} concurrent keep-alive GETs against raw_http, {args.d:g} s per run, "
+          f"{args.r} repeats (medians; client on CPU {CLIENT_CPU}, server on CPU {SERVER_CPU})")
     print(f"{'client':10} {'requests':>10} {'client CPU-s':>13} {'req/CPU-s':>11}")
     med = {}
     for name, rows in results.items():
