@@ -108,6 +108,21 @@ TEST_F(HttpClient, GetsAndReusesOneKeptAliveConnection) {
   run_bounded(get_and_reuse(peer));
 }
 
+weave::Coro<void> ipv6_literal(const PythonPeer& peer) {
+  ClientSession session;
+  ClientResponse r = co_await session.get(peer.url("/headers"));
+  EXPECT_EQ(r.url().host, "::1");
+  const std::string sent = co_await r.text();
+  EXPECT_NE(sent.find("host: [::1]:" + std::to_string(peer.port()) + "\n"), std::string::npos)
+      << sent;
+  co_await session.close();
+}
+
+TEST_F(HttpClient, GetsFromAnIpv6Literal) {
+  PythonPeer peer(/*ipv6=*/true);
+  run_bounded(ipv6_literal(peer));
+}
+
 weave::Coro<void> head_and_informational(const PythonPeer& peer) {
   ClientSession session;
   ClientResponse h = co_await session.head(peer.url("/hello"));

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """The HTTP server the client's tests talk to: Python's http.server (standard library only),
 HTTP/1.1 with keep-alive, on 127.0.0.1 and a free port, which it prints as "PORT <n>" once it
-listens. Each path is one behaviour a test needs; /stats counts connections and requests."""
+listens (::1 with --ipv6). Each path is one behaviour a test needs; /stats counts connections and requests."""
 import gzip
+import socket
 import sys
 import threading
 import time
@@ -191,8 +192,16 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+
 def main():
-    server = Server(("127.0.0.1", 0), Handler)
+    # "--ipv6": listen on ::1 instead, for URLs with an IPv6 literal.
+    if "--ipv6" in sys.argv[1:]:
+        server = Server6(("::1", 0), Handler)
+    else:
+        server = Server(("127.0.0.1", 0), Handler)
     print("PORT", server.server_address[1], flush=True)
     server.serve_forever()
 

@@ -151,19 +151,23 @@ inline void wait_listening(std::uint16_t port, std::chrono::milliseconds limit) 
 /// support/http_peer.py on Debian's python3.
 class PythonPeer {
  public:
-  PythonPeer()
+  /// On 127.0.0.1, or on ::1 when `ipv6`.
+  explicit PythonPeer(bool ipv6 = false)
       : process_({"/usr/bin/python3",
-                  (std::filesystem::path(__FILE__).parent_path() / "http_peer.py").string()}) {
+                  (std::filesystem::path(__FILE__).parent_path() / "http_peer.py").string(),
+                  ipv6 ? "--ipv6" : "--ipv4"}),
+        host_(ipv6 ? "[::1]" : "127.0.0.1") {
     const std::string line = process_.read_line("PORT ", std::chrono::seconds(10));
     port_ = static_cast<std::uint16_t>(std::stoi(line.substr(5)));
   }
   std::uint16_t port() const noexcept { return port_; }
   std::string url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
+    return "http://" + host_ + ":" + std::to_string(port_) + path;
   }
 
  private:
   PeerProcess process_;
+  std::string host_;
   std::uint16_t port_ = 0;
 };
 
