@@ -323,11 +323,12 @@ class ClientResponse {
 ///   co_await session.close();
 ///
 /// A request whose headers or URL hold CR, LF or NUL is refused with ValueError (InvalidURL for
-/// the URL) before anything is sent. A GET, HEAD, OPTIONS, PUT or DELETE that finds its pooled
-/// connection closed by the server before any byte of the response is sent again once, on a new
-/// connection. Redirects (301, 302, 303, 307, 308) are followed up to `max_redirects`; 303 (and
-/// 301/302 after a POST) turns into a GET without body, 307/308 keep method and body, and
-/// Authorization and Cookie are not sent to another origin.
+/// the URL) before anything is sent. An idempotent request (GET, HEAD, OPTIONS, TRACE, PUT,
+/// DELETE; not one with a BodyProducer) that finds its pooled connection closed by the server
+/// before any byte of the response is sent again once, on a new connection. Redirects (301, 302,
+/// 303, 307, 308) are followed up to `max_redirects`; 303 (and 301/302 after a POST) turns into a
+/// GET without body, 307/308 keep method and body, and Authorization, Proxy-Authorization,
+/// Cookie and Host are not sent to another origin.
 class ClientSession {
  public:
   explicit ClientSession(ClientSessionOptions opts = {});
