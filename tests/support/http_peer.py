@@ -3,6 +3,7 @@
 HTTP/1.1 with keep-alive, on 127.0.0.1 and a free port, which it prints as "PORT <n>" once it
 listens (::1 with --ipv6). Each path is one behaviour a test needs; /stats counts connections and requests."""
 import gzip
+import os
 import socket
 import sys
 import threading
@@ -196,7 +197,16 @@ class Server6(Server):
     address_family = socket.AF_INET6
 
 
+def exit_with_parent():
+    """A test that crashes cannot stop its peer: the peer then stops itself."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(0)
+
+
 def main():
+    threading.Thread(target=exit_with_parent, daemon=True).start()
     # "--ipv6": listen on ::1 instead, for URLs with an IPv6 literal.
     if "--ipv6" in sys.argv[1:]:
         server = Server6(("::1", 0), Handler)
