@@ -9,8 +9,10 @@ required=(cmake g++ make pkg-config libgtest-dev libgmock-dev libbenchmark-dev
           libpq-dev)               # weave::pg
 # The openssl command line makes the TLS tests' certificates and plays their peer. The services'
 # tests drive real peers: curl, nginx, wrk and Python for HTTP, a throw-away PostgreSQL cluster;
-# clang-14 with its runtime builds the libFuzzer targets.
-optional=(liburing-dev openssl curl nginx wrk python3 postgresql clang-14 libclang-rt-14-dev)
+# clang-14 with its runtime builds the libFuzzer targets; aiohttp's client is the HTTP client
+# benchmark's peer.
+optional=(liburing-dev openssl curl nginx wrk python3 python3-aiohttp postgresql clang-14
+          libclang-rt-14-dev)
 missing=()
 for p in "${required[@]}" "${optional[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

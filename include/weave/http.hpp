@@ -28,6 +28,7 @@
 
 #include "weave/clock.hpp"
 #include "weave/coro.hpp"
+#include "weave/errors.hpp"
 #include "weave/tls.hpp"
 
 namespace weave::http {
@@ -397,8 +398,271 @@ Coro<Server> start_server(Application app, std::string host, std::uint16_t port)
 /// Serves `app` on a Unix socket at `path`.
 Coro<Server> start_unix_server(Application app, std::string path);
 
-// ---- client
-// -------------------------------------------------------------------------------------- (declared
-// in the client section below)
+// ---- client -------------------------------------------------------------------------------------
+
+/// aiohttp.ClientError: the base of the client's errors.
+class ClientError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// aiohttp.ClientConnectionError: the connection failed or broke.
+class ClientConnectionError : public ClientError {
+ public:
+  using ClientError::ClientError;
+};
+
+/// aiohttp.ServerDisconnectedError: the server closed the connection before the response ended.
+class ServerDisconnectedError : public ClientConnectionError {
+ public:
+  ServerDisconnectedError() : ClientConnectionError("Server disconnected") {}
+  using ClientConnectionError::ClientConnectionError;
+};
+
+/// aiohttp.ClientPayloadError / ClientResponseError for a response llhttp could not parse.
+class ClientPayloadError : public ClientError {
+ public:
+  using ClientError::ClientError;
+};
+
+/// aiohttp.ClientResponseError: raise_for_status found a status >= 400.
+class ClientResponseError : public ClientError {
+ public:
+  ClientResponseError(int status, std::string message, std::string url)
+      : ClientError(std::to_string(status) + ", message='" + message + "', url='" + url + "'"),
+        status_(status),
+        message_(std::move(message)),
+        url_(std::move(url)) {}
+  int status() const noexcept { return status_; }
+  const std::string& message() const noexcept { return message_; }
+  const std::string& url() const noexcept { return url_; }
+
+ private:
+  int status_;
+  std::string message_;
+  std::string url_;
+};
+
+/// aiohttp.TooManyRedirects: more redirects than `max_redirects` (10 by default).
+class TooManyRedirects : public ClientResponseError {
+ public:
+  using ClientResponseError::ClientResponseError;
+};
+
+/// aiohttp.ConnectionTimeoutError: `ClientTimeout::connect` passed while getting a connection.
+class ConnectionTimeoutError : public TimeoutError {
+ public:
+  using TimeoutError::TimeoutError;
+};
+
+/// aiohttp.SocketTimeoutError: `ClientTimeout::sock_read` passed without a byte from the server.
+class SocketTimeoutError : public TimeoutError {
+ public:
+  using TimeoutError::TimeoutError;
+};
+
+/// aiohttp.InvalidURL: the URL cannot be requested (unknown scheme, no host, a bad port, a
+/// control character). A ValueError, as aiohttp's is.
+class InvalidURL : public ValueError {
+ public:
+  using ValueError::ValueError;
+};
+
+/// A URL as the client requests it: scheme ("http" or "https"), host (an IPv6 literal without its
+/// brackets), port (the scheme's default when absent) and target (path and query, as given:
+/// percent-escapes are kept; spaces and bytes above 0x7f are escaped; the fragment is dropped).
+struct URL {
+  std::string scheme;
+  std::string host;
+  std::uint16_t port = 0;
+  std::string target = "/";
+
+  /// Errors: InvalidURL.
+  static URL parse(std::string_view text);
+  /// `location` (absolute, scheme-relative, absolute-path or relative) resolved against this URL,
+  /// as a redirect's Location is. Errors: InvalidURL.
+  URL join(std::string_view location) const;
+  /// "host" or "host:port" (brackets around an IPv6 literal), the value of the Host header.
+  std::string host_header() const;
+  /// scheme://host[:port]: two URLs of the same origin share credentials and cookies.
+  std::string origin() const;
+  std::string str() const { return origin() + target; }
+  bool is_https() const noexcept { return scheme == "https"; }
+};
+
+/// aiohttp.ClientTimeout. Unset fields do not limit. `total` bounds the whole request, from
+/// getting a connection to the body's last byte; `connect` getting a connection (waiting for a
+/// free one in the pool included); `sock_read` each wait for bytes from the server.
+struct ClientTimeout {
+  std::optional<Clock::duration> total = std::chrono::minutes(5);  ///< aiohttp's default
+  std::optional<Clock::duration> connect{};
+  std::optional<Clock::duration> sock_read{};
+};
+
+/// aiohttp.TCPConnector's pool settings.
+struct TCPConnector {
+  /// Connections open at once, over all hosts (idle ones included); 0: no limit.
+  std::size_t limit = 100;
+  /// Connections open at once to one (scheme, host, port); 0: no limit.
+  std::size_t limit_per_host = 0;
+  /// How long an idle connection stays in the pool.
+  Clock::duration keepalive_timeout = std::chrono::seconds(15);
+  /// Reuse connections at all (aiohttp's force_close = !keep-alive).
+  bool force_close = false;
+  /// The context for https; by default SSLContext::client() (certificates and host names
+  /// verified against the system's CA store).
+  std::optional<SSLContext> ssl{};
+};
+
+/// What ClientSession is made with (aiohttp.ClientSession's keyword arguments).
+struct ClientSessionOptions {
+  TCPConnector connector{};
+  ClientTimeout timeout{};
+  /// Sent with every request (a request's own headers of the same name replace them).
+  Headers headers{};
+  /// Raise ClientResponseError for a status >= 400 instead of returning the response.
+  bool raise_for_status = false;
+  /// Decode `Content-Encoding: gzip` / `deflate` bodies (and send Accept-Encoding for them).
+  bool auto_decompress = true;
+  /// How many body bytes a response buffers before reading from the server pauses.
+  std::size_t read_bufsize = std::size_t{64} * 1024;
+};
+
+/// Gives a request body piece by piece, sent with `Transfer-Encoding: chunked`; std::nullopt
+/// ends it. Such a body is sent once: it is neither retried nor resent by a 307/308 redirect.
+using BodyProducer = std::function<Coro<std::optional<std::string>>()>;
+
+/// The keyword arguments of ClientSession::request (aiohttp's names).
+struct RequestOptions {
+  Headers headers{};
+  /// A body sent whole with Content-Length (or chunked when `chunked` is set).
+  std::optional<std::string> data{};
+  /// A body sent as it is produced, chunked.
+  BodyProducer body{};
+  bool chunked = false;
+  bool allow_redirects = true;
+  int max_redirects = 10;
+  /// Replaces the session's timeout for this request.
+  std::optional<ClientTimeout> timeout{};
+  std::optional<bool> raise_for_status{};
+};
+
+namespace detail {
+struct ClientSessionState;
+struct ClientResponseState;
+}  // namespace detail
+
+/// aiohttp's StreamReader of a response body: reads the (decoded) body in pieces, so that a
+/// large body never has to be in memory whole. Reading from the server pauses while
+/// `read_bufsize` bytes wait here.
+class ClientContent {
+ public:
+  /// Up to `n` bytes (n < 0: the rest of the body); empty at the end. Errors: TimeoutError
+  /// (sock_read, total), ClientPayloadError, ServerDisconnectedError.
+  Coro<std::string> read(std::ptrdiff_t n = -1);
+  /// Whatever is buffered, waiting for some when nothing is; empty at the end.
+  Coro<std::string> readany();
+  /// Exactly `n` bytes. Errors: IncompleteReadError at the end of the body first.
+  Coro<std::string> readexactly(std::size_t n);
+  /// True once the whole body has been read.
+  bool at_eof() const noexcept;
+
+  explicit ClientContent(detail::ClientResponseState* state) noexcept : state_(state) {}
+
+ private:
+  detail::ClientResponseState* state_;
+};
+
+/// aiohttp.ClientResponse. Its connection goes back to the pool once the body has been read to
+/// the end; release() (or the destructor) before that closes the connection instead. Move-only.
+class ClientResponse {
+ public:
+  ClientResponse() noexcept;
+  explicit ClientResponse(std::unique_ptr<detail::ClientResponseState> state) noexcept;
+  ClientResponse(ClientResponse&&) noexcept;
+  ClientResponse& operator=(ClientResponse&&) noexcept;
+  ~ClientResponse();
+
+  int status() const noexcept;
+  const std::string& reason() const noexcept;
+  /// (1, 1) or (1, 0).
+  std::pair<int, int> version() const noexcept;
+  /// The first value of the header `name` (case-insensitive).
+  std::optional<std::string_view> header(std::string_view name) const noexcept;
+  const Headers& headers() const noexcept;
+  /// The URL of this response (after redirects).
+  const URL& url() const noexcept;
+  const std::string& method() const noexcept;
+  /// The redirect responses' statuses and URLs that led here, oldest first (aiohttp's history).
+  const std::vector<std::pair<int, std::string>>& history() const noexcept;
+  /// Whether status() < 400.
+  bool ok() const noexcept { return status() < 400; }
+  /// Errors: ClientResponseError when status() >= 400.
+  void raise_for_status() const;
+
+  /// The whole (decoded) body, or what is left of it after content() reads; kept, so a second
+  /// call returns it again. Errors: as ClientContent::read.
+  Coro<std::string> read();
+  /// read(): bodies are bytes here, as text() returns them undecoded.
+  Coro<std::string> text();
+  /// The body in pieces.
+  ClientContent& content() noexcept;
+  /// Gives the connection back: to the pool when the body was read to the end, else closed.
+  /// Idempotent; the body cannot be read afterwards.
+  void release() noexcept;
+
+ private:
+  std::unique_ptr<detail::ClientResponseState> state_;
+};
+
+/// aiohttp.ClientSession: requests over a pool of keep-alive connections. Make one per
+/// application (it may be made outside a running loop) and close() it once done; responses
+/// keep what they need of it, but a closed session makes no new requests.
+///
+///   weave::http::ClientSession session;
+///   weave::http::ClientResponse r = co_await session.get("http://127.0.0.1:8080/");
+///   std::string body = co_await r.text();
+///   co_await session.close();
+///
+/// A request whose headers or URL hold CR, LF or NUL is refused with ValueError (InvalidURL for
+/// the URL) before anything is sent. An idempotent request (GET, HEAD, OPTIONS, TRACE, PUT,
+/// DELETE; not one with a BodyProducer) that finds its pooled connection closed by the server
+/// before any byte of the response is sent again once, on a new connection. Redirects (301, 302,
+/// 303, 307, 308) are followed up to `max_redirects`; 303 (and 301/302 after a POST) turns into a
+/// GET without body, 307/308 keep method and body, and Authorization, Proxy-Authorization,
+/// Cookie and Host are not sent to another origin.
+class ClientSession {
+ public:
+  explicit ClientSession(ClientSessionOptions opts = {});
+  ClientSession(const ClientSession&) = delete;
+  ClientSession& operator=(const ClientSession&) = delete;
+  /// Aborts the pooled connections if close() was not awaited.
+  ~ClientSession();
+
+  /// Errors: InvalidURL, ValueError (a bad header), ClientConnectionError and std::system_error
+  /// (ECONNREFUSED, DNS failures), SSLCertVerificationError, ConnectionTimeoutError,
+  /// SocketTimeoutError, TimeoutError (total), ServerDisconnectedError, ClientPayloadError,
+  /// TooManyRedirects, ClientResponseError (raise_for_status), RuntimeError once closed.
+  Coro<ClientResponse> request(std::string method, std::string url, RequestOptions opts = {});
+  Coro<ClientResponse> get(std::string url, RequestOptions opts = {});
+  Coro<ClientResponse> head(std::string url, RequestOptions opts = {});
+  Coro<ClientResponse> post(std::string url, std::string body, RequestOptions opts = {});
+  Coro<ClientResponse> put(std::string url, std::string body, RequestOptions opts = {});
+  Coro<ClientResponse> patch(std::string url, std::string body, RequestOptions opts = {});
+  Coro<ClientResponse> delete_(std::string url, RequestOptions opts = {});
+  Coro<ClientResponse> options(std::string url, RequestOptions opts = {});
+
+  /// Closes the pooled connections and waits until they are closed; connections still held by
+  /// responses close when those are released. Idempotent.
+  Coro<void> close();
+  bool closed() const noexcept;
+
+  /// Connections open now (in use, idle or being made), and those of them idle in the pool.
+  std::size_t open_connections() const noexcept;
+  std::size_t idle_connections() const noexcept;
+
+ private:
+  std::shared_ptr<detail::ClientSessionState> state_;
+};
 
 }  // namespace weave::http
