@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 CMAKE ?= cmake
 CTEST ?= ctest
 
-.PHONY: all deps tour test test-release test-asan test-tsan bench clean
+.PHONY: all deps tour test test-release test-asan test-tsan test-fuzz bench clean
 
 all: tour
 
@@ -18,7 +18,7 @@ tour: deps build/release/CMakeCache.txt
 	$(CMAKE) --build --preset release --target tour -j $(JOBS)
 	./build/release/examples/tour
 
-test: test-release test-asan test-tsan
+test: test-release test-asan test-tsan test-fuzz
 
 # Explicit targets: make skips pattern rules for .PHONY targets.
 define preset_test
@@ -27,6 +27,15 @@ test-$(1): deps build/$(1)/CMakeCache.txt
 	$$(CTEST) --preset $(1)
 endef
 $(foreach p,release asan tsan,$(eval $(call preset_test,$(p))))
+
+# The request parser under libFuzzer for FUZZ_SECONDS, from the seed corpus in the tree; a crash
+# or a sanitizer report fails the run.
+FUZZ_SECONDS ?= 60
+test-fuzz: deps build/fuzz/CMakeCache.txt
+	$(CMAKE) --build --preset fuzz --target http_request_fuzzer -j $(JOBS)
+	mkdir -p build/fuzz/corpus/http_request
+	./build/fuzz/tests/fuzz/http_request_fuzzer -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	  -print_final_stats=1 build/fuzz/corpus/http_request tests/fuzz/corpus/http_request
 
 bench: deps build/release/CMakeCache.txt
 	$(CMAKE) --build --preset release -j $(JOBS)

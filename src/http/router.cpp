@@ -22,25 +22,6 @@ std::vector<std::string_view> split_path(std::string_view path) {
 }
 }  // namespace
 
-std::optional<std::string_view> QueryParams::get(std::string_view name) const noexcept {
-  for (const auto& [k, v] : params_) {
-    if (k == name) return std::string_view(v);
-  }
-  return std::nullopt;
-}
-
-std::vector<std::string_view> QueryParams::get_all(std::string_view name) const {
-  std::vector<std::string_view> values;
-  for (const auto& [k, v] : params_) {
-    if (k == name) values.emplace_back(v);
-  }
-  return values;
-}
-
-void QueryParams::add(std::string name, std::string value) {
-  params_.emplace_back(std::move(name), std::move(value));
-}
-
 void Router::add_route(std::string method, std::string path, Handler handler) {
   if (!handler) throw ValueError("add_route: empty handler");
   if (path.empty() || path.front() != '/') {

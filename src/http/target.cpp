@@ -78,3 +78,26 @@ bool split_target(std::string_view target, std::string& path, std::string_view& 
 }
 
 }  // namespace weave::http::detail
+
+namespace weave::http {
+
+std::optional<std::string_view> QueryParams::get(std::string_view name) const noexcept {
+  for (const auto& [k, v] : params_) {
+    if (k == name) return std::string_view(v);
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string_view> QueryParams::get_all(std::string_view name) const {
+  std::vector<std::string_view> values;
+  for (const auto& [k, v] : params_) {
+    if (k == name) values.emplace_back(v);
+  }
+  return values;
+}
+
+void QueryParams::add(std::string name, std::string value) {
+  params_.emplace_back(std::move(name), std::move(value));
+}
+
+}  // namespace weave::http
