@@ -264,3 +264,75 @@ TEST_F(PgFeatures, CopyOfAHundredThousandRowsEachWay) {
 }
 
 }  // namespace
+
+namespace {
+
+// ---- prepared statements -----------------------------------------------------------------------
+
+weave::Coro<std::int64_t> prepared_count(pg::Connection& c, std::string statement) {
+  co_return co_await c.fetchval<std::int64_t>(
+      "select count(*) from pg_prepared_statements where statement = $1", statement);
+}
+
+weave::Coro<void> statement_cache(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(co_await c.fetchval<int>("select $1::int + 1", i), i + 1);
+  EXPECT_EQ(co_await prepared_count(c, "select $1::int + 1"), 1);  // prepared once, run thrice
+  // A table changed under a cached statement: prepared afresh, as asyncpg does.
+  co_await c.execute("create temp table sc(a int)");
+  co_await c.execute("insert into sc values (1)");
+  EXPECT_EQ((co_await c.fetch("select * from sc")).at(0).size(), 1u);
+  co_await c.execute("alter table sc add column b int");
+  EXPECT_EQ((co_await c.fetch("select * from sc")).at(0).size(), 2u);
+  co_await c.close();
+
+  // The least recently used statement goes first.
+  pg::ConnectOptions small;
+  small.statement_cache_size = 3;
+  pg::Connection d = co_await pg::connect(dsn, small);
+  for (int i = 0; i < 5; ++i) {
+    const std::string sql = "select " + std::to_string(i) + " + $1::int";
+    EXPECT_EQ(co_await d.fetchval<int>(sql, 1), i + 1);
+  }
+  // This statement evicts "select 2 ..."; 3 and 4 stay, with itself.
+  EXPECT_EQ(co_await d.fetchval<std::int64_t>("select count(*) from pg_prepared_statements"), 3);
+  EXPECT_EQ(co_await prepared_count(d, "select 4 + $1::int"), 1);
+  co_await d.close();
+
+  // Without a cache nothing stays prepared.
+  pg::ConnectOptions none;
+  none.statement_cache_size = 0;
+  pg::Connection e = co_await pg::connect(dsn, none);
+  EXPECT_EQ(co_await e.fetchval<int>("select $1::int", 9), 9);
+  EXPECT_EQ(co_await e.fetchval<std::int64_t>("select count(*) from pg_prepared_statements"), 0);
+  co_await e.close();
+}
+
+TEST_F(PgFeatures, TheStatementCacheKeepsTheMostRecentStatements) {
+  run_bounded(statement_cache(dsn()));
+}
+
+weave::Coro<void> explicit_prepare(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  pg::PreparedStatement add = co_await c.prepare("select $1::int8 + $2::int8 as sum");
+  EXPECT_EQ(co_await add.fetchval<std::int64_t>(1, 2), 3);
+  auto row = co_await add.fetchrow(std::int64_t{40}, 2);
+  EXPECT_EQ(row->get<std::int64_t>("sum"), 42);
+  EXPECT_EQ(co_await add.execute(0, 0), "SELECT 1");
+  EXPECT_EQ(add.get_query(), "select $1::int8 + $2::int8 as sum");
+  try {
+    co_await add.fetch(1, "x");
+    ADD_FAILURE() << "bad parameter accepted";
+  } catch (const pg::PostgresError& e) {
+    EXPECT_EQ(e.sqlstate(), "22P02");
+  }
+  EXPECT_THROW(co_await c.prepare("selec 1"), pg::PostgresError);
+  EXPECT_EQ((co_await add.fetch(5, 5)).at(0).get<int>(0), 10);
+  co_await c.close();
+}
+
+TEST_F(PgFeatures, PrepareRunsAStatementByName) {
+  run_bounded(explicit_prepare(dsn()));
+}
+
+}  // namespace

@@ -113,6 +113,8 @@ struct ConnectOptions {
   std::optional<Clock::duration> timeout = std::chrono::seconds(60);
   /// Default Query::timeout of every statement on this connection.
   std::optional<Clock::duration> command_timeout;
+  /// Prepared statements kept per connection, least recently used evicted (0: none kept).
+  std::size_t statement_cache_size = 100;
 };
 
 enum class IsolationLevel { read_committed, repeatable_read, serializable, read_uncommitted };
@@ -127,6 +129,46 @@ struct Notification {
   int pid = 0;
   std::string channel;
   std::string payload;
+};
+
+/// A statement prepared by Connection::prepare (asyncpg's PreparedStatement): parsed once, its
+/// parameter types inferred by the server, run by name as often as needed on its connection.
+class PreparedStatement {
+ public:
+  PreparedStatement(std::shared_ptr<detail::ConnectionState> state, std::string name,
+                    std::string query) noexcept
+      : state_(std::move(state)), name_(std::move(name)), query_(std::move(query)) {}
+  template <class... A>
+  Coro<std::vector<Row>> fetch(const A&... args) {
+    return fetch_params(detail::encode_all(args...));
+  }
+  template <class... A>
+  Coro<std::optional<Row>> fetchrow(const A&... args) {
+    return fetchrow_params(detail::encode_all(args...));
+  }
+  template <class T, class... A>
+  Coro<T> fetchval(const A&... args) {
+    return value_of<T>(fetchrow_params(detail::encode_all(args...)));
+  }
+  template <class... A>
+  Coro<std::string> execute(const A&... args) {
+    return execute_params(detail::encode_all(args...));
+  }
+  Coro<std::vector<Row>> fetch_params(Params params);
+  Coro<std::optional<Row>> fetchrow_params(Params params);
+  Coro<std::string> execute_params(Params params);
+  const std::string& get_name() const noexcept { return name_; }
+  const std::string& get_query() const noexcept { return query_; }
+
+ private:
+  template <class T>
+  static Coro<T> value_of(Coro<std::optional<Row>> row) {
+    std::optional<Row> r = co_await std::move(row);
+    if (!r) throw DataError("fetchval: the query returned no row");
+    co_return r->get<T>(0);
+  }
+  std::shared_ptr<detail::ConnectionState> state_;
+  std::string name_, query_;
 };
 
 class Connection;
@@ -179,6 +221,10 @@ class Connection {
   Coro<std::optional<Row>> fetchrow_params(Query q, Params params);
   Coro<std::string> execute_params(Query q, Params params, bool simple = false);
   Coro<void> executemany_params(Query q, std::vector<Params> sets);
+
+  /// Prepares `q` by name, outside the statement cache; it lives as long as the connection.
+  /// Errors: PostgresError (e.g. a syntax error).
+  Coro<PreparedStatement> prepare(Query q);
 
   /// BEGIN (with `options`), the body, COMMIT; ROLLBACK when the body throws or is cancelled,
   /// and the exception goes on. Nested calls (inside a transaction) use a SAVEPOINT instead.

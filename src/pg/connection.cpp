@@ -152,6 +152,27 @@ Coro<std::string> Connection::execute_params(Query q, Params params, bool simple
   co_return r ? std::string(PQcmdStatus(r->res)) : std::string();
 }
 
+Coro<PreparedStatement> Connection::prepare(Query q) {
+  std::string name = co_await open_state(state_).prepare(q.sql);
+  co_return PreparedStatement(state_, std::move(name), std::move(q.sql));
+}
+
+Coro<std::vector<Row>> PreparedStatement::fetch_params(Params params) {
+  detail::ResultPtr r = co_await open_state(state_).run(query_, std::move(params), false, name_);
+  co_return rows_of(r);
+}
+
+Coro<std::optional<Row>> PreparedStatement::fetchrow_params(Params params) {
+  detail::ResultPtr r = co_await open_state(state_).run(query_, std::move(params), false, name_);
+  if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
+  co_return Row(r, 0);
+}
+
+Coro<std::string> PreparedStatement::execute_params(Params params) {
+  detail::ResultPtr r = co_await open_state(state_).run(query_, std::move(params), false, name_);
+  co_return r ? std::string(PQcmdStatus(r->res)) : std::string();
+}
+
 Coro<void> Connection::close() {
   terminate();
   co_return;

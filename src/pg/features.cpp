@@ -186,7 +186,7 @@ Coro<void> Connection::remove_listener(std::string channel) {
 namespace {
 /// Starts a COPY with the simple protocol: true once the server is in the expected copy state.
 Coro<void> start_copy(detail::ConnectionState& st, const std::string& sql, ExecStatusType want) {
-  st.send(sql, {}, true);
+  st.send(sql, {}, true, {});
   co_await st.flush();
   detail::ResultPtr r = co_await st.next_result();
   if (!r) throw InterfaceError("COPY: no answer");

@@ -3,6 +3,8 @@
 #include "state.hpp"
 
 #include <exception>
+#include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -39,7 +41,10 @@ void raise_result_error(PGconn* conn, const PGresult* res) {
 }
 
 ConnectionState::ConnectionState(PGconn* c, ConnectOptions opts)
-    : conn(c), loop(&get_running_loop()), options(std::move(opts)) {}
+    : conn(c),
+      loop(&get_running_loop()),
+      options(std::move(opts)),
+      statements(options.statement_cache_size) {}
 
 ConnectionState::~ConnectionState() {
   finish();
@@ -192,46 +197,58 @@ void ConnectionState::raise_send_failure() {
   throw InterfaceError(libpq_message(conn));
 }
 
-void ConnectionState::send(const std::string& sql, const Params& params, bool simple) {
+Sent ConnectionState::send(const std::string& sql, const Params& params, bool simple,
+                           const std::string& prepared) {
   check_open();
   if (simple) {
     if (PQsendQuery(conn, sql.c_str()) == 0) raise_send_failure();
-    return;
+    return {};
   }
+  if (prepared.empty() && statements.capacity > 0) return send_cached(sql, params);
   std::vector<const char*> values(params.size());
   std::vector<Oid> types(params.size());
   for (std::size_t i = 0; i < params.size(); ++i) {
     values[i] = params[i].text ? params[i].text->c_str() : nullptr;
     types[i] = params[i].oid;
   }
-  if (PQsendQueryParams(conn, sql.c_str(), static_cast<int>(params.size()), types.data(),
-                        values.data(), nullptr, nullptr, 0) == 0) {
-    raise_send_failure();
+  const int n = static_cast<int>(params.size());
+  const int ok = prepared.empty() ? PQsendQueryParams(conn, sql.c_str(), n, types.data(),
+                                                      values.data(), nullptr, nullptr, 0)
+                                  : PQsendQueryPrepared(conn, prepared.c_str(), n, values.data(),
+                                                        nullptr, nullptr, 0);
+  if (ok == 0) raise_send_failure();
+  return {};
+}
+
+Coro<ResultPtr> ConnectionState::run(Query q, Params params, bool simple, std::string prepared) {
+  const auto limit = timeout_of(q);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      if (limit)
+        co_return co_await weave::timeout(*limit, run_locked(q.sql, params, simple, prepared));
+      co_return co_await run_locked(q.sql, params, simple, prepared);
+    } catch (const PostgresError& e) {
+      // asyncpg's InvalidCachedStatementError: the table under a cached statement changed. Out
+      // of a transaction the statement is prepared afresh and run again, once.
+      const bool stale = e.sqlstate() == "0A000" && prepared.empty() && !simple &&
+                         statements.capacity > 0 && attempt == 0 && conn != nullptr &&
+                         PQtransactionStatus(conn) == PQTRANS_IDLE;
+      if (!stale) throw;
+    }
   }
 }
 
-Coro<ResultPtr> ConnectionState::run(Query q, Params params, bool simple) {
-  if (auto t = timeout_of(q)) {
-    co_return co_await weave::timeout(*t, run_locked(std::move(q.sql), std::move(params), simple));
-  }
-  co_return co_await run_locked(std::move(q.sql), std::move(params), simple);
-}
-
-Coro<ResultPtr> ConnectionState::run_locked(std::string sql, Params params, bool simple) {
+Coro<std::string> ConnectionState::prepare(std::string sql) {
   auto held = co_await lock.scoped();
-  send(sql, params, simple);
-  ++queries;
-  ResultPtr last, error;
+  check_open();
+  const std::string name = "weave_prepared_" + std::to_string(++statements.next_id);
+  if (PQsendPrepare(conn, name.c_str(), sql.c_str(), 0, nullptr) == 0) raise_send_failure();
+  ResultPtr error;
   std::exception_ptr cancelled;
   try {
     co_await flush();
     while (ResultPtr r = co_await next_result()) {
-      ExecStatusType s = PQresultStatus(r->res);
-      if (s == PGRES_FATAL_ERROR || s == PGRES_NONFATAL_ERROR || s == PGRES_BAD_RESPONSE) {
-        if (!error) error = r;
-      } else {
-        last = std::move(r);
-      }
+      if (PQresultStatus(r->res) == PGRES_FATAL_ERROR && !error) error = std::move(r);
     }
   } catch (const CancelledError&) {
     cancelled = std::current_exception();
@@ -241,6 +258,46 @@ Coro<ResultPtr> ConnectionState::run_locked(std::string sql, Params params, bool
     std::rethrow_exception(cancelled);
   }
   if (error) raise_error(error);
+  co_return name;
+}
+
+Coro<ResultPtr> ConnectionState::run_locked(const std::string& sql, const Params& params,
+                                            bool simple, const std::string& prepared) {
+  auto held = co_await lock.scoped();
+  const Sent sent = send(sql, params, simple, prepared);
+  ++queries;
+  ResultPtr last, error;
+  std::exception_ptr cancelled;
+  try {
+    co_await flush();
+    if (sent.pipelined) {
+      std::tie(last, error) = co_await read_pipelined(sent);
+    } else {
+      while (ResultPtr r = co_await next_result()) {
+        ExecStatusType s = PQresultStatus(r->res);
+        if (s == PGRES_FATAL_ERROR || s == PGRES_NONFATAL_ERROR || s == PGRES_BAD_RESPONSE) {
+          if (!error) error = r;
+        } else {
+          last = std::move(r);
+        }
+      }
+    }
+  } catch (const CancelledError&) {
+    cancelled = std::current_exception();
+  }
+  if (cancelled) {
+    if (sent.pipelined) statements.erase(sent.key);  // whether the prepare ran is unknown
+    co_await abandon();
+    std::rethrow_exception(cancelled);
+  }
+  if (error) {
+    // A cached plan that no longer fits (the table changed) is prepared afresh next time.
+    const char* state = PQresultErrorField(error->res, PG_DIAG_SQLSTATE);
+    if (!sent.key.empty() && state != nullptr && std::string_view(state) == "0A000") {
+      statements.erase(sent.key);
+    }
+    raise_error(error);
+  }
   co_return last;
 }
 

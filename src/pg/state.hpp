@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "weave/future.hpp"
 #include "weave/locks.hpp"
@@ -31,6 +33,34 @@ using ResultPtr = std::shared_ptr<ResultData>;
 [[noreturn]] void raise_result_error(PGconn* conn, const PGresult* res);
 /// libpq's message without its trailing newline.
 std::string libpq_message(PGconn* conn);
+
+/// Prepared statements by text and parameter types, least recently used evicted first
+/// (asyncpg's statement cache; 100 by default).
+struct StatementCache {
+  explicit StatementCache(std::size_t cap) : capacity(cap) {}
+  /// The statement's server-side name, or null; a hit becomes the most recent.
+  const std::string* find(const std::string& key);
+  /// Names a new statement; `evicted` gets the name of the one it pushed out, if any.
+  std::string insert(const std::string& key, std::optional<std::string>& evicted);
+  void erase(const std::string& key);
+
+  struct Entry {
+    std::string name;
+    std::list<std::string>::iterator position;
+  };
+  std::size_t capacity;
+  std::unordered_map<std::string, Entry> entries;
+  std::list<std::string> order;  ///< keys, most recently used first
+  std::uint64_t next_id = 0;
+};
+
+/// How one statement went out: which result is the statement's, and what the cache did.
+struct Sent {
+  bool pipelined = false;  ///< a prepare (and maybe a DEALLOCATE) went first, then a sync
+  int query_index = 0;     ///< the statement's results come after this many ends
+  int prepare_index = -1;  ///< the prepare's, when there was one
+  std::string key;         ///< the cache key, empty when uncached
+};
 
 /// One connection. The loop watches its socket for as long as it is open: each readable event
 /// reads what arrived (PQconsumeInput), delivers notifications and wakes the one statement
@@ -63,10 +93,18 @@ struct ConnectionState {
   Coro<void> drain();
 
   /// Runs one statement under the connection's lock with its timeout: the last result.
-  Coro<ResultPtr> run(Query q, Params params, bool simple);
-  Coro<ResultPtr> run_locked(std::string sql, Params params, bool simple);
-  /// Sends the statement (no waiting). Errors: as check_open, InterfaceError.
-  void send(const std::string& sql, const Params& params, bool simple);
+  /// `prepared`: the name of a statement prepare() made, or empty (the cache decides).
+  Coro<ResultPtr> run(Query q, Params params, bool simple, std::string prepared = {});
+  Coro<ResultPtr> run_locked(const std::string& sql, const Params& params, bool simple,
+                             const std::string& prepared);
+  /// PREPARE under a new name, the parameter types inferred by the server.
+  Coro<std::string> prepare(std::string sql);
+  /// Sends the statement (no waiting): a cached prepared statement when there is one, else a
+  /// prepare and the statement in one pipeline. Errors: as check_open, InterfaceError.
+  Sent send(const std::string& sql, const Params& params, bool simple, const std::string& prepared);
+  Sent send_cached(const std::string& sql, const Params& params);
+  /// Reads a pipelined statement's results up to the sync: its own result (or the error).
+  Coro<std::pair<ResultPtr, ResultPtr>> read_pipelined(const Sent& sent);
   [[noreturn]] void raise_send_failure();
   /// Raises the error `error` carries; a connection that died with it is marked lost.
   [[noreturn]] void raise_error(const ResultPtr& error);
@@ -87,6 +125,7 @@ struct ConnectionState {
   bool watching = false;
   std::string lost;  ///< why the connection is unusable; empty while it is fine
   std::multimap<std::string, std::function<void(const Notification&)>, std::less<>> listeners;
+  StatementCache statements;
   int transaction_depth = 0;
   std::uint64_t queries = 0;
 };
