@@ -140,7 +140,8 @@ Coro<void> Connection::executemany_params(Query q, std::vector<Params> sets) {
     try {
       co_await st.flush();
       for (;;) {
-        detail::ResultPtr r = co_await st.next_result();
+        while (!st.result_ready()) co_await st.wait_io(false);
+        detail::ResultPtr r = st.take_result();
         if (!r) continue;
         ExecStatusType s = PQresultStatus(r->res);
         if (s == PGRES_PIPELINE_SYNC) break;
@@ -188,7 +189,8 @@ namespace {
 Coro<void> start_copy(detail::ConnectionState& st, const std::string& sql, ExecStatusType want) {
   st.send(sql, {}, true, {});
   co_await st.flush();
-  detail::ResultPtr r = co_await st.next_result();
+  while (!st.result_ready()) co_await st.wait_io(false);
+  detail::ResultPtr r = st.take_result();
   if (!r) throw InterfaceError("COPY: no answer");
   if (PQresultStatus(r->res) != want) {
     if (PQresultStatus(r->res) == PGRES_FATAL_ERROR) {
@@ -203,7 +205,10 @@ Coro<void> start_copy(detail::ConnectionState& st, const std::string& sql, ExecS
 /// The command tag at the end of a COPY, or its error.
 Coro<std::string> finish_copy(detail::ConnectionState& st) {
   detail::ResultPtr error, last;
-  while (detail::ResultPtr r = co_await st.next_result()) {
+  for (;;) {
+    while (!st.result_ready()) co_await st.wait_io(false);
+    detail::ResultPtr r = st.take_result();
+    if (!r) break;
     if (PQresultStatus(r->res) == PGRES_FATAL_ERROR && !error) error = r;
     last = r;
   }

@@ -123,8 +123,10 @@ Coro<void> ConnectionState::wait_io(bool write) {
   } withdraw{this, write};
   if (write) {
     loop->add_writer(fd, [this] {
-      loop->remove_writer(fd);
-      wake();
+      // remove_writer destroys this callback (and its capture) while it runs: copy first.
+      ConnectionState* self = this;
+      self->loop->remove_writer(self->fd);
+      self->wake();
     });
   }
   co_await ready;
@@ -143,26 +145,17 @@ Coro<void> ConnectionState::flush() {
   }
 }
 
-Coro<ResultPtr> ConnectionState::next_result() {
-  for (;;) {
-    check_open();
-    if (PQisBusy(conn) == 0) break;
-    co_await wait_io(false);
-  }
-  PGresult* r = PQgetResult(conn);
-  if (r == nullptr) co_return nullptr;
-  co_return std::make_shared<ResultData>(r);
-}
-
 Coro<void> ConnectionState::drain() {
   co_await flush();
   if (PQpipelineStatus(conn) == PQ_PIPELINE_OFF) {
-    while (co_await next_result()) {
+    for (;;) {
+      while (!result_ready()) co_await wait_io(false);
+      if (!take_result()) co_return;
     }
-    co_return;
   }
   for (;;) {
-    ResultPtr r = co_await next_result();
+    while (!result_ready()) co_await wait_io(false);
+    ResultPtr r = take_result();
     if (r && PQresultStatus(r->res) == PGRES_PIPELINE_SYNC) break;
   }
   PQexitPipelineMode(conn);
@@ -247,7 +240,10 @@ Coro<std::string> ConnectionState::prepare(std::string sql) {
   std::exception_ptr cancelled;
   try {
     co_await flush();
-    while (ResultPtr r = co_await next_result()) {
+    for (;;) {
+      while (!result_ready()) co_await wait_io(false);
+      ResultPtr r = take_result();
+      if (!r) break;
       if (PQresultStatus(r->res) == PGRES_FATAL_ERROR && !error) error = std::move(r);
     }
   } catch (const CancelledError&) {
@@ -273,7 +269,10 @@ Coro<ResultPtr> ConnectionState::run_locked(const std::string& sql, const Params
     if (sent.pipelined) {
       std::tie(last, error) = co_await read_pipelined(sent);
     } else {
-      while (ResultPtr r = co_await next_result()) {
+      for (;;) {
+        while (!result_ready()) co_await wait_io(false);
+        ResultPtr r = take_result();
+        if (!r) break;
         ExecStatusType s = PQresultStatus(r->res);
         if (s == PGRES_FATAL_ERROR || s == PGRES_NONFATAL_ERROR || s == PGRES_BAD_RESPONSE) {
           if (!error) error = r;

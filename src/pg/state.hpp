@@ -84,8 +84,20 @@ struct ConnectionState {
   Coro<void> wait_io(bool write);
   /// Sends libpq's output buffer.
   Coro<void> flush();
-  /// The next result (PQgetResult), waiting for it; nullptr at the end of a statement.
-  Coro<ResultPtr> next_result();
+  /// True when the next result can be taken without waiting (checks the connection first).
+  /// Loops wait with `while (!result_ready()) co_await wait_io(false);` and then take_result():
+  /// a coroutine call per result that completes without suspending would deepen the stack
+  /// on every iteration of a long pipeline when the compiler does not make the transfer a
+  /// tail call (sanitizer builds).
+  bool result_ready() {
+    check_open();
+    return PQisBusy(conn) == 0;
+  }
+  /// PQgetResult; nullptr at the end of a statement.
+  ResultPtr take_result() {
+    PGresult* r = PQgetResult(conn);
+    return r != nullptr ? std::make_shared<ResultData>(r) : nullptr;
+  }
   /// After a cancelled wait: PQcancel off the loop, then read and drop what the statement still
   /// produces, so that the connection is in step again. Marks the connection lost on failure.
   Coro<void> abandon() noexcept;

@@ -86,7 +86,8 @@ Coro<std::pair<ResultPtr, ResultPtr>> ConnectionState::read_pipelined(const Sent
   ResultPtr last, error;
   int index = 0;  // which statement of the pipeline the next result belongs to
   for (;;) {
-    ResultPtr r = co_await next_result();
+    while (!result_ready()) co_await wait_io(false);
+    ResultPtr r = take_result();
     if (!r) {
       ++index;
       continue;
