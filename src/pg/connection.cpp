@@ -122,9 +122,12 @@ Coro<Connection> connect(std::string conninfo, ConnectOptions options) {
 Connection::~Connection() = default;
 
 namespace {
-detail::ConnectionState& open_state(const std::shared_ptr<detail::ConnectionState>& s) {
+/// The state, shared for the whole statement: it stays valid even if the Connection object
+/// goes away while the statement runs.
+std::shared_ptr<detail::ConnectionState> open_state(
+    const std::shared_ptr<detail::ConnectionState>& s) {
   if (!s) throw ConnectionDoesNotExistError("the connection is closed");
-  return *s;
+  return s;
 }
 std::vector<Row> rows_of(const detail::ResultPtr& r) {
   std::vector<Row> rows;
@@ -137,39 +140,46 @@ std::vector<Row> rows_of(const detail::ResultPtr& r) {
 }  // namespace
 
 Coro<std::vector<Row>> Connection::fetch_params(Query q, Params params) {
-  detail::ResultPtr r = co_await open_state(state_).run(std::move(q), std::move(params), false);
+  auto state = open_state(state_);
+  detail::ResultPtr r = co_await state->run(std::move(q), std::move(params), false);
   co_return rows_of(r);
 }
 
 Coro<std::optional<Row>> Connection::fetchrow_params(Query q, Params params) {
-  detail::ResultPtr r = co_await open_state(state_).run(std::move(q), std::move(params), false);
+  auto state = open_state(state_);
+  detail::ResultPtr r = co_await state->run(std::move(q), std::move(params), false);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
   co_return Row(r, 0);
 }
 
 Coro<std::string> Connection::execute_params(Query q, Params params, bool simple) {
-  detail::ResultPtr r = co_await open_state(state_).run(std::move(q), std::move(params), simple);
+  auto state = open_state(state_);
+  detail::ResultPtr r = co_await state->run(std::move(q), std::move(params), simple);
   co_return r ? std::string(PQcmdStatus(r->res)) : std::string();
 }
 
 Coro<PreparedStatement> Connection::prepare(Query q) {
-  std::string name = co_await open_state(state_).prepare(q.sql);
+  auto state = open_state(state_);
+  std::string name = co_await state->prepare(q.sql);
   co_return PreparedStatement(state_, std::move(name), std::move(q.sql));
 }
 
 Coro<std::vector<Row>> PreparedStatement::fetch_params(Params params) {
-  detail::ResultPtr r = co_await open_state(state_).run(query_, std::move(params), false, name_);
+  auto state = open_state(state_);
+  detail::ResultPtr r = co_await state->run(query_, std::move(params), false, name_);
   co_return rows_of(r);
 }
 
 Coro<std::optional<Row>> PreparedStatement::fetchrow_params(Params params) {
-  detail::ResultPtr r = co_await open_state(state_).run(query_, std::move(params), false, name_);
+  auto state = open_state(state_);
+  detail::ResultPtr r = co_await state->run(query_, std::move(params), false, name_);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
   co_return Row(r, 0);
 }
 
 Coro<std::string> PreparedStatement::execute_params(Params params) {
-  detail::ResultPtr r = co_await open_state(state_).run(query_, std::move(params), false, name_);
+  auto state = open_state(state_);
+  detail::ResultPtr r = co_await state->run(query_, std::move(params), false, name_);
   co_return r ? std::string(PQcmdStatus(r->res)) : std::string();
 }
 

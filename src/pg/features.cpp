@@ -13,10 +13,12 @@
 namespace weave::pg {
 
 namespace {
-detail::ConnectionState& open_state(const std::shared_ptr<detail::ConnectionState>& s) {
+/// The state, shared for the whole operation (the Connection object may go meanwhile).
+std::shared_ptr<detail::ConnectionState> open_state(
+    const std::shared_ptr<detail::ConnectionState>& s) {
   if (s == nullptr) throw ConnectionDoesNotExistError("the connection is closed");
   s->check_open();
-  return *s;
+  return s;
 }
 
 std::string begin_statement(const TransactionOptions& o) {
@@ -80,7 +82,8 @@ void append_copy_field(std::string& line, const Param& p) {
 // ---- transactions ------------------------------------------------------------------------------
 
 Coro<void> Connection::transaction(TransactionBody body, TransactionOptions options) {
-  detail::ConnectionState& st = open_state(state_);
+  const auto shared = open_state(state_);
+  detail::ConnectionState& st = *shared;
   const bool nested = st.transaction_depth > 0;
   const std::string savepoint = "weave_savepoint_" + std::to_string(st.transaction_depth + 1);
   const std::string begin = nested ? "SAVEPOINT " + savepoint : begin_statement(options);
@@ -110,7 +113,8 @@ Coro<void> Connection::transaction(TransactionBody body, TransactionOptions opti
 // ---- executemany -------------------------------------------------------------------------------
 
 Coro<void> Connection::executemany_params(Query q, std::vector<Params> sets) {
-  detail::ConnectionState& st = open_state(state_);
+  const auto shared = open_state(state_);
+  detail::ConnectionState& st = *shared;
   auto batch = [](detail::ConnectionState& st, std::string sql,
                   std::vector<Params> sets) -> Coro<void> {
     auto held = co_await st.lock.scoped();
@@ -168,7 +172,8 @@ Coro<void> Connection::executemany_params(Query q, std::vector<Params> sets) {
 
 Coro<void> Connection::add_listener(std::string channel,
                                     std::function<void(const Notification&)> callback) {
-  detail::ConnectionState& st = open_state(state_);
+  const auto shared = open_state(state_);
+  detail::ConnectionState& st = *shared;
   const bool first = st.listeners.find(channel) == st.listeners.end();
   st.listeners.emplace(channel, std::move(callback));
   const std::string listen = "LISTEN " + quote_identifier(st.conn, channel);
@@ -176,7 +181,8 @@ Coro<void> Connection::add_listener(std::string channel,
 }
 
 Coro<void> Connection::remove_listener(std::string channel) {
-  detail::ConnectionState& st = open_state(state_);
+  const auto shared = open_state(state_);
+  detail::ConnectionState& st = *shared;
   if (st.listeners.erase(channel) == 0) co_return;
   const std::string unlisten = "UNLISTEN " + quote_identifier(st.conn, channel);
   co_await execute(unlisten);
@@ -230,7 +236,8 @@ Coro<void> put_copy_data(detail::ConnectionState& st, const std::string& chunk) 
 
 Coro<std::string> Connection::copy_rows_in(std::string table, std::vector<Params> rows,
                                            std::vector<std::string> columns) {
-  detail::ConnectionState& st = open_state(state_);
+  const auto shared = open_state(state_);
+  detail::ConnectionState& st = *shared;
   auto held = co_await st.lock.scoped();
   st.check_open();
   std::string sql = "COPY " + quote_identifier(st.conn, table);
@@ -279,7 +286,8 @@ Coro<std::string> Connection::copy_rows_in(std::string table, std::vector<Params
 
 Coro<std::string> Connection::copy_from_query(std::string query,
                                               std::function<void(std::string_view)> output) {
-  detail::ConnectionState& st = open_state(state_);
+  const auto shared = open_state(state_);
+  detail::ConnectionState& st = *shared;
   auto held = co_await st.lock.scoped();
   st.check_open();
   std::exception_ptr cancelled;
