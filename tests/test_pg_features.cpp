@@ -336,3 +336,78 @@ TEST_F(PgFeatures, PrepareRunsAStatementByName) {
 }
 
 }  // namespace
+
+namespace {
+
+// ---- statements in flight together on one connection (one pipeline) ---------------------------
+
+weave::Coro<void> shared_pipeline(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  // An error stays its own statement's: the ones before and after it answer.
+  std::vector<weave::Coro<int>> calls;
+  for (int i = 0; i < 30; ++i) calls.push_back(c.fetchval<int>("select 60 / $1::int", i % 10));
+  auto outcomes = co_await weave::gather_settled(std::move(calls));
+  for (int i = 0; i < 30; ++i) {
+    const auto& o = outcomes[static_cast<std::size_t>(i)];
+    if (i % 10 == 0) {
+      EXPECT_FALSE(o.has_value());
+      try {
+        std::rethrow_exception(o.error());
+      } catch (const pg::PostgresError& e) {
+        EXPECT_EQ(e.sqlstate(), "22012");  // division by zero
+      }
+    } else {
+      EXPECT_TRUE(o.has_value());
+      if (o.has_value()) {
+        EXPECT_EQ(o.value(), 60 / (i % 10));
+      }
+    }
+  }
+  // One of three cancelled: the other two answer, in order.
+  auto slow = weave::create_task(c.fetchval<std::string>("select pg_sleep(0.1)::text"));
+  auto middle = weave::create_task(c.fetchval<int>("select 2"));
+  auto last = weave::create_task(c.fetchval<int>("select 3"));
+  co_await weave::sleep(20ms);
+  middle.cancel();
+  EXPECT_THROW(co_await middle, weave::CancelledError);
+  EXPECT_EQ(co_await slow, "");
+  EXPECT_EQ(co_await last, 3);
+  // A lone statement in the pipeline is cancelled on the server.
+  auto sleeping = weave::create_task(c.fetch("select pg_sleep(10)"));
+  co_await weave::sleep(50ms);
+  const auto t0 = weave::Clock::now();
+  sleeping.cancel();
+  EXPECT_THROW(co_await sleeping, weave::CancelledError);
+  EXPECT_LT(ms_since(t0), 100.0);
+  EXPECT_EQ(co_await c.fetchval<int>("select $1::int", 8), 8);
+  // COPY and simple statements wait for the pipeline, then run.
+  std::vector<weave::Coro<int>> more;
+  for (int i = 0; i < 5; ++i) more.push_back(c.fetchval<int>("select $1::int", i));
+  auto tag = weave::create_task(c.execute("select 1"));
+  EXPECT_EQ((co_await weave::gather(std::move(more))).size(), 5u);
+  EXPECT_EQ(co_await tag, "SELECT 1");
+  co_await c.close();
+}
+
+TEST_F(PgFeatures, StatementsInFlightTogetherShareOnePipeline) {
+  run_bounded(shared_pipeline(dsn()));
+}
+
+weave::Coro<void> lost_pipeline(std::string dsn) {
+  pg::Connection victim = co_await pg::connect(dsn);
+  pg::Connection killer = co_await pg::connect(dsn);
+  auto first = weave::create_task(victim.fetch("select pg_sleep(10)"));
+  auto second = weave::create_task(victim.fetchval<int>("select $1::int", 1));
+  co_await weave::sleep(50ms);
+  co_await killer.execute("select pg_terminate_backend($1)", victim.get_server_pid());
+  EXPECT_THROW(co_await first, pg::ConnectionDoesNotExistError);
+  EXPECT_THROW(co_await second, pg::ConnectionDoesNotExistError);
+  EXPECT_THROW(co_await victim.fetchval<int>("select 1"), pg::ConnectionDoesNotExistError);
+  co_await killer.close();
+}
+
+TEST_F(PgFeatures, ALostConnectionFailsEveryStatementInItsPipeline) {
+  run_bounded(lost_pipeline(dsn()));
+}
+
+}  // namespace

@@ -217,8 +217,13 @@ Coro<ResultPtr> ConnectionState::run(Query q, Params params, bool simple, std::s
   const auto limit = timeout_of(q);
   for (int attempt = 0;; ++attempt) {
     try {
-      if (limit)
+      if (!simple && prepared.empty()) {
+        if (limit) co_return co_await weave::timeout(*limit, run_pipelined(q.sql, params));
+        co_return co_await run_pipelined(q.sql, params);
+      }
+      if (limit) {
         co_return co_await weave::timeout(*limit, run_locked(q.sql, params, simple, prepared));
+      }
       co_return co_await run_locked(q.sql, params, simple, prepared);
     } catch (const PostgresError& e) {
       // asyncpg's InvalidCachedStatementError: the table under a cached statement changed. Out

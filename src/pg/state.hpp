@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <list>
 #include <map>
@@ -65,7 +66,19 @@ struct Sent {
 /// One connection. The loop watches its socket for as long as it is open: each readable event
 /// reads what arrived (PQconsumeInput), delivers notifications and wakes the one statement
 /// waiting, so that a connection with listeners receives NOTIFY while idle.
-struct ConnectionState {
+/// A statement waiting for the connection's pipeline (see pipeline.cpp).
+struct Job {
+  std::string sql;
+  Params params;
+  Future<void> done;
+  Sent sent;
+  ResultPtr last, error;
+  std::exception_ptr failure;  ///< the connection failed under it
+  bool sent_out = false;
+};
+using JobPtr = std::shared_ptr<Job>;
+
+struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   ConnectionState(PGconn* c, ConnectOptions opts);
   ConnectionState(const ConnectionState&) = delete;
   ConnectionState& operator=(const ConnectionState&) = delete;
@@ -91,6 +104,10 @@ struct ConnectionState {
   /// tail call (sanitizer builds).
   bool result_ready() {
     check_open();
+    if (PQstatus(conn) == CONNECTION_BAD) {  // libpq saw it first: no result will ever come
+      mark_lost("connection lost: " + libpq_message(conn));
+      check_open();
+    }
     return PQisBusy(conn) == 0;
   }
   /// PQgetResult; nullptr at the end of a statement.
@@ -114,9 +131,20 @@ struct ConnectionState {
   /// Sends the statement (no waiting): a cached prepared statement when there is one, else a
   /// prepare and the statement in one pipeline. Errors: as check_open, InterfaceError.
   Sent send(const std::string& sql, const Params& params, bool simple, const std::string& prepared);
-  Sent send_cached(const std::string& sql, const Params& params);
-  /// Reads a pipelined statement's results up to the sync: its own result (or the error).
-  Coro<std::pair<ResultPtr, ResultPtr>> read_pipelined(const Sent& sent);
+  /// `own_pipeline`: enter pipeline mode and sync for a miss (false: the caller's pipeline).
+  Sent send_cached(const std::string& sql, const Params& params, bool own_pipeline = true);
+  /// Reads a pipelined statement's results up to its sync: its own result and the error.
+  /// `exit` leaves pipeline mode after.
+  Coro<std::pair<ResultPtr, ResultPtr>> read_pipelined(const Sent& sent, bool exit = true);
+
+  /// Statements issued while others are in flight share one pipeline: each is sent at once
+  /// (with a sync of its own, so an error stays its own) and its results are handed to it.
+  Coro<ResultPtr> run_pipelined(const std::string& sql, const Params& params);
+  /// The task that sends queued jobs and reads their results, while there are any.
+  static Coro<void> drive(std::shared_ptr<ConnectionState> self);
+  void send_queued();
+  std::deque<JobPtr> queued, in_flight;
+  bool driving = false;
   [[noreturn]] void raise_send_failure();
   /// Raises the error `error` carries; a connection that died with it is marked lost.
   [[noreturn]] void raise_error(const ResultPtr& error);

@@ -46,7 +46,7 @@ std::string cache_key(const std::string& sql, const Params& params) {
 }
 }  // namespace
 
-Sent ConnectionState::send_cached(const std::string& sql, const Params& params) {
+Sent ConnectionState::send_cached(const std::string& sql, const Params& params, bool own_pipeline) {
   std::vector<const char*> values(params.size());
   for (std::size_t i = 0; i < params.size(); ++i) {
     values[i] = params[i].text ? params[i].text->c_str() : nullptr;
@@ -62,7 +62,7 @@ Sent ConnectionState::send_cached(const std::string& sql, const Params& params) 
   }
   std::optional<std::string> evicted;
   const std::string name = statements.insert(sent.key, evicted);
-  if (PQenterPipelineMode(conn) == 0) raise_send_failure();
+  if (own_pipeline && PQenterPipelineMode(conn) == 0) raise_send_failure();
   sent.pipelined = true;
   if (evicted) {
     const std::string drop = "DEALLOCATE " + *evicted;
@@ -76,13 +76,13 @@ Sent ConnectionState::send_cached(const std::string& sql, const Params& params) 
   if (PQsendPrepare(conn, name.c_str(), sql.c_str(), n, types.data()) == 0) raise_send_failure();
   sent.prepare_index = sent.query_index++;
   if (PQsendQueryPrepared(conn, name.c_str(), n, values.data(), nullptr, nullptr, 0) == 0 ||
-      PQpipelineSync(conn) == 0) {
+      (own_pipeline && PQpipelineSync(conn) == 0)) {
     raise_send_failure();
   }
   return sent;
 }
 
-Coro<std::pair<ResultPtr, ResultPtr>> ConnectionState::read_pipelined(const Sent& sent) {
+Coro<std::pair<ResultPtr, ResultPtr>> ConnectionState::read_pipelined(const Sent& sent, bool exit) {
   ResultPtr last, error;
   int index = 0;  // which statement of the pipeline the next result belongs to
   for (;;) {
@@ -101,7 +101,7 @@ Coro<std::pair<ResultPtr, ResultPtr>> ConnectionState::read_pipelined(const Sent
       last = std::move(r);
     }
   }
-  PQexitPipelineMode(conn);
+  if (exit) PQexitPipelineMode(conn);
   co_return std::make_pair(std::move(last), std::move(error));
 }
 
