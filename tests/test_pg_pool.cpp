@@ -7,7 +7,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "support/pg.hpp"
@@ -193,7 +195,11 @@ struct PrivateCluster {
   std::string script =
       std::getenv("WEAVE_PG_CLUSTER_SCRIPT") ? std::getenv("WEAVE_PG_CLUSTER_SCRIPT") : "";
   std::string state = weave_test::pg_cluster_dir() + "-private-" + std::to_string(::getpid());
-  ~PrivateCluster() { (void)run("stop"); }
+  ~PrivateCluster() {
+    (void)run("stop");
+    std::error_code ec;
+    std::filesystem::remove_all(state, ec);
+  }
   int run(const std::string& what) const {
     return std::system((script + " " + what + " " + state + " >/dev/null 2>&1").c_str());
   }
