@@ -18,6 +18,12 @@ if(BUILD_SHARED_LIBS)
 else()
   set(WEAVE_CONFIG_NEEDS_OPENSSL TRUE)
 endif()
+# Likewise libpq for a static weave::pg.
+if(TARGET weave_pg AND NOT BUILD_SHARED_LIBS)
+  set(WEAVE_CONFIG_NEEDS_LIBPQ TRUE)
+else()
+  set(WEAVE_CONFIG_NEEDS_LIBPQ FALSE)
+endif()
 configure_package_config_file(cmake/weaveConfig.cmake.in ${PROJECT_BINARY_DIR}/weaveConfig.cmake
                               INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/weave)
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/weaveConfigVersion.cmake

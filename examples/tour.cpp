@@ -182,6 +182,8 @@ Coro<void> core_tour() {
   } catch (const weave::TimeoutError&) {
     std::printf("TimeoutError after %.1f ms\n", since(t0));
   }
+
+  co_await tour::pg_section();
 }
 
 // ---- blocking calls and threads ----------------------------------------------------------------

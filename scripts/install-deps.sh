@@ -6,12 +6,12 @@ set -u
 required=(cmake g++ make pkg-config libgtest-dev libgmock-dev libbenchmark-dev
           libmsgpack-cxx-dev libssl-dev
           node-llhttp zlib1g-dev   # weave::http: the llhttp parser's C sources, gzip/deflate
-          libpq-dev)               # weave::pg
+          libpq-dev postgresql)    # weave::pg, and the server its tests start
 # The openssl command line makes the TLS tests' certificates and plays their peer. The services'
 # tests drive real peers: curl, nginx, wrk and Python for HTTP, a throw-away PostgreSQL cluster;
 # clang-14 with its runtime builds the libFuzzer targets; aiohttp's client is the HTTP client
 # benchmark's peer.
-optional=(liburing-dev openssl curl nginx wrk python3 python3-aiohttp postgresql clang-14
+optional=(liburing-dev openssl curl nginx wrk python3 python3-aiohttp clang-14
           libclang-rt-14-dev)
 missing=()
 for p in "${required[@]}" "${optional[@]}"; do

@@ -6,4 +6,6 @@
 
 namespace tour {
 double since(weave::Clock::time_point t0);
+/// PostgreSQL on a throw-away server (examples/tour/pg_section.cpp).
+weave::Coro<void> pg_section();
 }  // namespace tour

@@ -10,6 +10,7 @@
 #include "weave/future.hpp"
 #include "weave/locks.hpp"
 #include "weave/loop.hpp"
+#include "weave/pg.hpp"
 #include "weave/queues.hpp"
 #include "weave/run.hpp"
 #include "weave/sockets.hpp"

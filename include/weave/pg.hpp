@@ -1,0 +1,364 @@
+#pragma once
+/// \file pg.hpp
+/// weave::pg: a PostgreSQL client in asyncpg's roles (connect, fetch/fetchrow/fetchval/execute,
+/// executemany, transaction, Pool, LISTEN/NOTIFY, COPY) on libpq's asynchronous API. The loop
+/// drives libpq's socket; nothing that can block runs on the loop thread. libpq stays private
+/// to the library: this header does not include it.
+///
+///   weave::pg::Connection conn = co_await weave::pg::connect("postgresql://u@host/db");
+///   int n = co_await conn.fetchval<int>("select $1::int + 1", 41);
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "weave/clock.hpp"
+#include "weave/coro.hpp"
+#include "weave/detail/pg_codec.hpp"
+
+namespace weave::pg {
+
+/// An error the server reported (asyncpg's PostgresError); sqlstate() tells which (e.g. "42P01"
+/// for an undefined table, "57014" for a cancelled statement).
+class PostgresError : public std::runtime_error {
+ public:
+  PostgresError(std::string sqlstate, std::string message, std::string detail, std::string hint,
+                std::string severity);
+  const std::string& sqlstate() const noexcept { return sqlstate_; }
+  const std::string& message() const noexcept { return message_; }
+  const std::string& detail() const noexcept { return detail_; }
+  const std::string& hint() const noexcept { return hint_; }
+  const std::string& severity() const noexcept { return severity_; }
+
+ private:
+  std::string sqlstate_, message_, detail_, hint_, severity_;
+};
+/// The connection could not be opened (refused, bad conninfo, authentication, timeout).
+class ConnectionFailureError : public InterfaceError {
+ public:
+  using InterfaceError::InterfaceError;
+};
+/// The connection is gone: closed by the client, or lost (the server died, the network broke).
+/// A connection that raised this is closed for good.
+class ConnectionDoesNotExistError : public InterfaceError {
+ public:
+  using InterfaceError::InterfaceError;
+};
+
+namespace detail {
+struct ResultData;
+struct ConnectionState;
+struct PoolState;
+}  // namespace detail
+
+/// One row of a result. Cheap to copy: rows of one result share it.
+class Row {
+ public:
+  Row(std::shared_ptr<const detail::ResultData> result, int row) noexcept
+      : result_(std::move(result)), row_(row) {}
+  std::size_t size() const noexcept;
+  std::string_view column_name(std::size_t index) const;
+  /// The index of the column `name`. Errors: std::out_of_range when there is none.
+  std::size_t index_of(std::string_view name) const;
+  bool is_null(std::size_t index) const;
+  /// The raw field; index out of range throws std::out_of_range.
+  Field field(std::size_t index) const;
+
+  /// The value converted to T; NULL only into std::optional. Errors: DataError (NULL into a
+  /// non-optional, text that is no T), std::out_of_range (no such column).
+  template <class T, std::integral I>
+  T get(I index) const {
+    T out{};
+    detail::decode(field(static_cast<std::size_t>(index)), out);
+    return out;
+  }
+  template <class T>
+  T get(std::string_view name) const {
+    return get<T>(index_of(name));
+  }
+  template <class T>
+  T get(const char* name) const {
+    return get<T>(index_of(name));
+  }
+
+ private:
+  std::shared_ptr<const detail::ResultData> result_;
+  int row_;
+};
+
+/// A statement with per-call options; a plain string converts to one.
+struct Query {
+  Query(std::string_view text) : sql(text) {}    // NOLINT: implicit on purpose
+  Query(const char* text) : sql(text) {}         // NOLINT
+  Query(const std::string& text) : sql(text) {}  // NOLINT
+  Query(std::string_view text, Clock::duration timeout) : sql(text), timeout(timeout) {}
+  std::string sql;
+  /// Cancels the statement on the server and raises TimeoutError when it runs longer; the
+  /// connection's command_timeout when unset.
+  std::optional<Clock::duration> timeout;
+};
+
+struct ConnectOptions {
+  /// For the whole connection set-up (DNS, TCP, TLS, authentication). TimeoutError when over.
+  std::optional<Clock::duration> timeout = std::chrono::seconds(60);
+  /// Default Query::timeout of every statement on this connection.
+  std::optional<Clock::duration> command_timeout;
+  /// Prepared statements kept per connection, least recently used evicted (0: none kept).
+  std::size_t statement_cache_size = 100;
+};
+
+enum class IsolationLevel { read_committed, repeatable_read, serializable, read_uncommitted };
+struct TransactionOptions {
+  std::optional<IsolationLevel> isolation;
+  bool readonly = false;
+  bool deferrable = false;
+};
+
+/// A NOTIFY delivered on a channel this connection listens to.
+struct Notification {
+  int pid = 0;
+  std::string channel;
+  std::string payload;
+};
+
+/// A statement prepared by Connection::prepare (asyncpg's PreparedStatement): parsed once, its
+/// parameter types inferred by the server, run by name as often as needed on its connection.
+class PreparedStatement {
+ public:
+  PreparedStatement(std::shared_ptr<detail::ConnectionState> state, std::string name,
+                    std::string query) noexcept
+      : state_(std::move(state)), name_(std::move(name)), query_(std::move(query)) {}
+  template <class... A>
+  Coro<std::vector<Row>> fetch(const A&... args) {
+    return fetch_params(detail::encode_all(args...));
+  }
+  template <class... A>
+  Coro<std::optional<Row>> fetchrow(const A&... args) {
+    return fetchrow_params(detail::encode_all(args...));
+  }
+  template <class T, class... A>
+  Coro<T> fetchval(const A&... args) {
+    return value_of<T>(fetchrow_params(detail::encode_all(args...)));
+  }
+  template <class... A>
+  Coro<std::string> execute(const A&... args) {
+    return execute_params(detail::encode_all(args...));
+  }
+  Coro<std::vector<Row>> fetch_params(Params params);
+  Coro<std::optional<Row>> fetchrow_params(Params params);
+  Coro<std::string> execute_params(Params params);
+  const std::string& get_name() const noexcept { return name_; }
+  const std::string& get_query() const noexcept { return query_; }
+
+ private:
+  template <class T>
+  static Coro<T> value_of(Coro<std::optional<Row>> row) {
+    std::optional<Row> r = co_await std::move(row);
+    if (!r) throw DataError("fetchval: the query returned no row");
+    co_return r->get<T>(0);
+  }
+  std::shared_ptr<detail::ConnectionState> state_;
+  std::string name_, query_;
+};
+
+class Connection;
+using TransactionBody = std::function<Coro<void>(Connection&)>;
+
+/// One server connection (asyncpg.Connection). Statements on one connection run one after the
+/// other; a Pool runs them side by side. Cheap to move; not copyable.
+class Connection {
+ public:
+  Connection() = default;
+  explicit Connection(std::shared_ptr<detail::ConnectionState> state) noexcept
+      : state_(std::move(state)) {}
+  Connection(Connection&&) noexcept = default;
+  Connection& operator=(Connection&&) noexcept = default;
+  ~Connection();
+
+  /// Every row. Parameters are $1, $2, ... in the order given.
+  template <class... A>
+  Coro<std::vector<Row>> fetch(Query q, const A&... args) {
+    return fetch_params(std::move(q), detail::encode_all(args...));
+  }
+  /// The first row, nullopt when there is none.
+  template <class... A>
+  Coro<std::optional<Row>> fetchrow(Query q, const A&... args) {
+    return fetchrow_params(std::move(q), detail::encode_all(args...));
+  }
+  /// The first column of the first row. Errors: DataError when there is no row.
+  template <class T, class... A>
+  Coro<T> fetchval(Query q, const A&... args) {
+    return fetchval_of<T>(fetchrow_params(std::move(q), detail::encode_all(args...)));
+  }
+  /// The command tag ("INSERT 0 1"). Without arguments the simple protocol runs, so `sql` may
+  /// hold several statements.
+  template <class... A>
+  Coro<std::string> execute(Query q, const A&... args) {
+    return execute_params(std::move(q), detail::encode_all(args...), sizeof...(A) == 0);
+  }
+  /// Runs `sql` once per parameter set in one pipeline: one round trip for the batch.
+  template <class... A>
+  Coro<void> executemany(Query q, const std::vector<std::tuple<A...>>& rows) {
+    std::vector<Params> sets;
+    sets.reserve(rows.size());
+    for (const auto& r : rows) {
+      sets.push_back(std::apply([](const auto&... a) { return detail::encode_all(a...); }, r));
+    }
+    return executemany_params(std::move(q), std::move(sets));
+  }
+
+  Coro<std::vector<Row>> fetch_params(Query q, Params params);
+  Coro<std::optional<Row>> fetchrow_params(Query q, Params params);
+  Coro<std::string> execute_params(Query q, Params params, bool simple = false);
+  Coro<void> executemany_params(Query q, std::vector<Params> sets);
+
+  /// Prepares `q` by name, outside the statement cache; it lives as long as the connection.
+  /// Errors: PostgresError (e.g. a syntax error).
+  Coro<PreparedStatement> prepare(Query q);
+
+  /// BEGIN (with `options`), the body, COMMIT; ROLLBACK when the body throws or is cancelled,
+  /// and the exception goes on. Nested calls (inside a transaction) use a SAVEPOINT instead.
+  Coro<void> transaction(TransactionBody body, TransactionOptions options = {});
+
+  /// LISTEN `channel`; `callback` runs on the loop for each notification.
+  Coro<void> add_listener(std::string channel, std::function<void(const Notification&)> callback);
+  /// UNLISTEN `channel` and drop its callbacks.
+  Coro<void> remove_listener(std::string channel);
+
+  /// COPY `table` FROM STDIN with the rows given; returns the command tag ("COPY 3").
+  template <class... A>
+  Coro<std::string> copy_records_to_table(std::string table,
+                                          const std::vector<std::tuple<A...>>& records,
+                                          std::vector<std::string> columns = {}) {
+    std::vector<Params> rows;
+    rows.reserve(records.size());
+    for (const auto& r : records) {
+      rows.push_back(std::apply([](const auto&... a) { return detail::encode_all(a...); }, r));
+    }
+    return copy_rows_in(std::move(table), std::move(rows), std::move(columns));
+  }
+  Coro<std::string> copy_rows_in(std::string table, std::vector<Params> rows,
+                                 std::vector<std::string> columns);
+  /// COPY (`query`) TO STDOUT: `output` gets each row as COPY's text line, as it streams in.
+  /// Returns the command tag.
+  Coro<std::string> copy_from_query(std::string query,
+                                    std::function<void(std::string_view line)> output);
+
+  /// Closes the connection politely (Terminate message). Idempotent.
+  Coro<void> close();
+  /// Closes at once, without waiting.
+  void terminate() noexcept;
+  bool is_closed() const noexcept;
+  bool is_in_transaction() const noexcept;
+  /// The backend's process id (pg_backend_pid()).
+  int get_server_pid() const noexcept;
+  const std::shared_ptr<detail::ConnectionState>& state() const noexcept { return state_; }
+
+ private:
+  template <class T>
+  static Coro<T> fetchval_of(Coro<std::optional<Row>> row) {
+    std::optional<Row> r = co_await std::move(row);
+    if (!r) throw DataError("fetchval: the query returned no row");
+    co_return r->get<T>(0);
+  }
+  std::shared_ptr<detail::ConnectionState> state_;
+};
+
+/// Opens a connection. `conninfo` is any libpq connection string: keywords
+/// ("host=... dbname=...") or a URI ("postgresql://user@host:port/db?sslmode=require").
+/// Errors: ConnectionFailureError; TimeoutError after options.timeout.
+Coro<Connection> connect(std::string conninfo, ConnectOptions options = {});
+
+struct PoolOptions {
+  std::size_t min_size = 10;  ///< opened by create_pool
+  std::size_t max_size = 10;
+  /// A connection is replaced after this many queries.
+  std::uint64_t max_queries = 50000;
+  /// An idle connection older than this is closed instead of handed out (0: never).
+  Clock::duration max_inactive_connection_lifetime = std::chrono::seconds(300);
+  /// Default for acquire(): TimeoutError when no connection frees up in time.
+  std::optional<Clock::duration> timeout;
+  ConnectOptions connect;
+};
+
+/// A connection taken from a Pool, given back (reset) when this is destroyed or released.
+class PoolConnection {
+ public:
+  PoolConnection() = default;
+  PoolConnection(std::shared_ptr<detail::PoolState> pool, Connection conn) noexcept
+      : pool_(std::move(pool)), conn_(std::move(conn)) {}
+  PoolConnection(PoolConnection&& o) noexcept = default;
+  PoolConnection& operator=(PoolConnection&& o) noexcept;
+  ~PoolConnection();
+  Connection* operator->() noexcept { return &conn_; }
+  Connection& operator*() noexcept { return conn_; }
+  /// Gives the connection back now and waits for its reset.
+  Coro<void> release();
+
+ private:
+  std::shared_ptr<detail::PoolState> pool_;
+  Connection conn_;
+};
+
+/// asyncpg.Pool: up to max_size connections shared by the tasks that acquire them.
+class Pool {
+ public:
+  Pool() = default;
+  explicit Pool(std::shared_ptr<detail::PoolState> state) noexcept : state_(std::move(state)) {}
+
+  /// A connection, waiting for one to free up. Errors: TimeoutError (after `timeout`, or the
+  /// pool's), InterfaceError once the pool is closing, what connect raises. Cancellation: no
+  /// connection is taken.
+  Coro<PoolConnection> acquire(std::optional<Clock::duration> timeout = std::nullopt);
+
+  template <class... A>
+  Coro<std::vector<Row>> fetch(Query q, const A&... args) {
+    return run_fetch(std::move(q), detail::encode_all(args...));
+  }
+  template <class... A>
+  Coro<std::optional<Row>> fetchrow(Query q, const A&... args) {
+    return run_fetchrow(std::move(q), detail::encode_all(args...));
+  }
+  template <class T, class... A>
+  Coro<T> fetchval(Query q, const A&... args) {
+    return fetchval_of<T>(run_fetchrow(std::move(q), detail::encode_all(args...)));
+  }
+  template <class... A>
+  Coro<std::string> execute(Query q, const A&... args) {
+    return run_execute(std::move(q), detail::encode_all(args...), sizeof...(A) == 0);
+  }
+
+  /// Waits until every connection is back, then closes them all.
+  Coro<void> close();
+  /// Closes every connection at once; those in use fail their next statement.
+  void terminate() noexcept;
+  std::size_t get_size() const noexcept;       ///< open connections, idle or in use
+  std::size_t get_idle_size() const noexcept;  ///< open and idle
+
+ private:
+  Coro<std::vector<Row>> run_fetch(Query q, Params p);
+  Coro<std::optional<Row>> run_fetchrow(Query q, Params p);
+  Coro<std::string> run_execute(Query q, Params p, bool simple);
+  template <class T>
+  static Coro<T> fetchval_of(Coro<std::optional<Row>> row) {
+    std::optional<Row> r = co_await std::move(row);
+    if (!r) throw DataError("fetchval: the query returned no row");
+    co_return r->get<T>(0);
+  }
+  std::shared_ptr<detail::PoolState> state_;
+};
+
+/// Opens a pool with options.min_size connections. Errors: as connect.
+Coro<Pool> create_pool(std::string dsn, PoolOptions options = {});
+
+}  // namespace weave::pg

@@ -1,0 +1,108 @@
+// The per-connection prepared-statement cache: a statement seen before runs by name (the server
+// skips parsing and planning); a new one is prepared and run in one pipeline, so that the miss
+// costs no extra round trip.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "state.hpp"
+
+namespace weave::pg::detail {
+
+const std::string* StatementCache::find(const std::string& key) {
+  auto it = entries.find(key);
+  if (it == entries.end()) return nullptr;
+  order.splice(order.begin(), order, it->second.position);
+  return &it->second.name;
+}
+
+std::string StatementCache::insert(const std::string& key, std::optional<std::string>& evicted) {
+  if (entries.size() >= capacity && !order.empty()) {
+    auto oldest = entries.find(order.back());
+    evicted = std::move(oldest->second.name);
+    entries.erase(oldest);
+    order.pop_back();
+  }
+  order.push_front(key);
+  std::string name = "weave_stmt_" + std::to_string(++next_id);
+  entries.emplace(key, Entry{name, order.begin()});
+  return name;
+}
+
+void StatementCache::erase(const std::string& key) {
+  auto it = entries.find(key);
+  if (it == entries.end()) return;
+  order.erase(it->second.position);
+  entries.erase(it);
+}
+
+namespace {
+std::string cache_key(const std::string& sql, const Params& params) {
+  std::string key;
+  for (const Param& p : params) key += std::to_string(p.oid) + ',';
+  key += '\n';
+  key += sql;
+  return key;
+}
+}  // namespace
+
+Sent ConnectionState::send_cached(const std::string& sql, const Params& params, bool own_pipeline) {
+  std::vector<const char*> values(params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    values[i] = params[i].text ? params[i].text->c_str() : nullptr;
+  }
+  const int n = static_cast<int>(params.size());
+  Sent sent;
+  sent.key = cache_key(sql, params);
+  if (const std::string* name = statements.find(sent.key)) {
+    if (PQsendQueryPrepared(conn, name->c_str(), n, values.data(), nullptr, nullptr, 0) == 0) {
+      raise_send_failure();
+    }
+    return sent;
+  }
+  std::optional<std::string> evicted;
+  const std::string name = statements.insert(sent.key, evicted);
+  if (own_pipeline && PQenterPipelineMode(conn) == 0) raise_send_failure();
+  sent.pipelined = true;
+  if (evicted) {
+    const std::string drop = "DEALLOCATE " + *evicted;
+    if (PQsendQueryParams(conn, drop.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 0) {
+      raise_send_failure();
+    }
+    ++sent.query_index;
+  }
+  std::vector<Oid> types(params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) types[i] = params[i].oid;
+  if (PQsendPrepare(conn, name.c_str(), sql.c_str(), n, types.data()) == 0) raise_send_failure();
+  sent.prepare_index = sent.query_index++;
+  if (PQsendQueryPrepared(conn, name.c_str(), n, values.data(), nullptr, nullptr, 0) == 0 ||
+      (own_pipeline && PQpipelineSync(conn) == 0)) {
+    raise_send_failure();
+  }
+  return sent;
+}
+
+Coro<std::pair<ResultPtr, ResultPtr>> ConnectionState::read_pipelined(const Sent& sent, bool exit) {
+  ResultPtr last, error;
+  int index = 0;  // which statement of the pipeline the next result belongs to
+  for (;;) {
+    while (!result_ready()) co_await wait_io(false);
+    ResultPtr r = take_result();
+    if (!r) {
+      ++index;
+      continue;
+    }
+    ExecStatusType s = PQresultStatus(r->res);
+    if (s == PGRES_PIPELINE_SYNC) break;
+    if (s == PGRES_FATAL_ERROR) {
+      if (index == sent.prepare_index) statements.erase(sent.key);
+      if (!error) error = std::move(r);
+    } else if (index == sent.query_index && s != PGRES_PIPELINE_ABORTED) {
+      last = std::move(r);
+    }
+  }
+  if (exit) PQexitPipelineMode(conn);
+  co_return std::make_pair(std::move(last), std::move(error));
+}
+
+}  // namespace weave::pg::detail

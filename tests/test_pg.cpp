@@ -1,0 +1,327 @@
+// weave::pg against a real PostgreSQL server (the ctest fixture's cluster): connecting by
+// keywords and URI, failures and timeouts of the connect, every supported type both ways with
+// NULLs and extremes, server errors with their SQLSTATE, and a connection lost mid-query.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support/pg.hpp"
+
+using namespace std::chrono_literals;
+using weave_test::run_bounded;
+namespace pg = weave::pg;
+
+namespace {
+
+class Pg : public weave_test::PgTest {};
+
+// ---- connecting --------------------------------------------------------------------------------
+
+weave::Coro<void> connect_both_forms(std::string keywords, std::string uri) {
+  pg::Connection a = co_await pg::connect(keywords);
+  EXPECT_EQ(co_await a.fetchval<int>("select 1 + 1"), 2);
+  pg::Connection b = co_await pg::connect(uri);
+  EXPECT_EQ(co_await b.fetchval<std::string>("select current_database()"),
+            co_await a.fetchval<std::string>("select current_database()"));
+  EXPECT_EQ(co_await b.fetchval<std::string>("select inet_server_addr()::text"), "127.0.0.1/32");
+  EXPECT_NE(a.get_server_pid(), b.get_server_pid());
+  co_await a.close();
+  EXPECT_TRUE(a.is_closed());
+  EXPECT_THROW(co_await a.fetchval<int>("select 1"), pg::ConnectionDoesNotExistError);
+  co_await b.close();
+  co_await b.close();  // idempotent
+}
+
+TEST_F(Pg, ConnectsWithKeywordsAndWithAUri) {
+  run_bounded(connect_both_forms(
+      dsn(), "postgresql://postgres@127.0.0.1:" + port() + "/" + database() + "?sslmode=disable"));
+}
+
+weave::Coro<void> refused() {
+  // A port that was free a moment ago: nothing listens there.
+  auto server = co_await weave::start_server(
+      [](weave::StreamReader, weave::StreamWriter) -> weave::Coro<void> { co_return; }, "127.0.0.1",
+      0);
+  const auto port = server.sockets().at(0).getsockname().port();
+  server.close();
+  co_await server.wait_closed();
+  EXPECT_THROW(co_await pg::connect("host=127.0.0.1 port=" + std::to_string(port)),
+               pg::ConnectionFailureError);
+}
+
+TEST_F(Pg, ARefusedConnectIsAConnectionFailureError) {
+  run_bounded(refused());
+}
+
+weave::Coro<void> connect_timeout() {
+  // A server that accepts and never says a word: the startup packet is never answered.
+  std::vector<weave::StreamWriter> held;
+  auto server = co_await weave::start_server(
+      [&held](weave::StreamReader, weave::StreamWriter w) -> weave::Coro<void> {
+        held.push_back(std::move(w));
+        co_return;
+      },
+      "127.0.0.1", 0);
+  const auto port = server.sockets().at(0).getsockname().port();
+  pg::ConnectOptions opts;
+  opts.timeout = 100ms;
+  const auto t0 = weave::Clock::now();
+  EXPECT_THROW(
+      co_await pg::connect("host=127.0.0.1 sslmode=disable port=" + std::to_string(port), opts),
+      weave::TimeoutError);
+  EXPECT_LT(weave::Clock::now() - t0, 1s);
+  for (auto& w : held) w.close();
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Pg, ConnectTimesOutAgainstASilentServer) {
+  run_bounded(connect_timeout());
+}
+
+TEST_F(Pg, ABadConninfoIsAConnectionFailureError) {
+  run_bounded([]() -> weave::Coro<void> {
+    EXPECT_THROW(co_await pg::connect("host=/nonexistent/dir port=1"), pg::ConnectionFailureError);
+    EXPECT_THROW(co_await pg::connect("nonsense_keyword=1"), pg::ConnectionFailureError);
+  }());
+}
+
+// ---- types both ways ---------------------------------------------------------------------------
+
+template <class T>
+weave::Coro<T> echo(pg::Connection& c, std::string cast, const T& v) {
+  const std::string sql = "select $1::" + cast;
+  co_return co_await c.fetchval<T>(sql, v);
+}
+
+weave::Coro<void> integers_and_floats(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  using L16 = std::numeric_limits<std::int16_t>;
+  using L32 = std::numeric_limits<std::int32_t>;
+  using L64 = std::numeric_limits<std::int64_t>;
+  EXPECT_EQ(co_await echo<std::int16_t>(c, "int2", L16::min()), L16::min());
+  EXPECT_EQ(co_await echo<std::int16_t>(c, "int2", L16::max()), L16::max());
+  EXPECT_EQ(co_await echo<std::int32_t>(c, "int4", L32::min()), L32::min());
+  EXPECT_EQ(co_await echo<std::int32_t>(c, "int4", L32::max()), L32::max());
+  EXPECT_EQ(co_await echo<std::int64_t>(c, "int8", L64::min()), L64::min());
+  EXPECT_EQ(co_await echo<std::int64_t>(c, "int8", L64::max()), L64::max());
+  EXPECT_EQ(co_await echo<double>(c, "float8", 1.7976931348623157e308), 1.7976931348623157e308);
+  EXPECT_EQ(co_await echo<double>(c, "float8", 4.9e-324), 4.9e-324);
+  EXPECT_EQ(co_await echo<double>(c, "float8", 0.1), 0.1);
+  EXPECT_EQ(co_await echo<float>(c, "float4", 3.4028235e38f), 3.4028235e38f);
+  EXPECT_TRUE(std::isnan(co_await echo<double>(c, "float8", std::nan(""))));
+  EXPECT_EQ(co_await echo<double>(c, "float8", -std::numeric_limits<double>::infinity()),
+            -std::numeric_limits<double>::infinity());
+  EXPECT_EQ(co_await echo<bool>(c, "bool", true), true);
+  EXPECT_EQ(co_await echo<bool>(c, "bool", false), false);
+  // A value too big for the C++ type is a DataError, not a silent wrap.
+  EXPECT_THROW(co_await c.fetchval<std::int16_t>("select 40000::int4"), pg::DataError);
+  EXPECT_THROW(co_await c.fetchval<int>("select 'abc'::text"), pg::DataError);
+  co_await c.close();
+}
+
+TEST_F(Pg, IntegersFloatsAndBoolsRoundTripAtTheirExtremes) {
+  run_bounded(integers_and_floats(dsn()));
+}
+
+weave::Coro<void> text_bytes_and_friends(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  const std::string text = "it's \"quoted\", \\ back\tslash, caf\xc3\xa9, \xe2\x9c\x93";
+  EXPECT_EQ(co_await echo<std::string>(c, "text", text), text);
+  EXPECT_EQ(co_await echo<std::string>(c, "varchar", std::string()), "");
+  pg::Bytes all;
+  for (int i = 0; i < 256; ++i) all.data += static_cast<char>(i);
+  EXPECT_EQ(co_await echo<pg::Bytes>(c, "bytea", all), all);
+  EXPECT_EQ(co_await c.fetchval<std::string>("select 12345678901234567890.123456789::numeric"),
+            "12345678901234567890.123456789");
+  EXPECT_EQ(
+      co_await echo<std::string>(c, "uuid", std::string("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")),
+      "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+  EXPECT_EQ(
+      co_await c.fetchval<std::string>("select $1::jsonb ->> 'k'", std::string("{\"k\": \"v\"}")),
+      "v");
+  EXPECT_EQ(co_await echo<std::string>(c, "json", std::string("{\"a\": [1, 2]}")),
+            "{\"a\": [1, 2]}");
+  co_await c.close();
+}
+
+TEST_F(Pg, TextBytesNumericUuidAndJson) {
+  run_bounded(text_bytes_and_friends(dsn()));
+}
+
+weave::Coro<void> times(std::string dsn) {
+  using namespace std::chrono;
+  pg::Connection c = co_await pg::connect(dsn);
+  const sys_days first = sys_days(year(1) / 1 / 1), last = sys_days(year(9999) / 12 / 31);
+  const sys_days bc = sys_days(year(-43) / 3 / 15);  // 44 BC
+  EXPECT_EQ(co_await echo<sys_days>(c, "date", first), first);
+  EXPECT_EQ(co_await echo<sys_days>(c, "date", last), last);
+  EXPECT_EQ(co_await echo<sys_days>(c, "date", bc), bc);
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::date::text", bc), "0044-03-15 BC");
+  const auto t =
+      sys_days(year(2024) / 2 / 29) + hours(23) + minutes(59) + seconds(58) + microseconds(123456);
+  using Micro = time_point<system_clock, microseconds>;
+  EXPECT_EQ(co_await echo<Micro>(c, "timestamptz", Micro(t)), Micro(t));
+  EXPECT_EQ(co_await echo<Micro>(c, "timestamp", Micro(t)), Micro(t));
+  // The server's time zone is in the text it sends: +05:30 must come out as the same instant.
+  co_await c.execute("set time zone 'Asia/Kolkata'");
+  EXPECT_EQ(co_await echo<Micro>(c, "timestamptz", Micro(t)), Micro(t));
+  EXPECT_EQ(co_await c.fetchval<Micro>("select '2000-01-01 05:30:00+05:30'::timestamptz"),
+            Micro(sys_days(year(2000) / 1 / 1)));
+  // Intervals: days and months count as 24 h and 30 days (asyncpg's timedelta does the same).
+  EXPECT_EQ(co_await echo<microseconds>(c, "interval", microseconds(-90'061'000'001)),
+            microseconds(-90'061'000'001));
+  EXPECT_EQ(co_await c.fetchval<microseconds>("select '1 mon 2 days 03:00:00'::interval"),
+            duration_cast<microseconds>(days(32) + hours(3)));
+  EXPECT_EQ(co_await c.fetchval<microseconds>("select '-1 days +00:00:01'::interval"),
+            duration_cast<microseconds>(-days(1) + seconds(1)));
+  EXPECT_EQ(co_await c.fetchval<seconds>("select $1::interval", hours(1000000)), hours(1000000));
+  co_await c.close();
+}
+
+TEST_F(Pg, DatesTimestampsAndIntervals) {
+  run_bounded(times(dsn()));
+}
+
+weave::Coro<void> arrays_and_nulls(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  const std::vector<int> ints = {1, -2, std::numeric_limits<int>::max()};
+  EXPECT_EQ(co_await echo<std::vector<int>>(c, "int4[]", ints), ints);
+  const std::vector<std::int64_t> longs = {std::numeric_limits<std::int64_t>::min(), 0};
+  EXPECT_EQ(co_await echo<std::vector<std::int64_t>>(c, "int8[]", longs), longs);
+  const std::vector<std::string> texts = {"a",           "",     "with,comma", "with \"quote\"",
+                                          "back\\slash", "NULL", "{brace}"};
+  EXPECT_EQ(co_await echo<std::vector<std::string>>(c, "text[]", texts), texts);
+  EXPECT_EQ(co_await echo<std::vector<int>>(c, "int4[]", std::vector<int>{}), std::vector<int>{});
+  using OptInts = std::vector<std::optional<int>>;
+  const OptInts holes = {1, std::nullopt, 3};
+  EXPECT_EQ(co_await echo<OptInts>(c, "int4[]", holes), holes);
+  EXPECT_THROW(co_await c.fetchval<std::vector<int>>("select array[1, null]::int4[]"),
+               pg::DataError);
+  // NULL both ways, of every kind.
+  EXPECT_EQ(co_await echo<std::optional<int>>(c, "int4", std::nullopt), std::nullopt);
+  EXPECT_EQ(co_await echo<std::optional<std::string>>(c, "text", std::optional<std::string>()),
+            std::nullopt);
+  EXPECT_EQ(co_await echo<std::optional<double>>(c, "float8", std::optional<double>(2.5)), 2.5);
+  auto row = co_await c.fetchrow("select null::int as answer, 7 as seven, null::text as t");
+  EXPECT_TRUE(row->is_null(0));
+  EXPECT_EQ(row->get<std::optional<int>>("answer"), std::nullopt);
+  EXPECT_EQ(row->get<int>("seven"), 7);
+  try {
+    (void)row->get<int>("answer");
+    ADD_FAILURE() << "NULL read into int";
+  } catch (const pg::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("\"answer\""), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)row->get<std::string>(2), pg::DataError);
+  EXPECT_THROW((void)row->get<int>("missing"), std::out_of_range);
+  EXPECT_THROW((void)row->get<int>(3), std::out_of_range);
+  EXPECT_EQ(row->column_name(1), "seven");
+  co_await c.close();
+}
+
+TEST_F(Pg, ArraysAndNullsWithClearErrors) {
+  run_bounded(arrays_and_nulls(dsn()));
+}
+
+weave::Coro<void> rows_and_tags(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  co_await c.execute("create temp table t(id int primary key, name text)");
+  EXPECT_EQ(co_await c.execute("insert into t values ($1, $2), ($3, $4)", 1, "one", 2, "two"),
+            "INSERT 0 2");
+  auto rows = co_await c.fetch("select id, name from t order by id");
+  EXPECT_EQ(rows.size(), 2u);
+  if (rows.size() != 2) co_return;
+  EXPECT_EQ(rows[1].get<int>("id"), 2);
+  EXPECT_EQ(rows[1].get<std::string>(1), "two");
+  EXPECT_FALSE(co_await c.fetchrow("select * from t where id = $1", 3));
+  EXPECT_THROW(co_await c.fetchval<int>("select id from t where id = 3"), pg::DataError);
+  EXPECT_EQ(co_await c.execute("update t set name = 'x'; delete from t where id = 1"), "DELETE 1");
+  co_await c.close();
+}
+
+TEST_F(Pg, FetchFetchrowFetchvalAndCommandTags) {
+  run_bounded(rows_and_tags(dsn()));
+}
+
+// ---- errors ------------------------------------------------------------------------------------
+
+template <class Body>
+weave::Coro<std::string> sqlstate_of(Body body) {
+  try {
+    co_await body();
+  } catch (const pg::PostgresError& e) {
+    co_return e.sqlstate();
+  }
+  co_return "no error";
+}
+
+weave::Coro<void> server_errors(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  auto missing = [&]() -> weave::Coro<void> { co_await c.fetch("select * from no_such_table"); };
+  EXPECT_EQ(co_await sqlstate_of(missing), "42P01");
+  auto syntax = [&]() -> weave::Coro<void> { co_await c.execute("selec 1"); };
+  EXPECT_EQ(co_await sqlstate_of(syntax), "42601");
+  auto bad_param = [&]() -> weave::Coro<void> { co_await c.fetch("select $1::int", "abc"); };
+  EXPECT_EQ(co_await sqlstate_of(bad_param), "22P02");
+  auto too_few = [&]() -> weave::Coro<void> { co_await c.fetch("select $1::int + $2::int", 1); };
+  EXPECT_EQ(co_await sqlstate_of(too_few), "08P01");
+  co_await c.execute("create temp table u(id int primary key)");
+  co_await c.execute("insert into u values (1)");
+  try {
+    co_await c.execute("insert into u values ($1)", 1);
+    ADD_FAILURE() << "no unique violation";
+  } catch (const pg::PostgresError& e) {
+    EXPECT_EQ(e.sqlstate(), "23505");
+    EXPECT_EQ(e.detail(), "Key (id)=(1) already exists.");
+    EXPECT_EQ(e.severity(), "ERROR");
+  }
+  try {
+    co_await c.execute(
+        "do $$ begin raise exception 'boom' using detail = 'the detail', hint = 'the hint', "
+        "errcode = 'P0042'; end $$");
+    ADD_FAILURE() << "no exception raised";
+  } catch (const pg::PostgresError& e) {
+    EXPECT_EQ(e.sqlstate(), "P0042");
+    EXPECT_EQ(e.message(), "boom");
+    EXPECT_EQ(e.detail(), "the detail");
+    EXPECT_EQ(e.hint(), "the hint");
+  }
+  EXPECT_EQ(co_await c.fetchval<int>("select 5"), 5);  // usable after every error
+  co_await c.close();
+}
+
+TEST_F(Pg, ServerErrorsCarryTheirSqlstateDetailAndHint) {
+  run_bounded(server_errors(dsn()));
+}
+
+weave::Coro<void> lost_mid_query(std::string dsn) {
+  pg::Connection victim = co_await pg::connect(dsn);
+  pg::Connection killer = co_await pg::connect(dsn);
+  const int pid = victim.get_server_pid();
+  auto sleeping = weave::create_task(victim.execute("select pg_sleep(10)"));
+  co_await weave::sleep(50ms);
+  EXPECT_TRUE(co_await killer.fetchval<bool>("select pg_terminate_backend($1)", pid));
+  EXPECT_THROW(co_await sleeping, pg::ConnectionDoesNotExistError);
+  EXPECT_TRUE(victim.is_closed());
+  EXPECT_THROW(co_await victim.fetchval<int>("select 1"), pg::ConnectionDoesNotExistError);
+  // An idle connection whose backend goes away notices it without being asked.
+  pg::Connection idle = co_await pg::connect(dsn);
+  EXPECT_TRUE(
+      co_await killer.fetchval<bool>("select pg_terminate_backend($1)", idle.get_server_pid()));
+  co_await weave_test::until([&] { return idle.is_closed(); });
+  EXPECT_TRUE(idle.is_closed());
+  co_await killer.close();
+}
+
+TEST_F(Pg, ALostConnectionIsConnectionDoesNotExistError) {
+  run_bounded(lost_mid_query(dsn()));
+}
+
+}  // namespace

@@ -1,0 +1,266 @@
+// weave::pg's statements in flight against a real server: cancellation (PQcancel off the loop,
+// the connection usable after), command timeouts, transactions with savepoints rolled back by an
+// exception and by cancellation, 10,000 statements in one pipeline (executemany), LISTEN/NOTIFY
+// across two connections, and COPY of 100,000 rows each way.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "support/pg.hpp"
+#include "support/steps.hpp"
+
+using namespace std::chrono_literals;
+using weave_test::run_bounded;
+namespace pg = weave::pg;
+
+namespace {
+
+class PgFeatures : public weave_test::PgTest {};
+
+double ms_since(weave::Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(weave::Clock::now() - t0).count();
+}
+
+// ---- cancellation and timeouts -----------------------------------------------------------------
+
+weave::Coro<void> cancel_sleep(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  auto sleeping = weave::create_task(c.execute("select pg_sleep(10)"));
+  co_await weave::sleep(50ms);
+  const auto t0 = weave::Clock::now();
+  sleeping.cancel();
+  EXPECT_THROW(co_await sleeping, weave::CancelledError);
+  EXPECT_LT(ms_since(t0), 100.0);
+  EXPECT_FALSE(c.is_closed());
+  EXPECT_EQ(co_await c.fetchval<int>("select 41 + 1"), 42);  // the error 57014 was consumed
+  EXPECT_FALSE(c.is_in_transaction());
+  co_await c.close();
+}
+
+TEST_F(PgFeatures, CancellingPgSleepStopsItOnTheServerWithin100ms) {
+  run_bounded(cancel_sleep(dsn()));
+}
+
+weave::Coro<void> timeouts(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  auto t0 = weave::Clock::now();
+  EXPECT_THROW(co_await c.execute(pg::Query("select pg_sleep(10)", 100ms)), weave::TimeoutError);
+  EXPECT_LT(ms_since(t0), 1000.0);
+  EXPECT_EQ(co_await c.fetchval<int>(pg::Query("select 1", 1s)), 1);
+  co_await c.close();
+  pg::ConnectOptions opts;
+  opts.command_timeout = 100ms;
+  pg::Connection d = co_await pg::connect(dsn, opts);
+  t0 = weave::Clock::now();
+  EXPECT_THROW(co_await d.fetch("select pg_sleep(10)"), weave::TimeoutError);
+  EXPECT_LT(ms_since(t0), 1000.0);
+  EXPECT_EQ(co_await d.fetchval<int>("select 2"), 2);
+  // A per-call timeout overrides the connection's.
+  EXPECT_EQ(co_await d.fetchval<std::string>(pg::Query("select pg_sleep(0.2)::text", 5s)), "");
+  co_await d.close();
+}
+
+TEST_F(PgFeatures, CommandTimeoutPerCallAndPerConnection) {
+  run_bounded(timeouts(dsn()));
+}
+
+weave::Coro<void> queued_statements(std::string dsn) {
+  // Statements issued concurrently on one connection run one after the other, each answered.
+  pg::Connection c = co_await pg::connect(dsn);
+  std::vector<weave::Coro<int>> calls;
+  for (int i = 0; i < 20; ++i) calls.push_back(c.fetchval<int>("select $1::int * 2", i));
+  std::vector<int> results = co_await weave::gather(std::move(calls));
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(results[static_cast<std::size_t>(i)], i * 2);
+  co_await c.close();
+}
+
+TEST_F(PgFeatures, ConcurrentStatementsOnOneConnectionAllAnswer) {
+  run_bounded(queued_statements(dsn()));
+}
+
+// ---- transactions ------------------------------------------------------------------------------
+
+weave::Coro<long> count(pg::Connection& c) {
+  co_return co_await c.fetchval<std::int64_t>("select count(*) from tx");
+}
+
+weave::Coro<void> transactions(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  co_await c.execute("create temp table tx(v int)");
+  pg::TransactionBody commit = [](pg::Connection& t) -> weave::Coro<void> {
+    EXPECT_TRUE(t.is_in_transaction());
+    co_await t.execute("insert into tx values (1)");
+  };
+  co_await c.transaction(commit);
+  EXPECT_EQ(co_await count(c), 1);
+  EXPECT_FALSE(c.is_in_transaction());
+
+  pg::TransactionBody fail = [](pg::Connection& t) -> weave::Coro<void> {
+    co_await t.execute("insert into tx values (2)");
+    throw std::runtime_error("body failed");
+  };
+  EXPECT_THROW(co_await c.transaction(fail), std::runtime_error);
+  EXPECT_EQ(co_await count(c), 1);
+
+  // Nested: the inner failure rolls back to its savepoint only.
+  pg::TransactionBody inner_fail = [](pg::Connection& t) -> weave::Coro<void> {
+    co_await t.execute("insert into tx values (3)");
+    throw std::logic_error("inner failed");
+  };
+  pg::TransactionBody outer = [&](pg::Connection& t) -> weave::Coro<void> {
+    co_await t.execute("insert into tx values (4)");
+    EXPECT_THROW(co_await t.transaction(inner_fail), std::logic_error);
+    EXPECT_TRUE(t.is_in_transaction());
+  };
+  co_await c.transaction(outer);
+  EXPECT_EQ(co_await c.fetchval<std::int64_t>("select sum(v) from tx"), 5);
+
+  pg::TransactionOptions opts;
+  opts.isolation = pg::IsolationLevel::serializable;
+  opts.readonly = true;
+  pg::TransactionBody check = [](pg::Connection& t) -> weave::Coro<void> {
+    EXPECT_EQ(co_await t.fetchval<std::string>("show transaction_isolation"), "serializable");
+    EXPECT_EQ(co_await t.fetchval<std::string>("show transaction_read_only"), "on");
+    // (temporary tables stay writable in a read-only transaction: create a real one)
+    auto write = [&]() -> weave::Coro<void> { co_await t.execute("create table ro(v int)"); };
+    try {
+      co_await write();
+      ADD_FAILURE() << "a read-only transaction wrote";
+    } catch (const pg::PostgresError& e) {
+      EXPECT_EQ(e.sqlstate(), "25006");
+    }
+  };
+  co_await c.transaction(check, opts);  // the body swallowed the error: COMMIT ends the aborted tx
+  EXPECT_FALSE(c.is_in_transaction());
+  co_await c.close();
+}
+
+TEST_F(PgFeatures, TransactionsCommitRollBackAndNestAsSavepoints) {
+  run_bounded(transactions(dsn()));
+}
+
+weave::Coro<void> cancelled_transaction(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  co_await c.execute("create temp table tx(v int)");
+  pg::TransactionBody slow = [](pg::Connection& t) -> weave::Coro<void> {
+    co_await t.execute("insert into tx values (1)");
+    co_await t.execute("select pg_sleep(10)");
+  };
+  auto task = weave::create_task(c.transaction(slow));
+  co_await weave::sleep(100ms);
+  task.cancel();
+  EXPECT_THROW(co_await task, weave::CancelledError);
+  EXPECT_FALSE(c.is_in_transaction());
+  EXPECT_EQ(co_await count(c), 0);
+  co_await c.close();
+}
+
+TEST_F(PgFeatures, ATransactionIsRolledBackWhenCancelled) {
+  run_bounded(cancelled_transaction(dsn()));
+}
+
+// ---- pipelining --------------------------------------------------------------------------------
+
+weave::Coro<void> pipelined(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  co_await c.execute("create temp table p(id int primary key, name text)");
+  std::vector<std::tuple<int, std::string>> rows;
+  for (int i = 0; i < 10000; ++i) rows.emplace_back(i, "row " + std::to_string(i));
+  co_await c.executemany("insert into p values ($1, $2)", rows);
+  EXPECT_EQ(co_await c.fetchval<std::int64_t>("select count(*) from p"), 10000);
+  EXPECT_EQ(co_await c.fetchval<std::string>("select name from p where id = 9999"), "row 9999");
+  // One failing statement: the batch is one implicit transaction and rolls back whole.
+  std::vector<std::tuple<int, std::string>> clash = {{20000, "new"}, {5, "duplicate"}};
+  try {
+    co_await c.executemany("insert into p values ($1, $2)", clash);
+    ADD_FAILURE() << "no unique violation";
+  } catch (const pg::PostgresError& e) {
+    EXPECT_EQ(e.sqlstate(), "23505");
+  }
+  EXPECT_EQ(co_await c.fetchval<std::int64_t>("select count(*) from p"), 10000);
+  EXPECT_EQ(co_await c.fetchval<int>("select 3"), 3);
+  co_await c.close();
+}
+
+TEST_F(PgFeatures, TenThousandStatementsInOnePipeline) {
+  run_bounded(pipelined(dsn()), std::chrono::seconds(30));
+}
+
+// ---- LISTEN / NOTIFY ---------------------------------------------------------------------------
+
+weave::Coro<void> notifications(std::string dsn) {
+  pg::Connection listener = co_await pg::connect(dsn);
+  pg::Connection sender = co_await pg::connect(dsn);
+  std::vector<pg::Notification> got;
+  co_await listener.add_listener("weave chan",
+                                 [&](const pg::Notification& n) { got.push_back(n); });
+  co_await sender.execute("notify \"weave chan\", 'first'");
+  co_await sender.execute("select pg_notify('weave chan', $1)", "second");
+  co_await sender.execute("select pg_notify('other', 'not for us')");
+  co_await weave_test::until([&] { return got.size() >= 2; });  // the listener is idle meanwhile
+  EXPECT_EQ(got.size(), 2u);
+  if (got.size() != 2) co_return;
+  EXPECT_EQ(got[0].payload, "first");
+  EXPECT_EQ(got[1].payload, "second");
+  EXPECT_EQ(got[0].channel, "weave chan");
+  EXPECT_EQ(got[0].pid, sender.get_server_pid());
+  co_await listener.remove_listener("weave chan");
+  co_await sender.execute("notify \"weave chan\", 'third'");
+  EXPECT_EQ(co_await listener.fetchval<int>("select 1"), 1);
+  co_await weave::sleep(50ms);
+  EXPECT_EQ(got.size(), 2u);
+  co_await listener.close();
+  co_await sender.close();
+}
+
+TEST_F(PgFeatures, ListenNotifyAcrossTwoConnections) {
+  run_bounded(notifications(dsn()));
+}
+
+// ---- COPY --------------------------------------------------------------------------------------
+
+weave::Coro<void> copies(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  co_await c.execute("create temp table c(id int, name text, score float8)");
+  std::vector<std::tuple<int, std::string, std::optional<double>>> rows;
+  for (int i = 0; i < 100000; ++i) {
+    rows.emplace_back(i, i == 7 ? "tab\there\nnewline\\" : "n" + std::to_string(i),
+                      i % 10 == 0 ? std::nullopt : std::optional<double>(i * 0.5));
+  }
+  EXPECT_EQ(co_await c.copy_records_to_table("c", rows), "COPY 100000");
+  EXPECT_EQ(co_await c.fetchval<std::int64_t>("select count(*) from c"), 100000);
+  EXPECT_EQ(co_await c.fetchval<std::int64_t>("select count(*) from c where score is null"), 10000);
+  EXPECT_EQ(co_await c.fetchval<std::string>("select name from c where id = 7"),
+            "tab\there\nnewline\\");
+  std::size_t lines = 0;
+  std::string line7;
+  auto out = [&](std::string_view line) {
+    if (lines++ == 7) line7 = line;
+  };
+  EXPECT_EQ(co_await c.copy_from_query("select id, name, score from c order by id", out),
+            "COPY 100000");
+  EXPECT_EQ(lines, 100000u);
+  EXPECT_EQ(line7, "7\ttab\\there\\nnewline\\\\\t3.5");
+  // A COPY into a missing column is the server's error, and the connection stays usable.
+  std::vector<std::tuple<int>> one = {{1}};
+  std::vector<std::string> missing_column = {"nope"};
+  try {
+    co_await c.copy_records_to_table("c", one, missing_column);
+    ADD_FAILURE() << "COPY into a missing column";
+  } catch (const pg::PostgresError& e) {
+    EXPECT_EQ(e.sqlstate(), "42703");
+  }
+  EXPECT_EQ(co_await c.fetchval<int>("select 4"), 4);
+  co_await c.close();
+}
+
+TEST_F(PgFeatures, CopyOfAHundredThousandRowsEachWay) {
+  run_bounded(copies(dsn()), std::chrono::seconds(30));
+}
+
+}  // namespace
