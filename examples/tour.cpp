@@ -183,6 +183,7 @@ Coro<void> core_tour() {
     std::printf("TimeoutError after %.1f ms\n", since(t0));
   }
 
+  co_await tour::http_section();
   co_await tour::pg_section();
 }
 

@@ -6,6 +6,8 @@
 
 namespace tour {
 double since(weave::Clock::time_point t0);
+/// An HTTP server and its client, concurrent requests against sequential ones.
+weave::Coro<void> http_section();
 /// PostgreSQL on a throw-away server (examples/tour/pg_section.cpp).
 weave::Coro<void> pg_section();
 }  // namespace tour
