@@ -38,6 +38,13 @@ class KeyboardInterrupt : public CancelledError {
   KeyboardInterrupt() : CancelledError("KeyboardInterrupt") {}
 };
 
+/// Raised at a generator's co_yield by aclose() (Python's GeneratorExit). Like CancelledError it
+/// is no std::exception: `catch (const std::exception&)` in a generator body lets it through.
+class GeneratorExit {
+ public:
+  const char* what() const noexcept { return "GeneratorExit"; }
+};
+
 /// Base of weave's own errors, so that they can be caught together.
 class Error : public std::runtime_error {
  public:
@@ -64,6 +71,12 @@ class RuntimeError : public Error {
 class ValueError : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
+};
+
+/// A key or variable with no value (Python's LookupError): ContextVar::get() without a default.
+class LookupError : public Error {
+ public:
+  using Error::Error;
 };
 
 /// readexactly()/readuntil() hit EOF first; `partial` holds what was read.

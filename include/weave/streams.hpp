@@ -23,6 +23,7 @@
 
 #include "weave/clock.hpp"
 #include "weave/coro.hpp"
+#include "weave/generator.hpp"
 #include "weave/tls.hpp"
 #include "weave/transports.hpp"
 
@@ -75,6 +76,10 @@ class StreamReader {
   /// an empty separator. The separator is taken by value: the coroutine starts only when
   /// awaited, so a view could outlive the caller's string (as in create_task(readuntil(...))).
   Coro<std::string> readuntil(std::string separator = "\n");
+  /// `async for line in reader`: each line as readline() returns it ("\n" included; the last
+  /// may lack it), until EOF. The generator holds its own handle to the reader.
+  /// Errors: as readline().
+  AsyncGenerator<std::string> lines();
   /// Reads into `buffer` without an intermediate string; returns the count (0 at EOF).
   Coro<std::size_t> read_into(std::span<char> buffer);
   /// True when the buffer is empty and EOF was fed.

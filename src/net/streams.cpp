@@ -320,6 +320,20 @@ Coro<std::string> StreamReader::readuntil(std::string separator) {
   co_return s->take(isep + seplen);
 }
 
+namespace {
+AsyncGenerator<std::string> reader_lines(StreamReader reader) {
+  for (;;) {
+    std::string line = co_await reader.readline();
+    if (line.empty()) co_return;
+    co_yield std::move(line);
+  }
+}
+}  // namespace
+
+AsyncGenerator<std::string> StreamReader::lines() {
+  return reader_lines(*this);
+}
+
 Coro<std::string> StreamReader::readline() {
   auto s = state_;
   std::string line;
