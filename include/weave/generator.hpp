@@ -214,6 +214,53 @@ class GenStep {
   bool resumed_ = false;
 };
 
+/// next(): the hot path of every `async for`, kept to a state check and two jumps.
+template <class T, class Send>
+class GenNext {
+  using Promise = GenPromise<T, Send>;
+  using Handle = typename Promise::Handle;
+
+ public:
+  explicit GenNext(Handle h) noexcept : h_(h) {}
+  bool await_ready() {
+    if (h_ && h_.promise().state == GenState::Suspended) return false;
+    return not_suspended();
+  }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> consumer) noexcept {
+    Promise& p = h_.promise();
+    p.consumer = consumer;
+    p.state = GenState::Running;
+    return h_;
+  }
+  std::optional<T> await_resume() {
+    if (!h_) return std::nullopt;
+    Promise& p = h_.promise();
+    if (p.state != GenState::Running) return std::nullopt;  // it had ended before this step
+    if (h_.done()) return ended(p);
+    p.state = GenState::Suspended;
+    return p.take_value();
+  }
+
+ private:
+  bool not_suspended() {
+    if (!h_) return true;
+    Promise& p = h_.promise();
+    if (p.state == GenState::Running) {
+      throw RuntimeError("anext(): asynchronous generator is already running");
+    }
+    if (p.state == GenState::Finished) return true;
+    asyncgen_first_iter(&p);
+    return false;
+  }
+  static std::optional<T> ended(Promise& p) {
+    p.state = GenState::Finished;
+    if (p.loop != nullptr) asyncgen_forget(&p);
+    if (p.exception) std::rethrow_exception(std::exchange(p.exception, nullptr));
+    return std::nullopt;
+  }
+  Handle h_;
+};
+
 /// aclose(): GeneratorExit at the co_yield; the body must end (not yield again).
 template <class T, class Send>
 class GenClose {
@@ -294,7 +341,7 @@ class [[nodiscard]] AsyncGenerator {
   /// asyncio's anext(): runs the body to its next co_yield; nullopt once it has ended.
   /// Errors: the body's exception (once; the generator is then finished); RuntimeError while
   /// another step of this generator is in progress. Cancellation: raised at the body's await.
-  detail::GenStep<T, Send> next() noexcept { return {h_, "anext"}; }
+  detail::GenNext<T, Send> next() noexcept { return detail::GenNext<T, Send>(h_); }
   /// asyncio's asend(value): resumes the body with `value` as the co_yield's result.
   /// Errors: as next(); ValueError on a generator that has not started (asyncio's TypeError).
   template <class S = Send>
