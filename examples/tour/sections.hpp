@@ -6,4 +6,6 @@
 
 namespace tour {
 double since(weave::Clock::time_point t0);
+/// Lines of a file through async generators, a bounded queue and a process pool, vs serially.
+weave::Coro<void> pipeline_section();
 }  // namespace tour
