@@ -282,5 +282,6 @@ Coro<void> threads_tour() {
 int main() {
   weave::run(core_tour());
   weave::run(threads_tour());
+  weave::run(tour::pipeline_section());
   return 0;
 }

@@ -572,4 +572,63 @@ TEST_F(Streams, PipeWithoutReaderFailsWithEpipe) {
   run_bounded(pipe_without_reader());
 }
 
+// ---- readuntil with several separators (3.13) --------------------------------------------------
+weave::Coro<void> readuntil_several_separators() {
+  weave::StreamReader r;
+  r.feed_data("a\r\nb\nc;;d");
+  auto reading_first = r.readuntil({"\n", "\r\n"});
+  std::string first = co_await reading_first;
+  EXPECT_EQ(first, "a\r\n");  // both end there: either is this line; the match ends first
+  auto reading_second = r.readuntil({"\r\n", "\n"});
+  std::string second = co_await reading_second;
+  EXPECT_EQ(second, "b\n");
+  std::vector<std::string> seps{";;", ";"};
+  std::string third = co_await r.readuntil(seps);  // ";" ends before ";;"
+  EXPECT_EQ(third, "c;");
+  auto waiting = weave::create_task(r.readuntil({"xyz", "!"}));
+  co_await weave::sleep(0s);
+  EXPECT_FALSE(waiting.done());
+  r.feed_data("x!y");
+  std::string fourth = co_await waiting;
+  EXPECT_EQ(fourth, ";dx!");
+  bool empty_refused = false;
+  try {
+    std::vector<std::string> none;
+    (void)co_await r.readuntil(none);
+  } catch (const weave::ValueError&) {
+    empty_refused = true;
+  }
+  EXPECT_TRUE(empty_refused);
+  r.feed_eof();
+  bool incomplete = false;
+  try {
+    auto reading_last = r.readuntil({"\n", "\r"});
+    (void)co_await reading_last;
+  } catch (const weave::IncompleteReadError& e) {
+    incomplete = e.partial == "y";
+  }
+  EXPECT_TRUE(incomplete);
+}
+TEST_F(Streams, ReaduntilWithSeveralSeparatorsTakesTheEarliestEnd) {
+  run_bounded(readuntil_several_separators());
+}
+
+weave::Coro<void> readuntil_several_limit() {
+  weave::StreamReader r(4);
+  r.feed_data("abcdefgh");
+  bool overrun = false;
+  try {
+    auto reading = r.readuntil({"zz", "z"});
+    (void)co_await reading;
+  } catch (const weave::LimitOverrunError& e) {
+    overrun = e.consumed == 7;  // buffer length + 1 - longest separator
+  }
+  EXPECT_TRUE(overrun);
+  std::string kept = co_await r.read(8);
+  EXPECT_EQ(kept, "abcdefgh");  // the data stays buffered
+}
+TEST_F(Streams, ReaduntilWithSeveralSeparatorsHonoursTheLimit) {
+  run_bounded(readuntil_several_limit());
+}
+
 }  // namespace

@@ -10,4 +10,6 @@ double since(weave::Clock::time_point t0);
 weave::Coro<void> http_section();
 /// PostgreSQL on a throw-away server (examples/tour/pg_section.cpp).
 weave::Coro<void> pg_section();
+/// Lines of a file through async generators, a bounded queue and a process pool, vs serially.
+weave::Coro<void> pipeline_section();
 }  // namespace tour

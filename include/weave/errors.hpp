@@ -6,9 +6,11 @@
 
 #include <cstddef>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -38,6 +40,13 @@ class KeyboardInterrupt : public CancelledError {
   KeyboardInterrupt() : CancelledError("KeyboardInterrupt") {}
 };
 
+/// Raised at a generator's co_yield by aclose() (Python's GeneratorExit). Like CancelledError it
+/// is no std::exception: `catch (const std::exception&)` in a generator body lets it through.
+class GeneratorExit {
+ public:
+  const char* what() const noexcept { return "GeneratorExit"; }
+};
+
 /// Base of weave's own errors, so that they can be caught together.
 class Error : public std::runtime_error {
  public:
@@ -64,6 +73,12 @@ class RuntimeError : public Error {
 class ValueError : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
+};
+
+/// A key or variable with no value (Python's LookupError): ContextVar::get() without a default.
+class LookupError : public Error {
+ public:
+  using Error::Error;
 };
 
 /// readexactly()/readuntil() hit EOF first; `partial` holds what was read.
@@ -112,10 +127,73 @@ class ExceptionGroup : public Error {
   ExceptionGroup(const std::string& message, std::vector<std::exception_ptr> exceptions)
       : Error(message + " (" + std::to_string(exceptions.size()) + " sub-exception" +
               (exceptions.size() == 1 ? ")" : "s)")),
+        message_(message),
         exceptions_(std::move(exceptions)) {}
   const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
+  /// The message given, without the count what() adds.
+  const std::string& message() const noexcept { return message_; }
+
+  /// Python's ExceptionGroup.split(type): (the exceptions that are an `E`, the others), each a
+  /// group with this message and the nesting kept (nested groups are split in turn, empty ones
+  /// dropped), or nullopt when empty. A group that is itself an `E` matches whole.
+  template <class E>
+  std::pair<std::optional<ExceptionGroup>, std::optional<ExceptionGroup>> split() const {
+    if (is<E>(*this)) return {*this, std::nullopt};
+    std::vector<std::exception_ptr> match;
+    std::vector<std::exception_ptr> rest;
+    for (const std::exception_ptr& e : exceptions_) {
+      if (const ExceptionGroup* g = as_group(e)) {
+        auto [m, r] = g->split<E>();
+        if (m) match.push_back(std::make_exception_ptr(std::move(*m)));
+        if (r) rest.push_back(std::make_exception_ptr(std::move(*r)));
+      } else if (is<E>(e)) {
+        match.push_back(e);
+      } else {
+        rest.push_back(e);
+      }
+    }
+    return {derive(std::move(match)), derive(std::move(rest))};
+  }
+  /// Python's ExceptionGroup.subgroup(type): split<E>().first.
+  template <class E>
+  std::optional<ExceptionGroup> subgroup() const {
+    return split<E>().first;
+  }
 
  private:
+  template <class E>
+  static bool is(const ExceptionGroup& g) {
+    if constexpr (std::is_polymorphic_v<E> && std::is_base_of_v<ExceptionGroup, E>) {
+      return dynamic_cast<const E*>(&g) != nullptr;
+    } else {
+      return std::is_base_of_v<E, ExceptionGroup>;
+    }
+  }
+  template <class E>
+  static bool is(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const E&) {
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+  static const ExceptionGroup* as_group(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const ExceptionGroup& g) {
+      return &g;  // the exception object lives as long as `e`
+    } catch (...) {
+      return nullptr;
+    }
+  }
+  std::optional<ExceptionGroup> derive(std::vector<std::exception_ptr> exceptions) const {
+    if (exceptions.empty()) return std::nullopt;
+    return ExceptionGroup(message_, std::move(exceptions));
+  }
+
+  std::string message_;
   std::vector<std::exception_ptr> exceptions_;
 };
 

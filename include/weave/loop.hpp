@@ -251,6 +251,12 @@ class EventLoop {
   /// Safe to call when no default executor was started, and more than once.
   ExecutorShutdown shutdown_default_executor() { return ExecutorShutdown(*this); }
 
+  /// asyncio's loop.shutdown_asyncgens: closes (aclose) every AsyncGenerator first iterated on
+  /// this loop that is neither finished nor destroyed, one after the other; an exception from a
+  /// close goes to the exception handler. run() and Runner call it after cancelling the leftover
+  /// tasks.
+  Coro<void> shutdown_asyncgens();
+
   // ---- I/O readiness and the low-level socket API (asyncio's add_reader and loop.sock_*) ----
   // The fds are the caller's: non-blocking, and closed only after their callbacks are removed
   // and no sock_* call on them is pending.

@@ -22,6 +22,7 @@
 #include "weave/coro.hpp"
 #include "weave/detail/sync_wait.hpp"
 #include "weave/errors.hpp"
+#include "weave/generator.hpp"
 #include "weave/locks.hpp"
 
 namespace weave {
@@ -108,6 +109,13 @@ class Queue {
   /// queue is bound to another event loop.
   [[nodiscard]] Event::WaitAwaiter join() noexcept { return finished_.wait(); }
 
+  /// The queue drained as a generator: `while (auto item = co_await items.next())` gets each
+  /// item as get() does and ends (nullopt) once the queue is shut down and empty. An item given
+  /// out is marked task_done() when the consumer asks for the next one, or when the generator
+  /// ends or is closed or destroyed, so join() waits for the consumer to be done with it. The
+  /// queue must outlive the generator. Errors, cancellation: as get().
+  AsyncGenerator<T> items() { return drain(*this); }
+
   /// Python 3.13's Queue.shutdown: put() and put_nowait() raise QueueShutDown from now on, and
   /// every waiting putter is woken to raise it. Getters drain what is left, then raise it. With
   /// `immediate`, the items left are dropped (each counting as task_done(), which may release
@@ -124,6 +132,26 @@ class Queue {
     while (getters_.wake_first(true)) {
     }
     while (putters_.wake_first(true)) {
+    }
+  }
+
+ private:
+  static AsyncGenerator<T> drain(Queue& q) {
+    struct Done {
+      Queue* q = nullptr;
+      ~Done() {
+        if (q != nullptr) q->task_done();
+      }
+    };
+    for (;;) {
+      std::optional<T> item;
+      try {
+        item.emplace(co_await q.get());
+      } catch (const QueueShutDown&) {
+        co_return;
+      }
+      Done done{&q};
+      co_yield std::move(*item);
     }
   }
 

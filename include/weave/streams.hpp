@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -23,6 +24,7 @@
 
 #include "weave/clock.hpp"
 #include "weave/coro.hpp"
+#include "weave/generator.hpp"
 #include "weave/tls.hpp"
 #include "weave/transports.hpp"
 
@@ -75,6 +77,17 @@ class StreamReader {
   /// an empty separator. The separator is taken by value: the coroutine starts only when
   /// awaited, so a view could outlive the caller's string (as in create_task(readuntil(...))).
   Coro<std::string> readuntil(std::string separator = "\n");
+  /// Python 3.13's readuntil with several separators: up to and including the one whose match
+  /// ends first (the shortest, when several end at once). Errors: as readuntil; ValueError for
+  /// no separator or an empty one.
+  Coro<std::string> readuntil(std::vector<std::string> separators);
+  Coro<std::string> readuntil(std::initializer_list<std::string_view> separators) {
+    return readuntil(std::vector<std::string>(separators.begin(), separators.end()));
+  }
+  /// `async for line in reader`: each line as readline() returns it ("\n" included; the last
+  /// may lack it), until EOF. The generator holds its own handle to the reader.
+  /// Errors: as readline().
+  AsyncGenerator<std::string> lines();
   /// Reads into `buffer` without an intermediate string; returns the count (0 at EOF).
   Coro<std::size_t> read_into(std::span<char> buffer);
   /// True when the buffer is empty and EOF was fed.

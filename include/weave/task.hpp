@@ -111,6 +111,12 @@ std::vector<TaskRef> all_tasks();
 /// Suspends the current task for `delay`. sleep(0s) yields exactly one loop iteration.
 /// Cancellation: the timer is withdrawn and CancelledError raised here; nothing is lost.
 Coro<void> sleep(Clock::duration delay);
+/// asyncio.sleep(delay, result): sleeps, then returns `result`.
+template <class T>
+Coro<std::decay_t<T>> sleep(Clock::duration delay, T result) {
+  co_await sleep(delay);
+  co_return std::move(result);
+}
 
 }  // namespace weave
 

@@ -8,6 +8,7 @@
 #include "weave/errors.hpp"
 #include "weave/files.hpp"
 #include "weave/future.hpp"
+#include "weave/generator.hpp"
 #include "weave/locks.hpp"
 #include "weave/loop.hpp"
 #include "weave/pg.hpp"

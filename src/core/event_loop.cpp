@@ -49,6 +49,7 @@ LoopImpl::LoopImpl(EventLoop& o)
 LoopImpl::~LoopImpl() {
   drop_fd_callbacks();
   detach_net();
+  detach_asyncgens();
   if (!closed) close_services();
   for (FdCallback* cb : orphaned_) delete cb;
   // Threads that still hold a LoopLink find the entry closed from now on. The default executor's

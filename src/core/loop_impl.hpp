@@ -26,6 +26,7 @@ class LoopImpl;
 class SocketTransport;
 class DatagramSocketTransport;
 struct ServerState;
+struct AsyncGenLink;
 
 /// A part of src/proc that holds loop resources (signal handlers, child-process watches). The
 /// loop creates none itself; each is made on first use and closed with the loop.
@@ -86,10 +87,13 @@ class LoopImpl {
   void drop_fd_callbacks() noexcept;
   /// close(): transports and servers let go of the loop (src/net); their handles may outlive it.
   void detach_net() noexcept;
+  /// The loop goes: the generators it lists no longer refer to it (asyncgens.cpp).
+  void detach_asyncgens() noexcept;
 
   std::unordered_set<SocketTransport*> transports;  ///< open, started transports
   std::unordered_set<DatagramSocketTransport*> datagrams;
   std::unordered_set<ServerState*> servers;
+  AsyncGenLink* asyncgens = nullptr;  ///< started, unfinished generators (shutdown_asyncgens)
 
   EventLoop& owner;
   HandlePool handles;

@@ -80,6 +80,7 @@ void Runner::close() {
           {"unhandled exception during weave::run() shutdown", t.exception(), t});
     }
   }
+  if (loop_->impl().asyncgens != nullptr) loop_->run_until_complete(loop_->shutdown_asyncgens());
   loop_->shutdown_default_executor();
   loop_->close();
 }

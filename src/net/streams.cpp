@@ -292,6 +292,45 @@ Coro<std::string> StreamReader::readexactly(std::size_t n) {
   co_return s->take(n);
 }
 
+Coro<std::string> StreamReader::readuntil(std::vector<std::string> separators) {
+  auto s = state_;
+  if (separators.empty()) throw ValueError("Separator should contain at least one element");
+  // The shortest first, so that of the matches ending at one place the shortest wins.
+  std::stable_sort(separators.begin(), separators.end(),
+                   [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
+  const std::size_t min_seplen = separators.front().size();
+  const std::size_t max_seplen = separators.back().size();
+  if (min_seplen == 0) throw ValueError("Separator should be at least one-byte string");
+  if (s->error) std::rethrow_exception(s->error);
+  std::size_t offset = 0;
+  std::size_t match_start = 0;
+  std::size_t match_end = std::string_view::npos;
+  for (;;) {
+    const std::string_view data = s->data();
+    if (data.size() >= offset + min_seplen) {
+      for (const std::string& sep : separators) {
+        const std::size_t isep = data.find(sep, offset);
+        if (isep != std::string_view::npos && isep + sep.size() < match_end) {
+          match_end = isep + sep.size();
+          match_start = isep;
+        }
+      }
+      if (match_end != std::string_view::npos) break;
+      offset = data.size() + 1 > max_seplen ? data.size() + 1 - max_seplen : 0;
+      if (offset > s->limit) {
+        throw LimitOverrunError("Separator is not found, and chunk exceed the limit", offset);
+      }
+    }
+    if (s->eof) throw IncompleteReadError(s->take(s->size()), 0);
+    co_await s->wait_for_data("readuntil");
+    if (s->error) std::rethrow_exception(s->error);
+  }
+  if (match_start > s->limit) {
+    throw LimitOverrunError("Separator is found, but chunk is longer than limit", match_start);
+  }
+  co_return s->take(match_end);
+}
+
 Coro<std::string> StreamReader::readuntil(std::string separator) {
   auto s = state_;
   const std::size_t seplen = separator.size();
@@ -318,6 +357,20 @@ Coro<std::string> StreamReader::readuntil(std::string separator) {
     throw LimitOverrunError("Separator is found, but chunk is longer than limit", isep);
   }
   co_return s->take(isep + seplen);
+}
+
+namespace {
+AsyncGenerator<std::string> reader_lines(StreamReader reader) {
+  for (;;) {
+    std::string line = co_await reader.readline();
+    if (line.empty()) co_return;
+    co_yield std::move(line);
+  }
+}
+}  // namespace
+
+AsyncGenerator<std::string> StreamReader::lines() {
+  return reader_lines(*this);
 }
 
 Coro<std::string> StreamReader::readline() {

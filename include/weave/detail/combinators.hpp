@@ -294,15 +294,44 @@ class AsCompleted {
       return owner_->tasks_[*index].result();
     }
 
-   private:
+    /// The next finished child's index (nullopt if none yet). Errors: TimeoutError once expired.
     std::optional<std::size_t> ready_index() {
       if (!index_) index_ = owner_->state_->pop();
       if (!index_ && owner_->state_->expired()) throw TimeoutError();
       return index_;
     }
+
+   private:
     AsCompleted* owner_;
     std::optional<std::size_t> index_;
   };
+
+  /// One step of Python 3.13's `async for task in as_completed(tasks)`: the next task to
+  /// finish, itself (done, its result unread); nullopt once every task was given.
+  class NextTask {
+   public:
+    explicit NextTask(AsCompleted* owner) : owner_(owner) {}
+    bool await_ready() {
+      if (owner_->given_ == owner_->tasks_.size()) return true;
+      return next_.ready_index().has_value();
+    }
+    void await_suspend(std::coroutine_handle<> h) { next_.await_suspend(h); }
+    std::optional<Task<T>> await_resume() {
+      if (owner_->given_ == owner_->tasks_.size()) return std::nullopt;
+      if (detail::TaskCore* t = detail::current_task_core()) detail::checkpoint(t);
+      auto index = next_.ready_index();
+      if (!index) throw TimeoutError();
+      ++owner_->given_;
+      return owner_->tasks_[*index];
+    }
+
+   private:
+    AsCompleted* owner_;
+    Next next_{owner_};
+  };
+  /// `while (auto task = co_await it.next())`: the tasks in the order they finish.
+  /// Errors: TimeoutError once `timeout` passed. Cancellation: the tasks are not cancelled.
+  NextTask next() { return NextTask(this); }
 
   class iterator {
    public:
@@ -324,6 +353,7 @@ class AsCompleted {
  private:
   std::vector<Task<T>> tasks_;
   detail::CompletionQueue* state_;
+  std::size_t given_ = 0;  ///< tasks next() gave out
 };
 
 template <class T>
