@@ -97,7 +97,7 @@ def main():
             "weave": [weave_bench, url, c, d],
             # wrk's duration is whole seconds; its warm-up is not separated, as ours is.
             "wrk": ["wrk", "-t", "1", "-c", c, "-d", f"{max(1, round(args.d))}s", url],
-            "aiohttp": [sys.executable, os.path.abspath(__file__), "--aiohttp-client", url, c, d],
+            "aiohttp": [os.environ.get("PY", "/usr/bin/python3"), os.path.abspath(__file__), "--aiohttp-client", url, c, d],
         }
         results = {name: [] for name in clients}
         for _ in range(args.r):
