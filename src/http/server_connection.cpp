@@ -168,14 +168,15 @@ void ServerConnection::request_complete() {
 void ServerConnection::wake() {
   if (!serving_ && front_ != nullptr && !lost_) {
     serving_ = true;
-    create_task(serve());
+    create_task(serve(shared_from_this()));
     return;
   }
   wake_.set();
 }
 
-Coro<void> ServerConnection::serve() {
-  std::shared_ptr<ServerConnection> self = shared_from_this();
+// `self` keeps the connection alive from the task's creation to its end.
+Coro<void> ServerConnection::serve(std::shared_ptr<ServerConnection> self) {
+  (void)self;
   struct Serving {
     ServerConnection* c;
     ~Serving() { c->serving_ = false; }

@@ -75,7 +75,7 @@ class ServerConnection final : public Protocol,
     Pending* next = nullptr;
   };
 
-  Coro<void> serve();
+  Coro<void> serve(std::shared_ptr<ServerConnection> self);
   Coro<void> answer(Pending& p);
   Coro<void> wait_for_body();
   Coro<void> wait_writable();
