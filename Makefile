@@ -21,9 +21,11 @@ tour: deps build/release/CMakeCache.txt
 test: test-release test-asan test-tsan test-fuzz
 
 # Explicit targets: make skips pattern rules for .PHONY targets.
+# tsan runs only the threaded suites, so it builds only those.
+build_target_tsan = --target threaded_tests
 define preset_test
 test-$(1): deps build/$(1)/CMakeCache.txt
-	$$(CMAKE) --build --preset $(1) -j $$(JOBS)
+	$$(CMAKE) --build --preset $(1) -j $$(JOBS) $$(build_target_$(1))
 	$$(CTEST) --preset $(1)
 endef
 $(foreach p,release asan tsan,$(eval $(call preset_test,$(p))))

@@ -649,6 +649,7 @@ class ClientSession {
   Coro<ClientResponse> post(std::string url, std::string body, RequestOptions opts = {});
   Coro<ClientResponse> put(std::string url, std::string body, RequestOptions opts = {});
   Coro<ClientResponse> patch(std::string url, std::string body, RequestOptions opts = {});
+  // `delete` is a keyword. NOLINTNEXTLINE(readability-identifier-naming)
   Coro<ClientResponse> delete_(std::string url, RequestOptions opts = {});
   Coro<ClientResponse> options(std::string url, RequestOptions opts = {});
 
