@@ -7,16 +7,9 @@
 # usage: bench/echo_vs_peers.sh PEERS_DIR [echo-bench.sh options]
 #   e.g. bench/echo_vs_peers.sh ../peers -r 5 --skip asyncio_proto,asyncio_streams
 set -eu
-if [ $# -lt 1 ] || [ ! -x "$1/echo-bench.sh" ]; then
-  echo "usage: $0 PEERS_DIR [echo-bench.sh options]  (PEERS_DIR holds echo-bench.sh)" >&2
-  exit 2
-fi
-peers=$(cd "$1" && pwd)
+. "$(dirname "$0")/peers_common.sh"
+peers_setup echo-bench.sh echo_server "${1:-}"
 shift
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-[ -f build/release/CMakeCache.txt ] || cmake --preset release >/dev/null
-cmake --build --preset release --target echo_server >/dev/null
 server="$root/build/release/examples/echo_server"
 exec "$peers/echo-bench.sh" "$@" \
   "weave_proto_uring=$server --backend uring --protocol --port {port}" \

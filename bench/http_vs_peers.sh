@@ -8,16 +8,9 @@
 #   e.g. bench/http_vs_peers.sh ../peers -r 5          (keep-alive, -c 50)
 #        bench/http_vs_peers.sh ../peers -r 5 -p 16 -c 64
 set -eu
-if [ $# -lt 1 ] || [ ! -x "$1/http-bench.sh" ]; then
-  echo "usage: $0 PEERS_DIR [http-bench.sh options]  (PEERS_DIR holds http-bench.sh)" >&2
-  exit 2
-fi
-peers=$(cd "$1" && pwd)
+. "$(dirname "$0")/peers_common.sh"
+peers_setup http-bench.sh http_hello "${1:-}"
 shift
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-[ -f build/release/CMakeCache.txt ] || cmake --preset release >/dev/null
-cmake --build --preset release --target http_hello >/dev/null
 server="$root/build/release/examples/http_hello"
 exec "$peers/http-bench.sh" "$@" \
   "weave_uring=env WEAVE_BACKEND=uring $server --port {port}" \

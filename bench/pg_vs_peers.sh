@@ -8,15 +8,8 @@
 # usage: bench/pg_vs_peers.sh PEERS_DIR [pg-bench.sh options]
 #   e.g. bench/pg_vs_peers.sh ../peers -r 5 -d 10
 set -eu
-if [ $# -lt 1 ] || [ ! -x "$1/pg-bench.sh" ]; then
-  echo "usage: $0 PEERS_DIR [pg-bench.sh options]  (PEERS_DIR holds pg-bench.sh)" >&2
-  exit 2
-fi
-peers=$(cd "$1" && pwd)
+. "$(dirname "$0")/peers_common.sh"
+peers_setup pg-bench.sh pg_client "${1:-}"
 shift
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-[ -f build/release/CMakeCache.txt ] || cmake --preset release >/dev/null
-cmake --build --preset release --target pg_client >/dev/null
 exec "$peers/pg-bench.sh" "$@" \
   "weave_pg=$root/build/release/bench/pg_client {dsn} {query} {secs} {conc} {warmup}"

@@ -58,10 +58,8 @@ Coro<void> routes_and_parameters() {
   app.router().add_get("/files/{rest:.*}", [](http::Request& r) -> Coro<http::Response> {
     co_return http::Response(200, "file " + std::string(r.match_info("rest")));
   });
-  app.router().add_delete("/users/{id}", [](http::Request& r) -> Coro<http::Response> {
-    co_return http::Response(204);
-    (void)r;
-  });
+  app.router().add_delete(
+      "/users/{id}", [](http::Request&) -> Coro<http::Response> { co_return http::Response(204); });
   http::Server server = co_await http::start_server(app, "127.0.0.1", 0);
   std::string all = co_await exchange_until_close(
       server.port(), get("/users/42") + get("/files/a/b.txt") + get("/nowhere") +

@@ -94,7 +94,6 @@ int RequestParser::on_message_begin(llhttp_t* p) {
   s.head_ = &s.sink_.begin_request();
   s.head_->clear();
   s.in_message_ = true;
-  s.in_body_ = false;
   s.in_trailers_ = false;
   s.in_value_ = false;
   s.gap_open_ = false;
@@ -200,7 +199,6 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   if ((p->flags & F_CONTENT_LENGTH) != 0) h.content_length = p->content_length;
   s.gap_open_ = false;
   if (s.check_head() != 0) return -1;
-  s.in_body_ = true;
   s.in_trailers_ = true;
   if (h.method == "CONNECT") s.upgraded_ = true;
   s.sink_.head_complete();
@@ -300,7 +298,6 @@ int RequestParser::on_body(llhttp_t* p, const char* at, std::size_t n) {
 int RequestParser::on_message_complete(llhttp_t* p) {
   RequestParser& s = self(p);
   s.in_message_ = false;
-  s.in_body_ = false;
   s.in_trailers_ = false;
   s.sink_.request_complete();
   // Nothing after a CONNECT's head is HTTP; the connection closes after its answer.

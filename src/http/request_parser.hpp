@@ -47,8 +47,6 @@ class RequestParser {
   std::string_view error_reason() const noexcept { return error_reason_; }
   /// No request is partly received.
   bool idle() const noexcept { return !in_message_; }
-  /// Whether the head of the request being received is complete (its body may not be).
-  bool in_body() const noexcept { return in_body_; }
   /// A CONNECT or an Upgrade: the bytes after its head are not HTTP, so parsing ends there.
   bool upgraded() const noexcept { return upgraded_; }
 
@@ -86,7 +84,6 @@ class RequestParser {
   bool gap_newline_ = false;
   const char* gap_start_ = nullptr;
   bool in_message_ = false;
-  bool in_body_ = false;
   bool in_trailers_ = false;
   bool upgraded_ = false;
   int host_count_ = 0;

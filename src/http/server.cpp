@@ -169,23 +169,16 @@ void Server::close() {
   core.closing = true;
   core.listener.close();
   core.anchor->core.reset();
-  if (core.connections.empty()) {
-    core.all_closed.set();
-    return;
-  }
-  std::vector<detail::ServerConnection*> open(core.connections.begin(), core.connections.end());
-  for (detail::ServerConnection* c : open) c->shut_down();
+  core.each_connection([](detail::ServerConnection& c) { c.shut_down(); });
   if (core.connections.empty()) {
     core.all_closed.set();
     return;
   }
   core.shutdown_timer = get_running_loop().call_later(
       core.app->options.shutdown_timeout, [weak = std::weak_ptr<detail::ServerCore>(core_)] {
-        std::shared_ptr<detail::ServerCore> core = weak.lock();
-        if (!core) return;
-        std::vector<detail::ServerConnection*> open(core->connections.begin(),
-                                                    core->connections.end());
-        for (detail::ServerConnection* c : open) c->abort();
+        if (std::shared_ptr<detail::ServerCore> core = weak.lock()) {
+          core->each_connection([](detail::ServerConnection& c) { c.abort(); });
+        }
       });
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 #include "request_parser.hpp"
 #include "weave/http.hpp"
@@ -138,6 +139,12 @@ struct ServerCore {
   Event all_closed;
   TimerHandle shutdown_timer;
   void add(ServerConnection* c) { connections.insert(c); }
+  /// Calls `fn` on each connection open now; `fn` may close them (the set is copied first).
+  template <class F>
+  void each_connection(F fn) {
+    std::vector<ServerConnection*> open(connections.begin(), connections.end());
+    for (ServerConnection* c : open) fn(*c);
+  }
   void remove(ServerConnection* c);
   /// The factory's reference: dropped at close(), so that a closed server's listener (which
   /// keeps its factory) no longer keeps the core alive.

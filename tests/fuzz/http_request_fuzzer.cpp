@@ -40,8 +40,17 @@ class Sink final : public RequestParser::Sink {
 
 bool answerable(int status) {
   switch (status) {
-    case 400: case 408: case 413: case 414: case 417: case 431: case 501: case 505: return true;
-    default: return false;
+    case 400:
+    case 408:
+    case 413:
+    case 414:
+    case 417:
+    case 431:
+    case 501:
+    case 505:
+      return true;
+    default:
+      return false;
   }
 }
 }  // namespace
