@@ -4,6 +4,8 @@
 // test.
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -438,6 +440,243 @@ TEST_F(Sockets, CallbacksAreDroppedWhenTheLoopCloses) {
     EXPECT_THROW(loop.add_reader(p.a.fd(), [] {}), weave::RuntimeError);
   }
   EXPECT_EQ(calls, 0);
+}
+
+// ---- datagrams: sock_recvfrom, sock_recvfrom_into, sock_sendto ---------------------------------
+
+weave::Socket udp_socket() {
+  weave::Socket s(AF_INET, SOCK_DGRAM);
+  s.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+  return s;
+}
+
+weave::Coro<void> datagrams_carry_their_sender() {
+  auto& loop = weave::get_running_loop();
+  weave::Socket a = udp_socket();
+  weave::Socket b = udp_socket();
+  // The receive waits first: the datagram arrives while it is suspended.
+  auto receiving = weave::create_task(loop.sock_recvfrom(b.fd(), 64));
+  co_await weave::sleep(1ms);
+  EXPECT_FALSE(receiving.done());
+  std::size_t n = co_await loop.sock_sendto(a.fd(), "first", b.getsockname());
+  EXPECT_EQ(n, 5U);
+  auto [data, from] = co_await receiving;
+  EXPECT_EQ(data, "first");
+  EXPECT_EQ(from.port(), a.getsockname().port());
+  EXPECT_EQ(from.host(), "127.0.0.1");
+
+  // recvfrom_into: a datagram longer than the buffer is truncated to it.
+  n = co_await loop.sock_sendto(b.fd(), "second datagram", a.getsockname());
+  EXPECT_EQ(n, 15U);
+  char buf[6];
+  auto [got, sender] = co_await loop.sock_recvfrom_into(a.fd(), std::span<char>(buf, sizeof buf));
+  EXPECT_EQ(std::string(buf, got), "second");
+  EXPECT_EQ(sender.port(), b.getsockname().port());
+}
+
+TEST_F(Sockets, DatagramsCarryTheirSender) {
+  run_bounded(datagrams_carry_their_sender());
+}
+
+weave::Coro<void> sendto_errors_carry_the_errno() {
+  auto& loop = weave::get_running_loop();
+  weave::Socket a = udp_socket();
+  const std::string huge(70000, 'x');  // over the 65507-byte UDP limit
+  bool raised = false;
+  try {
+    co_await loop.sock_sendto(a.fd(), huge, a.getsockname());
+  } catch (const std::system_error& e) {
+    raised = true;
+    EXPECT_EQ(e.code().value(), EMSGSIZE);
+  }
+  EXPECT_TRUE(raised);
+}
+
+TEST_F(Sockets, SendtoErrorsCarryTheErrno) {
+  run_bounded(sendto_errors_carry_the_errno());
+}
+
+// ---- getnameinfo -------------------------------------------------------------------------------
+
+weave::Coro<void> getnameinfo_names_an_address() {
+  auto& loop = weave::get_running_loop();
+  const weave::SocketAddress where = weave::SocketAddress::ip("127.0.0.1", 80);
+  auto [host, service] = co_await loop.getnameinfo(where, NI_NUMERICHOST | NI_NUMERICSERV);
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(service, "80");
+  const weave::SocketAddress v6 = weave::SocketAddress::ip("::1", 443);
+  auto [host6, service6] = co_await loop.getnameinfo(v6, NI_NUMERICHOST | NI_NUMERICSERV);
+  EXPECT_EQ(host6, "::1");
+  EXPECT_EQ(service6, "443");
+  // NI_NAMEREQD with an address no name resolves to: a gai_category() error.
+  const weave::SocketAddress nowhere = weave::SocketAddress::ip("192.0.2.1", 1);
+  bool raised = false;
+  try {
+    co_await loop.getnameinfo(nowhere, NI_NAMEREQD | NI_NUMERICSERV);
+  } catch (const std::system_error& e) {
+    raised = true;
+    EXPECT_EQ(&e.code().category(), &weave::gai_category());
+  }
+  EXPECT_TRUE(raised);
+}
+
+TEST_F(Sockets, GetnameinfoNamesAnAddress) {
+  run_bounded(getnameinfo_names_an_address());
+}
+
+// ---- sock_sendfile -----------------------------------------------------------------------------
+
+/// A temporary file of `size` bytes of a pattern that shows misplaced bytes, unlinked at once.
+struct TempFile {
+  int fd = -1;
+  std::string content;
+  explicit TempFile(std::size_t size) {
+    char name[] = "/tmp/weave-sendfile-XXXXXX";
+    fd = mkstemp(name);
+    if (fd < 0) throw weave::os_error(errno, "mkstemp");
+    unlink(name);
+    content.resize(size);
+    for (std::size_t i = 0; i < size; ++i)
+      content[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+    std::size_t done = 0;
+    while (done < size) {
+      ssize_t n = write(fd, content.data() + done, size - done);
+      if (n <= 0) throw weave::os_error(errno, "write");
+      done += static_cast<std::size_t>(n);
+    }
+    lseek(fd, 0, SEEK_SET);
+  }
+  ~TempFile() { close(fd); }
+};
+
+struct Connected {
+  weave::Socket sender;
+  weave::Socket receiver;
+};
+
+weave::Coro<Connected> sendfile_pair() {
+  auto& loop = weave::get_running_loop();
+  weave::Socket server = listener();
+  auto accepting = weave::create_task(loop.sock_accept(server.fd()));
+  weave::Socket client(AF_INET, SOCK_STREAM);
+  co_await loop.sock_connect(client.fd(), server.getsockname());
+  auto accepted = co_await accepting;
+  co_return Connected{std::move(client), std::move(accepted.first)};
+}
+
+weave::Coro<std::string> drain(int fd, std::size_t expected) {
+  auto& loop = weave::get_running_loop();
+  std::string got;
+  while (got.size() < expected) {
+    std::string part = co_await loop.sock_recv(fd, 1 << 16);
+    if (part.empty()) break;
+    got += part;
+  }
+  co_return got;
+}
+
+weave::Coro<void> sendfile_sends_the_range() {
+  auto& loop = weave::get_running_loop();
+  TempFile file(3 * 1024 * 1024 + 123);  // over a socket buffer: the send must wait for the reader
+  Connected c = co_await sendfile_pair();
+  auto reading = weave::create_task(drain(c.receiver.fd(), file.content.size()));
+  std::size_t sent = co_await loop.sock_sendfile(c.sender.fd(), file.fd);
+  EXPECT_EQ(sent, file.content.size());
+  std::string got = co_await reading;
+  EXPECT_TRUE(got == file.content) << "the bytes differ (" << got.size() << " received)";
+  EXPECT_EQ(lseek(file.fd, 0, SEEK_CUR), static_cast<off_t>(file.content.size()));
+
+  // An offset and a count: exactly that range, and the position after it.
+  reading = weave::create_task(drain(c.receiver.fd(), 1000));
+  std::optional<std::size_t> count = 1000;
+  sent = co_await loop.sock_sendfile(c.sender.fd(), file.fd, 5000, count);
+  EXPECT_EQ(sent, 1000U);
+  got = co_await reading;
+  EXPECT_EQ(got, file.content.substr(5000, 1000));
+  EXPECT_EQ(lseek(file.fd, 0, SEEK_CUR), 6000);
+
+  // A count past the end stops at the end; an offset past it sends nothing.
+  reading = weave::create_task(drain(c.receiver.fd(), 23));
+  count = 1 << 20;
+  sent = co_await loop.sock_sendfile(c.sender.fd(), file.fd, file.content.size() - 23, count);
+  EXPECT_EQ(sent, 23U);
+  EXPECT_EQ(co_await reading, file.content.substr(file.content.size() - 23));
+  sent = co_await loop.sock_sendfile(c.sender.fd(), file.fd, file.content.size() + 10);
+  EXPECT_EQ(sent, 0U);
+}
+
+TEST_F(Sockets, SendfileSendsTheRange) {
+  run_bounded(sendfile_sends_the_range());
+}
+
+weave::Coro<void> feed_pipe(int fd, std::string data) {
+  std::string_view left = data;
+  while (!left.empty()) {
+    const ssize_t n = write(fd, left.data(), left.size());
+    if (n > 0) {
+      left.remove_prefix(static_cast<std::size_t>(n));
+    } else {
+      co_await weave::sleep(1ms);  // the pipe is full until the sendfile side reads it
+    }
+  }
+  close(fd);
+}
+
+weave::Coro<void> sendfile_falls_back_for_a_pipe() {
+  auto& loop = weave::get_running_loop();
+  int p[2];
+  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) throw weave::os_error(errno, "pipe2");
+  std::string data(300 * 1024, 'p');
+  for (std::size_t i = 0; i < data.size(); i += 97) data[i] = 'q';
+  Connected c = co_await sendfile_pair();
+  // sendfile(2) needs a file it can map pages of; with no fallback a pipe is refused.
+  bool refused = false;
+  try {
+    co_await loop.sock_sendfile(c.sender.fd(), p[0], 0, std::nullopt, false);
+  } catch (const weave::SendfileNotAvailableError&) {
+    refused = true;
+  }
+  EXPECT_TRUE(refused);
+  // With the fallback: the pipe is read until its end of file and all of it sent.
+  auto reading = weave::create_task(drain(c.receiver.fd(), data.size()));
+  int writer = p[1];
+  auto feeding = weave::create_task(feed_pipe(writer, data));
+  std::size_t sent = co_await loop.sock_sendfile(c.sender.fd(), p[0]);
+  co_await feeding;
+  EXPECT_EQ(sent, data.size());
+  EXPECT_TRUE(co_await reading == data);
+  close(p[0]);
+}
+
+TEST_F(Sockets, SendfileFallsBackForAPipe) {
+  run_bounded(sendfile_falls_back_for_a_pipe());
+}
+
+weave::Coro<void> read_a_little_then_close(weave::Socket s) {
+  auto& loop = weave::get_running_loop();
+  std::string got = co_await loop.sock_recv(s.fd(), 1 << 16);
+  EXPECT_FALSE(got.empty());
+  s.close();
+}
+
+weave::Coro<void> sendfile_to_a_peer_that_closes() {
+  auto& loop = weave::get_running_loop();
+  TempFile file(16 * 1024 * 1024);
+  Connected c = co_await sendfile_pair();
+  auto closing = weave::create_task(read_a_little_then_close(std::move(c.receiver)));
+  bool raised = false;
+  try {
+    co_await loop.sock_sendfile(c.sender.fd(), file.fd);
+  } catch (const std::system_error& e) {
+    raised = true;
+    EXPECT_TRUE(e.code().value() == EPIPE || e.code().value() == ECONNRESET) << e.what();
+  }
+  EXPECT_TRUE(raised);
+  co_await closing;
+}
+
+TEST_F(Sockets, SendfileToAPeerThatClosesRaises) {
+  run_bounded(sendfile_to_a_peer_that_closes());
 }
 
 }  // namespace

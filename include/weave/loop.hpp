@@ -300,6 +300,33 @@ class EventLoop {
     return sock_connect(sock.fd(), address);
   }
 
+  // ---- datagrams, sendfile and names of the low-level API (asyncio 3.11+ sock_recvfrom, ...) ----
+
+  /// asyncio's loop.sock_recvfrom: one datagram of at most `bufsize` bytes (longer ones are
+  /// truncated, as recvfrom(2) does) and its sender. Errors: std::system_error. Cancellation:
+  /// the wait is withdrawn, nothing was read.
+  Coro<std::pair<std::string, SocketAddress>> sock_recvfrom(int fd, std::size_t bufsize);
+  /// asyncio's loop.sock_recvfrom_into: the datagram into `buffer`; its length (at most the
+  /// buffer's) and its sender.
+  Coro<std::pair<std::size_t, SocketAddress>> sock_recvfrom_into(int fd, std::span<char> buffer);
+  /// asyncio's loop.sock_sendto: sends `data` as one datagram to `address`; returns the count
+  /// sent. Errors: std::system_error (EMSGSIZE, ...).
+  Coro<std::size_t> sock_sendto(int fd, std::string_view data, SocketAddress address);
+  /// asyncio's loop.sock_sendfile: sends `count` bytes (nullopt: to the end) of the open file
+  /// `file` from `offset` over the connected stream socket `fd`, with sendfile(2) (zero-copy)
+  /// when the file allows it, and otherwise (not a regular file, or the kernel refuses) with
+  /// reads and sends when `fallback` is true. Returns the count sent; the file's position is
+  /// left at offset + that count, as asyncio does. Errors: SendfileNotAvailableError when
+  /// sendfile(2) cannot be used and `fallback` is false; std::system_error (EPIPE,
+  /// ECONNRESET, ...) from the socket or the file. Cancellation: part of the file may have
+  /// been sent; the file's position is then unspecified.
+  Coro<std::size_t> sock_sendfile(int fd, int file, std::uint64_t offset = 0,
+                                  std::optional<std::size_t> count = std::nullopt,
+                                  bool fallback = true);
+  /// asyncio's loop.getnameinfo: ::getnameinfo (NI_* `flags`) run in the default executor;
+  /// returns (host, service). Errors: std::system_error in gai_category().
+  Coro<std::pair<std::string, std::string>> getnameinfo(SocketAddress address, int flags = 0);
+
   // ---- signals (asyncio's add_signal_handler) ----
 
   /// Runs `fn` as a callback on this loop each time the process receives `sig` (signals that

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <system_error>
 
+#include "weave/errors.hpp"
+
 namespace weave {
 
 /// An address of any family, as sockaddr_storage plus its length.
@@ -51,6 +53,13 @@ struct AddrInfo {
   int protocol = 0;
   std::string canonname;
   SocketAddress address;
+};
+
+/// asyncio.SendfileNotAvailableError: sendfile(2) cannot send this file over this socket and
+/// the caller asked for no fallback.
+class SendfileNotAvailableError : public RuntimeError {
+ public:
+  using RuntimeError::RuntimeError;
 };
 
 /// The error category of getaddrinfo's EAI_* codes (messages from gai_strerror).

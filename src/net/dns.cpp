@@ -61,4 +61,30 @@ Coro<std::vector<AddrInfo>> EventLoop::getaddrinfo(std::string host, std::uint16
   co_return co_await to_thread(resolve_blocking, std::move(hints));
 }
 
+namespace {
+
+struct NameQuery {
+  SocketAddress address;
+  int flags;
+};
+
+std::pair<std::string, std::string> name_blocking(const NameQuery& q) {
+  char host[NI_MAXHOST];
+  char service[NI_MAXSERV];
+  const int rc = ::getnameinfo(q.address.data(), q.address.size(), host, sizeof host, service,
+                               sizeof service, q.flags);
+  if (rc != 0) {
+    if (rc == EAI_SYSTEM) throw os_error(errno, "getnameinfo");
+    throw std::system_error(rc, gai_category(), "getnameinfo " + q.address.to_string());
+  }
+  return {host, service};
+}
+
+}  // namespace
+
+Coro<std::pair<std::string, std::string>> EventLoop::getnameinfo(SocketAddress address, int flags) {
+  NameQuery query{address, flags};
+  co_return co_await to_thread(name_blocking, std::move(query));
+}
+
 }  // namespace weave

@@ -1,9 +1,15 @@
 // asyncio's loop.sock_* coroutines: each tries the syscall first and waits for readiness only
 // when the kernel says EAGAIN, so a socket with data pending costs no wait at all.
 
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <limits>
+#include <memory>
 
 #include "net/ready_wait.hpp"
 #include "weave/errors.hpp"
@@ -74,6 +80,119 @@ Coro<void> EventLoop::sock_connect(int fd, SocketAddress address) {
   socklen_t len = sizeof err;
   if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
   if (err != 0) throw os_error(err, "connect");
+}
+
+Coro<std::pair<std::size_t, SocketAddress>> EventLoop::sock_recvfrom_into(int fd,
+                                                                          std::span<char> buffer) {
+  for (;;) {
+    SocketAddress from;
+    *from.size_ptr() = sizeof(sockaddr_storage);
+    const ssize_t n = ::recvfrom(fd, buffer.data(), buffer.size(), 0, from.data(), from.size_ptr());
+    if (n >= 0) co_return std::pair<std::size_t, SocketAddress>(static_cast<std::size_t>(n), from);
+    if (errno == EINTR) continue;
+    if (!would_block(errno)) throw os_error(errno, "recvfrom");
+    co_await ReadyWait(*impl_, fd, Interest::Read);
+  }
+}
+
+Coro<std::pair<std::string, SocketAddress>> EventLoop::sock_recvfrom(int fd, std::size_t bufsize) {
+  std::string data(bufsize, '\0');
+  auto [n, from] = co_await sock_recvfrom_into(fd, std::span<char>(data.data(), data.size()));
+  data.resize(n);
+  co_return std::pair<std::string, SocketAddress>(std::move(data), from);
+}
+
+Coro<std::size_t> EventLoop::sock_sendto(int fd, std::string_view data, SocketAddress address) {
+  for (;;) {
+    const ssize_t n =
+        ::sendto(fd, data.data(), data.size(), MSG_NOSIGNAL, address.data(), address.size());
+    if (n >= 0) co_return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    if (!would_block(errno)) throw os_error(errno, "sendto");
+    co_await ReadyWait(*impl_, fd, Interest::Write);
+  }
+}
+
+namespace {
+
+/// The size of `count` bytes from `offset` of `file`, or to its end: nullopt when the file has
+/// no size (a pipe, a character device), which the caller reads until end of file.
+std::optional<std::size_t> bytes_to_send(int file, std::uint64_t offset,
+                                         std::optional<std::size_t> count, bool* regular) {
+  struct stat st {};
+  if (::fstat(file, &st) < 0) throw os_error(errno, "fstat");
+  *regular = S_ISREG(st.st_mode);
+  if (!*regular) return count;
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  const std::uint64_t left = offset >= size ? 0 : size - offset;
+  return count ? std::min<std::uint64_t>(*count, left) : left;
+}
+
+}  // namespace
+
+Coro<std::size_t> EventLoop::sock_sendfile(int fd, int file, std::uint64_t offset,
+                                           std::optional<std::size_t> count, bool fallback) {
+  bool regular = false;
+  const std::optional<std::size_t> total = bytes_to_send(file, offset, count, &regular);
+  std::size_t sent = 0;
+  if (regular) {
+    // sendfile(2) moves page-cache pages to the socket without a copy through user space; it
+    // advances `pos` itself and leaves the file's own position alone.
+    auto pos = static_cast<off_t>(offset);
+    bool refused = false;
+    while (sent < *total) {
+      const std::size_t chunk = std::min<std::size_t>(*total - sent, std::size_t{1} << 30);
+      const ssize_t n = ::sendfile(fd, file, &pos, chunk);
+      if (n > 0) {
+        sent += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n == 0) break;  // the file shrank under us
+      if (errno == EINTR) continue;
+      if (would_block(errno)) {
+        co_await ReadyWait(*impl_, fd, Interest::Write);
+        continue;
+      }
+      if (sent == 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+        refused = true;  // e.g. a socket type or file system sendfile(2) does not serve
+        break;
+      }
+      throw os_error(errno, "sendfile");
+    }
+    if (!refused) {
+      if (::lseek(file, static_cast<off_t>(offset + sent), SEEK_SET) < 0) {
+        throw os_error(errno, "lseek");
+      }
+      co_return sent;
+    }
+  }
+  if (!fallback) {
+    throw SendfileNotAvailableError("sendfile(2) cannot send fd " + std::to_string(file) +
+                                    " over socket " + std::to_string(fd));
+  }
+  // The fallback, as asyncio's _sock_sendfile_fallback: reads of at most 256 KiB and sendall.
+  if (regular || offset != 0) {
+    if (::lseek(file, static_cast<off_t>(offset), SEEK_SET) < 0) throw os_error(errno, "lseek");
+  }
+  const std::size_t limit = total.value_or(std::numeric_limits<std::size_t>::max());
+  const std::size_t block = std::min<std::size_t>(limit, std::size_t{256} * 1024);
+  std::unique_ptr<char[]> buf(new char[std::max<std::size_t>(block, 1)]);
+  while (sent < limit) {
+    const std::size_t want = std::min(block, limit - sent);
+    ssize_t n;
+    do {
+      n = ::read(file, buf.get(), want);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && would_block(errno)) {
+      co_await ReadyWait(*impl_, file, Interest::Read);
+      continue;
+    }
+    if (n < 0) throw os_error(errno, "read");
+    if (n == 0) break;
+    co_await sock_sendall(fd, std::string_view(buf.get(), static_cast<std::size_t>(n)));
+    sent += static_cast<std::size_t>(n);
+  }
+  co_return sent;
 }
 
 }  // namespace weave
