@@ -446,3 +446,157 @@ weave::Coro<void> abandon_running_transport() {
 TEST_F(Subprocess, LoopClosingUnderARunningTransportReapsTheChild) {
   run_bounded(abandon_running_transport());
 }
+
+namespace {
+
+// ---- fds, process group, user, group, umask (subprocess's pass_fds, close_fds, ...) -----------
+
+/// A pipe whose ends are not close-on-exec (as fds a program gets from other libraries are).
+struct InheritablePipe {
+  int fds[2] = {-1, -1};
+  InheritablePipe() {
+    if (::pipe(fds) < 0) throw weave::os_error(errno, "pipe");
+  }
+  ~InheritablePipe() {
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+};
+
+/// A shell command that prints which of `fds` the shell has open, then "checked".
+std::string report_fds(std::vector<int> fds) {
+  std::string cmd = "for fd in";
+  for (int fd : fds) {
+    cmd.append(" ");
+    cmd.append(std::to_string(fd));
+  }
+  cmd.append("; do [ -e /proc/$$/fd/$fd ] && echo open $fd; done; echo checked");
+  return cmd;
+}
+
+TEST_F(Subprocess, PassFdsPassesOnlyThose) {
+  InheritablePipe leaky;
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);  // close-on-exec: passed all the same
+  weave::SubprocessOptions opts{.stdout_ = weave::PIPE};
+  opts.pass_fds = {p[1]};
+  const std::string cmd = report_fds({leaky.fds[0], leaky.fds[1], p[0], p[1]}) +
+                          "; echo through >&" + std::to_string(p[1]);
+  auto [out, err] = run_bounded(shell(cmd, opts));
+  ::close(p[1]);
+  char buf[64];
+  const ssize_t n = ::read(p[0], buf, sizeof buf);
+  ::close(p[0]);
+  EXPECT_EQ(out, "open " + std::to_string(p[1]) + "\nchecked\n");
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, static_cast<std::size_t>(n)), "through\n");
+}
+
+TEST_F(Subprocess, CloseFdsFalseInheritsWhatIsNotCloseOnExec) {
+  InheritablePipe leaky;
+  int cloexec[2];
+  ASSERT_EQ(::pipe2(cloexec, O_CLOEXEC), 0);
+  weave::SubprocessOptions opts{.stdout_ = weave::PIPE, .close_fds = false};
+  auto [out, err] = run_bounded(shell(report_fds({leaky.fds[0], cloexec[0]}), opts));
+  ::close(cloexec[0]);
+  ::close(cloexec[1]);
+  EXPECT_EQ(out, "open " + std::to_string(leaky.fds[0]) + "\nchecked\n");
+  // pass_fds implies close_fds, as subprocess does.
+  opts.pass_fds = {cloexec[1] = ::dup(leaky.fds[1])};
+  auto [out2, err2] = run_bounded(shell(report_fds({leaky.fds[0], cloexec[1]}), opts));
+  ::close(cloexec[1]);
+  EXPECT_EQ(out2, "open " + std::to_string(cloexec[1]) + "\nchecked\n");
+}
+
+TEST_F(Subprocess, PassFdsRejectsBadFds) {
+  weave::SubprocessOptions opts;
+  opts.pass_fds = {-1};
+  EXPECT_THROW(run_bounded(shell("true", opts)), weave::ValueError);
+  opts.pass_fds = {987};  // not open
+  try {
+    run_bounded(shell("true", opts));
+    FAIL() << "no error";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), EBADF);
+  }
+}
+
+/// The child's process group id (field 5 of /proc/self/stat) and its pid, read by the child.
+weave::Coro<std::pair<std::string, int>> child_group(weave::SubprocessOptions opts) {
+  opts.stdout_ = weave::PIPE;
+  auto proc = co_await weave::create_subprocess_exec(
+      "cut", {"-d", " ", "-f", "5", "/proc/self/stat"}, opts);
+  auto [out, err] = co_await proc.communicate();
+  co_return std::pair<std::string, int>(out, proc.pid());
+}
+
+TEST_F(Subprocess, ProcessGroupZeroStartsOneNamedAfterTheChild) {
+  weave::SubprocessOptions opts;
+  opts.process_group = 0;
+  auto [pgid, pid] = run_bounded(child_group(opts));
+  EXPECT_EQ(pgid, std::to_string(pid) + "\n");
+  auto [inherited, pid2] = run_bounded(child_group(weave::SubprocessOptions()));
+  EXPECT_EQ(inherited, std::to_string(::getpgrp()) + "\n");
+  // The forked path (taken for umask) does the same.
+  opts.umask = 022;
+  auto [pgid3, pid3] = run_bounded(child_group(opts));
+  EXPECT_EQ(pgid3, std::to_string(pid3) + "\n");
+}
+
+TEST_F(Subprocess, UmaskIsTheChildsOnly) {
+  const mode_t mine = ::umask(022);
+  ::umask(mine);
+  weave::SubprocessOptions opts{.stdout_ = weave::PIPE};
+  opts.umask = 027;
+  auto [out, err] = run_bounded(shell("umask", opts));
+  EXPECT_EQ(out, "0027\n");
+  const mode_t after = ::umask(022);
+  ::umask(after);
+  EXPECT_EQ(after, mine);
+}
+
+TEST_F(Subprocess, UserAndGroupAreSet) {
+  weave::SubprocessOptions opts{.stdout_ = weave::PIPE, .stderr_ = weave::PIPE};
+  opts.user = "65534";
+  opts.group = "65534";
+  if (::geteuid() == 0) {
+    auto [out, err] = run_bounded(shell("id -u; id -g", opts));
+    EXPECT_EQ(out, "65534\n65534\n");
+    opts.user = "root";  // a name is looked up
+    opts.group = "root";
+    auto [out2, err2] = run_bounded(shell("id -u; id -g", opts));
+    EXPECT_EQ(out2, "0\n0\n");
+  } else {
+    try {
+      run_bounded(shell("id -u", opts));
+      FAIL() << "an unprivileged caller changed its child's user";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EPERM);
+    }
+  }
+  opts.user = "weave-no-such-user";
+  EXPECT_THROW(run_bounded(shell("true", opts)), weave::LookupError);
+}
+
+TEST_F(Subprocess, ForkedPathReportsExecErrorsAndKeepsStreams) {
+  weave::SubprocessOptions opts = kPipes;
+  opts.umask = 077;
+  auto missing = [&]() -> weave::Coro<void> {
+    co_await weave::create_subprocess_exec("weave-no-such-program", {}, opts);
+  };
+  try {
+    run_bounded(missing());
+    FAIL() << "no error";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), ENOENT);
+  }
+  opts.stderr_ = weave::STDOUT;
+  opts.cwd = "/";
+  InheritablePipe leaky;
+  auto [out, err] = run_bounded(
+      shell("read x; echo got $x; pwd; echo oops >&2; " + report_fds({leaky.fds[0]}), opts));
+  (void)err;
+  EXPECT_EQ(out, "got\n/\noops\nchecked\n");
+}
+
+}  // namespace

@@ -7,8 +7,10 @@
 ///   auto [out, err] = co_await proc.communicate("hello");
 ///   int code = co_await proc.wait();
 ///
-/// A child is started with posix_spawn (vfork + exec: safe in a multi-threaded program), with
-/// every fd but its three standard streams closed (subprocess's close_fds=True), an empty signal
+/// A child is started with posix_spawn (vfork + exec: safe in a multi-threaded program), or,
+/// when it must change its user, group or umask (which posix_spawn cannot do), with fork and
+/// only async-signal-safe calls before exec; by default with every fd but its three standard
+/// streams closed (subprocess's close_fds=True), an empty signal
 /// mask and SIGPIPE/SIGXFSZ at their default disposition (subprocess's restore_signals=True).
 /// Its exit is noticed through a pidfd watched by the loop (no SIGCHLD handler, so no race with
 /// other code that waits for children) and reaped with waitid(P_PIDFD).
@@ -73,6 +75,24 @@ struct SubprocessOptions {
   std::optional<std::map<std::string, std::string>> env{};
   /// setsid() in the child (subprocess's start_new_session).
   bool start_new_session = false;
+  /// Close every fd but 0, 1, 2 (and pass_fds) in the child (subprocess's close_fds). With false
+  /// the child inherits the caller's fds that are not close-on-exec (weave's never are).
+  bool close_fds = true;
+  /// Fds the child keeps, with the same numbers, close-on-exec or not (subprocess's pass_fds).
+  /// As subprocess does, a non-empty pass_fds implies close_fds. Errors: ValueError for a
+  /// negative fd; EBADF for one that is not open.
+  std::vector<int> pass_fds{};
+  /// setpgid(0, process_group) in the child (subprocess's process_group): 0 starts a new
+  /// process group whose id is the child's pid.
+  std::optional<int> process_group{};
+  /// The user and group the child runs as: a name or a decimal id (subprocess's user= and
+  /// group=, with setreuid/setregid; the supplementary groups are left as they are, as
+  /// subprocess leaves them without extra_groups). Errors: LookupError for an unknown name;
+  /// EPERM from a caller without the privilege.
+  std::optional<std::string> user{};
+  std::optional<std::string> group{};
+  /// The child's umask (subprocess's umask; nullopt: the caller's).
+  std::optional<unsigned> umask{};
   /// Buffer limit of the stdout_/stderr_ readers (asyncio's `limit`).
   std::size_t limit = std::size_t{64} * 1024;
 };
