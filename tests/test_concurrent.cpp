@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <latch>
 #include <memory>
+#include <optional>
+#include <ranges>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -374,6 +376,14 @@ TEST(ThreadPoolExecutor, ThroughExecutorBaseClass) {
   ex->shutdown();
 }
 
+/// Every result of a MapResults, in order (Python's list(executor.map(...))).
+template <class T>
+std::vector<T> drain(cf::MapResults<T>&& results) {
+  std::vector<T> out;
+  for (auto& r : results) out.push_back(std::move(r));
+  return out;
+}
+
 TEST(ThreadPoolExecutor, MapKeepsInputOrder) {
   cf::ThreadPoolExecutor pool(4);
   std::vector<int> in;
@@ -384,8 +394,9 @@ TEST(ThreadPoolExecutor, MapKeepsInputOrder) {
         return x * 2;
       },
       in, kLong, 8);
-  ASSERT_EQ(out.size(), in.size());
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(out[i], 2 * i);
+  std::vector<int> got = drain(std::move(out));
+  ASSERT_EQ(got.size(), in.size());
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i], 2 * i);
 }
 
 TEST(ThreadPoolExecutor, MapRethrowsFirstErrorAndCancelsRest) {
@@ -393,14 +404,14 @@ TEST(ThreadPoolExecutor, MapRethrowsFirstErrorAndCancelsRest) {
   std::atomic<int> ran{0};
   Gate gate;  // holds the single worker on item 2 until map has given up: no timing involved
   std::vector<int> in{0, 1, 2, 3, 4, 5, 6, 7};
-  EXPECT_THROW(pool.map(
+  EXPECT_THROW(drain(pool.map(
                    [&](int x) {
                      ++ran;
                      if (x == 1) throw std::domain_error("one");
                      if (x == 2) gate.wait();
                      return x;
                    },
-                   in, kLong),
+                   in, kLong)),
                std::domain_error);
   gate.open();
   pool.shutdown();
@@ -411,14 +422,116 @@ TEST(ThreadPoolExecutor, MapTimesOut) {
   cf::ThreadPoolExecutor pool(1);
   Gate gate;
   std::vector<int> in{1, 2, 3};
-  EXPECT_THROW(pool.map(
+  EXPECT_THROW(drain(pool.map(
                    [&](int x) {
                      gate.wait();
                      return x;
                    },
-                   in, 20ms),
+                   in, 20ms)),
                weave::TimeoutError);
   gate.open();
+}
+
+TEST(ThreadPoolExecutor, MapIsLazyWithBuffersize) {
+  cf::ThreadPoolExecutor pool(4);
+  std::atomic<int> read{0};  // items taken from the range, i.e. calls submitted
+  auto counted = std::views::iota(0, 1000) | std::views::transform([&](int i) {
+                   ++read;
+                   return i;
+                 });
+  std::optional<std::size_t> buffersize = 2;
+  auto results = pool.map([](int x) { return x * 3; }, counted, kLong, 1, buffersize);
+  EXPECT_EQ(read, 2);  // submitted ahead: buffersize
+  EXPECT_EQ(results.next(), 0);
+  EXPECT_EQ(read, 3);  // one more each time a result is taken
+  EXPECT_EQ(results.next(), 3);
+  EXPECT_EQ(results.next(), 6);
+  EXPECT_EQ(read, 5);
+  // Without buffersize, every call is submitted at once, as Python does.
+  read = 0;
+  auto all = pool.map([](int x) { return x; }, counted);
+  EXPECT_EQ(read, 1000);
+  EXPECT_EQ(drain(std::move(all)).back(), 999);
+  std::optional<std::size_t> zero = 0;
+  EXPECT_THROW(pool.map([](int x) { return x; }, counted, kLong, 1, zero), weave::ValueError);
+}
+
+TEST(ThreadPoolExecutor, MapZipsSeveralRangesToTheShortest) {
+  cf::ThreadPoolExecutor pool(2);
+  std::vector<int> a{1, 2, 3, 4};
+  std::vector<std::string> b{"x", "yy"};
+  auto results = pool.map([](int n, const std::string& s) { return s + std::to_string(n); }, a, b);
+  EXPECT_EQ(drain(std::move(results)), (std::vector<std::string>{"x1", "yy2"}));
+  cf::MapOptions opts{.timeout = kLong, .buffersize = 1};
+  std::vector<int> c{10, 20, 30};
+  auto sums = pool.map([](int x, int y, int z) { return x + y + z; }, opts, a, c, a);
+  EXPECT_EQ(drain(std::move(sums)), (std::vector<int>{12, 24, 36}));
+  // A void function yields one std::monostate per call.
+  std::atomic<int> calls{0};
+  auto voids = pool.map([&](int) { ++calls; }, a);
+  EXPECT_EQ(drain(std::move(voids)).size(), 4U);
+  EXPECT_EQ(calls, 4);
+}
+
+TEST(ThreadPoolExecutor, MapYieldsTheResultsBeforeAFailure) {
+  cf::ThreadPoolExecutor pool(2);
+  std::vector<int> in{0, 1, 2, 3, 4, 5};
+  auto results = pool.map(
+      [](int x) {
+        if (x == 3) throw std::domain_error("three");
+        return x * 10;
+      },
+      in);
+  std::vector<int> got;
+  bool raised = false;
+  try {
+    for (int r : results) got.push_back(r);
+  } catch (const std::domain_error& e) {
+    raised = true;
+    EXPECT_STREQ(e.what(), "three");
+  }
+  EXPECT_TRUE(raised);
+  EXPECT_EQ(got, (std::vector<int>{0, 10, 20}));
+  EXPECT_EQ(results.next(), std::nullopt);  // over after the error
+}
+
+TEST(ThreadPoolExecutor, MapTimeoutCountsFromTheCall) {
+  cf::ThreadPoolExecutor pool(1);
+  Gate gate;
+  std::vector<int> in{1, 2, 3};
+  auto results = pool.map(
+      [&](int x) {
+        if (x == 2) gate.wait();
+        return x;
+      },
+      in, 30ms);
+  EXPECT_EQ(results.next(), 1);
+  EXPECT_THROW(results.next(), weave::TimeoutError);
+  EXPECT_EQ(results.next(), std::nullopt);
+  gate.open();
+}
+
+TEST(ThreadPoolExecutor, DestroyingMapResultsCancelsTheRest) {
+  cf::ThreadPoolExecutor pool(1);
+  Gate gate;
+  std::atomic<int> ran{0};
+  std::vector<int> in{0, 1, 2, 3, 4, 5, 6, 7};
+  {
+    auto results = pool.map(
+        [&](int x) {
+          ++ran;
+          if (x == 0) gate.wait();
+          return x;
+        },
+        in);
+    const auto deadline = std::chrono::steady_clock::now() + kLong;
+    while (ran == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+  gate.open();
+  pool.shutdown();
+  EXPECT_EQ(ran, 1);  // only the call already running when the results went
 }
 
 TEST(Wait, AllCompletedReturnsEverything) {

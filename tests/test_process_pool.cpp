@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <ranges>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -257,12 +258,52 @@ TEST_F(ProcessPool, MapKeepsOrderWithAndWithoutChunks) {
   std::vector<int> in;
   for (int i = 0; i < 101; ++i) in.push_back(i);
   for (std::size_t chunksize : {1U, 7U, 200U}) {
-    auto out = pool.map(&square, in, kLong, chunksize);
+    std::vector<int> out;
+    for (int r : pool.map(&square, in, kLong, chunksize)) out.push_back(r);
     ASSERT_EQ(out.size(), in.size());
     for (int i = 0; i < 101; ++i) EXPECT_EQ(out[i], i * i);
   }
   EXPECT_THROW(pool.map(&square, in, kLong, 0), weave::ValueError);
-  EXPECT_THROW(pool.map(&throw_out_of_range, in, kLong, 10), cf::RemoteError);
+  auto failing = pool.map(&throw_out_of_range, in, kLong, 10);
+  EXPECT_THROW(failing.next(), cf::RemoteError);
+}
+
+TEST_F(ProcessPool, MapIsLazyAndKeepsResultsBeforeAFailure) {
+  cf::ProcessPoolExecutor pool(2);
+  int read = 0;  // items taken from the range (this thread only)
+  auto counted = std::views::iota(0, 100) | std::views::transform([&](int i) {
+                   ++read;
+                   return i;
+                 });
+  // buffersize counts chunks, as Python's: 2 chunks of 3 items read ahead.
+  std::optional<std::size_t> buffersize = 2;
+  auto results = pool.map(&square, counted, kLong, 3, buffersize);
+  EXPECT_EQ(read, 6);
+  EXPECT_EQ(results.next(), 0);
+  EXPECT_EQ(read, 9);  // the next chunk went when the first one's results were taken
+  EXPECT_EQ(results.next(), 1);
+  EXPECT_EQ(results.next(), 4);
+  EXPECT_EQ(read, 9);
+  EXPECT_EQ(results.next(), 9);
+  EXPECT_EQ(read, 12);
+
+  // Several ranges: one call per message, zipped to the shortest.
+  std::vector<std::string> names{"a", "b", "c"};
+  std::vector<int> times{2, 1};
+  std::vector<std::string> got;
+  for (auto& r : pool.map(&greet, names, times)) got.push_back(r);
+  EXPECT_EQ(got, (std::vector<std::string>{greet("a", 2), greet("b", 1)}));
+  cf::MapOptions chunked{.chunksize = 2};
+  EXPECT_THROW(pool.map(&greet, chunked, names, times), weave::ValueError);
+
+  // The results computed before a failing call are yielded first.
+  std::vector<int> in{5, 6, 7};
+  auto some = pool.map(
+      +[](int x) { return x == 7 ? throw_out_of_range(x) : x; }, in);
+  EXPECT_EQ(some.next(), 5);
+  EXPECT_EQ(some.next(), 6);
+  EXPECT_THROW(some.next(), cf::RemoteError);
+  EXPECT_EQ(some.next(), std::nullopt);
 }
 
 TEST_F(ProcessPool, CallbacksAndAsCompletedSeeProcessResults) {

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <concepts>
 #include <cstddef>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <iterator>
@@ -30,9 +31,11 @@
 #include <ranges>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <type_traits>
 #include <unordered_set>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "weave/clock.hpp"
@@ -173,6 +176,199 @@ template <class Fn, class... Args>
 using call_result_t = std::invoke_result_t<std::decay_t<Fn>, std::decay_t<Args>...>;
 }  // namespace detail
 
+/// The keyword arguments of Executor::map (Python's timeout=, chunksize=, buffersize=).
+struct MapOptions {
+  std::optional<Clock::duration> timeout{};
+  std::size_t chunksize = 1;
+  std::optional<std::size_t> buffersize{};
+};
+
+/// What Executor::map returns: the results in input order, taken one at a time (Python's
+/// result iterator). An input range: `for (auto& r : results)`, or next() -> nullopt at the
+/// end. A `void` function's results are std::monostate. Not copyable; the executor must
+/// outlive it. Destroying it cancels the calls not started yet.
+template <class T>
+class MapResults {
+ public:
+  using value_type = T;
+
+  /// The calls behind a MapResults: pending futures, oldest first, and the calls to submit.
+  class Source {
+   public:
+    virtual ~Source() = default;
+    /// Submits one more call; false when a range is exhausted.
+    virtual bool submit_one() = 0;
+    virtual bool idle() const noexcept = 0;  ///< no pending future
+    /// Waits for the oldest future and appends its values to `out`. Errors: its exception;
+    /// TimeoutError.
+    virtual void take_oldest(std::deque<T>& out, std::optional<Clock::duration> timeout) = 0;
+    virtual void cancel_all() noexcept = 0;
+  };
+
+  MapResults(std::unique_ptr<Source> source, std::optional<Clock::time_point> deadline,
+             bool bounded)
+      : source_(std::move(source)), deadline_(deadline), bounded_(bounded) {}
+  MapResults(MapResults&&) noexcept = default;
+  MapResults& operator=(MapResults&&) noexcept = default;
+  ~MapResults() {
+    if (source_) source_->cancel_all();
+  }
+
+  /// The next result, nullopt after the last. Errors: as Executor::map; after one, the
+  /// results are over (next() returns nullopt).
+  std::optional<T> next() {
+    if (ready_.empty()) {
+      if (!source_ || source_->idle()) return std::nullopt;
+      try {
+        if (bounded_) source_->submit_one();
+        source_->take_oldest(ready_, remaining());
+      } catch (...) {
+        source_->cancel_all();
+        source_.reset();
+        throw;
+      }
+      if (ready_.empty()) return next();  // an empty chunk
+    }
+    T value = std::move(ready_.front());
+    ready_.pop_front();
+    return value;
+  }
+
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    using pointer = T*;
+    using reference = T&;
+    iterator() = default;
+    explicit iterator(MapResults* owner) : owner_(owner) { advance(); }
+    T& operator*() const { return *current_; }
+    T* operator->() const { return &*current_; }
+    iterator& operator++() {
+      advance();
+      return *this;
+    }
+    void operator++(int) { advance(); }
+    friend bool operator==(const iterator& a, std::default_sentinel_t) noexcept {
+      return a.owner_ == nullptr;
+    }
+
+   private:
+    void advance() {
+      current_ = owner_->next();
+      if (!current_) owner_ = nullptr;
+    }
+    MapResults* owner_ = nullptr;
+    mutable std::optional<T> current_;
+  };
+
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  std::optional<Clock::duration> remaining() const {
+    if (!deadline_) return std::nullopt;
+    return std::max(Clock::duration::zero(), *deadline_ - Clock::now());
+  }
+
+  std::unique_ptr<Source> source_;
+  std::deque<T> ready_;
+  std::optional<Clock::time_point> deadline_;
+  bool bounded_;
+};
+
+namespace detail {
+template <class R>
+using map_value_t = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+
+/// Zipped ranges read one tuple at a time: views over them (owning for rvalues).
+template <class... Ranges>
+class Zipped {
+ public:
+  explicit Zipped(Ranges&&... ranges)
+      : views_(std::views::all(std::forward<Ranges>(ranges))...),
+        its_(std::apply([](auto&... v) { return std::tuple(std::ranges::begin(v)...); }, views_)) {}
+  Zipped(const Zipped&) = delete;
+  Zipped& operator=(const Zipped&) = delete;
+
+  /// Calls `f(items...)` with the next item of each range and advances them; false when one is
+  /// exhausted.
+  template <class F>
+  bool next(F&& f) {
+    if (exhausted()) return false;
+    std::apply([&](auto&... it) { f(*it...); }, its_);
+    std::apply([](auto&... it) { (++it, ...); }, its_);
+    return true;
+  }
+
+ private:
+  template <std::size_t... I>
+  bool exhausted_at(std::index_sequence<I...>) {
+    return ((std::get<I>(its_) == std::ranges::end(std::get<I>(views_))) || ...);
+  }
+  bool exhausted() { return exhausted_at(std::index_sequence_for<Ranges...>{}); }
+
+  std::tuple<std::views::all_t<Ranges>...> views_;
+  std::tuple<std::ranges::iterator_t<std::views::all_t<Ranges>>...> its_;
+};
+
+/// A MapResults source that submits one call per tuple with `submit_call`.
+template <class T, class Part, class Submit, class... Ranges>
+class CallSource final : public MapResults<T>::Source {
+ public:
+  CallSource(Submit submit, Ranges&&... ranges)
+      : submit_(std::move(submit)), zipped_(std::forward<Ranges>(ranges)...) {}
+  ~CallSource() override { cancel_all(); }
+
+  bool submit_one() override {
+    return zipped_.next([&](auto&&... items) { pending_.push_back(submit_(items...)); });
+  }
+  bool idle() const noexcept override { return pending_.empty(); }
+  void take_oldest(std::deque<T>& out, std::optional<Clock::duration> timeout) override {
+    auto& oldest = pending_.front();
+    if constexpr (std::is_void_v<Part>) {
+      oldest.result(timeout);
+      out.emplace_back();
+    } else if constexpr (std::is_same_v<Part, T>) {
+      out.push_back(std::move(oldest).result(timeout));
+    } else {
+      Part part = std::move(oldest).result(timeout);
+      if constexpr (std::is_same_v<Part, std::size_t>) {  // a chunk of void calls
+        out.resize(out.size() + part);
+      } else {
+        std::move(part.begin(), part.end(), std::back_inserter(out));
+      }
+    }
+    pending_.pop_front();
+  }
+  void cancel_all() noexcept override {
+    for (auto& f : pending_) f.cancel();
+    pending_.clear();
+  }
+
+ private:
+  Submit submit_;
+  Zipped<Ranges...> zipped_;
+  std::deque<Future<Part>> pending_;
+};
+
+template <class T, class Part, class Submit, class... Ranges>
+MapResults<T> make_map_results(Submit submit, std::optional<Clock::duration> timeout,
+                               std::optional<std::size_t> buffersize, Ranges&&... ranges) {
+  if (buffersize && *buffersize == 0) throw ValueError("buffersize must be >= 1");
+  std::optional<Clock::time_point> deadline;
+  if (timeout) deadline = Clock::now() + *timeout;
+  auto source = std::make_unique<CallSource<T, Part, Submit, Ranges...>>(
+      std::move(submit), std::forward<Ranges>(ranges)...);
+  // Python submits buffersize calls at once (or all of them), then one more per result taken.
+  const std::size_t ahead = buffersize.value_or(static_cast<std::size_t>(-1));
+  for (std::size_t i = 0; i < ahead && source->submit_one(); ++i) {
+  }
+  return MapResults<T>(std::move(source), deadline, buffersize.has_value());
+}
+}  // namespace detail
+
 /// concurrent.futures.Executor: runs calls asynchronously and hands back futures.
 class Executor {
  public:
@@ -194,19 +390,34 @@ class Executor {
     return future;
   }
 
-  /// Python's Executor.map over one range: calls `fn(item)` for every item, all submitted at
-  /// once, and returns the results in input order as a std::vector (eager, not lazy; nothing
-  /// for a `void` fn). `timeout` counts from this call. `chunksize` only matters to process
-  /// pools. Errors: the first (in input order) exception a call threw; TimeoutError if the
-  /// results are not all in by then. Either way the calls not started yet are cancelled.
+  /// Python 3.14's Executor.map: calls `fn(a, b, ...)` with one item of each range at a time
+  /// (zipped, stopping at the shortest) and returns the results lazily, in input order, as a
+  /// MapResults. Without `buffersize`, every call is submitted now (the ranges are read here);
+  /// with it, at most that many calls are submitted ahead of the one whose result is taken
+  /// next, the next call being submitted each time a result is taken (the ranges are then read
+  /// as the results are, and lvalue ranges must outlive the MapResults). `timeout` counts from
+  /// this call: taking a result after it raises TimeoutError. `chunksize` only matters to
+  /// process pools. Errors from the results: the call's exception, at its place in the order,
+  /// after every earlier result was taken; at that point the calls not started are cancelled,
+  /// as they are when the MapResults is destroyed early. ValueError here if buffersize is 0.
   template <class Fn, std::ranges::input_range Range>
   auto map(Fn&& fn, Range&& items, std::optional<Clock::duration> timeout = {},
-           std::size_t chunksize = 1) {
+           std::size_t chunksize = 1, std::optional<std::size_t> buffersize = {}) {
     (void)chunksize;
-    using Item = std::ranges::range_reference_t<Range>;
-    std::vector<Future<detail::call_result_t<Fn&, Item>>> futures;
-    for (auto&& item : items) futures.push_back(submit(fn, std::forward<decltype(item)>(item)));
-    return collect(futures, timeout);
+    return map_calls(*this, std::forward<Fn>(fn), timeout, buffersize, std::forward<Range>(items));
+  }
+  /// The same over several ranges, with the options in a MapOptions.
+  template <class Fn, std::ranges::input_range... Ranges>
+  requires(sizeof...(Ranges) > 0) auto map(Fn&& fn, MapOptions opts, Ranges&&... ranges) {
+    return map_calls(*this, std::forward<Fn>(fn), opts.timeout, opts.buffersize,
+                     std::forward<Ranges>(ranges)...);
+  }
+  template <class Fn, std::ranges::input_range R1, std::ranges::input_range R2,
+            std::ranges::input_range... Rest>
+  auto map(Fn&& fn, R1&& first, R2&& second, Rest&&... rest) {
+    return map_calls(*this, std::forward<Fn>(fn), std::nullopt, std::nullopt,
+                     std::forward<R1>(first), std::forward<R2>(second),
+                     std::forward<Rest>(rest)...);
   }
 
   /// Frees the executor's resources. `wait`: return only after every pending call has run and
@@ -218,31 +429,10 @@ class Executor {
   /// Queues a job. Errors: as submit().
   virtual void submit_job(std::shared_ptr<detail::Job> job) = 0;
 
-  /// map()'s second half: results in order, cancelling the rest on the first error.
-  template <class R>
-  static auto collect(std::vector<Future<R>>& futures, std::optional<Clock::duration> timeout) {
-    std::optional<Clock::time_point> deadline;
-    if (timeout) deadline = Clock::now() + *timeout;
-    auto remaining = [&]() -> std::optional<Clock::duration> {
-      if (!deadline) return std::nullopt;
-      return std::max(Clock::duration::zero(), *deadline - Clock::now());
-    };
-    std::size_t i = 0;
-    try {
-      if constexpr (std::is_void_v<R>) {
-        for (; i < futures.size(); ++i) futures[i].result(remaining());
-      } else {
-        std::vector<R> results;
-        results.reserve(futures.size());
-        for (; i < futures.size(); ++i)
-          results.push_back(std::move(futures[i]).result(remaining()));
-        return results;
-      }
-    } catch (...) {
-      for (std::size_t j = i; j < futures.size(); ++j) futures[j].cancel();
-      throw;
-    }
-  }
+  /// map()'s body: a MapResults over submit(fn, items...) calls on `ex`.
+  template <class Ex, class Fn, class... Ranges>
+  static auto map_calls(Ex& ex, Fn&& fn, std::optional<Clock::duration> timeout,
+                        std::optional<std::size_t> buffersize, Ranges&&... ranges);
 };
 
 /// concurrent.futures.ThreadPoolExecutor. Threads start on demand, up to `max_workers`, and
@@ -267,6 +457,18 @@ class ThreadPoolExecutor final : public Executor {
   std::unique_ptr<Impl> impl_;
 };
 
+template <class Ex, class Fn, class... Ranges>
+auto Executor::map_calls(Ex& ex, Fn&& fn, std::optional<Clock::duration> timeout,
+                         std::optional<std::size_t> buffersize, Ranges&&... ranges) {
+  using R = detail::call_result_t<Fn&, std::ranges::range_reference_t<Ranges>...>;
+  using T = detail::map_value_t<R>;
+  auto submit = [&ex, f = std::forward<Fn>(fn)](auto&&... items) {
+    return ex.submit(f, std::forward<decltype(items)>(items)...);
+  };
+  return detail::make_map_results<T, R>(std::move(submit), timeout, buffersize,
+                                        std::forward<Ranges>(ranges)...);
+}
+
 namespace detail {
 template <class R>
 using chunk_result_t = std::conditional_t<std::is_void_v<R>, std::size_t, std::vector<R>>;
@@ -284,6 +486,59 @@ chunk_result_t<R> run_chunk(R (*fn)(P), std::vector<std::decay_t<P>> items) {
     return out;
   }
 }
+
+/// A range read `size` items at a time, as vectors (Python's itertools.batched): a one-range
+/// source for ProcessPoolExecutor::map. A view over its range (owning for an rvalue).
+template <class Item, class Range>
+class Chunks {
+ public:
+  Chunks(Range&& range, std::size_t size)
+      : view_(std::views::all(std::forward<Range>(range))), size_(size) {}
+
+  class iterator {
+   public:
+    using value_type = std::vector<Item>;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(Chunks* c) : c_(c), it_(std::ranges::begin(c->view_)) {}
+    std::vector<Item>& operator*() const {
+      fill();
+      return chunk_;
+    }
+    iterator& operator++() {
+      fill();  // the current chunk, if nobody looked at it
+      stale_ = true;
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& a, std::default_sentinel_t) {
+      a.fill();
+      return a.chunk_.empty();
+    }
+
+   private:
+    // The next chunk is read only when it is looked at, as itertools.batched reads.
+    void fill() const {
+      if (!stale_) return;
+      chunk_.clear();
+      while (chunk_.size() < c_->size_ && it_ != std::ranges::end(c_->view_)) {
+        chunk_.emplace_back(*it_);
+        ++it_;
+      }
+      stale_ = false;
+    }
+    Chunks* c_ = nullptr;
+    mutable std::ranges::iterator_t<std::views::all_t<Range>> it_{};
+    mutable std::vector<Item> chunk_;
+    mutable bool stale_ = true;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  std::views::all_t<Range> view_;
+  std::size_t size_;
+};
 }  // namespace detail
 
 /// concurrent.futures.ProcessPoolExecutor: runs plain functions of this program in separate
@@ -322,33 +577,51 @@ class ProcessPoolExecutor final : public Executor {
     return submit(+fn, std::forward<A>(args)...);
   }
 
-  /// Executor::map, sending `chunksize` items per message to the workers (Python's chunking).
-  /// Errors: as Executor::map; ValueError if chunksize is 0.
+  /// Executor::map, sending `chunksize` items per message to the workers (Python's chunking;
+  /// `buffersize` then counts chunks, as Python's does). Several ranges go one call per
+  /// message. Errors: as Executor::map; ValueError if chunksize is 0, or above 1 with several
+  /// ranges.
   template <class R, class P, std::ranges::input_range Range>
   auto map(R (*fn)(P), Range&& items, std::optional<Clock::duration> timeout = {},
-           std::size_t chunksize = 1) {
+           std::size_t chunksize = 1, std::optional<std::size_t> buffersize = {}) {
     if (chunksize == 0) throw ValueError("chunksize must be >= 1");
-    using Item = std::decay_t<P>;
-    std::vector<Future<detail::chunk_result_t<R>>> futures;
-    std::vector<Item> chunk;
-    auto flush = [&] {
-      futures.push_back(submit(&detail::run_chunk<R, P>, fn, std::move(chunk)));
-      chunk = {};
+    using T = detail::map_value_t<R>;
+    if (chunksize == 1) {
+      auto call = [this, fn](auto&&... item) {
+        return this->submit(fn, std::forward<decltype(item)>(item)...);
+      };
+      return detail::make_map_results<T, R>(std::move(call), timeout, buffersize,
+                                            std::forward<Range>(items));
+    }
+    auto call = [this, fn](std::vector<std::decay_t<P>>& chunk) {
+      return this->submit(&detail::run_chunk<R, P>, fn, std::move(chunk));
     };
-    for (auto&& item : items) {
-      chunk.emplace_back(std::forward<decltype(item)>(item));
-      if (chunk.size() == chunksize) flush();
+    return detail::make_map_results<T, detail::chunk_result_t<R>>(
+        std::move(call), timeout, buffersize,
+        detail::Chunks<std::decay_t<P>, Range>(std::forward<Range>(items), chunksize));
+  }
+  template <class R, class... P, std::ranges::input_range... Ranges>
+  requires(sizeof...(Ranges) == sizeof...(P)) auto map(R (*fn)(P...), MapOptions opts,
+                                                       Ranges&&... ranges) {
+    if (opts.chunksize == 0 || (opts.chunksize > 1 && sizeof...(Ranges) > 1)) {
+      throw ValueError("chunksize must be 1 with several ranges, and >= 1");
     }
-    if (!chunk.empty()) flush();
-    if constexpr (std::is_void_v<R>) {
-      collect(futures, timeout);
+    if constexpr (sizeof...(Ranges) == 1) {
+      return map(fn, std::forward<Ranges>(ranges)..., opts.timeout, opts.chunksize,
+                 opts.buffersize);
     } else {
-      std::vector<R> out;
-      for (auto& part : collect(futures, timeout)) {
-        std::move(part.begin(), part.end(), std::back_inserter(out));
-      }
-      return out;
+      auto call = [this, fn](auto&&... item) {
+        return this->submit(fn, std::forward<decltype(item)>(item)...);
+      };
+      return detail::make_map_results<detail::map_value_t<R>, R>(
+          std::move(call), opts.timeout, opts.buffersize, std::forward<Ranges>(ranges)...);
     }
+  }
+  template <class R, class... P, std::ranges::input_range R1, std::ranges::input_range R2,
+            std::ranges::input_range... Rest>
+  auto map(R (*fn)(P...), R1&& first, R2&& second, Rest&&... rest) {
+    return map(fn, MapOptions(), std::forward<R1>(first), std::forward<R2>(second),
+               std::forward<Rest>(rest)...);
   }
 
   void shutdown(bool wait = true, bool cancel_futures = false) override;
