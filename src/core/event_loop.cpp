@@ -47,6 +47,7 @@ LoopImpl::LoopImpl(EventLoop& o)
       coarse_slack_(coarse_clock_slack()) {
   debug = dbg::env_debug();
   if (debug) hooks |= dbg::kDebug;
+  if (dbg::env_stats()) hooks |= dbg::kStats;
   dbg::env_trace();
 }
 

@@ -26,6 +26,8 @@ inline constexpr std::uint8_t kTrace = 4;
 std::uint8_t trace_bit() noexcept;
 /// WEAVE_DEBUG=1 in the environment; WEAVE_TRACE starts a trace on the first call.
 bool env_debug() noexcept;
+/// WEAVE_STATS=1: statistics on in every loop made.
+bool env_stats() noexcept;
 void env_trace() noexcept;
 
 struct LoopDebug;  // per loop: stats, the watchdog's slot (stats.cpp)

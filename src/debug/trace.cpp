@@ -319,6 +319,14 @@ bool env_debug() noexcept {
   return on;
 }
 
+bool env_stats() noexcept {
+  static const bool on = [] {
+    const char* v = std::getenv("WEAVE_STATS");
+    return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
 }  // namespace weave::detail::dbg
 
 namespace weave::trace {
