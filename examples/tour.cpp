@@ -283,5 +283,6 @@ int main() {
   weave::run(core_tour());
   weave::run(threads_tour());
   weave::run(tour::pipeline_section());
+  weave::run(tour::trace_section());
   return 0;
 }

@@ -12,4 +12,6 @@ weave::Coro<void> http_section();
 weave::Coro<void> pg_section();
 /// Lines of a file through async generators, a bounded queue and a process pool, vs serially.
 weave::Coro<void> pipeline_section();
+/// A small program's timeline recorded with weave::trace and drawn as an SVG picture.
+weave::Coro<void> trace_section();
 }  // namespace tour

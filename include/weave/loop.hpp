@@ -24,6 +24,7 @@
 #include "weave/detail/small_function.hpp"
 #include "weave/sockets.hpp"
 #include "weave/subprocess.hpp"
+#include "weave/trace.hpp"
 #include "weave/transports.hpp"
 
 namespace weave {
@@ -215,8 +216,14 @@ class EventLoop {
   /// Debug mode: thread checks on non-thread-safe calls and slow-callback reports.
   void set_debug(bool enabled) noexcept;
   bool get_debug() const noexcept;
-  /// In debug mode, a callback or task step that runs longer than this is reported.
+  /// In debug mode, a callback or task step that runs longer than this is reported (when it
+  /// ends, and by the stall watchdog while it still blocks).
   Clock::duration slow_callback_duration = std::chrono::milliseconds(100);
+  /// Task statistics (weave/trace.hpp): per task busy/scheduled/idle time, steps, wake-ups; per
+  /// loop iterations, ready-queue depth, loop lag. Off by default.
+  void set_stats(bool enabled) noexcept;
+  /// The figures gathered since set_stats(true); `enabled` is false when statistics are off.
+  LoopStats stats() const;
 
   /// asyncio's loop.run_in_executor: submits `fn(args...)` to `executor` (nullptr: the default
   /// executor, a concurrent::ThreadPoolExecutor created on first use) and returns a Future of

@@ -44,7 +44,12 @@ LoopImpl::LoopImpl(EventLoop& o)
       serial(++loop_serials),
       backend_(io::make_backend()),
       entry(std::make_shared<EntryQueue>(backend_.get())),
-      coarse_slack_(coarse_clock_slack()) {}
+      coarse_slack_(coarse_clock_slack()) {
+  debug = dbg::env_debug();
+  if (debug) hooks |= dbg::kDebug;
+  if (dbg::env_stats()) hooks |= dbg::kStats;
+  dbg::env_trace();
+}
 
 LoopImpl::~LoopImpl() {
   drop_fd_callbacks();
@@ -74,9 +79,13 @@ void LoopImpl::register_task(TaskCore* t) noexcept {
   t->reg_next = tasks_;
   if (tasks_ != nullptr) tasks_->reg_prev = t;
   tasks_ = t;
+  if (hooks) [[unlikely]]
+    dbg::on_task_created(*this, t);
 }
 
 void LoopImpl::unregister_task(TaskCore* t) noexcept {
+  if (hooks) [[unlikely]]
+    dbg::on_task_done(*this, t);
   if (t->reg_prev != nullptr) {
     t->reg_prev->reg_next = t->reg_next;
   } else if (tasks_ == t) {
@@ -106,6 +115,7 @@ void LoopImpl::run_once() {
   // sleep(0s)). It is made once kPollBudget nodes have run since the last poll instead (as
   // Tokio's event_interval), so I/O is seen at most that many callbacks late and no ordering
   // among callbacks and timers changes. A poll that may block is always made.
+  hooks = static_cast<std::uint8_t>((hooks & ~dbg::kTrace) | dbg::trace_bit());
   std::optional<std::chrono::nanoseconds> timeout;
   if (!ready_.empty() || stopping || entry->pending()) {
     timeout = std::chrono::nanoseconds(0);
@@ -114,6 +124,8 @@ void LoopImpl::run_once() {
   }
   if (!timeout || timeout->count() != 0 || ran_since_poll_ >= kPollBudget) {
     ran_since_poll_ = 0;
+    if (!timeout && hooks) [[unlikely]]
+      dbg::on_block_forever(*this);
     backend_->poll(timeout);
   }
   // Phase 2: calls from other threads.
@@ -159,6 +171,8 @@ Clock::duration LoopImpl::coarse_clock_slack() noexcept {
 void LoopImpl::fire_timers() {
   ran_since_clock_ = 0;
   const Clock::time_point now = Clock::now();
+  if (hooks && !timers_.empty() && timers_.top().when <= now) [[unlikely]]
+    last_fire_lag_ = now - timers_.top().when;
   while (!timers_.empty() && timers_.top().when <= now) {
     Node* n = timers_.pop();
     if (n->kind == NodeKind::Task) {
@@ -170,6 +184,8 @@ void LoopImpl::fire_timers() {
 
 void LoopImpl::run_ready() {
   Node* n = ready_.take_all();
+  if (hooks) [[unlikely]]
+    iteration_hook(n);
   while (n != nullptr) {
     Node* next = n->next_ready;  // running n may queue it again
     // A big batch is scattered over memory (a million woken tasks): fetch the next node while
@@ -182,8 +198,16 @@ void LoopImpl::run_ready() {
   }
 }
 
+/// Statistics and trace counters: the batch's size and how late its earliest timer ran.
+void LoopImpl::iteration_hook(Node* batch) {
+  std::size_t depth = 0;
+  for (Node* m = batch; m != nullptr; m = m->next_ready) ++depth;
+  const Clock::duration lag = std::exchange(last_fire_lag_, Clock::duration(0));
+  dbg::on_iteration(*this, depth, lag);
+}
+
 void LoopImpl::run_node(Node* n) {
-  if (debug) [[unlikely]] {
+  if (hooks) [[unlikely]] {
     run_node_timed(n);
     return;
   }
@@ -210,17 +234,13 @@ inline void LoopImpl::dispatch(Node* n) {
   }
 }
 
-/// Debug mode: run_node with the slow-callback report.
+/// Debug mode, statistics, tracing: run_node between src/debug's hooks (slow-step report,
+/// watchdog, per-task figures, trace slices).
 void LoopImpl::run_node_timed(Node* n) {
-  const Clock::time_point start = Clock::now();
-  const bool is_task = n->kind == NodeKind::Task;  // n may be gone once it ran
+  dbg::StepToken tok;
+  dbg::before_node(*this, n, tok);
   dispatch(n);
-  auto took = Clock::now() - start;
-  if (took >= owner.slow_callback_duration) {
-    std::fprintf(stderr, "weave: executing %s took %.3f seconds\n",
-                 is_task ? "a task step" : "a callback",
-                 std::chrono::duration<double>(took).count());
-  }
+  dbg::after_node(*this, tok);
 }
 
 void run_handle(CallbackNode* node) {

@@ -47,6 +47,8 @@ EventLoop::~EventLoop() {
     auto& loops = detail::live_loops();
     loops.erase(std::find(loops.begin(), loops.end(), this));
   }
+  if (impl_->debug) [[unlikely]]
+    detail::dbg::on_loop_destroyed(*impl_, impl_->closed);
   impl_.reset();  // frees the pending tasks, whose reports must not find this loop any more
 }
 
@@ -174,6 +176,8 @@ void EventLoop::default_exception_handler(const ExceptionContext& context) noexc
 
 void EventLoop::set_debug(bool enabled) noexcept {
   impl_->debug = enabled;
+  impl_->hooks = static_cast<std::uint8_t>(enabled ? impl_->hooks | detail::dbg::kDebug
+                                                   : impl_->hooks & ~detail::dbg::kDebug);
 }
 bool EventLoop::get_debug() const noexcept {
   return impl_->debug;

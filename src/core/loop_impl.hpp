@@ -13,6 +13,7 @@
 #include "core/handle_pool.hpp"
 #include "core/ready_queue.hpp"
 #include "core/timer_queue.hpp"
+#include "debug/debug_mode.hpp"
 #include "io/backend.hpp"
 #include "weave/loop.hpp"
 
@@ -67,6 +68,10 @@ class LoopImpl {
 
   void register_task(TaskCore* t) noexcept;
   void unregister_task(TaskCore* t) noexcept;
+  std::size_t timer_count() const noexcept { return timers_.size(); }
+  std::size_t fd_callback_count() const noexcept {
+    return fd_callbacks_[0].size() + fd_callbacks_[1].size();
+  }
   template <class Fn>
   void for_each_task(Fn&& fn) const {
     for (TaskCore* t = tasks_; t != nullptr; t = t->reg_next) fn(t);
@@ -102,6 +107,9 @@ class LoopImpl {
   bool stopping = false;
   bool closed = false;
   bool debug = false;
+  /// dbg::kDebug|kStats|kTrace: which of src/debug's hooks run (each site tests this once).
+  std::uint8_t hooks = 0;
+  dbg::LoopDebugPtr dbg_state;  ///< src/debug's per-loop state, made by the first hook
   std::thread::id thread;
   const std::uint64_t serial;  ///< unique per loop, never reused: the loop's identity
   std::unique_ptr<io::Backend> backend_;
@@ -130,6 +138,7 @@ class LoopImpl {
   void run_node(Node* n);
   void run_node_timed(Node* n);
   void dispatch(Node* n);
+  void iteration_hook(Node* batch);
 
   /// Nodes run between two non-blocking polls at most (see run_once).
   static constexpr std::uint32_t kPollBudget = 61;
@@ -138,6 +147,7 @@ class LoopImpl {
   TimerQueue timers_;
   std::uint32_t ran_since_poll_ = 0;   ///< nodes run since the last poll
   std::uint32_t ran_since_clock_ = 0;  ///< nodes run since fire_timers read the precise clock
+  Clock::duration last_fire_lag_{};    ///< hooks: how late fire_timers() found the first due timer
   Clock::duration coarse_slack_;       ///< two ticks of the coarse clock (timer_may_be_due)
   TaskCore* tasks_ = nullptr;          ///< registry of pending tasks (all_tasks), intrusive
   std::unordered_map<int, FdCallback*> fd_callbacks_[2];  ///< by io::Interest, then fd

@@ -132,6 +132,8 @@ void begin_sleep(TaskCore* task, std::coroutine_handle<> leaf, Clock::time_point
 
 void wake(TaskCore* task) noexcept {
   clear_wait(task);
+  if (task->loop()->impl().hooks) [[unlikely]]
+    dbg::on_wake(task->loop()->impl(), task);
   schedule(task->loop(), task);
 }
 
