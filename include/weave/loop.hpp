@@ -35,9 +35,16 @@ class Future;
 template <class T>
 class Task;
 
+class Context;
+struct TaskOptions;
+
 namespace concurrent {
 class Executor;
 }  // namespace concurrent
+
+/// asyncio's task factory: create_task calls it with the loop and the options of the task it is
+/// about to start, which it may change (name, context, eager_start). See eager_task_factory.
+using TaskFactory = std::function<void(EventLoop&, TaskOptions&)>;
 
 namespace detail {
 class LoopImpl;
@@ -202,9 +209,21 @@ class EventLoop {
   /// Callbacks posted from one thread run in the order they were posted. Takes any callable,
   /// move-only ones included. Errors: RuntimeError once the loop is closed.
   void call_soon_threadsafe(detail::SmallFunction fn);
+  // Without a context, a callback runs in a copy of the caller's context; with one, in that
+  // context itself (asyncio's `context=`).
+  Handle call_soon(detail::SmallFunction fn, const Context& context);
+  TimerHandle call_later(Clock::duration delay, detail::SmallFunction fn, const Context& context);
+  TimerHandle call_at(Clock::time_point when, detail::SmallFunction fn, const Context& context);
+  void call_soon_threadsafe(detail::SmallFunction fn, const Context& context);
 
   template <class T>
   Task<T> create_task(Coro<T> coro, std::string name = {});
+  template <class T>
+  Task<T> create_task(Coro<T> coro, TaskOptions options);
+  /// asyncio's loop.set_task_factory; nullptr (or an empty function) resets it.
+  void set_task_factory(TaskFactory factory);
+  /// The factory set, or an empty function (it tests false) when none is.
+  const TaskFactory& get_task_factory() const noexcept;
   template <class T = void>
   Future<T> create_future();
 

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "weave/contextvars.hpp"
 #include "weave/coro.hpp"
 #include "weave/errors.hpp"
 #include "weave/future.hpp"
@@ -16,9 +17,32 @@
 
 namespace weave {
 
+/// create_task's options (asyncio's name, context and eager_start keywords).
+struct TaskOptions {
+  std::string name;
+  /// The context the task runs in (shared, as asyncio's `context=`); default: a copy of the
+  /// current one.
+  std::optional<Context> context;
+  /// Runs the first step at once, inside create_task (asyncio 3.12's eager_start), when the
+  /// loop is running; a task that finishes there never goes through the ready queue.
+  bool eager_start = false;
+};
+
+/// asyncio.eager_task_factory: every task the loop creates starts eagerly.
+void eager_task_factory(EventLoop& loop, TaskOptions& options);
+/// asyncio.create_eager_task_factory: `custom` (may be null) adjusts the options first, then the
+/// task starts eagerly.
+TaskFactory create_eager_task_factory(TaskFactory custom);
+
 namespace detail {
 /// Turns a released frame into a task of `loop`: registers, names and schedules its first step.
-void start_task(EventLoop* loop, TaskCore* core, std::string name);
+/// True when the loop's task factory made it eager: the caller then takes its handle and runs
+/// the first step with eager_step() (the task is registered, not queued).
+bool start_task(EventLoop* loop, TaskCore* core, std::string name);
+/// The same with options (and the loop's task factory).
+bool start_task(EventLoop* loop, TaskCore* core, TaskOptions& options);
+/// Runs an eager task's first step now, with the task current, in its own context.
+void eager_step(TaskCore* core) noexcept;
 void check_not_self(TaskCore* awaited, TaskCore* awaiting);
 
 template <class T>
@@ -93,14 +117,34 @@ Task<T> EventLoop::create_task(Coro<T> coro, std::string name) {
   if (!coro.valid()) throw ValueError("create_task: empty Coro");
   auto h = coro.release();
   detail::TaskCore* core = &h.promise();
-  detail::start_task(this, core, std::move(name));
+  if (detail::start_task(this, core, std::move(name))) {
+    Task<T> task = Task<T>::from_core(core);  // held while the eager step may finish it
+    detail::eager_step(core);
+    return task;
+  }
   return Task<T>::from_core(core);
+}
+
+template <class T>
+Task<T> EventLoop::create_task(Coro<T> coro, TaskOptions options) {
+  if (!coro.valid()) throw ValueError("create_task: empty Coro");
+  auto h = coro.release();
+  detail::TaskCore* core = &h.promise();
+  const bool eager = detail::start_task(this, core, options);
+  Task<T> task = Task<T>::from_core(core);  // held while the eager step may finish it
+  if (eager) detail::eager_step(core);
+  return task;
 }
 
 /// Schedules `coro` on the running loop. Errors: RuntimeError outside a running loop.
 template <class T>
 Task<T> create_task(Coro<T> coro, std::string name = {}) {
   return get_running_loop().create_task(std::move(coro), std::move(name));
+}
+/// The same with options: `create_task(coro, TaskOptions{.name = "x", .eager_start = true})`.
+template <class T>
+Task<T> create_task(Coro<T> coro, TaskOptions options) {
+  return get_running_loop().create_task(std::move(coro), std::move(options));
 }
 
 /// The task running now; nullopt in a plain callback. Errors: RuntimeError outside a running loop.

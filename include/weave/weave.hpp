@@ -4,6 +4,7 @@
 
 #include "weave/clock.hpp"
 #include "weave/concurrent.hpp"
+#include "weave/contextvars.hpp"
 #include "weave/coro.hpp"
 #include "weave/errors.hpp"
 #include "weave/files.hpp"

@@ -253,6 +253,7 @@ void run_handle(CallbackNode* node) {
   } recycle{loop, n};
   if ((n->flags & HandleNode::kCancelled) == 0) {
     n->flags |= HandleNode::kRunning;  // a cancel() from inside must not destroy the callable
+    ContextScope scope(&n->context);
     n->fn();
   }
 }

@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/timer_queue.hpp"
+#include "weave/contextvars.hpp"
 #include "weave/detail/small_function.hpp"
 
 namespace weave::detail {
@@ -20,6 +22,7 @@ struct HandleNode : TimerNode {
   static constexpr std::uint8_t kRunning = 2;    ///< Node::flags: `fn` is executing now
   HandleNode() noexcept : TimerNode(&run_handle) {}
   SmallFunction fn;
+  std::uintptr_t context = 0;  ///< the context it runs in (contextvars.hpp); 0: empty
   LoopImpl* owner = nullptr;
   std::uint32_t generation = 0;
   HandleNode* next_free = nullptr;
@@ -37,6 +40,7 @@ class HandlePool {
   }
   void recycle(HandleNode* n) noexcept {
     n->fn.reset();
+    if (n->context != 0) ctx_release(std::exchange(n->context, 0));
     ++n->generation;
     n->next_free = free_;
     free_ = n;

@@ -108,32 +108,69 @@ const char* EventLoop::backend_name() const noexcept {
   return impl_->backend_ ? impl_->backend_->name() : "closed";
 }
 
-Handle EventLoop::call_soon(detail::SmallFunction fn) {
-  LoopImpl& l = *impl_;
+namespace {
+Handle soon(LoopImpl& l, detail::SmallFunction& fn, const Context* context) {
   if (l.closed) throw RuntimeError("Event loop is closed");
   l.check_thread("call_soon");
   HandleNode* n = l.handles.acquire();
   n->fn = std::move(fn);
+  n->context = context != nullptr ? context->share() : detail::ctx_capture();
   l.schedule(n);
   return Handle(n, n->generation);
 }
 
-TimerHandle EventLoop::call_later(Clock::duration delay, detail::SmallFunction fn) {
-  return call_at(Clock::now() + delay, std::move(fn));
-}
-
-TimerHandle EventLoop::call_at(Clock::time_point when, detail::SmallFunction fn) {
-  LoopImpl& l = *impl_;
+TimerHandle at(LoopImpl& l, Clock::time_point when, detail::SmallFunction& fn,
+               const Context* context) {
   if (l.closed) throw RuntimeError("Event loop is closed");
   l.check_thread("call_at");
   HandleNode* n = l.handles.acquire();
   n->fn = std::move(fn);
+  n->context = context != nullptr ? context->share() : detail::ctx_capture();
   l.add_timer(n, when);
   return TimerHandle(n, n->generation, when);
 }
 
+/// A thread-safe post runs in the poster's context: the word travels with the callable (the
+/// entry queue carries callables only), and only when there is one.
+void post(LoopImpl& l, detail::SmallFunction& fn, detail::CtxWord context) {
+  if (context != 0) {
+    fn = [hold = detail::CtxHold(context), f = std::move(fn)]() mutable {
+      detail::ContextScope scope(&hold.word);
+      f();
+    };
+  }
+  if (!l.entry->post(fn)) throw RuntimeError("Event loop is closed");
+}
+}  // namespace
+
+Handle EventLoop::call_soon(detail::SmallFunction fn) {
+  return soon(*impl_, fn, nullptr);
+}
+Handle EventLoop::call_soon(detail::SmallFunction fn, const Context& context) {
+  return soon(*impl_, fn, &context);
+}
+
+TimerHandle EventLoop::call_later(Clock::duration delay, detail::SmallFunction fn) {
+  return at(*impl_, Clock::now() + delay, fn, nullptr);
+}
+TimerHandle EventLoop::call_later(Clock::duration delay, detail::SmallFunction fn,
+                                  const Context& context) {
+  return at(*impl_, Clock::now() + delay, fn, &context);
+}
+
+TimerHandle EventLoop::call_at(Clock::time_point when, detail::SmallFunction fn) {
+  return at(*impl_, when, fn, nullptr);
+}
+TimerHandle EventLoop::call_at(Clock::time_point when, detail::SmallFunction fn,
+                               const Context& context) {
+  return at(*impl_, when, fn, &context);
+}
+
 void EventLoop::call_soon_threadsafe(detail::SmallFunction fn) {
-  if (!impl_->entry->post(fn)) throw RuntimeError("Event loop is closed");
+  post(*impl_, fn, detail::ctx_capture());
+}
+void EventLoop::call_soon_threadsafe(detail::SmallFunction fn, const Context& context) {
+  post(*impl_, fn, context.share());
 }
 
 void EventLoop::set_exception_handler(ExceptionHandler handler) {

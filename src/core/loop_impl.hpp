@@ -103,6 +103,7 @@ class LoopImpl {
   EventLoop& owner;
   HandlePool handles;
   ExceptionHandler exception_handler;
+  TaskFactory task_factory;  ///< set_task_factory's, or empty
   bool running = false;
   bool stopping = false;
   bool closed = false;

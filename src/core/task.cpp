@@ -74,8 +74,8 @@ TaskCore* require_task(const char* what) {
   return t_current;
 }
 
-void start_task(EventLoop* loop, TaskCore* core, std::string name) {
-  LoopImpl& l = loop->impl();
+namespace {
+void init_task(EventLoop* loop, LoopImpl& l, TaskCore* core, std::string& name) {
   std::coroutine_handle<> root = task_root(core);
   if (l.closed) {
     root.destroy();
@@ -86,16 +86,66 @@ void start_task(EventLoop* loop, TaskCore* core, std::string name) {
   core->leaf = root;
   core->id = g_task_counter.fetch_add(1, std::memory_order_relaxed) + 1;
   if (!name.empty()) core->extras().name = std::move(name);
+}
+}  // namespace
+
+bool start_task(EventLoop* loop, TaskCore* core, std::string name) {
+  LoopImpl& l = loop->impl();
+  if (l.task_factory) {
+    TaskOptions options;
+    options.name = std::move(name);
+    return start_task(loop, core, options);
+  }
+  init_task(loop, l, core, name);
+  core->context = ctx_capture();  // a copy of the creator's context: one word
   l.register_task(core);
   l.schedule(core);
+  return false;
+}
+
+bool start_task(EventLoop* loop, TaskCore* core, TaskOptions& options) {
+  LoopImpl& l = loop->impl();
+  if (l.task_factory) {
+    TaskFactory factory = l.task_factory;  // it may reset itself
+    try {
+      factory(*loop, options);
+    } catch (...) {
+      task_root(core).destroy();
+      throw;
+    }
+  }
+  init_task(loop, l, core, options.name);
+  core->context = options.context ? options.context->share() : ctx_capture();
+  l.register_task(core);
+  // asyncio: a task created while its loop is not running starts as a lazy one.
+  if (options.eager_start && l.running && running_impl() == &l) {
+    ++core->refs;  // released by eager_step: the step may finish the task
+    return true;
+  }
+  l.schedule(core);
+  return false;
+}
+
+void eager_step(TaskCore* core) noexcept {
+  // asyncio's __eager_start: the task is current during its first step, then the creator again;
+  // it runs in its own context, not in a scope (a callback's, Context::run's) around create_task.
+  TaskCore* outer = t_current;
+  CtxWord* scope = ctx_swap_scope(nullptr);
+  t_current = core;
+  core->leaf.resume();  // may finish the task; the reference taken in start_task keeps it
+  t_current = outer;
+  ctx_swap_scope(scope);
+  task_release(core);
 }
 
 void destroy_frames(TaskCore* t) noexcept {
   // An awaiter torn down while suspended finds its task as the current one (sync_wait.hpp).
   TaskCore* outer = t_current;
   t_current = t;
+  const CtxWord context = t->context;  // the frame's destructors still see the task's context
   task_root(t).destroy();
   t_current = outer;
+  ctx_release(context);
 }
 
 void task_step(TaskCore* t) noexcept {
@@ -230,6 +280,25 @@ CallbackId TaskRef::add_done_callback(std::function<void(TaskRef)> fn) {
 
 std::size_t TaskRef::remove_done_callback(CallbackId id) {
   return detail::remove_done_waiter(core_, id);
+}
+
+void eager_task_factory(EventLoop&, TaskOptions& options) {
+  options.eager_start = true;
+}
+
+TaskFactory create_eager_task_factory(TaskFactory custom) {
+  return [custom = std::move(custom)](EventLoop& loop, TaskOptions& options) {
+    if (custom) custom(loop, options);
+    options.eager_start = true;
+  };
+}
+
+void EventLoop::set_task_factory(TaskFactory factory) {
+  impl_->task_factory = std::move(factory);
+}
+
+const TaskFactory& EventLoop::get_task_factory() const noexcept {
+  return impl_->task_factory;
 }
 
 std::optional<TaskRef> current_task() {

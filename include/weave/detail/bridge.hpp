@@ -21,11 +21,13 @@
 #include <concepts>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <type_traits>
 #include <utility>
 
 #include "weave/concurrent.hpp"
+#include "weave/contextvars.hpp"
 #include "weave/errors.hpp"
 #include "weave/future.hpp"
 #include "weave/loop.hpp"
@@ -150,11 +152,33 @@ Future<T> wrap_future(Future<T> future) {
   return future;
 }
 
+namespace detail {
+/// Submits `fn(args...)` to run in the caller's context (asyncio's to_thread and
+/// run_in_executor do so). A plain function pointer may be bound for another process, which a
+/// context cannot follow: it is wrapped only for a thread pool.
+template <class Fn, class... Args>
+auto submit_in_context(concurrent::Executor& executor, Fn&& fn, Args&&... args) {
+  using R = concurrent::detail::call_result_t<Fn, Args...>;
+  CtxHold context(ctx_capture());
+  if (context.word != 0 && (!std::is_pointer_v<std::decay_t<Fn>> ||
+                            dynamic_cast<concurrent::ThreadPoolExecutor*>(&executor) != nullptr)) {
+    return executor.submit(
+        [hold = std::move(context), f = std::forward<Fn>(fn)](auto&&... a) mutable -> R {
+          ContextScope scope(&hold.word);
+          return std::invoke(f, std::forward<decltype(a)>(a)...);
+        },
+        std::forward<Args>(args)...);
+  }
+  return executor.submit(std::forward<Fn>(fn), std::forward<Args>(args)...);
+}
+}  // namespace detail
+
 template <class Fn, class... Args>
 auto EventLoop::run_in_executor(std::nullptr_t, Fn&& fn, Args&&... args) {
   concurrent::Executor& executor = detail::default_executor(*this);
-  return detail::wrap_future(executor.submit(std::forward<Fn>(fn), std::forward<Args>(args)...),
-                             *this, true);
+  return detail::wrap_future(
+      detail::submit_in_context(executor, std::forward<Fn>(fn), std::forward<Args>(args)...), *this,
+      true);
 }
 
 template <class Ex, class Fn, class... Args>
@@ -165,8 +189,9 @@ auto EventLoop::run_in_executor(Ex* executor, Fn&& fn, Args&&... args) {
     return run_in_executor(nullptr, std::forward<Fn>(fn), std::forward<Args>(args)...);
   }
   if (is_closed()) throw RuntimeError("Event loop is closed");
-  return detail::wrap_future(executor->submit(std::forward<Fn>(fn), std::forward<Args>(args)...),
-                             *this, true);
+  return detail::wrap_future(
+      detail::submit_in_context(*executor, std::forward<Fn>(fn), std::forward<Args>(args)...),
+      *this, true);
 }
 
 /// asyncio.to_thread: runs `fn(args...)` in the running loop's default executor (a

@@ -102,6 +102,9 @@ struct TaskCore : FutureCore {
   void* waiting_on = nullptr;    ///< see WaitKind
   TaskCore* reg_prev = nullptr;  ///< links in the loop's registry of pending tasks
   TaskCore* reg_next = nullptr;
+  /// The task's context (contextvars.hpp): a persistent map, or a tagged shared Context; 0 for
+  /// the empty context, so that a task with no variable set allocates nothing for it.
+  std::uintptr_t context = 0;
 };
 
 // ---- operations, defined in src/core ----------------------------------------------------------
