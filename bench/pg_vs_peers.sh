@@ -11,5 +11,13 @@ set -eu
 . "$(dirname "$0")/peers_common.sh"
 peers_setup pg-bench.sh pg_client "${1:-}"
 shift
+# Every peer must be measured in this run: the harness shows a peer it could not build or
+# import as "not measured", which would leave a bar without its reference.
+"$peers/build.sh" >/dev/null
+for b in libpq_pipeline tokio_pg; do
+  [ -x "$peers/build/$b" ] || { echo "pg_vs_peers: $peers/build/$b was not built (libpq-dev, cargo, librust-tokio-postgres-dev)" >&2; exit 1; }
+done
+"${PY:-/usr/bin/python3}" -c 'import asyncpg, uvloop, psycopg' ||
+  { echo "pg_vs_peers: asyncpg, uvloop and psycopg are needed (python3-asyncpg python3-uvloop python3-psycopg)" >&2; exit 1; }
 exec "$peers/pg-bench.sh" "$@" \
   "weave_pg=$root/build/release/bench/pg_client {dsn} {query} {secs} {conc} {warmup}"

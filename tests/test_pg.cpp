@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -41,6 +42,58 @@ weave::Coro<void> connect_both_forms(std::string keywords, std::string uri) {
 TEST_F(Pg, ConnectsWithKeywordsAndWithAUri) {
   run_bounded(connect_both_forms(
       dsn(), "postgresql://postgres@127.0.0.1:" + port() + "/" + database() + "?sslmode=disable"));
+}
+
+// Every host name is resolved before libpq sees it (off the loop thread) and passed as hostaddr,
+// one entry per address, with host kept for TLS; names that do not resolve are left out.
+std::string value_of(const std::vector<std::pair<std::string, std::string>>& kv,
+                     const std::string& key) {
+  for (const auto& [k, v] : kv) {
+    if (k == key) return v;
+  }
+  return "<none>";
+}
+
+TEST(PgHosts, EveryHostNameIsResolvedToAHostaddr) {
+  auto kv = pg::detail::resolve_hosts("host=/tmp,no-such-host.invalid,localhost port=1,2,3");
+  ASSERT_FALSE(kv.empty());
+  const std::string hosts = value_of(kv, "host"), addrs = value_of(kv, "hostaddr"),
+                    ports = value_of(kv, "port");
+  // /tmp stays a socket directory (empty hostaddr), localhost gives 127.0.0.1 (and ::1 when
+  // the resolver has it), each with localhost's port.
+  EXPECT_EQ(hosts.rfind("/tmp,localhost", 0), 0u) << hosts;
+  EXPECT_EQ(addrs.rfind(",", 0), 0u) << addrs;
+  EXPECT_NE(addrs.find("127.0.0.1"), std::string::npos) << addrs;
+  EXPECT_EQ(ports.rfind("1,3", 0), 0u) << ports;
+  EXPECT_EQ(std::count(hosts.begin(), hosts.end(), ','),
+            std::count(addrs.begin(), addrs.end(), ','));
+  EXPECT_EQ(std::count(hosts.begin(), hosts.end(), ','),
+            std::count(ports.begin(), ports.end(), ','));
+  EXPECT_EQ(hosts.find("invalid"), std::string::npos);
+  auto uri = pg::detail::resolve_hosts("postgresql://u@localhost:7/db");
+  EXPECT_NE(value_of(uri, "hostaddr").find("127.0.0.1"), std::string::npos);
+  EXPECT_EQ(value_of(uri, "port"), "<none>");  // one port: libpq applies it to every entry
+  EXPECT_TRUE(pg::detail::resolve_hosts("host=localhost hostaddr=127.0.0.1").empty());
+  EXPECT_TRUE(pg::detail::resolve_hosts("host=127.0.0.1,/tmp port=1").empty());
+  EXPECT_TRUE(pg::detail::resolve_hosts("host=no-such-host.invalid").empty());
+  EXPECT_TRUE(pg::detail::resolve_hosts("not a conninfo = '").empty());
+}
+
+weave::Coro<void> connect_by_names(std::string conninfo) {
+  pg::Connection c = co_await pg::connect(conninfo);
+  EXPECT_EQ(co_await c.fetchval<std::string>("select inet_server_addr()::text"), "127.0.0.1/32");
+  co_await c.close();
+}
+
+TEST_F(Pg, ConnectsToTheHostNamesAfterTheFirstAndToPgHost) {
+  const std::string rest = " user=postgres sslmode=disable dbname=" + database();
+  // the first host does not resolve, the second is a socket directory with no server, the
+  // third is the server by name
+  run_bounded(connect_by_names("host=no-such-host.invalid,/nonexistent,localhost port=1,2," +
+                               port() + rest));
+  ASSERT_EQ(setenv("PGHOST", "localhost", 1), 0);
+  run_bounded(connect_by_names("port=" + port() + rest));
+  unsetenv("PGHOST");
 }
 
 weave::Coro<void> refused() {

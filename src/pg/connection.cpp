@@ -1,4 +1,8 @@
 // connect() and the statement calls of Connection; Row's accessors; PostgresError.
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <cstdlib>
 #include <stdexcept>
 #include <utility>
 
@@ -51,6 +55,96 @@ Field Row::field(std::size_t index) const {
 
 // ---- connect -----------------------------------------------------------------------------------
 
+namespace detail {
+namespace {
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t from = 0;
+  for (;;) {
+    const std::size_t comma = s.find(',', from);
+    out.push_back(s.substr(from, comma == std::string::npos ? std::string::npos : comma - from));
+    if (comma == std::string::npos) return out;
+    from = comma + 1;
+  }
+}
+std::string join_list(const std::vector<std::string>& v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + v[i];
+  return out;
+}
+bool is_literal_address(const std::string& h) {
+  addrinfo hints{};
+  hints.ai_flags = AI_NUMERICHOST;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(h.c_str(), nullptr, &hints, &res) != 0) return false;
+  freeaddrinfo(res);
+  return true;
+}
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> resolve_hosts(const std::string& conninfo) {
+  char* error = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &error);
+  if (opts == nullptr) {
+    PQfreemem(error);
+    return {};
+  }
+  std::string host, hostaddr, port;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    const std::string key = o->keyword;
+    const std::string value = o->val != nullptr ? o->val : "";
+    if (key == "host") host = value;
+    if (key == "hostaddr") hostaddr = value;
+    if (key == "port") port = value;
+  }
+  PQconninfoFree(opts);
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr ? v : "");
+  };
+  if (host.empty()) host = env("PGHOST");
+  if (hostaddr.empty()) hostaddr = env("PGHOSTADDR");
+  if (port.empty()) port = env("PGPORT");
+  if (host.empty() || !hostaddr.empty()) return {};
+  const std::vector<std::string> hosts = split_list(host);
+  std::vector<std::string> ports = split_list(port);
+  const bool port_each = ports.size() == hosts.size() && hosts.size() > 1;
+  std::vector<std::string> out_hosts, out_addrs, out_ports;
+  bool resolved = false;
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    const std::string& h = hosts[i];
+    auto keep = [&](std::string addr) {
+      out_hosts.push_back(h);
+      out_addrs.push_back(std::move(addr));
+      if (port_each) out_ports.push_back(ports[i]);
+    };
+    if (h.empty() || h[0] == '/' || h[0] == '@' || is_literal_address(h)) {
+      keep("");
+      continue;
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(h.c_str(), nullptr, &hints, &res) != 0) continue;  // libpq skips it too
+    for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+      char numeric[NI_MAXHOST];
+      if (getnameinfo(a->ai_addr, a->ai_addrlen, numeric, sizeof numeric, nullptr, 0,
+                      NI_NUMERICHOST) == 0) {
+        keep(numeric);
+        resolved = true;
+      }
+    }
+    freeaddrinfo(res);
+  }
+  if (!resolved) return {};
+  std::vector<std::pair<std::string, std::string>> out = {{"host", join_list(out_hosts)},
+                                                          {"hostaddr", join_list(out_addrs)}};
+  if (port_each) out.emplace_back("port", join_list(out_ports));
+  return out;
+}
+}  // namespace detail
+
 namespace {
 /// Holds the PGconn that a worker thread starts, so that it is finished wherever the last
 /// reference goes (the worker, when the connect was cancelled meanwhile).
@@ -78,12 +172,19 @@ Coro<void> wait_socket(int fd, bool write) {
 }
 
 Coro<Connection> connect_now(std::string conninfo, ConnectOptions options) {
-  // PQconnectStartParams resolves the first host name before it returns: off the loop thread.
+  // Every host name is resolved here, off the loop thread, and handed to libpq as hostaddr:
+  // PQconnectPoll, on the loop, would otherwise look up each host after the first itself.
   auto started = std::make_shared<StartedConn>();
   auto start = [started, conninfo] {
-    const char* keys[] = {"dbname", nullptr};
-    const char* values[] = {conninfo.c_str(), nullptr};
-    started->conn = PQconnectStartParams(keys, values, 1);
+    const auto resolved = detail::resolve_hosts(conninfo);
+    std::vector<const char*> keys = {"dbname"}, values = {conninfo.c_str()};
+    for (const auto& [k, v] : resolved) {
+      keys.push_back(k.c_str());
+      values.push_back(v.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    started->conn = PQconnectStartParams(keys.data(), values.data(), 1);
   };
   co_await to_thread(start);
   auto state =

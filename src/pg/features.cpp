@@ -52,29 +52,23 @@ std::string quote_identifier(PGconn* conn, const std::string& name) {
   return out;
 }
 
-/// A value as COPY's text format writes it.
+/// A value as COPY's text format writes it: runs without a character to escape are appended
+/// whole.
 void append_copy_field(std::string& line, const Param& p) {
   if (!p.text) {
     line += "\\N";
     return;
   }
-  for (char c : *p.text) {
-    switch (c) {
-      case '\\':
-        line += "\\\\";
-        break;
-      case '\t':
-        line += "\\t";
-        break;
-      case '\n':
-        line += "\\n";
-        break;
-      case '\r':
-        line += "\\r";
-        break;
-      default:
-        line += c;
-    }
+  const std::string_view v = *p.text;
+  std::size_t from = 0;
+  for (;;) {
+    const std::size_t at = v.find_first_of("\\\t\n\r", from);
+    line.append(v.data() + from, (at == std::string_view::npos ? v.size() : at) - from);
+    if (at == std::string_view::npos) return;
+    const char c = v[at];
+    line += '\\';
+    line += c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
+    from = at + 1;
   }
 }
 }  // namespace
@@ -253,14 +247,16 @@ Coro<std::string> Connection::copy_rows_in(std::string table, std::vector<Params
   std::string tag;
   try {
     co_await start_copy(st, sql, PGRES_COPY_IN);
+    constexpr std::size_t kChunk = 256 * 1024;
     std::string chunk;
+    chunk.reserve(kChunk + 4096);
     for (const Params& row : rows) {
       for (std::size_t i = 0; i < row.size(); ++i) {
         if (i > 0) chunk += '\t';
         append_copy_field(chunk, row[i]);
       }
       chunk += '\n';
-      if (chunk.size() >= 64 * 1024) {
+      if (chunk.size() >= kChunk) {
         co_await put_copy_data(st, chunk);
         chunk.clear();
       }

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace weave::pg {
@@ -157,6 +158,15 @@ void decode(const Field& f, std::vector<T>& out) {
     out.push_back(std::move(v));
   }
 }
+
+/// The host names of a libpq conninfo (keywords or URI; `PGHOST` when it names none) resolved
+/// with getaddrinfo, as the `host`, `hostaddr` and `port` keywords to pass after it: each
+/// name becomes one entry per address it has (libpq tries them in order, as it would its own
+/// lookups), `host` stays for TLS verification, and a socket directory or a literal address keeps
+/// an empty `hostaddr`. Empty when there is nothing to resolve, when `hostaddr` is given, when
+/// the conninfo does not parse (libpq then reports it) or when no name resolves (libpq then
+/// reports that). It blocks: connect() runs it off the loop thread.
+std::vector<std::pair<std::string, std::string>> resolve_hosts(const std::string& conninfo);
 }  // namespace detail
 
 }  // namespace weave::pg
