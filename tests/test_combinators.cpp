@@ -345,6 +345,33 @@ TEST(Wait, TimeoutReturnsThePendingTasksWithoutCancellingThem) {
   run_bounded(wait_timeout());
 }
 
+Coro<void> wait_futures() {
+  weave::EventLoop& loop = weave::get_running_loop();
+  std::vector<weave::Future<int>> futures{loop.create_future<int>(), loop.create_future<int>(),
+                                          loop.create_future<int>()};
+  weave::Future<int> second = futures[1];
+  loop.call_later(1ms, [second]() mutable { second.set_result(2); });
+  auto first = co_await weave::wait(futures, weave::FIRST_COMPLETED);
+  EXPECT_EQ(first.done.size(), 1u);
+  EXPECT_EQ(first.pending.size(), 2u);
+  EXPECT_EQ(first.done[0].result(), 2);
+  futures[0].set_exception(std::make_exception_ptr(std::runtime_error("f0")));
+  futures[2].set_result(3);
+  auto all = co_await weave::wait(futures);
+  EXPECT_EQ(all.done.size(), 3u);  // wait never raises a future's exception
+  EXPECT_TRUE(all.pending.empty());
+  EXPECT_THROW((void)futures[0].result(), std::runtime_error);
+  std::vector<weave::Future<int>> later{loop.create_future<int>()};
+  auto timed = co_await weave::wait(later, weave::ALL_COMPLETED, 5ms);
+  EXPECT_TRUE(timed.done.empty());
+  EXPECT_EQ(timed.pending.size(), 1u);
+  EXPECT_FALSE(later[0].cancelled());  // not cancelled on timeout
+  EXPECT_THROW(co_await weave::wait(std::vector<weave::Future<int>>{}), weave::ValueError);
+}
+TEST(Wait, PlainFuturesAsAsyncioWaitAcceptsThem) {
+  run_bounded(wait_futures());
+}
+
 Coro<void> wait_empty() {
   EXPECT_THROW(co_await weave::wait(std::vector<TaskRef>{}), weave::ValueError);
 }

@@ -645,3 +645,127 @@ TEST(Task, APendingTaskKeptPastItsLoopCannotBeCancelled) {
   EXPECT_EQ(sleeping.cancelling(), 0);
   EXPECT_THROW((void)waiting.result(), weave::InvalidStateError);
 }
+
+// ---- eager tasks and the task factory (asyncio 3.12) ----
+
+namespace {
+
+Coro<int> eager_body(Trace& trace, std::optional<TaskRef>& seen) {
+  seen = weave::current_task();
+  trace("body");
+  co_return 42;
+}
+
+TEST(EagerTask, FinishesInsideCreateTaskWithItselfCurrent) {
+  Trace trace;
+  run_bounded([](Trace& trace) -> Coro<void> {
+    std::optional<TaskRef> seen;
+    std::optional<TaskRef> creator = weave::current_task();
+    weave::TaskOptions options;
+    options.name = "eager";
+    options.eager_start = true;
+    Task<int> t = weave::create_task(eager_body(trace, seen), std::move(options));
+    trace("after create_task");
+    EXPECT_TRUE(t.done());
+    EXPECT_EQ(t.result(), 42);
+    EXPECT_TRUE(seen.has_value() && *seen == t);
+    EXPECT_EQ(t.get_name(), "eager");
+    EXPECT_TRUE(weave::current_task() == creator);
+    EXPECT_EQ(weave::all_tasks().size(), 1u);  // not registered once done
+    EXPECT_EQ(co_await t, 42);
+  }(trace));
+  EXPECT_EQ(trace.events, (std::vector<std::string>{"body", "after create_task"}));
+}
+
+TEST(EagerTask, ASuspendingEagerTaskGoesOnAsALazyOne) {
+  Trace trace;
+  run_bounded([](Trace& trace) -> Coro<void> {
+    weave::TaskOptions eager;
+    eager.eager_start = true;
+    auto lazy = weave::create_task(record(trace, "lazy", 2));
+    auto t = weave::create_task(record(trace, "eager", 3), std::move(eager));
+    trace("created");
+    EXPECT_FALSE(t.done());
+    co_await t;
+    co_await lazy;
+  }(trace));
+  // asyncio: eager1 runs inside create_task; then the queue in order (lazy1, eager2, ...).
+  EXPECT_EQ(trace.events,
+            (std::vector<std::string>{"eager1", "created", "lazy1", "eager2", "lazy2", "eager3"}));
+}
+
+TEST(EagerTask, StartsLazilyWhenTheLoopIsNotRunning) {
+  weave::EventLoop loop;
+  Trace trace;
+  weave::TaskOptions options;
+  options.eager_start = true;
+  auto t = loop.create_task(record(trace, "t", 1), std::move(options));
+  EXPECT_TRUE(trace.events.empty());
+  EXPECT_FALSE(t.done());
+  loop.run_until_complete(t);
+  EXPECT_EQ(trace.events, std::vector<std::string>{"t1"});
+  loop.close();
+}
+
+TEST(EagerTask, ExceptionsAndCancellationOfTheEagerStep) {
+  run_bounded([]() -> Coro<void> {
+    weave::TaskOptions options;
+    options.eager_start = true;
+    auto failed = weave::create_task(fail_after(0), options);
+    EXPECT_TRUE(failed.done());
+    EXPECT_THROW(failed.result(), std::runtime_error);
+    auto sleeping = weave::create_task(sleep_long(), options);
+    EXPECT_FALSE(sleeping.done());
+    EXPECT_TRUE(sleeping.cancel());
+    co_await weave::sleep(0s);
+    EXPECT_TRUE(sleeping.cancelled());
+  }());
+}
+
+TEST(TaskFactory, GetSetAndReset) {
+  run_bounded([]() -> Coro<void> {
+    weave::EventLoop& loop = weave::get_running_loop();
+    EXPECT_FALSE(loop.get_task_factory());
+    loop.set_task_factory(weave::eager_task_factory);
+    EXPECT_TRUE(loop.get_task_factory());
+    Trace trace;
+    auto t = weave::create_task(record(trace, "x", 1));
+    EXPECT_TRUE(t.done());  // eager through the factory, with the plain create_task
+    loop.set_task_factory(nullptr);
+    EXPECT_FALSE(loop.get_task_factory());
+    auto u = weave::create_task(record(trace, "y", 1));
+    EXPECT_FALSE(u.done());
+    co_await u;
+    EXPECT_EQ(trace.events, (std::vector<std::string>{"x1", "y1"}));
+  }());
+}
+
+TEST(TaskFactory, CustomFactoryAndCreateEagerTaskFactory) {
+  run_bounded([]() -> Coro<void> {
+    weave::EventLoop& loop = weave::get_running_loop();
+    int calls = 0;
+    loop.set_task_factory([&](weave::EventLoop&, weave::TaskOptions& o) {
+      ++calls;
+      o.name = "made-" + o.name;
+    });
+    auto a = weave::create_task(value_after(1, 0), "a");
+    EXPECT_EQ(a.get_name(), "made-a");
+    EXPECT_FALSE(a.done());
+    loop.set_task_factory(weave::create_eager_task_factory(
+        [&](weave::EventLoop&, weave::TaskOptions& o) { o.name = "eager-" + o.name; }));
+    auto b = weave::create_task(value_after(2, 0), "b");
+    EXPECT_EQ(b.get_name(), "eager-b");
+    EXPECT_TRUE(b.done());
+    EXPECT_EQ(co_await a, 1);
+    EXPECT_EQ(calls, 1);
+    // gather through the eager factory: every child done before gather waits.
+    std::vector<Coro<int>> coros;
+    for (int i = 0; i < 100; ++i) coros.push_back(value_after(i, 0));
+    std::vector<int> results = co_await weave::gather(std::move(coros));
+    EXPECT_EQ(results.size(), 100u);
+    EXPECT_EQ(results[99], 99);
+    loop.set_task_factory(nullptr);
+  }());
+}
+
+}  // namespace

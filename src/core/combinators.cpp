@@ -109,23 +109,30 @@ Coro<WaitResult> wait(std::vector<TaskRef> tasks, ReturnWhen return_when,
   std::vector<detail::FutureCore*> cores;
   cores.reserve(tasks.size());
   for (const TaskRef& t : tasks) cores.push_back(t.core());
+  co_await detail::wait_cores(std::move(cores), return_when, timeout);
+  WaitResult result;
+  for (TaskRef& t : tasks) (t.done() ? result.done : result.pending).push_back(std::move(t));
+  co_return result;
+}
+
+namespace detail {
+Coro<void> wait_cores(std::vector<FutureCore*> cores, ReturnWhen return_when,
+                      std::optional<Clock::duration> timeout) {
   struct Guard {
-    detail::WaitState* state;
+    WaitState* state;
     std::optional<TimerHandle> timer;
     ~Guard() {
       if (timer) timer->cancel();
       state->abandon();
     }
-  } guard{new detail::WaitState(std::move(cores), return_when), std::nullopt};
+  } guard{new WaitState(std::move(cores), return_when), std::nullopt};
   guard.state->arm();
   if (timeout) {
-    detail::WaitState* s = guard.state;
+    WaitState* s = guard.state;
     guard.timer = get_running_loop().call_later(*timeout, [s] { s->expire(); });
   }
-  co_await detail::WaitAwaiter{guard.state};
-  WaitResult result;
-  for (TaskRef& t : tasks) (t.done() ? result.done : result.pending).push_back(std::move(t));
-  co_return result;
+  co_await WaitAwaiter{guard.state};
 }
+}  // namespace detail
 
 }  // namespace weave

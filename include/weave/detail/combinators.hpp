@@ -254,6 +254,31 @@ Coro<WaitResult> wait(const std::vector<Task<T>>& tasks, ReturnWhen return_when 
   return wait(std::vector<TaskRef>(tasks.begin(), tasks.end()), return_when, timeout);
 }
 
+/// wait() over plain Futures (asyncio.wait accepts futures as well as tasks).
+template <class T>
+struct FutureWaitResult {
+  std::vector<Future<T>> done;
+  std::vector<Future<T>> pending;
+};
+namespace detail {
+/// wait()'s wait over any futures and tasks; the caller splits them afterwards.
+Coro<void> wait_cores(std::vector<FutureCore*> cores, ReturnWhen return_when,
+                      std::optional<Clock::duration> timeout);
+}  // namespace detail
+template <class T>
+Coro<FutureWaitResult<T>> wait(std::vector<Future<T>> futures,
+                               ReturnWhen return_when = ALL_COMPLETED,
+                               std::optional<Clock::duration> timeout = std::nullopt) {
+  if (futures.empty()) throw ValueError("Set of Tasks/Futures is empty.");
+  std::vector<detail::FutureCore*> cores;
+  cores.reserve(futures.size());
+  for (const Future<T>& f : futures) cores.push_back(f.core());
+  co_await detail::wait_cores(std::move(cores), return_when, timeout);
+  FutureWaitResult<T> result;
+  for (Future<T>& f : futures) (f.done() ? result.done : result.pending).push_back(std::move(f));
+  co_return result;
+}
+
 /// asyncio.as_completed: `for (auto next : as_completed(tasks)) { T r = co_await next; }`
 /// yields results in completion order. Errors: each `next` raises its task's exception;
 /// TimeoutError for every remaining `next` once `timeout` passed.
