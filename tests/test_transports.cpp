@@ -95,6 +95,90 @@ TEST_F(Transports, EchoOverTcp) {
   run_bounded(echo_over_tcp());
 }
 
+bool keepalive(const weave::Transport& t) {
+  int on = 0;
+  socklen_t len = sizeof on;
+  EXPECT_EQ(getsockopt(std::any_cast<int>(t.get_extra_info("socket")), SOL_SOCKET, SO_KEEPALIVE,
+                       &on, &len),
+            0);
+  return on != 0;
+}
+
+// asyncio's sock= forms: a server on a socket the caller bound, a connection over one it
+// connected, a transport over one accepted outside the loop; keep_alive on accepted sockets.
+weave::Coro<void> transports_over_callers_sockets() {
+  auto& loop = weave::get_running_loop();
+  weave::Socket bound(AF_INET, SOCK_STREAM);
+  bound.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+  const std::uint16_t port = bound.getsockname().port();
+  std::shared_ptr<Recorder> server_side;
+  weave::ServerOptions opts{.keep_alive = true};
+  weave::Server server = co_await loop.create_server(
+      [&] { return server_side = std::make_shared<Recorder>(true); }, std::move(bound), opts);
+  EXPECT_EQ(port_of(server), port);
+
+  weave::Socket mine(AF_INET, SOCK_STREAM);
+  co_await loop.sock_connect(mine, weave::SocketAddress::ip("127.0.0.1", port));
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c = co_await loop.create_connection([&] { return client; }, std::move(mine));
+  EXPECT_EQ(c.protocol.get(), client.get());
+  c.transport->write("over my socket");
+  co_await until([&] { return client->received.size() >= 14; });
+  EXPECT_EQ(client->received, "over my socket");
+  EXPECT_TRUE(keepalive(*server_side->transport));
+  EXPECT_FALSE(keepalive(*c.transport));
+  EXPECT_TRUE(nodelay(*c.transport));
+  c.transport->close();
+  co_await client->wait_lost();
+  co_await server_side->wait_lost();
+  server.close();
+  co_await server.wait_closed();
+
+  // connect_accepted_socket: the accept happened outside any server.
+  weave::Socket listening(AF_INET, SOCK_STREAM);
+  listening.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+  listening.listen();
+  auto accepting = weave::create_task(loop.sock_accept(listening));
+  auto client2 = std::make_shared<Recorder>();
+  weave::Connection c2 = co_await loop.create_connection([&] { return client2; }, "127.0.0.1",
+                                                         listening.getsockname().port());
+  auto accepted = co_await accepting;
+  auto echo = std::make_shared<Recorder>(true);
+  weave::Connection s2 =
+      co_await loop.connect_accepted_socket([&] { return echo; }, std::move(accepted.first));
+  EXPECT_EQ(s2.protocol.get(), echo.get());
+  c2.transport->write("accepted");
+  co_await until([&] { return client2->received.size() >= 8; });
+  EXPECT_EQ(client2->received, "accepted");
+  c2.transport->close();
+  co_await client2->wait_lost();
+  co_await echo->wait_lost();
+
+  // Not a stream socket, or sock with local_addr: ValueError.
+  weave::Socket udp(AF_INET, SOCK_DGRAM);
+  bool raised = false;
+  try {
+    co_await loop.create_server([] { return std::make_shared<Recorder>(); }, std::move(udp));
+  } catch (const weave::ValueError&) {
+    raised = true;
+  }
+  EXPECT_TRUE(raised);
+  weave::Socket unconnected(AF_INET, SOCK_STREAM);
+  weave::ConnectionOptions with_local{.local_addr = weave::SocketAddress::ip("127.0.0.1", 0)};
+  raised = false;
+  try {
+    co_await loop.create_connection([] { return std::make_shared<Recorder>(); },
+                                    std::move(unconnected), with_local);
+  } catch (const weave::ValueError&) {
+    raised = true;
+  }
+  EXPECT_TRUE(raised);
+}
+
+TEST_F(Transports, TransportsOverTheCallersSockets) {
+  run_bounded(transports_over_callers_sockets());
+}
+
 weave::Coro<void> echo_over_unix_socket() {
   auto& loop = weave::get_running_loop();
   const std::string path = "/tmp/weave-test-" + std::to_string(getpid()) + ".sock";

@@ -353,6 +353,20 @@ class EventLoop {
   /// returns (host, service). Errors: std::system_error in gai_category().
   Coro<std::pair<std::string, std::string>> getnameinfo(SocketAddress address, int flags = 0);
 
+  // ---- servers and connections over sockets the caller made (asyncio's sock=) ----
+
+  /// asyncio's create_server(sock=...): serves on `sock`, a bound SOCK_STREAM socket (listen()
+  /// is called with opts.backlog; one already listening is fine). Errors: ValueError when it is
+  /// not a stream socket; std::system_error from listen.
+  Coro<Server> create_server(ProtocolFactory factory, Socket sock, ServerOptions opts = {});
+  /// asyncio's create_connection(sock=...): a transport over `sock`, connected already.
+  /// opts.ssl and server_hostname apply; local_addr must be empty (ValueError).
+  Coro<Connection> create_connection(ProtocolFactory factory, Socket sock,
+                                     ConnectionOptions opts = {});
+  /// asyncio's loop.connect_accepted_socket: a transport over `sock`, a connection accepted
+  /// outside the loop (e.g. by sock_accept), as a server's own connections get.
+  Coro<Connection> connect_accepted_socket(ProtocolFactory factory, Socket sock);
+
   // ---- signals (asyncio's add_signal_handler) ----
 
   /// Runs `fn` as a callback on this loop each time the process receives `sig` (signals that

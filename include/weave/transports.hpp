@@ -136,6 +136,9 @@ struct ServerOptions {
   int backlog = 128;
   bool reuse_address = true;  ///< asyncio's default on POSIX
   bool reuse_port = false;
+  /// SO_KEEPALIVE on every accepted connection (asyncio 3.13's keep_alive): set on the
+  /// listening socket, which accepted sockets inherit.
+  bool keep_alive = false;
   /// False: the server is created but accepts only after start_serving() (asyncio's default
   /// is true).
   bool start_serving = true;

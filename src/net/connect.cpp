@@ -195,6 +195,7 @@ Coro<Server> EventLoop::create_server(ProtocolFactory factory, std::string host,
     }
     if (opts.reuse_address) sock.set_reuse_address(true);
     if (opts.reuse_port) sock.set_option(SOL_SOCKET, SO_REUSEPORT, 1);
+    if (opts.keep_alive) sock.set_option(SOL_SOCKET, SO_KEEPALIVE, 1);
     // Both stacks listen on their own sockets, as asyncio arranges with IPV6_V6ONLY.
     if (address.family() == AF_INET6) sock.set_option(IPPROTO_IPV6, IPV6_V6ONLY, 1);
     try {
@@ -268,6 +269,50 @@ Coro<std::shared_ptr<Transport>> EventLoop::start_tls(
     std::rethrow_exception(failure);
   }
   co_return ssl;
+}
+
+namespace {
+void check_stream_socket(const Socket& sock) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (!sock.valid() || ::getsockopt(sock.fd(), SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+      type != SOCK_STREAM) {
+    throw ValueError("a SOCK_STREAM socket was expected");
+  }
+}
+}  // namespace
+
+Coro<Server> EventLoop::create_server(ProtocolFactory factory, Socket sock, ServerOptions opts) {
+  check_server_ssl(opts);
+  check_stream_socket(sock);
+  if (opts.reuse_port) sock.set_option(SOL_SOCKET, SO_REUSEPORT, 1);
+  if (opts.keep_alive) sock.set_option(SOL_SOCKET, SO_KEEPALIVE, 1);
+  if (sock.getsockname().family() != AF_UNIX) detail::set_nodelay(sock.fd());
+  sock.listen(opts.backlog);
+  std::vector<Socket> sockets;
+  sockets.push_back(std::move(sock));
+  co_return make_server(*this, std::move(factory), std::move(sockets), opts);
+}
+
+Coro<Connection> EventLoop::create_connection(ProtocolFactory factory, Socket sock,
+                                              ConnectionOptions opts) {
+  check_ssl_options(opts.ssl.has_value(), opts.ssl_handshake_timeout, opts.ssl_shutdown_timeout);
+  if (opts.server_hostname && !opts.ssl) {
+    throw ValueError("server_hostname is only meaningful with ssl");
+  }
+  if (opts.local_addr) throw ValueError("local_addr and sock cannot be given together");
+  check_stream_socket(sock);
+  if (sock.getsockname().family() != AF_UNIX) detail::set_nodelay(sock.fd());
+  if (opts.ssl) {
+    co_return co_await start_ssl_transport(*this, std::move(sock), factory, opts,
+                                           opts.server_hostname.value_or(""));
+  }
+  co_return start_transport(*this, std::move(sock), factory);
+}
+
+Coro<Connection> EventLoop::connect_accepted_socket(ProtocolFactory factory, Socket sock) {
+  check_stream_socket(sock);
+  co_return start_transport(*this, std::move(sock), factory);
 }
 
 }  // namespace weave
