@@ -3,6 +3,7 @@
 // non-zero), and the state they keep per loop. With every switch off the core makes none of
 // these calls: each hook site is one predictable branch on LoopImpl::hooks.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -22,8 +23,10 @@ inline constexpr std::uint8_t kDebug = 1;
 inline constexpr std::uint8_t kStats = 2;
 inline constexpr std::uint8_t kTrace = 4;
 
-/// kTrace while a trace is recorded (trace.cpp); read once per loop iteration.
-std::uint8_t trace_bit() noexcept;
+/// kTrace while a trace is recorded (trace.cpp); read once per loop iteration, inline, so that
+/// the check costs a load and no call when nothing is on.
+extern std::atomic<std::uint8_t> g_trace_bit;
+inline std::uint8_t trace_bit() noexcept { return g_trace_bit.load(std::memory_order_relaxed); }
 /// WEAVE_DEBUG=1 in the environment; WEAVE_TRACE starts a trace on the first call.
 bool env_debug() noexcept;
 /// WEAVE_STATS=1: statistics on in every loop made.

@@ -50,7 +50,6 @@ struct Buffer {
   void unlock() noexcept { busy.clear(std::memory_order_release); }
 };
 
-std::atomic<std::uint8_t> g_bit{0};
 std::atomic<std::uint64_t> g_generation{1};
 std::atomic<std::uint64_t> g_dropped{0};
 std::atomic<std::size_t> g_used{0};
@@ -260,9 +259,7 @@ void on_dump_signal(int) {
 }
 }  // namespace
 
-std::uint8_t trace_bit() noexcept {
-  return g_bit.load(std::memory_order_relaxed);
-}
+std::atomic<std::uint8_t> g_trace_bit{0};
 std::uint64_t trace_now() noexcept {
   return now_ns();
 }
@@ -285,7 +282,7 @@ void trace_counter(const char* name, std::int64_t value) noexcept {
   record('C', "loop", name, now_ns(), static_cast<std::uint64_t>(value), 0);
 }
 void trace_stall_dump() noexcept {
-  if (g_bit.load() == 0) return;
+  if (g_trace_bit.load() == 0) return;
   std::lock_guard lock(g_mutex);
   if (g_options.flight_recorder && g_options.dump_on_stall) {
     write_locked(g_options.path, flight_since());
@@ -335,7 +332,7 @@ using namespace detail::dbg;
 
 void start(Options options) {
   std::lock_guard lock(g_mutex);
-  if (g_bit.load() != 0) throw RuntimeError("a trace is already being recorded");
+  if (g_trace_bit.load() != 0) throw RuntimeError("a trace is already being recorded");
   g_generation.fetch_add(1);
   g_buffers.clear();
   g_used = 0;
@@ -350,19 +347,19 @@ void start(Options options) {
         char c;
         while (::read(fd, &c, 1) == 1) {
           std::lock_guard l(g_mutex);
-          if (g_bit.load() != 0) write_locked(g_options.path, flight_since());
+          if (g_trace_bit.load() != 0) write_locked(g_options.path, flight_since());
         }
       }).detach();
     }
     if (g_options.dump_signal != 0) signal(g_options.dump_signal, on_dump_signal);
   }
-  g_bit.store(kTrace);
+  g_trace_bit.store(kTrace);
 }
 
 std::size_t stop() {
   std::lock_guard lock(g_mutex);
-  if (g_bit.load() == 0) return 0;
-  g_bit.store(0);
+  if (g_trace_bit.load() == 0) return 0;
+  g_trace_bit.store(0);
   const std::size_t n = write_locked(g_options.path, flight_since());
   g_generation.fetch_add(1);  // buffers stay until the next start(): a writer may still hold one
   if (g_options.flight_recorder) {
@@ -375,7 +372,7 @@ std::size_t stop() {
 }
 
 bool active() noexcept {
-  return g_bit.load() != 0;
+  return g_trace_bit.load() != 0;
 }
 
 std::size_t dump(const std::string& path) {
