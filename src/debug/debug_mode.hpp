@@ -26,7 +26,9 @@ inline constexpr std::uint8_t kTrace = 4;
 /// kTrace while a trace is recorded (trace.cpp); read once per loop iteration, inline, so that
 /// the check costs a load and no call when nothing is on.
 extern std::atomic<std::uint8_t> g_trace_bit;
-inline std::uint8_t trace_bit() noexcept { return g_trace_bit.load(std::memory_order_relaxed); }
+inline std::uint8_t trace_bit() noexcept {
+  return g_trace_bit.load(std::memory_order_relaxed);
+}
 /// WEAVE_DEBUG=1 in the environment; WEAVE_TRACE starts a trace on the first call.
 bool env_debug() noexcept;
 /// WEAVE_STATS=1: statistics on in every loop made.
