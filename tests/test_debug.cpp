@@ -143,9 +143,11 @@ TEST(DebugMode, WarnsBeforeBlockingForeverWithEveryChain) {
   auto outer_fn = [](weave::Task<int> t) -> weave::Coro<int> { co_return co_await t; };
   auto outer = loop.create_task(outer_fn(inner), "outer");
   // Wakes the loop from outside once it blocks: the warning must come before.
-  std::thread rescuer([&loop, never]() mutable {
+  // By reference: a Future's handle count is the loop thread's, so no copy is made or dropped
+  // on the rescuer's thread.
+  std::thread rescuer([&loop, &never] {
     std::this_thread::sleep_for(300ms);
-    loop.call_soon_threadsafe([never]() mutable { never.set_result(7); });
+    loop.call_soon_threadsafe([&never] { never.set_result(7); });
   });
   EXPECT_EQ(loop.run_until_complete(outer), 7);
   rescuer.join();
