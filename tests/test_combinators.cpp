@@ -161,6 +161,46 @@ TEST(Gather, TheFirstExceptionPropagatesAndTheOthersKeepRunning) {
   run_bounded(gather_first_exception());
 }
 
+// asyncio 3.12: children done before the gather is awaited complete it there and then, so an
+// eager gather never goes through the loop. A callback scheduled before must still be pending.
+Coro<void> gather_of_done_children() {
+  auto a = weave::create_task(value_after(1, 0));
+  auto b = weave::create_task(value_after(2, 0));
+  co_await yield(2);
+  if (!a.done() || !b.done()) {
+    ADD_FAILURE() << "children not done";
+    co_return;
+  }
+  bool callback_ran = false;
+  weave::get_running_loop().call_soon([&callback_ran] { callback_ran = true; });
+  auto [x, y] = co_await weave::gather(a, b);
+  EXPECT_EQ(x, 1);
+  EXPECT_EQ(y, 2);
+  EXPECT_FALSE(callback_ran);  // no suspension: the loop did not run in between
+  weave::get_running_loop().set_task_factory(weave::eager_task_factory);
+  std::vector<Coro<int>> coros;
+  for (int i = 0; i < 3; ++i) coros.push_back(value_after(i, 0));
+  std::vector<int> all = co_await weave::gather(std::move(coros));
+  weave::get_running_loop().set_task_factory(nullptr);
+  EXPECT_EQ(all, (std::vector<int>{0, 1, 2}));
+  EXPECT_FALSE(callback_ran);
+  // A failed child done already raises from the gather at once, too.
+  auto failed = weave::create_task(fail_after(0, "done already"));
+  co_await yield(2);
+  callback_ran = false;
+  weave::get_running_loop().call_soon([&callback_ran] { callback_ran = true; });
+  try {
+    co_await weave::gather(failed, weave::create_task(value_much_later(3)));
+    ADD_FAILURE() << "gather did not raise";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "done already");
+  }
+  EXPECT_FALSE(callback_ran);
+}
+TEST(Gather, ChildrenDoneAlreadyCompleteItWithoutSuspending) {
+  run_bounded(gather_of_done_children());
+}
+
 Coro<void> gather_later_failures_not_reported() {
   Reports reports;
   reports.install();

@@ -52,6 +52,31 @@ TEST(ContextVar, SetAndResetRestoreThePreviousState) {
   });
 }
 
+// get() remembers its last lookup; a map freed and another made at the same address (what a
+// set after a reset does, through the allocator's free list) must not answer from the old one.
+TEST(ContextVar, ReadsAfterAMapIsReplacedSeeTheNewValue) {
+  Context ctx;
+  ctx.run([] {
+    for (int i = 0; i < 200; ++i) {
+      Token t = counter.set(i);
+      ASSERT_EQ(counter.get(), i);
+      counter.reset(t);
+      ASSERT_THROW(counter.get(), weave::LookupError);
+      ASSERT_EQ(request_id.get(), "-");
+    }
+  });
+  Context other;
+  other.run([] { EXPECT_THROW(counter.get(), weave::LookupError); });
+  ctx.run([] {
+    Token t = counter.set(5);
+    Context copy = weave::copy_context();
+    counter.set(6);
+    copy.run([] { EXPECT_EQ(counter.get(), 5); });
+    EXPECT_EQ(counter.get(), 6);
+    counter.reset(t);
+  });
+}
+
 TEST(ContextVar, TokenErrors) {
   Context ctx;
   ctx.run([&] {

@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "weave/detail/future_core.hpp"
 #include "weave/errors.hpp"
 
 namespace weave {
@@ -38,8 +39,88 @@ void ctx_value_release(CtxValue* v) noexcept;
 
 /// A context word (see future_core.hpp): a map, or a tagged shared Context.
 using CtxWord = std::uintptr_t;
-/// The current context's value of the variable `key`, or nullptr.
-const CtxValue* ctx_get(std::uint64_t key) noexcept;
+
+/// A node of the persistent map (contextvars.cpp builds them): popcount(bitmap) entries, each a
+/// leaf or a child node. Declared here so that ContextVar::get reads it inline.
+struct CtxMap {
+  struct Entry {
+    std::uint64_t key;  ///< 0: `ptr` is a child CtxMap
+    void* ptr;          ///< a CtxValue (a leaf) or a CtxMap (a child)
+  };
+  std::atomic<std::uint32_t> refs{1};
+  std::uint32_t bitmap = 0;
+  Entry entries[1];  // popcount(bitmap) of them
+};
+
+/// A shared Context object: its own slot holds the map.
+struct ContextImpl {
+  std::atomic<std::uint32_t> refs{1};
+  std::atomic<bool> entered{false};
+  CtxWord map = 0;  ///< a plain map word, never tagged
+};
+
+/// The bits set in `x`. The baseline x86-64 has no popcnt instruction, and std::popcount then
+/// calls into libgcc: this stays inline either way.
+inline unsigned popcount32(std::uint32_t x) noexcept {
+#if defined(__POPCNT__) || !(defined(__x86_64__) || defined(__i386__))
+  return static_cast<unsigned>(__builtin_popcount(x));
+#else
+  x = x - ((x >> 1) & 0x55555555u);
+  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+  return (((x + (x >> 4)) & 0x0F0F0F0Fu) * 0x01010101u) >> 24;
+#endif
+}
+
+inline constexpr unsigned kCtxBits = 5;  ///< key bits consumed per level of the map
+
+/// The value of `key` in the map `m`, or nullptr.
+inline const CtxValue* ctx_lookup(const CtxMap* m, std::uint64_t key) noexcept {
+  for (unsigned shift = 0; m != nullptr; shift += kCtxBits) {
+    const std::uint32_t bit = 1u << ((key >> shift) & 31u);
+    if ((m->bitmap & bit) == 0) return nullptr;
+    const CtxMap::Entry& e = m->entries[popcount32(m->bitmap & (bit - 1))];
+    if (e.key == key) return static_cast<const CtxValue*>(e.ptr);
+    if (e.key != 0) return nullptr;
+    m = static_cast<const CtxMap*>(e.ptr);
+  }
+  return nullptr;
+}
+
+/// Which slot holds the current context: the innermost ContextScope's, else the running task's,
+/// else the thread's base one (contextvars.cpp defines them).
+extern constinit thread_local CtxWord* t_ctx_scope;
+extern constinit thread_local CtxWord t_ctx_base;
+extern constinit thread_local TaskCore* t_current;
+
+/// The last lookup of this thread (CPython's ContextVar keeps one such cache per variable). A
+/// map never changes, so a hit needs the same map and key, and no map freed since: a freed map's
+/// address may come back as another map's.
+struct CtxGetCache {
+  CtxWord map = 0;
+  std::uint64_t key = 0;
+  const CtxValue* value = nullptr;
+  std::uint64_t frees = 0;
+};
+extern constinit thread_local CtxGetCache t_ctx_cache;
+/// How many maps were freed, in any thread.
+extern std::atomic<std::uint64_t> g_ctx_map_frees;
+/// ctx_lookup(map, key), remembered in t_ctx_cache.
+const CtxValue* ctx_get_slow(CtxWord map, std::uint64_t key) noexcept;
+
+/// The current context's value of the variable `key`, or nullptr: a few loads, no call when the
+/// same variable is read again in the same context.
+inline const CtxValue* ctx_get(std::uint64_t key) noexcept {
+  const CtxWord* slot = t_ctx_scope;
+  if (slot == nullptr) slot = t_current != nullptr ? &t_current->context : &t_ctx_base;
+  CtxWord w = *slot;
+  if ((w & 1) != 0) w = reinterpret_cast<const ContextImpl*>(w & ~CtxWord{1})->map;
+  if (w == 0) return nullptr;
+  const CtxGetCache& c = t_ctx_cache;
+  if (c.map == w && c.key == key && c.frees == g_ctx_map_frees.load(std::memory_order_relaxed)) {
+    return c.value;
+  }
+  return ctx_get_slow(w, key);
+}
 /// A new variable key, never reused.
 std::uint64_t ctx_new_key() noexcept;
 
@@ -59,8 +140,6 @@ std::shared_ptr<TokenState> ctx_set(std::uint64_t key, CtxValue* value);
 /// ContextVar.reset. Errors: RuntimeError for a token used once already; ValueError for a token
 /// of another variable or another context.
 void ctx_reset(std::uint64_t key, TokenState& token);
-
-struct ContextImpl;
 
 /// Runs with `*slot` as the current context until the scope ends (Context::run, a callback's
 /// context, a thread's call from to_thread).
@@ -131,8 +210,7 @@ class ContextVar {
     if (const detail::CtxValue* v = detail::ctx_get(key_)) {
       return static_cast<const detail::CtxValueOf<T>*>(v)->value;
     }
-    if (default_) return *default_;
-    throw LookupError("<ContextVar name='" + name_ + "'>");
+    return missing();
   }
   /// The value in the current context, else `fallback` (before the variable's default).
   T get(T fallback) const {
@@ -150,6 +228,12 @@ class ContextVar {
   void reset(const Token& token) { detail::ctx_reset(key_, *token.state_); }
 
  private:
+  /// get() without a value: kept out of line so that the lookup stays small.
+  [[gnu::noinline]] T missing() const {
+    if (default_) return *default_;
+    throw LookupError("<ContextVar name='" + name_ + "'>");
+  }
+
   std::string name_;
   std::uint64_t key_;
   std::optional<T> default_;

@@ -9,41 +9,31 @@
 
 #include "weave/contextvars.hpp"
 
-#include <bit>
 #include <new>
 
 #include "weave/detail/future_core.hpp"
 
 namespace weave::detail {
 
-struct CtxMap {
-  struct Entry {
-    std::uint64_t key;  ///< 0: `ptr` is a child CtxMap
-    void* ptr;          ///< a CtxValue (a leaf) or a CtxMap (a child)
-  };
-  std::atomic<std::uint32_t> refs{1};
-  std::uint32_t bitmap = 0;
-  Entry entries[1];  // popcount(bitmap) of them
-
-  std::size_t size() const noexcept { return static_cast<std::size_t>(std::popcount(bitmap)); }
-};
-
-struct ContextImpl {
-  std::atomic<std::uint32_t> refs{1};
-  std::atomic<bool> entered{false};
-  CtxWord map = 0;  ///< a plain map word, never tagged
-};
+constinit thread_local CtxWord* t_ctx_scope = nullptr;
+constinit thread_local CtxWord t_ctx_base = 0;
+constinit thread_local CtxGetCache t_ctx_cache{};
+std::atomic<std::uint64_t> g_ctx_map_frees{0};
 
 namespace {
 
-constexpr unsigned kBits = 5;
-thread_local CtxWord* t_scope = nullptr;  ///< the innermost ContextScope's slot
+std::size_t node_size(const CtxMap* m) noexcept {
+  return popcount32(m->bitmap);
+}
 
-struct BaseContext {
-  CtxWord word = 0;
-  ~BaseContext() { ctx_release(word); }
+constexpr unsigned kBits = kCtxBits;
+
+/// Releases the thread's base context at thread exit; touched by the first write to it, so
+/// that threads that never set a variable register nothing.
+struct BaseContextRelease {
+  ~BaseContextRelease() { ctx_release(std::exchange(t_ctx_base, 0)); }
 };
-thread_local BaseContext t_base;
+thread_local BaseContextRelease t_base_release;
 
 bool is_shared(CtxWord w) noexcept {
   return (w & 1) != 0;
@@ -66,7 +56,7 @@ void map_retain(CtxMap* m) noexcept {
 
 void map_release(CtxMap* m) noexcept {
   if (m == nullptr || m->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  for (std::size_t i = 0, n = m->size(); i < n; ++i) {
+  for (std::size_t i = 0, n = node_size(m); i < n; ++i) {
     CtxMap::Entry& e = m->entries[i];
     if (e.key == 0) {
       map_release(static_cast<CtxMap*>(e.ptr));
@@ -74,6 +64,8 @@ void map_release(CtxMap* m) noexcept {
       ctx_value_release(static_cast<CtxValue*>(e.ptr));
     }
   }
+  // Counted before the memory can be reused: a cached lookup of this address is stale from now.
+  g_ctx_map_frees.fetch_add(1, std::memory_order_relaxed);
   m->~CtxMap();
   ::operator delete(m);
 }
@@ -92,7 +84,7 @@ unsigned index_bits(std::uint64_t key, unsigned shift) noexcept {
 
 /// A copy of `m` with room for `extra` more entries before position `at` (retains the copies).
 CtxMap* copy_with_gap(const CtxMap* m, std::size_t at, std::size_t extra) {
-  const std::size_t n = m == nullptr ? 0 : m->size();
+  const std::size_t n = m == nullptr ? 0 : node_size(m);
   CtxMap* c = new_map(n + extra);
   c->bitmap = m == nullptr ? 0 : m->bitmap;
   for (std::size_t i = 0, j = 0; i < n; ++i, ++j) {
@@ -124,14 +116,14 @@ CtxMap* pair_node(CtxMap::Entry a, CtxMap::Entry b, unsigned shift) {
 CtxMap* assoc(const CtxMap* m, std::uint64_t key, CtxValue* value, unsigned shift) {
   const std::uint32_t bit = 1u << index_bits(key, shift);
   const std::uint32_t bitmap = m == nullptr ? 0 : m->bitmap;
-  const std::size_t pos = static_cast<std::size_t>(std::popcount(bitmap & (bit - 1)));
+  const std::size_t pos = static_cast<std::size_t>(popcount32(bitmap & (bit - 1)));
   if ((bitmap & bit) == 0) {
     CtxMap* c = copy_with_gap(m, pos, 1);
     c->bitmap |= bit;
     c->entries[pos] = {key, value};
     return c;
   }
-  CtxMap* c = copy_with_gap(m, m->size(), 0);
+  CtxMap* c = copy_with_gap(m, node_size(m), 0);
   CtxMap::Entry& e = c->entries[pos];
   if (e.key == key) {
     ctx_value_release(static_cast<CtxValue*>(e.ptr));
@@ -154,7 +146,7 @@ CtxMap* dissoc(CtxMap* m, std::uint64_t key, unsigned shift) {
     map_retain(m);
     return m;
   }
-  const std::size_t pos = static_cast<std::size_t>(std::popcount(m->bitmap & (bit - 1)));
+  const std::size_t pos = static_cast<std::size_t>(popcount32(m->bitmap & (bit - 1)));
   const CtxMap::Entry& e = m->entries[pos];
   CtxMap* child = nullptr;
   if (e.key == 0) {
@@ -169,13 +161,13 @@ CtxMap* dissoc(CtxMap* m, std::uint64_t key, unsigned shift) {
     return m;
   }
   if (child != nullptr) {
-    CtxMap* c = copy_with_gap(m, m->size(), 0);
+    CtxMap* c = copy_with_gap(m, node_size(m), 0);
     map_release(static_cast<CtxMap*>(c->entries[pos].ptr));
     c->entries[pos].ptr = child;
     return c;
   }
-  if (m->size() == 1) return nullptr;
-  const std::size_t n = m->size();
+  if (node_size(m) == 1) return nullptr;
+  const std::size_t n = node_size(m);
   CtxMap* c = new_map(n - 1);
   c->bitmap = m->bitmap & ~bit;
   for (std::size_t i = 0, j = 0; i < n; ++i) {
@@ -187,22 +179,23 @@ CtxMap* dissoc(CtxMap* m, std::uint64_t key, unsigned shift) {
 }
 
 const CtxValue* lookup(const CtxMap* m, std::uint64_t key) noexcept {
-  for (unsigned shift = 0; m != nullptr; shift += kBits) {
-    const std::uint32_t bit = 1u << index_bits(key, shift);
-    if ((m->bitmap & bit) == 0) return nullptr;
-    const CtxMap::Entry& e = m->entries[std::popcount(m->bitmap & (bit - 1))];
-    if (e.key == key) return static_cast<const CtxValue*>(e.ptr);
-    if (e.key != 0) return nullptr;
-    m = static_cast<const CtxMap*>(e.ptr);
-  }
-  return nullptr;
+  return ctx_lookup(m, key);
 }
 
 /// The current slot: the innermost scope's, the running task's, or the thread's base one.
 CtxWord* current_slot() noexcept {
-  if (t_scope != nullptr) return t_scope;
-  if (TaskCore* t = current_task_core()) return &t->context;
-  return &t_base.word;
+  if (t_ctx_scope != nullptr) return t_ctx_scope;
+  if (t_current != nullptr) return &t_current->context;
+  return &t_ctx_base;
+}
+
+/// current_slot(), for a write: the base slot's release at thread exit is registered here.
+CtxWord* current_slot_for_write() noexcept {
+  CtxWord* slot = current_slot();
+  if (slot == &t_ctx_base) {
+    [[maybe_unused]] BaseContextRelease& registered = t_base_release;
+  }
+  return slot;
 }
 
 /// The slot that holds the current map (a shared Context's own slot when the current word is one).
@@ -223,11 +216,13 @@ std::uint64_t ctx_new_key() noexcept {
   return g_next_key.fetch_add(1, std::memory_order_relaxed);
 }
 
-const CtxValue* ctx_get(std::uint64_t key) noexcept {
-  CtxWord w = *current_slot();
-  if (w == 0) return nullptr;
-  if (is_shared(w)) w = as_impl(w)->map;
-  return lookup(as_map(w), key);
+const CtxValue* ctx_get_slow(CtxWord map, std::uint64_t key) noexcept {
+  CtxGetCache& c = t_ctx_cache;
+  c.frees = g_ctx_map_frees.load(std::memory_order_relaxed);
+  c.value = lookup(as_map(map), key);
+  c.map = map;
+  c.key = key;
+  return c.value;
 }
 
 std::shared_ptr<TokenState> ctx_set(std::uint64_t key, CtxValue* value) {
@@ -237,7 +232,7 @@ std::shared_ptr<TokenState> ctx_set(std::uint64_t key, CtxValue* value) {
       if (v != nullptr) ctx_value_release(v);
     }
   } owned{value};
-  CtxWord* slot = current_slot();
+  CtxWord* slot = current_slot_for_write();
   const void* identity = is_shared(*slot) ? static_cast<const void*>(as_impl(*slot)) : slot;
   CtxWord* map_slot = is_shared(*slot) ? &as_impl(*slot)->map : slot;
   auto token = std::make_shared<TokenState>();
@@ -257,7 +252,7 @@ std::shared_ptr<TokenState> ctx_set(std::uint64_t key, CtxValue* value) {
 void ctx_reset(std::uint64_t key, TokenState& token) {
   if (token.used) throw RuntimeError("<Token> has already been used once");
   if (token.key != key) throw ValueError("<Token> was created by a different ContextVar");
-  CtxWord* slot = current_slot();
+  CtxWord* slot = current_slot_for_write();
   const void* identity = is_shared(*slot) ? static_cast<const void*>(as_impl(*slot)) : slot;
   if (token.context != identity) throw ValueError("<Token> was created in a different Context");
   CtxWord* map_slot = is_shared(*slot) ? &as_impl(*slot)->map : slot;
@@ -293,15 +288,15 @@ void ctx_release(CtxWord w) noexcept {
   map_release(as_map(w));
 }
 
-ContextScope::ContextScope(CtxWord* slot) noexcept : saved_(t_scope) {
-  t_scope = slot;
+ContextScope::ContextScope(CtxWord* slot) noexcept : saved_(t_ctx_scope) {
+  t_ctx_scope = slot;
 }
 ContextScope::~ContextScope() {
-  t_scope = saved_;
+  t_ctx_scope = saved_;
 }
 
 CtxWord* ctx_swap_scope(CtxWord* slot) noexcept {
-  return std::exchange(t_scope, slot);
+  return std::exchange(t_ctx_scope, slot);
 }
 
 CtxHold::~CtxHold() {

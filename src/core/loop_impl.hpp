@@ -104,6 +104,8 @@ class LoopImpl {
   HandlePool handles;
   ExceptionHandler exception_handler;
   TaskFactory task_factory;  ///< set_task_factory's, or empty
+  /// task_factory is eager_task_factory itself: create_task then starts eagerly without calling it.
+  bool plain_eager_factory = false;
   bool running = false;
   bool stopping = false;
   bool closed = false;

@@ -13,12 +13,17 @@ MultiWait::~MultiWait() {
   for (FutureCore* c : children_) release_any(c);
 }
 
-void MultiWait::arm() {
+void MultiWait::arm(bool done_now) {
   slots_ = std::make_unique<Slot[]>(children_.size());
   for (std::size_t i = 0; i < children_.size(); ++i) {
     Slot& s = slots_[i];
     s.owner = this;
     s.index = i;
+    if (done_now && children_[i]->done()) {
+      --remaining_;
+      on_done(i);
+      continue;
+    }
     ++outstanding_;
     if (children_[i]->done()) {
       schedule(children_[i]->loop(), &s);

@@ -17,8 +17,9 @@ namespace weave::detail {
 
 void destroy_task_frame(TaskCore* t) noexcept;
 
+constinit thread_local TaskCore* t_current = nullptr;
+
 namespace {
-thread_local TaskCore* t_current = nullptr;
 std::atomic<std::uint32_t> g_task_counter{0};
 
 void clear_wait(TaskCore* t) noexcept {
@@ -89,8 +90,27 @@ void init_task(EventLoop* loop, LoopImpl& l, TaskCore* core, std::string& name) 
 }
 }  // namespace
 
+namespace {
+/// Whether the caller runs the task's first step now (eager_step); else it is scheduled.
+bool run_eagerly_or_schedule(LoopImpl& l, TaskCore* core, bool eager) {
+  // asyncio: a task created while its loop is not running starts as a lazy one.
+  if (eager && l.running && running_impl() == &l) {
+    ++core->refs;  // released by eager_step: the step may finish the task
+    return true;
+  }
+  l.schedule(core);
+  return false;
+}
+}  // namespace
+
 bool start_task(EventLoop* loop, TaskCore* core, std::string name) {
   LoopImpl& l = loop->impl();
+  if (l.plain_eager_factory) {
+    init_task(loop, l, core, name);
+    core->context = ctx_capture();
+    l.register_task(core);
+    return run_eagerly_or_schedule(l, core, true);
+  }
   if (l.task_factory) {
     TaskOptions options;
     options.name = std::move(name);
@@ -117,13 +137,7 @@ bool start_task(EventLoop* loop, TaskCore* core, TaskOptions& options) {
   init_task(loop, l, core, options.name);
   core->context = options.context ? options.context->share() : ctx_capture();
   l.register_task(core);
-  // asyncio: a task created while its loop is not running starts as a lazy one.
-  if (options.eager_start && l.running && running_impl() == &l) {
-    ++core->refs;  // released by eager_step: the step may finish the task
-    return true;
-  }
-  l.schedule(core);
-  return false;
+  return run_eagerly_or_schedule(l, core, options.eager_start);
 }
 
 void eager_step(TaskCore* core) noexcept {
@@ -294,6 +308,9 @@ TaskFactory create_eager_task_factory(TaskFactory custom) {
 }
 
 void EventLoop::set_task_factory(TaskFactory factory) {
+  using Plain = void (*)(EventLoop&, TaskOptions&);
+  const Plain* target = factory.target<Plain>();
+  impl_->plain_eager_factory = target != nullptr && *target == &eager_task_factory;
   impl_->task_factory = std::move(factory);
 }
 

@@ -114,8 +114,8 @@ struct GatherAwaiter {
   ~GatherAwaiter() { state->abandon(/*retrieved=*/true); }
   bool await_ready() {
     if (state->children().empty()) return true;
-    state->arm();
-    return false;
+    state->arm(/*done_now=*/true);
+    return state->finished();
   }
   void await_suspend(std::coroutine_handle<> h) { state->suspend(require_task("gather"), h); }
   void await_resume() const {

@@ -23,8 +23,10 @@ class MultiWait : public Withdrawable {
   MultiWait(const MultiWait&) = delete;
   MultiWait& operator=(const MultiWait&) = delete;
 
-  /// Registers a completion slot on every child (a done child's slot is queued at once).
-  void arm();
+  /// Registers a completion slot on every child. A child done already has its slot queued, or,
+  /// with `done_now`, seen at once, in order (asyncio 3.12's gather: children that finished
+  /// eagerly complete the gather before it is awaited, with no trip through the ready queue).
+  void arm(bool done_now = false);
   /// Suspends `task` on this state until finish().
   void suspend(TaskCore* task, std::coroutine_handle<> h);
   /// The owner lets go; pending slots keep the state alive until they ran. With `retrieved`,
