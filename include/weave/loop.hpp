@@ -392,9 +392,9 @@ class EventLoop {
   /// asyncio's loop.connect_write_pipe: a write transport over `fd`, the write end of a pipe or
   /// a FIFO, with the socket transport's buffering and flow control (pause_writing past the
   /// high-water mark, resume_writing at the low one). write_eof() and close() close the fd once
-  /// the buffer is flushed, which the reader sees as EOF. A reader that went away makes the next
-  /// write end the connection: connection_lost gets std::system_error(EPIPE) (SIGPIPE is ignored
-  /// unless a handler is installed). Errors: as connect_read_pipe.
+  /// the buffer is flushed, which the reader sees as EOF. A reader going away ends it: lost with
+  /// null when nothing is buffered, else std::system_error(EPIPE) (SIGPIPE is ignored unless a
+  /// handler is installed), as asyncio's. Errors: as connect_read_pipe.
   Coro<Connection> connect_write_pipe(ProtocolFactory factory, int fd);
 
   // ---- signals (asyncio's add_signal_handler) ----

@@ -34,6 +34,9 @@ Coro<Connection> connect_pipe(EventLoop& loop, const ProtocolFactory& factory, i
   if (kind == detail::SocketTransport::Kind::WritePipe) detail::ignore_sigpipe();
   auto transport =
       std::make_shared<detail::SocketTransport>(loop, Socket::adopt(fd), protocol, nullptr, kind);
+  if (kind == detail::SocketTransport::Kind::WritePipe && !S_ISCHR(st.st_mode)) {
+    transport->watch_reader_gone();
+  }
   transport->start();
   // asyncio returns once connection_made has run: start() queued it just before this.
   Future<void> made = loop.create_future<void>();

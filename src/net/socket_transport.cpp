@@ -109,7 +109,7 @@ void SocketTransport::start() {
       return;
     }
   });
-  if (kind_ != Kind::WritePipe) {
+  if (kind_ != Kind::WritePipe || watch_reader_gone_) {
     loop_.call_soon([self = self_] {
       if (!self->closing_ && !self->paused_) self->watch_reads();
     });
@@ -157,6 +157,17 @@ void SocketTransport::unwatch_writes() noexcept {
 
 void SocketTransport::on_readable() noexcept {
   if (closing_ || paused_) return;
+  if (kind_ == Kind::WritePipe) {
+    // The read end closed (asyncio's _UnixWritePipeTransport._read_ready).
+    unwatch_reads();
+    if (get_write_buffer_size() > 0) {
+      fatal_error(std::make_exception_ptr(os_error(EPIPE, "write")),
+                  "Fatal write error on pipe transport");
+    } else {
+      close();
+    }
+    return;
+  }
   char* buffer = read_buffer();
   const ssize_t n = receive(sock_.fd(), buffer, kMaxRead, kind_ == Kind::Socket);
   if (n < 0) {

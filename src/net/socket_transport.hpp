@@ -46,6 +46,10 @@ class SocketTransport final : public Transport {
 
   /// Schedules connection_made, then starts reading (both with call_soon, as asyncio does).
   void start();
+  /// A write pipe watches its fd for readability, which means that the reader went away (the
+  /// kernel reports an error condition): the transport then closes, with EPIPE when bytes are
+  /// still buffered, as asyncio's write pipe transport does. Before start().
+  void watch_reader_gone() noexcept { watch_reader_gone_ = true; }
 
   void write(std::string_view data) override;
   void write_eof() override;
@@ -143,6 +147,7 @@ class SocketTransport final : public Transport {
   bool attached_ = false;       ///< attach_stream was asked
   bool native_ = false;         ///< the backend receives for us
   bool sendfile_active_ = false;
+  bool watch_reader_gone_ = false;  ///< a write pipe that notices its reader leaving
   /// sendfile waits for the buffer to drain; set once it has, failed when the connection goes.
   std::optional<Future<void>> empty_waiter_;
   /// sendfile's sock_sendfile, cancelled by abort() so that the fd is unwatched before it closes.
