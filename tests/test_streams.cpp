@@ -631,4 +631,95 @@ TEST_F(Streams, ReaduntilWithSeveralSeparatorsHonoursTheLimit) {
   run_bounded(readuntil_several_limit());
 }
 
+// ---- asyncio's sock=, several hosts, Happy Eyeballs options ------------------------------------
+
+weave::Coro<void> streams_over_the_callers_sockets() {
+  weave::Socket bound(AF_INET, SOCK_STREAM);
+  bound.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+  const std::uint16_t port = bound.getsockname().port();
+  weave::Server server = co_await weave::start_server(echo_lines, std::move(bound));
+  EXPECT_EQ(port_of(server), port);
+  weave::Socket mine(AF_INET, SOCK_STREAM);
+  co_await weave::get_running_loop().sock_connect(mine,
+                                                  weave::SocketAddress::ip("127.0.0.1", port));
+  auto [reader, writer] = co_await weave::open_connection(std::move(mine));
+  writer.write("over my socket\n");
+  std::string line = co_await reader.readline();
+  EXPECT_EQ(line, "over my socket\n");
+  EXPECT_EQ(writer.get_extra_info("peername").port(), port);
+  writer.close();
+  co_await writer.wait_closed();
+  server.close();
+  co_await server.wait_closed();
+
+  // Unix sockets too.
+  const std::string path = "/tmp/weave-streams-sock-" + std::to_string(getpid()) + ".sock";
+  weave::Socket unix_bound(AF_UNIX, SOCK_STREAM);
+  unix_bound.bind(weave::SocketAddress::unix_path(path));
+  weave::Server unix_server = co_await weave::start_server(echo_lines, std::move(unix_bound));
+  weave::Socket unix_mine(AF_UNIX, SOCK_STREAM);
+  co_await weave::get_running_loop().sock_connect(unix_mine, weave::SocketAddress::unix_path(path));
+  auto [r2, w2] = co_await weave::open_connection(std::move(unix_mine));
+  w2.write("unix\n");
+  line = co_await r2.readline();
+  EXPECT_EQ(line, "unix\n");
+  w2.close();
+  co_await w2.wait_closed();
+  unix_server.close();
+  co_await unix_server.wait_closed();
+  ::unlink(path.c_str());
+}
+
+TEST_F(Streams, OverTheCallersSockets) {
+  run_bounded(streams_over_the_callers_sockets());
+}
+
+weave::Coro<void> stream_server_on_several_hosts() {
+  std::vector<std::string> hosts{"127.0.0.1", "::1"};
+  weave::Server server = co_await weave::start_server(echo_lines, std::move(hosts), 0);
+  EXPECT_EQ(server.sockets().size(), 2U);
+  for (const weave::Socket& listening : server.sockets()) {
+    const weave::SocketAddress at = listening.getsockname();
+    // Happy Eyeballs options pass through to create_connection.
+    weave::StreamOptions opts;
+    opts.happy_eyeballs_delay = 250ms;
+    opts.interleave = 1;
+    auto [reader, writer] = co_await weave::open_connection(at.host(), at.port(), opts);
+    writer.write(at.host() + "\n");
+    std::string line = co_await reader.readline();
+    EXPECT_EQ(line, at.host() + "\n");
+    writer.close();
+    co_await writer.wait_closed();
+  }
+  server.close();
+  co_await server.wait_closed();
+
+  // all_errors: an ExceptionGroup, here of the one refused address.
+  weave::Socket probe(AF_INET, SOCK_STREAM);
+  probe.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+  const std::uint16_t closed_port = probe.getsockname().port();
+  probe.close();
+  weave::StreamOptions all;
+  all.all_errors = true;
+  std::size_t n = 0;
+  try {
+    co_await weave::open_connection("127.0.0.1", closed_port, all);
+  } catch (const weave::ExceptionGroup& g) {
+    n = g.exceptions().size();
+  }
+  EXPECT_EQ(n, 1U);
+}
+
+TEST_F(Streams, ServerOnSeveralHosts) {
+  bool v6 = true;
+  try {
+    weave::Socket s(AF_INET6, SOCK_STREAM);
+    s.bind(weave::SocketAddress::ip("::1", 0));
+  } catch (const std::system_error&) {
+    v6 = false;
+  }
+  if (!v6) GTEST_SKIP() << "this machine has no IPv6 loopback (::1)";
+  run_bounded(stream_server_on_several_hosts());
+}
+
 }  // namespace

@@ -5,6 +5,7 @@
 // loop; the fd count is unchanged by each test.
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
@@ -22,10 +23,12 @@
 #include <system_error>
 #include <vector>
 
+#include "net/happy_eyeballs.hpp"
 #include "support/bounded.hpp"
 #include "support/fds.hpp"
 #include "support/net.hpp"
 #include "support/steps.hpp"
+#include "support/tls_certs.hpp"
 #include "weave/weave.hpp"
 
 using namespace std::chrono_literals;
@@ -811,6 +814,623 @@ TEST_F(Transports, TenThousandConnectionsOnOneLoop) {
   ASSERT_GE(lim.rlim_cur, 10200u) << "the hard fd limit is too low for 10,000 connections";
   run_bounded(many_connections_on_one_loop(10000), std::chrono::seconds(120));
   setrlimit(RLIMIT_NOFILE, &before);
+}
+
+// ---- Happy Eyeballs (RFC 8305), interleave, all_errors ------------------------------------------
+
+/// An address whose connects never complete: a listener with a backlog of 0 whose one queued
+/// connection fills its accept queue, so the kernel drops every further SYN.
+struct Unanswering {
+  Unanswering() : listener(AF_INET, SOCK_STREAM) {
+    listener.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+    listener.listen(0);
+    filler = weave_test::connect_blocking(listener.getsockname().port());
+    EXPECT_GE(filler, 0);
+  }
+  ~Unanswering() { ::close(filler); }
+  weave::SocketAddress address() const { return listener.getsockname(); }
+  weave::Socket listener;
+  int filler = -1;
+};
+
+/// A port nothing listens on (ECONNREFUSED at once).
+weave::SocketAddress refusing() {
+  weave::Socket s(AF_INET, SOCK_STREAM);
+  s.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+  return s.getsockname();  // closed on return: the port refuses
+}
+
+double seconds_since(weave::Clock::time_point t0) {
+  return std::chrono::duration<double>(weave::Clock::now() - t0).count();
+}
+
+int error_code(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::system_error& x) {
+    return x.code().value();
+  } catch (...) {
+    return -1;
+  }
+}
+
+weave::Coro<void> happy_eyeballs_slow_first_address() {
+  auto& loop = weave::get_running_loop();
+  Unanswering slow;
+  weave::Socket good(AF_INET, SOCK_STREAM);
+  good.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+  good.listen();
+  const int baseline = open_fd_count();
+  // The first address never answers: the second starts after the delay and wins; the first
+  // attempt is cancelled and its socket closed.
+  const auto t0 = weave::Clock::now();
+  std::vector<weave::SocketAddress> addresses{slow.address(), good.getsockname()};
+  weave::detail::ConnectPlan plan{std::nullopt, 300ms, false};
+  weave::Socket sock =
+      co_await weave::detail::connect_any(loop, std::move(addresses), std::move(plan));
+  const double took = seconds_since(t0);
+  EXPECT_GE(took, 0.3) << "the second attempt started before the delay";
+  EXPECT_LT(took, 5.0);
+  EXPECT_EQ(sock.getpeername().port(), good.getsockname().port());
+  EXPECT_EQ(open_fd_count(), baseline + 1) << "the loser's socket was not closed";
+}
+
+TEST_F(Transports, HappyEyeballsStartsTheNextAddressAfterTheDelay) {
+  run_bounded(happy_eyeballs_slow_first_address());
+}
+
+weave::Coro<void> happy_eyeballs_fast_failure() {
+  auto& loop = weave::get_running_loop();
+  weave::Socket good(AF_INET, SOCK_STREAM);
+  good.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+  good.listen();
+  const int baseline = open_fd_count();
+  // A refused first attempt starts the second at once, long before the delay.
+  const auto t0 = weave::Clock::now();
+  std::vector<weave::SocketAddress> addresses{refusing(), refusing(), good.getsockname()};
+  weave::detail::ConnectPlan plan{std::nullopt, 5s, false};
+  weave::Socket sock =
+      co_await weave::detail::connect_any(loop, std::move(addresses), std::move(plan));
+  EXPECT_LT(seconds_since(t0), 2.0) << "a failed attempt did not start the next at once";
+  EXPECT_EQ(sock.getpeername().port(), good.getsockname().port());
+  EXPECT_EQ(open_fd_count(), baseline + 1);
+}
+
+TEST_F(Transports, HappyEyeballsStartsTheNextAddressAtOnceAfterAFailure) {
+  run_bounded(happy_eyeballs_fast_failure());
+}
+
+weave::Coro<void> happy_eyeballs_all_errors() {
+  auto& loop = weave::get_running_loop();
+  const weave::SocketAddress a = refusing();
+  const weave::SocketAddress b = refusing();
+  // all_errors: every attempt's error, in the order tried, raced or not.
+  for (bool race : {true, false}) {
+    std::vector<weave::SocketAddress> addresses{a, b};
+    weave::detail::ConnectPlan plan{std::nullopt, std::nullopt, true};
+    if (race) plan.delay = 1s;
+    std::vector<std::exception_ptr> errors;
+    try {
+      co_await weave::detail::connect_any(loop, std::move(addresses), std::move(plan));
+    } catch (const weave::ExceptionGroup& g) {
+      EXPECT_EQ(g.message(), "create_connection failed");
+      errors = g.exceptions();
+    }
+    EXPECT_EQ(errors.size(), 2U);
+    for (const std::exception_ptr& e : errors) EXPECT_EQ(error_code(e), ECONNREFUSED);
+  }
+  // Without it: errors that all read the same raise the first as it is.
+  std::vector<weave::SocketAddress> addresses{a, b};
+  weave::detail::ConnectPlan plan{std::nullopt, 1s, false};
+  int code = 0;
+  try {
+    co_await weave::detail::connect_any(loop, std::move(addresses), std::move(plan));
+  } catch (const std::system_error& e) {
+    code = e.code().value();
+  }
+  EXPECT_EQ(code, ECONNREFUSED);
+
+  // Through create_connection, with the options.
+  weave::ConnectionOptions opts;
+  opts.happy_eyeballs_delay = 100ms;
+  opts.all_errors = true;
+  std::size_t n = 0;
+  try {
+    co_await loop.create_connection([] { return std::make_shared<Recorder>(); }, "127.0.0.1",
+                                    a.port(), opts);
+  } catch (const weave::ExceptionGroup& g) {
+    n = g.exceptions().size();
+    EXPECT_EQ(error_code(g.exceptions().at(0)), ECONNREFUSED);
+  }
+  EXPECT_EQ(n, 1U);
+  opts.happy_eyeballs_delay = -1ms;
+  bool refused = false;
+  try {
+    co_await loop.create_connection([] { return std::make_shared<Recorder>(); }, "127.0.0.1",
+                                    a.port(), opts);
+  } catch (const weave::ValueError&) {
+    refused = true;
+  }
+  EXPECT_TRUE(refused) << "a negative happy_eyeballs_delay is a ValueError";
+}
+
+TEST_F(Transports, HappyEyeballsAllErrorsHoldsEveryError) {
+  run_bounded(happy_eyeballs_all_errors());
+}
+
+weave::Coro<void> happy_eyeballs_cancelled() {
+  auto& loop = weave::get_running_loop();
+  Unanswering slow1;
+  Unanswering slow2;
+  const int baseline = open_fd_count();
+  std::vector<weave::SocketAddress> addresses{slow1.address(), slow2.address()};
+  weave::detail::ConnectPlan plan{std::nullopt, 50ms, false};
+  auto racing =
+      weave::create_task(weave::detail::connect_any(loop, std::move(addresses), std::move(plan)));
+  co_await weave::sleep(200ms);  // both attempts are under way
+  EXPECT_EQ(open_fd_count(), baseline + 2);
+  EXPECT_FALSE(racing.done());
+  racing.cancel();
+  bool cancelled = false;
+  try {
+    co_await racing;
+  } catch (const weave::CancelledError&) {
+    cancelled = true;
+  }
+  EXPECT_TRUE(cancelled);
+  EXPECT_EQ(open_fd_count(), baseline) << "a cancelled attempt kept its socket";
+}
+
+TEST_F(Transports, HappyEyeballsCancelledClosesEveryAttempt) {
+  run_bounded(happy_eyeballs_cancelled());
+}
+
+weave::Coro<void> happy_eyeballs_through_create_connection() {
+  auto& loop = weave::get_running_loop();
+  weave::Server server =
+      co_await loop.create_server([] { return std::make_shared<Recorder>(true); }, "127.0.0.1", 0);
+  weave::ConnectionOptions opts;
+  opts.happy_eyeballs_delay = 250ms;
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server), opts);
+  c.transport->write("raced");
+  co_await until([&] { return client->received.size() >= 5; });
+  EXPECT_EQ(client->received, "raced");
+  EXPECT_TRUE(nodelay(*c.transport));
+  c.transport->close();
+  co_await client->wait_lost();
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, HappyEyeballsThroughCreateConnection) {
+  run_bounded(happy_eyeballs_through_create_connection());
+}
+
+TEST(Interleave, ReordersByFamilyAsAsyncio) {
+  using weave::SocketAddress;
+  const SocketAddress a1 = SocketAddress::ip("127.0.0.1", 1);
+  const SocketAddress a2 = SocketAddress::ip("127.0.0.2", 1);
+  const SocketAddress a3 = SocketAddress::ip("127.0.0.3", 1);
+  const SocketAddress b1 = SocketAddress::ip("::1", 1);
+  const SocketAddress b2 = SocketAddress::ip("::2", 1);
+  auto names = [](const std::vector<SocketAddress>& v) {
+    std::vector<std::string> out;
+    for (const SocketAddress& a : v) out.push_back(a.to_string());
+    return out;
+  };
+  const std::vector<SocketAddress> in{a1, a2, a3, b1, b2};
+  EXPECT_EQ(names(weave::detail::interleave_addresses(in, 1)), names({a1, b1, a2, b2, a3}));
+  EXPECT_EQ(names(weave::detail::interleave_addresses(in, 2)), names({a1, a2, b1, a3, b2}));
+  EXPECT_EQ(names(weave::detail::interleave_addresses(in, 9)), names({a1, a2, a3, b1, b2}));
+  const std::vector<SocketAddress> v6_first{b1, a1, a2};
+  EXPECT_EQ(names(weave::detail::interleave_addresses(v6_first, 1)), names({b1, a1, a2}));
+}
+
+// ---- create_server on several hosts ------------------------------------------------------------
+
+bool have_ipv6_loopback() {
+  try {
+    weave::Socket s(AF_INET6, SOCK_STREAM);
+    s.bind(weave::SocketAddress::ip("::1", 0));
+    return true;
+  } catch (const std::system_error&) {
+    return false;
+  }
+}
+
+weave::Coro<void> server_on_several_hosts() {
+  auto& loop = weave::get_running_loop();
+  std::vector<std::string> hosts{"127.0.0.1", "::1", "127.0.0.1"};
+  weave::Server server = co_await loop.create_server(
+      [] { return std::make_shared<Recorder>(true); }, std::move(hosts), 0);
+  // One socket per address; the address given twice is listened on once.
+  EXPECT_EQ(server.sockets().size(), 2U);
+  if (server.sockets().size() != 2) co_return;
+  EXPECT_EQ(server.sockets()[0].getsockname().host(), "127.0.0.1");
+  EXPECT_EQ(server.sockets()[1].getsockname().host(), "::1");
+  for (const weave::Socket& listening : server.sockets()) {
+    const weave::SocketAddress at = listening.getsockname();
+    auto client = std::make_shared<Recorder>();
+    weave::Connection c =
+        co_await loop.create_connection([&] { return client; }, at.host(), at.port());
+    c.transport->write(at.host());
+    co_await until([&] { return client->received.size() >= at.host().size(); });
+    EXPECT_EQ(client->received, at.host());
+    c.transport->close();
+    co_await client->wait_lost();
+  }
+  server.close();
+  EXPECT_TRUE(server.sockets().empty());
+  co_await server.wait_closed();
+
+  // A host that cannot be bound fails the whole call, and closes the sockets made before it.
+  weave::Socket taken(AF_INET, SOCK_STREAM);
+  taken.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+  taken.listen();
+  std::vector<std::string> clash{"::1", "127.0.0.1"};
+  int code = 0;
+  try {
+    weave::ServerOptions no_reuse{.reuse_address = false};
+    co_await loop.create_server([] { return std::make_shared<Recorder>(); }, std::move(clash),
+                                taken.getsockname().port(), no_reuse);
+  } catch (const std::system_error& e) {
+    code = e.code().value();
+  }
+  EXPECT_EQ(code, EADDRINUSE);
+  std::vector<std::string> none;
+  bool refused = false;
+  try {
+    co_await loop.create_server([] { return std::make_shared<Recorder>(); }, std::move(none), 0);
+  } catch (const weave::ValueError&) {
+    refused = true;
+  }
+  EXPECT_TRUE(refused) << "no host at all is a ValueError";
+}
+
+TEST_F(Transports, ServerOnSeveralHosts) {
+  if (!have_ipv6_loopback()) GTEST_SKIP() << "this machine has no IPv6 loopback (::1)";
+  run_bounded(server_on_several_hosts());
+}
+
+// ---- loop.sendfile -----------------------------------------------------------------------------
+
+/// A temporary file of `size` bytes of a pattern that shows misplaced bytes, unlinked at once.
+struct TempFile {
+  int fd = -1;
+  std::string content;
+  explicit TempFile(std::size_t size) {
+    char name[] = "/tmp/weave-sendfile-XXXXXX";
+    fd = mkstemp(name);
+    if (fd < 0) throw weave::os_error(errno, "mkstemp");
+    unlink(name);
+    content.resize(size);
+    for (std::size_t i = 0; i < size; ++i) {
+      content[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+    }
+    std::size_t done = 0;
+    while (done < size) {
+      const ssize_t n = write(fd, content.data() + done, size - done);
+      if (n <= 0) throw weave::os_error(errno, "write");
+      done += static_cast<std::size_t>(n);
+    }
+    lseek(fd, 0, SEEK_SET);
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  ~TempFile() { close(fd); }
+};
+
+constexpr std::size_t kSendfileSize = std::size_t{16} * 1024 * 1024;
+
+/// Sends a 16 MiB file over `c` to `server_side` (paused, so that the send has to wait), with
+/// bytes written before it; checks the bytes, the file position, and the transport's state
+/// during and after.
+weave::Coro<void> send_the_file(weave::Connection& c, std::shared_ptr<Recorder>& server_side,
+                                bool zero_copy) {
+  auto& loop = weave::get_running_loop();
+  TempFile file(kSendfileSize);
+  co_await until([&] { return server_side && server_side->transport; });
+  server_side->transport->pause_reading();
+  const std::string head(100000, 'H');
+  c.transport->write(head);
+  auto sending = weave::create_task(loop.sendfile(*c.transport, file.fd));
+  co_await weave_test::yield(3);
+  EXPECT_FALSE(sending.done()) << "16 MiB went out with a reader that does not read";
+  // The zero-copy path owns the socket meanwhile: write() is refused, reading paused.
+  if (zero_copy) {
+    EXPECT_THROW(c.transport->write("x"), weave::RuntimeError);
+    EXPECT_FALSE(c.transport->is_reading());
+  }
+  server_side->transport->resume_reading();
+  const std::size_t sent = co_await sending;
+  EXPECT_EQ(sent, kSendfileSize);
+  co_await until([&] { return server_side->received.size() >= head.size() + kSendfileSize; });
+  EXPECT_EQ(server_side->received.size(), head.size() + kSendfileSize);
+  EXPECT_TRUE(server_side->received == head + file.content) << "the bytes differ";
+  EXPECT_EQ(lseek(file.fd, 0, SEEK_CUR), static_cast<off_t>(kSendfileSize));
+  EXPECT_TRUE(c.transport->is_reading()) << "reading was not resumed";
+  // A range; and writes go on afterwards.
+  server_side->received.clear();
+  std::optional<std::size_t> count = 5000;
+  const std::size_t range = co_await loop.sendfile(*c.transport, file.fd, 1000, count);
+  EXPECT_EQ(range, 5000U);
+  c.transport->write("tail");
+  co_await until([&] { return server_side->received.size() >= 5004; });
+  EXPECT_EQ(server_side->received, file.content.substr(1000, 5000) + "tail");
+  EXPECT_EQ(lseek(file.fd, 0, SEEK_CUR), 6000);
+}
+
+weave::Coro<void> sendfile_over_tcp() {
+  auto& loop = weave::get_running_loop();
+  std::shared_ptr<Recorder> server_side;
+  weave::Server server = co_await loop.create_server(
+      [&] { return server_side = std::make_shared<Recorder>(); }, "127.0.0.1", 0);
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server));
+  co_await send_the_file(c, server_side, true);
+
+  // A pipe cannot go through sendfile(2): refused without fallback, read and written with it.
+  int p[2];
+  EXPECT_EQ(pipe2(p, O_CLOEXEC), 0);
+  EXPECT_EQ(write(p[1], "from a pipe", 11), 11);
+  close(p[1]);
+  bool unavailable = false;
+  try {
+    co_await loop.sendfile(*c.transport, p[0], 0, std::nullopt, false);
+  } catch (const weave::SendfileNotAvailableError&) {
+    unavailable = true;
+  }
+  EXPECT_TRUE(unavailable);
+  server_side->received.clear();
+  const std::size_t piped = co_await loop.sendfile(*c.transport, p[0]);
+  EXPECT_EQ(piped, 11U);
+  close(p[0]);
+  co_await until([&] { return server_side->received.size() >= 11; });
+  EXPECT_EQ(server_side->received, "from a pipe");
+  EXPECT_TRUE(c.transport->is_reading());
+
+  c.transport->close();
+  bool closing = false;
+  try {
+    co_await loop.sendfile(*c.transport, 0);
+  } catch (const weave::RuntimeError&) {
+    closing = true;
+  }
+  EXPECT_TRUE(closing) << "sendfile on a closing transport is a RuntimeError";
+  co_await client->wait_lost();
+  EXPECT_EQ(client->events, (std::vector<std::string>{"made", "lost"}));
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, SendfileOverTcpIsZeroCopy) {
+  run_bounded(sendfile_over_tcp(), std::chrono::seconds(60));
+}
+
+weave::Coro<void> sendfile_aborted() {
+  auto& loop = weave::get_running_loop();
+  std::shared_ptr<Recorder> server_side;
+  weave::Server server = co_await loop.create_server(
+      [&] { return server_side = std::make_shared<Recorder>(); }, "127.0.0.1", 0);
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server));
+  co_await until([&] { return server_side && server_side->transport; });
+  server_side->transport->pause_reading();
+  TempFile file(kSendfileSize);
+  auto sending = weave::create_task(loop.sendfile(*c.transport, file.fd));
+  co_await weave_test::yield(3);
+  EXPECT_FALSE(sending.done());
+  c.transport->abort();  // the send is withdrawn before the socket closes
+  int code = 0;
+  try {
+    co_await sending;
+  } catch (const std::system_error& e) {
+    code = e.code().value();
+  }
+  EXPECT_EQ(code, EPIPE);
+  co_await client->wait_lost();
+  server.close();
+  server.close_clients();
+  co_await server.wait_closed();
+}
+
+weave::Coro<void> sendfile_then_close() {
+  auto& loop = weave::get_running_loop();
+  std::shared_ptr<Recorder> server_side;
+  weave::Server server = co_await loop.create_server(
+      [&] { return server_side = std::make_shared<Recorder>(); }, "127.0.0.1", 0);
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server));
+  co_await until([&] { return server_side && server_side->transport; });
+  server_side->transport->pause_reading();
+  TempFile file(kSendfileSize);
+  auto sending = weave::create_task(loop.sendfile(*c.transport, file.fd));
+  co_await weave_test::yield(3);
+  EXPECT_FALSE(sending.done());
+  // close() during the send waits for its end, as it waits for a buffer: nothing is cut.
+  c.transport->close();
+  EXPECT_TRUE(c.transport->is_closing());
+  co_await weave_test::yield(3);
+  EXPECT_EQ(client->events, (std::vector<std::string>{"made"}));
+  server_side->transport->resume_reading();
+  const std::size_t sent = co_await sending;
+  EXPECT_EQ(sent, kSendfileSize);
+  co_await client->wait_lost();
+  co_await server_side->wait_lost();
+  EXPECT_TRUE(server_side->received == file.content) << server_side->received.size() << " bytes";
+  EXPECT_EQ(client->events, (std::vector<std::string>{"made", "lost"}));
+  server.close();
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, SendfileThenCloseSendsEverything) {
+  run_bounded(sendfile_then_close(), std::chrono::seconds(60));
+}
+
+TEST_F(Transports, SendfileEndsWithTheConnection) {
+  run_bounded(sendfile_aborted(), std::chrono::seconds(60));
+}
+
+std::unique_ptr<weave_test::TestCertificates> sendfile_certs;
+
+weave::Coro<void> sendfile_over_tls() {
+  auto& loop = weave::get_running_loop();
+  weave::ServerOptions server_opts;
+  server_opts.ssl =
+      weave::SSLContext::server(sendfile_certs->cert_file(), sendfile_certs->key_file());
+  std::shared_ptr<Recorder> server_side;
+  weave::Server server = co_await loop.create_server(
+      [&] { return server_side = std::make_shared<Recorder>(); }, "127.0.0.1", 0, server_opts);
+  weave::ConnectionOptions opts;
+  opts.ssl = weave::SSLContext::client();
+  opts.ssl->load_verify_locations(sendfile_certs->ca_file());
+  opts.server_hostname = "localhost";
+  auto client = std::make_shared<Recorder>();
+  weave::Connection c =
+      co_await loop.create_connection([&] { return client; }, "127.0.0.1", port_of(server), opts);
+  // TLS cannot be zero-copy: refused without fallback, read and written with it.
+  TempFile small(10);
+  bool unavailable = false;
+  try {
+    co_await loop.sendfile(*c.transport, small.fd, 0, std::nullopt, false);
+  } catch (const weave::SendfileNotAvailableError&) {
+    unavailable = true;
+  }
+  EXPECT_TRUE(unavailable);
+  co_await send_the_file(c, server_side, false);
+  EXPECT_EQ(&c.transport->get_protocol(), client.get()) << "the protocol was not restored";
+  c.transport->close();
+  co_await client->wait_lost();
+  // (the server's close_notify answering ours may come first as "eof")
+  EXPECT_EQ(client->events.front(), "made after handshake");
+  EXPECT_EQ(client->events.back(), "lost");
+  server.close();
+  server.close_clients();
+  co_await server.wait_closed();
+}
+
+TEST_F(Transports, SendfileOverTlsFallsBack) {
+  sendfile_certs = std::make_unique<weave_test::TestCertificates>();
+  run_bounded(sendfile_over_tls(), std::chrono::seconds(60));
+  sendfile_certs.reset();
+}
+
+// ---- connect_read_pipe / connect_write_pipe ----------------------------------------------------
+
+weave::Coro<void> read_pipe_transport() {
+  auto& loop = weave::get_running_loop();
+  int p[2];
+  EXPECT_EQ(pipe2(p, O_CLOEXEC), 0);
+  auto proto = std::make_shared<Recorder>(false, true);  // even "keep open" ends at EOF
+  weave::Connection c = co_await loop.connect_read_pipe([&] { return proto; }, p[0]);
+  EXPECT_EQ(c.protocol.get(), proto.get());
+  EXPECT_EQ(proto->events, (std::vector<std::string>{"made"})) << "returned before made";
+  EXPECT_EQ(std::any_cast<int>(c.transport->get_extra_info("pipe")), p[0]);
+  EXPECT_EQ(write(p[1], "abc", 3), 3);
+  co_await until([&] { return proto->received.size() >= 3; });
+  EXPECT_EQ(proto->received, "abc");
+  c.transport->pause_reading();
+  EXPECT_FALSE(c.transport->is_reading());
+  EXPECT_EQ(write(p[1], "def", 3), 3);
+  co_await weave_test::yield(5);
+  EXPECT_EQ(proto->received, "abc") << "data arrived while paused";
+  c.transport->resume_reading();
+  co_await until([&] { return proto->received.size() >= 6; });
+  EXPECT_EQ(proto->received, "abcdef");
+  EXPECT_THROW(c.transport->write("x"), weave::RuntimeError);
+  close(p[1]);  // EOF: eof_received, then connection_lost
+  co_await proto->wait_lost();
+  EXPECT_EQ(proto->events, (std::vector<std::string>{"made", "eof", "lost"}));
+  EXPECT_TRUE(c.transport->is_closing());
+
+  // Only pipes, FIFOs, sockets and character devices; the fd stays the caller's on error.
+  TempFile regular(1);
+  bool refused = false;
+  try {
+    co_await loop.connect_read_pipe([] { return std::make_shared<Recorder>(); }, regular.fd);
+  } catch (const weave::ValueError&) {
+    refused = true;
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_GE(fcntl(regular.fd, F_GETFD), 0) << "the refused fd was closed";
+}
+
+TEST_F(Transports, ReadPipeTransport) {
+  run_bounded(read_pipe_transport());
+}
+
+weave::Coro<void> write_pipe_transport() {
+  auto& loop = weave::get_running_loop();
+  int p[2];
+  EXPECT_EQ(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+  auto proto = std::make_shared<Recorder>();
+  weave::Connection c = co_await loop.connect_write_pipe([&] { return proto; }, p[1]);
+  EXPECT_FALSE(c.transport->get_extra_info("peername").has_value());
+  // A slow reader: 1 MiB over a pipe that holds far less is buffered past the high-water mark
+  // (pause_writing), and drains to the low one (resume_writing) as the reader takes 4 KiB at a
+  // time.
+  c.transport->set_write_buffer_limits(64 * 1024);
+  std::string data(1024 * 1024, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + (i / 1000) % 26);
+  c.transport->write(data);
+  EXPECT_EQ(proto->events, (std::vector<std::string>{"made", "pause"}));
+  EXPECT_GT(c.transport->get_write_buffer_size(), 64U * 1024);
+  std::string got;
+  loop.add_reader(p[0], [&] {
+    char buf[4096];
+    const ssize_t n = read(p[0], buf, sizeof buf);
+    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+  });
+  co_await until([&] { return got.size() >= data.size(); });
+  loop.remove_reader(p[0]);
+  EXPECT_TRUE(got == data) << "the bytes differ (" << got.size() << " read)";
+  EXPECT_EQ(proto->events, (std::vector<std::string>{"made", "pause", "resume"}));
+  EXPECT_EQ(c.transport->get_write_buffer_size(), 0U);
+  // write_eof closes the write end once flushed: the reader sees EOF.
+  c.transport->write("end");
+  c.transport->write_eof();
+  co_await proto->wait_lost();
+  // (io_uring lets the file go once its poll is withdrawn, an iteration later.)
+  std::string tail;
+  ssize_t n = -1;
+  co_await until([&] {
+    char buf[8];
+    n = read(p[0], buf, sizeof buf);
+    if (n > 0) tail.append(buf, static_cast<std::size_t>(n));
+    return n == 0;
+  });
+  EXPECT_EQ(tail, "end");
+  EXPECT_EQ(n, 0);
+  close(p[0]);
+  EXPECT_EQ(proto->events, (std::vector<std::string>{"made", "pause", "resume", "lost"}));
+
+  // The reader went away: the next write loses the connection with EPIPE (not SIGPIPE).
+  EXPECT_EQ(pipe2(p, O_CLOEXEC), 0);
+  auto broken = std::make_shared<Recorder>();
+  weave::Connection b = co_await loop.connect_write_pipe([&] { return broken; }, p[1]);
+  close(p[0]);
+  b.transport->write("nobody reads");
+  co_await broken->wait_lost();
+  EXPECT_EQ(broken->events, (std::vector<std::string>{"made", "lost with error"}));
+  EXPECT_EQ(error_code(broken->error), EPIPE);
+
+  // A reader that goes away is noticed without a write: the transport closes by itself.
+  EXPECT_EQ(pipe2(p, O_CLOEXEC), 0);
+  auto left = std::make_shared<Recorder>();
+  weave::Connection l = co_await loop.connect_write_pipe([&] { return left; }, p[1]);
+  close(p[0]);
+  co_await left->wait_lost();
+  EXPECT_EQ(left->events, (std::vector<std::string>{"made", "lost"}));
+  EXPECT_TRUE(l.transport->is_closing());
+}
+
+TEST_F(Transports, WritePipeTransport) {
+  run_bounded(write_pipe_transport());
 }
 
 }  // namespace

@@ -349,6 +349,18 @@ class EventLoop {
   Coro<std::size_t> sock_sendfile(int fd, int file, std::uint64_t offset = 0,
                                   std::optional<std::size_t> count = std::nullopt,
                                   bool fallback = true);
+  /// asyncio's loop.sendfile: sends `count` bytes (nullopt: to the end) of the open file `file`
+  /// from `offset` over `transport`. A plain TCP or Unix socket transport flushes its buffer,
+  /// then sends with sock_sendfile (zero-copy); its reading is paused and write() raises
+  /// RuntimeError meanwhile. Other transports (TLS), and files sendfile(2) refuses, take the
+  /// fallback when `fallback` is true: blocks of 256 KiB read in the default executor and
+  /// written, paced by the transport's flow control. Returns the count sent; the file's
+  /// position is left at offset + that count. Errors: SendfileNotAvailableError when zero-copy
+  /// cannot be used and `fallback` is false; RuntimeError when the transport is closing or of
+  /// a kind sendfile does not know; std::system_error (EPIPE when the connection is lost,
+  /// ECONNRESET, ...). Cancellation: part of the file may have been sent.
+  Coro<std::size_t> sendfile(Transport& transport, int file, std::uint64_t offset = 0,
+                             std::optional<std::size_t> count = std::nullopt, bool fallback = true);
   /// asyncio's loop.getnameinfo: ::getnameinfo (NI_* `flags`) run in the default executor;
   /// returns (host, service). Errors: std::system_error in gai_category().
   Coro<std::pair<std::string, std::string>> getnameinfo(SocketAddress address, int flags = 0);
@@ -366,6 +378,24 @@ class EventLoop {
   /// asyncio's loop.connect_accepted_socket: a transport over `sock`, a connection accepted
   /// outside the loop (e.g. by sock_accept), as a server's own connections get.
   Coro<Connection> connect_accepted_socket(ProtocolFactory factory, Socket sock);
+
+  // ---- pipes (asyncio's connect_read_pipe / connect_write_pipe) ----
+
+  /// asyncio's loop.connect_read_pipe: a read transport over `fd`, the read end of a pipe or a
+  /// FIFO (a socket or a character device work too), made non-blocking and owned by the
+  /// transport from then on. Returns once the protocol's connection_made has run. The protocol
+  /// gets data_received, then at EOF (every writer gone) eof_received and connection_lost(null),
+  /// whatever eof_received returns; pause_reading/resume_reading work as on sockets; write()
+  /// raises RuntimeError. get_extra_info("pipe") is the fd. Errors (the fd stays the caller's):
+  /// ValueError when `fd` is a regular file or a directory; std::system_error.
+  Coro<Connection> connect_read_pipe(ProtocolFactory factory, int fd);
+  /// asyncio's loop.connect_write_pipe: a write transport over `fd`, the write end of a pipe or
+  /// a FIFO, with the socket transport's buffering and flow control (pause_writing past the
+  /// high-water mark, resume_writing at the low one). write_eof() and close() close the fd once
+  /// the buffer is flushed, which the reader sees as EOF. A reader going away ends it: lost with
+  /// null when nothing is buffered, else std::system_error(EPIPE) (SIGPIPE is ignored unless a
+  /// handler is installed), as asyncio's. Errors: as connect_read_pipe.
+  Coro<Connection> connect_write_pipe(ProtocolFactory factory, int fd);
 
   // ---- signals (asyncio's add_signal_handler) ----
 
@@ -389,8 +419,10 @@ class EventLoop {
   Coro<std::vector<AddrInfo>> getaddrinfo(std::string host, std::uint16_t port,
                                           int family = AF_UNSPEC, int type = 0, int protocol = 0,
                                           int flags = 0);
-  /// Connects to `host`:`port` (each resolved address in turn) and starts a transport with the
-  /// protocol `factory` makes. Errors: std::system_error (ECONNREFUSED, DNS failure, ...).
+  /// Connects to `host`:`port` (each resolved address in turn, or raced as Happy Eyeballs with
+  /// opts.happy_eyeballs_delay) and starts a transport with the protocol `factory` makes.
+  /// Errors: std::system_error (ECONNREFUSED, DNS failure, ...); ExceptionGroup with
+  /// opts.all_errors. Cancellation: every connect attempt is withdrawn and its socket closed.
   Coro<Connection> create_connection(ProtocolFactory factory, std::string host, std::uint16_t port,
                                      ConnectionOptions opts = {});
   Coro<Connection> create_unix_connection(ProtocolFactory factory, std::string path,
@@ -399,6 +431,12 @@ class EventLoop {
   /// a free port) and makes a protocol per accepted connection.
   Coro<Server> create_server(ProtocolFactory factory, std::string host, std::uint16_t port,
                              ServerOptions opts = {});
+  /// asyncio's create_server with a sequence of hosts: one listening socket per address of each
+  /// host (an address given twice is listened on once), all in one Server. Pass a named vector:
+  /// a braced list of two string literals also reads as a std::string. Errors: ValueError when
+  /// `hosts` is empty; as above (the sockets made so far are closed).
+  Coro<Server> create_server(ProtocolFactory factory, std::vector<std::string> hosts,
+                             std::uint16_t port, ServerOptions opts = {});
   /// The same on the Unix socket `path` (a stale socket file there is replaced); close()
   /// removes the file unless opts.cleanup_socket is false.
   Coro<Server> create_unix_server(ProtocolFactory factory, std::string path,

@@ -46,8 +46,13 @@ struct StreamOptions {
   bool reuse_port = false;
   bool start_serving = true;
   bool cleanup_socket = true;  ///< start_unix_server only: see ServerOptions
+  bool keep_alive = false;     ///< see ServerOptions
   // open_connection only:
   std::optional<SocketAddress> local_addr{};
+  /// Happy Eyeballs, the order of the addresses, and every error: see ConnectionOptions.
+  std::optional<Clock::duration> happy_eyeballs_delay{};
+  std::optional<int> interleave{};
+  bool all_errors = false;
   /// The name for SNI and the certificate check (default: the host); see ConnectionOptions.
   std::optional<std::string> server_hostname{};
   // Both:
@@ -157,5 +162,14 @@ Coro<Server> start_server(ClientConnected client_connected, std::string host, st
                           StreamOptions opts = {});
 Coro<Server> start_unix_server(ClientConnected client_connected, std::string path,
                                StreamOptions opts = {});
+/// start_server on every address of several hosts, one Server (see EventLoop::create_server).
+Coro<Server> start_server(ClientConnected client_connected, std::vector<std::string> hosts,
+                          std::uint16_t port, StreamOptions opts = {});
+/// asyncio's open_connection(sock=...): streams over `sock`, a stream socket connected already
+/// (TCP or Unix). Errors: as EventLoop::create_connection(factory, sock, opts).
+Coro<std::pair<StreamReader, StreamWriter>> open_connection(Socket sock, StreamOptions opts = {});
+/// asyncio's start_server(sock=...): serves on `sock`, a bound stream socket (TCP or Unix).
+/// Errors: as EventLoop::create_server(factory, sock, opts).
+Coro<Server> start_server(ClientConnected client_connected, Socket sock, StreamOptions opts = {});
 
 }  // namespace weave

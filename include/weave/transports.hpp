@@ -129,6 +129,21 @@ struct ConnectionOptions {
   /// Errors: ValueError without `ssl`, or when not positive.
   std::optional<Clock::duration> ssl_handshake_timeout{};
   std::optional<Clock::duration> ssl_shutdown_timeout{};
+  /// Happy Eyeballs (RFC 8305, asyncio's happy_eyeballs_delay; 250 ms is the RFC's value): the
+  /// connect to the next resolved address starts after this delay, or at once when the attempt
+  /// before it fails; the first attempt to connect wins, the others are cancelled and their
+  /// sockets closed. Without it, the addresses are tried one after the other. Errors:
+  /// ValueError when negative.
+  std::optional<Clock::duration> happy_eyeballs_delay{};
+  /// Reorders the resolved addresses by family (asyncio's interleave): one of each family in
+  /// turn, the first `interleave - 1` of the first family ahead. Default: 1 with
+  /// happy_eyeballs_delay, else 0 (the resolver's order). Errors: ValueError when negative.
+  std::optional<int> interleave{};
+  /// When no address connects: an ExceptionGroup "create_connection failed" holding every
+  /// attempt's error, in the order tried (asyncio 3.12's all_errors). Without it, the only
+  /// error, or the first when all read the same, else a std::system_error (the first's code)
+  /// naming them all.
+  bool all_errors = false;
 };
 
 /// Options of create_server / create_unix_server.

@@ -8,8 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
+#include "net/happy_eyeballs.hpp"
 #include "net/resolve.hpp"
 #include "net/server_state.hpp"
 #include "net/socket_transport.hpp"
@@ -134,29 +136,20 @@ Coro<Connection> EventLoop::create_connection(ProtocolFactory factory, std::stri
   if (opts.server_hostname && !opts.ssl) {
     throw ValueError("server_hostname is only meaningful with ssl");
   }
+  if (opts.happy_eyeballs_delay && *opts.happy_eyeballs_delay < Clock::duration::zero()) {
+    throw ValueError("happy_eyeballs_delay must not be negative");
+  }
+  if (opts.interleave && *opts.interleave < 0) throw ValueError("interleave must not be negative");
   std::vector<SocketAddress> addresses = co_await resolve(*this, host, port, false);
-  std::exception_ptr last_error;
-  Socket connected;
-  for (const SocketAddress& address : addresses) {
-    try {
-      Socket sock(address.family(), SOCK_STREAM);
-      if (opts.local_addr) sock.bind(*opts.local_addr);
-      co_await sock_connect(sock.fd(), address);
-      detail::set_nodelay(sock.fd());
-      if (!opts.ssl) co_return start_transport(*this, std::move(sock), factory);
-      connected = std::move(sock);
-      break;
-    } catch (const std::system_error&) {
-      last_error = std::current_exception();  // try the next address, as asyncio does
-    }
-  }
-  if (connected.fd() >= 0) {
-    // The handshake's failures are not "try the next address" failures: they propagate.
-    co_return co_await start_ssl_transport(*this, std::move(connected), factory, opts,
-                                           opts.server_hostname.value_or(host));
-  }
-  if (last_error) std::rethrow_exception(last_error);
-  throw os_error(EHOSTUNREACH, "create_connection: no address to connect to");
+  const int interleave = opts.interleave.value_or(opts.happy_eyeballs_delay ? 1 : 0);
+  if (interleave > 0) addresses = detail::interleave_addresses(addresses, interleave);
+  detail::ConnectPlan plan{opts.local_addr, opts.happy_eyeballs_delay, opts.all_errors};
+  Socket sock = co_await detail::connect_any(*this, std::move(addresses), std::move(plan));
+  detail::set_nodelay(sock.fd());
+  if (!opts.ssl) co_return start_transport(*this, std::move(sock), factory);
+  // The handshake's failures are not "try the next address" failures: they propagate.
+  co_return co_await start_ssl_transport(*this, std::move(sock), factory, opts,
+                                         opts.server_hostname.value_or(host));
 }
 
 Coro<Connection> EventLoop::create_unix_connection(ProtocolFactory factory, std::string path,
@@ -181,16 +174,39 @@ Coro<Connection> EventLoop::create_unix_connection(ProtocolFactory factory, std:
 
 Coro<Server> EventLoop::create_server(ProtocolFactory factory, std::string host, std::uint16_t port,
                                       ServerOptions opts) {
+  std::vector<std::string> hosts{std::move(host)};
+  co_return co_await create_server(std::move(factory), std::move(hosts), port, std::move(opts));
+}
+
+Coro<Server> EventLoop::create_server(ProtocolFactory factory, std::vector<std::string> hosts,
+                                      std::uint16_t port, ServerOptions opts) {
   check_server_ssl(opts);
-  std::vector<SocketAddress> addresses = co_await resolve(*this, host, port, true);
-  std::vector<Socket> sockets;
-  for (const SocketAddress& address : addresses) {
-    const bool optional_v6 = host.empty() && address.family() == AF_INET6;
+  if (hosts.empty()) throw ValueError("create_server: no host to listen on");
+  // asyncio's host sequence: every address of every host, each once, in the order resolved.
+  struct Target {
+    SocketAddress address;
+    bool optional_v6;  ///< the "every interface" IPv6 address, which a host may lack
+  };
+  std::vector<Target> targets;
+  for (std::string& host : hosts) {
+    const bool any = host.empty();
+    std::vector<SocketAddress> addresses = co_await resolve(*this, std::move(host), port, true);
+    for (SocketAddress& address : addresses) {
+      const std::string name = address.to_string();
+      const bool seen = std::any_of(targets.begin(), targets.end(),
+                                    [&](const Target& t) { return t.address.to_string() == name; });
+      const bool optional_v6 = any && address.family() == AF_INET6;
+      if (!seen) targets.push_back({std::move(address), optional_v6});
+    }
+  }
+  std::vector<Socket> sockets;  // closed again if a later address fails
+  for (const Target& target : targets) {
+    const SocketAddress& address = target.address;
     Socket sock;
     try {
       sock = Socket(address.family(), SOCK_STREAM);
     } catch (const std::system_error&) {
-      if (optional_v6) continue;  // a host without IPv6 serves on IPv4 alone
+      if (target.optional_v6) continue;  // a host without IPv6 serves on IPv4 alone
       throw;
     }
     if (opts.reuse_address) sock.set_reuse_address(true);
@@ -201,7 +217,7 @@ Coro<Server> EventLoop::create_server(ProtocolFactory factory, std::string host,
     try {
       sock.bind(address);
     } catch (const std::system_error& e) {
-      if (optional_v6 && e.code().value() == EADDRNOTAVAIL) continue;
+      if (target.optional_v6 && e.code().value() == EADDRNOTAVAIL) continue;
       throw std::system_error(e.code(),
                               "error while attempting to bind on address " + address.to_string());
     }

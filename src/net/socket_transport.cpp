@@ -109,7 +109,7 @@ void SocketTransport::start() {
       return;
     }
   });
-  if (kind_ != Kind::WritePipe) {
+  if (kind_ != Kind::WritePipe || watch_reader_gone_) {
     loop_.call_soon([self = self_] {
       if (!self->closing_ && !self->paused_) self->watch_reads();
     });
@@ -157,6 +157,17 @@ void SocketTransport::unwatch_writes() noexcept {
 
 void SocketTransport::on_readable() noexcept {
   if (closing_ || paused_) return;
+  if (kind_ == Kind::WritePipe) {
+    // The read end closed (asyncio's _UnixWritePipeTransport._read_ready).
+    unwatch_reads();
+    if (get_write_buffer_size() > 0) {
+      fatal_error(std::make_exception_ptr(os_error(EPIPE, "write")),
+                  "Fatal write error on pipe transport");
+    } else {
+      close();
+    }
+    return;
+  }
   char* buffer = read_buffer();
   const ssize_t n = receive(sock_.fd(), buffer, kMaxRead, kind_ == Kind::Socket);
   if (n < 0) {
@@ -229,7 +240,8 @@ void SocketTransport::on_eof() noexcept {
     fatal_error(std::current_exception(), "Fatal error: protocol.eof_received() call failed.");
     return;
   }
-  if (!keep_open) close();
+  // A pipe has no half-close: its transport ends at EOF, as asyncio's read pipe transport does.
+  if (!keep_open || kind_ == Kind::ReadPipe) close();
 }
 
 void SocketTransport::pause_reading() {
@@ -256,6 +268,7 @@ void SocketTransport::resume_reading() {
 void SocketTransport::write(std::string_view data) {
   if (kind_ == Kind::ReadPipe) throw RuntimeError("write on the read end of a pipe");
   if (eof_requested_) throw RuntimeError("Cannot call write() after write_eof()");
+  if (sendfile_active_) throw RuntimeError("unable to write; sendfile is in progress");
   // While a close waits for the buffer to drain, more data joins it (asyncio's _conn_lost is
   // still 0 then); once the connection is lost, writes are dropped.
   if (data.empty() || lost_) return;
@@ -297,8 +310,12 @@ void SocketTransport::on_writable() noexcept {
   wbuf_.clear();
   woff_ = 0;
   unwatch_writes();
+  if (empty_waiter_) {
+    if (!empty_waiter_->done()) empty_waiter_->set_result();
+    empty_waiter_.reset();
+  }
   if (closing_) {
-    call_connection_lost(nullptr);
+    if (!sendfile_active_) call_connection_lost(nullptr);  // else once sendfile has ended
   } else if (eof_requested_) {
     end_writing();  // the buffer only drains once after write_eof: write() refuses more
   }
@@ -333,6 +350,55 @@ void SocketTransport::maybe_resume_protocol() noexcept {
   flow_.maybe_resume(get_write_buffer_size(), *protocol_, loop_);
 }
 
+// ---- sendfile
+// ------------------------------------------------------------------------------------
+
+Coro<std::size_t> SocketTransport::sendfile(int file, std::uint64_t offset,
+                                            std::optional<std::size_t> count) {
+  if (closing_) throw RuntimeError("Transport is closing");
+  if (sendfile_active_) throw RuntimeError("sendfile is already in progress");
+  auto self = shared();  // the caller's handle may go while we wait
+  const bool resume = is_reading();
+  pause_reading();
+  sendfile_active_ = true;
+  std::exception_ptr failure;
+  std::size_t sent = 0;
+  bool cancelled = false;
+  try {
+    if (get_write_buffer_size() > 0) {
+      Future<void> empty = loop_.create_future<void>();
+      empty_waiter_ = empty;
+      co_await empty;
+    }
+    if (lost_) throw os_error(EPIPE, "sendfile: the connection is lost");
+    Task<std::size_t> task =
+        loop_.create_task(loop_.sock_sendfile(sock_.fd(), file, offset, count, false));
+    sendfile_task_ = task;
+    sent = co_await task;
+  } catch (const CancelledError&) {
+    // abort() cancelled the inner task; a cancellation of the caller cancels it too
+    failure = std::current_exception();
+    cancelled = true;
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  sendfile_task_.reset();
+  empty_waiter_.reset();
+  sendfile_active_ = false;
+  const std::optional<TaskRef> me = current_task();
+  if (cancelled && lost_ && me && me->cancelling() == 0) {
+    failure = std::make_exception_ptr(os_error(EPIPE, "sendfile: the connection is lost"));
+  }
+  if (closing_ && !lost_ && get_write_buffer_size() == 0) {
+    lost_ = true;  // a close() during the sendfile: its connection_lost now
+    loop_.call_soon([self] { self->call_connection_lost(nullptr); });
+  } else if (resume && !closing_) {
+    resume_reading();
+  }
+  if (failure) std::rethrow_exception(failure);
+  co_return sent;
+}
+
 // ---- closing
 // -------------------------------------------------------------------------------------
 
@@ -340,7 +406,7 @@ void SocketTransport::close() {
   if (closing_) return;
   closing_ = true;
   unwatch_reads();
-  if (get_write_buffer_size() == 0) {
+  if (get_write_buffer_size() == 0 && !sendfile_active_) {
     lost_ = true;
     auto self = shared();
     loop_.call_soon([self] { self->call_connection_lost(nullptr); });
@@ -361,6 +427,15 @@ void SocketTransport::force_close(const std::exception_ptr& exc) noexcept {
   wbuf_.clear();
   woff_ = 0;
   unwatch_writes();
+  if (empty_waiter_) {
+    if (!empty_waiter_->done()) {
+      empty_waiter_->set_exception(
+          std::make_exception_ptr(os_error(EPIPE, "sendfile: the connection is lost")));
+    }
+    empty_waiter_.reset();
+  }
+  // Withdraws sendfile's watch on the fd now, before connection_lost closes it.
+  if (sendfile_task_ && !sendfile_task_->done()) sendfile_task_->cancel();
   closing_ = true;
   unwatch_reads();
   lost_ = true;
@@ -395,6 +470,7 @@ ExtraInfo SocketTransport::get_extra_info(std::string_view name) const {
   if (name == "peername") return names_.peername(sock_);
   if (name == "sockname") return names_.sockname(sock_);
   if (name == "socket") return ExtraInfo(sock_.fd());
+  if (name == "pipe" && kind_ != Kind::Socket) return ExtraInfo(sock_.fd());
   return {};
 }
 

@@ -7,6 +7,7 @@
 // Lifetime: the transport keeps itself alive (self_) from start() until connection_lost has
 // run; handles (StreamWriter, the user's shared_ptr) may keep the object, closed, for longer.
 
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -16,6 +17,8 @@
 #include "io/backend.hpp"
 #include "net/socket_names.hpp"
 #include "net/write_flow.hpp"
+#include "weave/future.hpp"
+#include "weave/task.hpp"
 #include "weave/transports.hpp"
 
 namespace weave {
@@ -43,6 +46,10 @@ class SocketTransport final : public Transport {
 
   /// Schedules connection_made, then starts reading (both with call_soon, as asyncio does).
   void start();
+  /// A write pipe watches its fd for readability, which means that the reader went away (the
+  /// kernel reports an error condition): the transport then closes, with EPIPE when bytes are
+  /// still buffered, as asyncio's write pipe transport does. Before start().
+  void watch_reader_gone() noexcept { watch_reader_gone_ = true; }
 
   void write(std::string_view data) override;
   void write_eof() override;
@@ -64,6 +71,17 @@ class SocketTransport final : public Transport {
   void set_protocol(std::shared_ptr<Protocol> protocol) override;
 
   int fd() const noexcept { return sock_.fd(); }
+  /// loop.sendfile's zero-copy path (asyncio's _sendfile_native): reading pauses and write()
+  /// raises RuntimeError meanwhile; what is buffered is flushed first, then sock_sendfile
+  /// without fallback sends the file. A close() waits for the end; abort() or a lost connection
+  /// ends it with std::system_error(EPIPE). Errors: SendfileNotAvailableError (nothing was
+  /// sent: the caller may fall back); RuntimeError when another sendfile is running or the
+  /// transport is closing; sock_sendfile's errors.
+  Coro<std::size_t> sendfile(int file, std::uint64_t offset, std::optional<std::size_t> count);
+  bool is_socket() const noexcept { return kind_ == Kind::Socket; }
+  /// The protocol was told pause_writing() and not yet resume_writing().
+  bool protocol_paused() const noexcept { return flow_.paused(); }
+  const std::shared_ptr<Protocol>& protocol_ptr() const noexcept { return protocol_; }
   /// The loop is closing: stop watching, close the socket, and never touch the loop again.
   void detach_from_loop() noexcept;
 
@@ -128,6 +146,12 @@ class SocketTransport final : public Transport {
   bool detached_ = false;       ///< the loop closed under us
   bool attached_ = false;       ///< attach_stream was asked
   bool native_ = false;         ///< the backend receives for us
+  bool sendfile_active_ = false;
+  bool watch_reader_gone_ = false;  ///< a write pipe that notices its reader leaving
+  /// sendfile waits for the buffer to drain; set once it has, failed when the connection goes.
+  std::optional<Future<void>> empty_waiter_;
+  /// sendfile's sock_sendfile, cancelled by abort() so that the fd is unwatched before it closes.
+  std::optional<Task<std::size_t>> sendfile_task_;
 };
 
 }  // namespace weave::detail

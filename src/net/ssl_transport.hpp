@@ -92,6 +92,9 @@ class SSLTransport final : public Transport {
   ExtraInfo get_extra_info(std::string_view name) const override;
   Protocol& get_protocol() const noexcept override { return *app_; }
   void set_protocol(std::shared_ptr<Protocol> protocol) override;
+  /// The application's protocol was told pause_writing() and not yet resume_writing().
+  bool protocol_paused() const noexcept { return app_writing_paused_; }
+  const std::shared_ptr<Protocol>& protocol_ptr() const noexcept { return app_; }
 
  private:
   /// The face shown to the lower transport.

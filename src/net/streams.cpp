@@ -471,6 +471,9 @@ ConnectionOptions connection_options(const StreamOptions& opts) {
   c.server_hostname = opts.server_hostname;
   c.ssl_handshake_timeout = opts.ssl_handshake_timeout;
   c.ssl_shutdown_timeout = opts.ssl_shutdown_timeout;
+  c.happy_eyeballs_delay = opts.happy_eyeballs_delay;
+  c.interleave = opts.interleave;
+  c.all_errors = opts.all_errors;
   return c;
 }
 
@@ -481,6 +484,7 @@ ServerOptions server_options(const StreamOptions& opts) {
   o.reuse_port = opts.reuse_port;
   o.start_serving = opts.start_serving;
   o.cleanup_socket = opts.cleanup_socket;
+  o.keep_alive = opts.keep_alive;
   o.ssl = opts.ssl;
   o.ssl_handshake_timeout = opts.ssl_handshake_timeout;
   o.ssl_shutdown_timeout = opts.ssl_shutdown_timeout;
@@ -537,6 +541,28 @@ Coro<Server> start_unix_server(ClientConnected client_connected, std::string pat
   if (!client_connected) throw ValueError("start_unix_server: empty client_connected callback");
   co_return co_await get_running_loop().create_unix_server(
       stream_factory(opts.limit, nullptr, std::move(client_connected)), std::move(path),
+      server_options(opts));
+}
+
+Coro<Server> start_server(ClientConnected client_connected, std::vector<std::string> hosts,
+                          std::uint16_t port, StreamOptions opts) {
+  if (!client_connected) throw ValueError("start_server: empty client_connected callback");
+  co_return co_await get_running_loop().create_server(
+      stream_factory(opts.limit, nullptr, std::move(client_connected)), std::move(hosts), port,
+      server_options(opts));
+}
+
+Coro<std::pair<StreamReader, StreamWriter>> open_connection(Socket sock, StreamOptions opts) {
+  std::shared_ptr<StreamState> state;
+  Connection c = co_await get_running_loop().create_connection(
+      stream_factory(opts.limit, &state, nullptr), std::move(sock), connection_options(opts));
+  co_return handles(state, c);
+}
+
+Coro<Server> start_server(ClientConnected client_connected, Socket sock, StreamOptions opts) {
+  if (!client_connected) throw ValueError("start_server: empty client_connected callback");
+  co_return co_await get_running_loop().create_server(
+      stream_factory(opts.limit, nullptr, std::move(client_connected)), std::move(sock),
       server_options(opts));
 }
 

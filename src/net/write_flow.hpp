@@ -27,6 +27,8 @@ class WriteFlow {
   }
   /// (low, high), as asyncio's get_write_buffer_limits.
   std::pair<std::size_t, std::size_t> limits() const noexcept { return {low_, high_}; }
+  /// pause_writing() was called and resume_writing() not yet.
+  bool paused() const noexcept { return paused_; }
 
   template <class P>
   void maybe_pause(std::size_t buffered, P& protocol, EventLoop& loop) noexcept {
