@@ -1,5 +1,7 @@
 // Connection's larger operations: transactions, executemany in pipeline mode, LISTEN/NOTIFY,
 // and COPY in both directions.
+#include <bit>
+#include <cstdint>
 #include <exception>
 #include <string>
 #include <utility>
@@ -70,6 +72,121 @@ void append_copy_field(std::string& line, const Param& p) {
     line += c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
     from = at + 1;
   }
+}
+
+// ---- binary COPY -------------------------------------------------------------------------------
+
+constexpr unsigned kBool = 16, kBytea = 17, kName = 19, kInt8 = 20, kInt2 = 21, kInt4 = 23,
+                   kText = 25, kJson = 114, kFloat4 = 700, kFloat8 = 701, kBpchar = 1042,
+                   kVarchar = 1043, kJsonb = 3802;
+
+bool is_integer(unsigned oid) {
+  return oid == kInt2 || oid == kInt4 || oid == kInt8;
+}
+bool is_textual(unsigned oid) {
+  return oid == kText || oid == kVarchar || oid == kBpchar || oid == kName || oid == kJson ||
+         oid == kJsonb;
+}
+
+/// Whether a parameter of type `param` (as encode() typed it) has a binary encoding for a
+/// column of type `column` that stores what the text COPY would.
+bool binary_copyable(unsigned column, unsigned param) {
+  if (is_textual(column)) return true;  // the value's text is what the column gets
+  if (is_integer(column)) return is_integer(param);
+  if (column == kFloat4 || column == kFloat8) {
+    return is_integer(param) || param == kFloat4 || param == kFloat8;
+  }
+  if (column == kBool || column == kBytea) return param == column;
+  return false;
+}
+
+template <class U>
+void append_be(std::string& out, U v) {
+  char b[sizeof(U)];
+  for (std::size_t i = 0; i < sizeof(U); ++i) {
+    b[i] = static_cast<char>(static_cast<std::uint64_t>(v) >> (8 * (sizeof(U) - 1 - i)));
+  }
+  out.append(b, sizeof b);
+}
+
+template <class T>
+T parsed(const Param& p, std::string_view column) {
+  T v{};
+  detail::decode(Field{std::string_view(*p.text), 0, column, false}, v);
+  return v;
+}
+
+/// One field of a binary COPY row: its length, then its binary value for a column of `oid`.
+void append_binary_field(std::string& out, const Param& p, unsigned oid, std::string_view column) {
+  if (!p.text) {
+    append_be<std::uint32_t>(out, 0xffffffffu);
+    return;
+  }
+  switch (oid) {
+    case kBool:
+      append_be<std::uint32_t>(out, 1);
+      out += parsed<bool>(p, column) ? '\1' : '\0';
+      return;
+    case kInt2:
+      append_be<std::uint32_t>(out, 2);
+      append_be(out, static_cast<std::uint16_t>(parsed<std::int16_t>(p, column)));
+      return;
+    case kInt4:
+      append_be<std::uint32_t>(out, 4);
+      append_be(out, static_cast<std::uint32_t>(parsed<std::int32_t>(p, column)));
+      return;
+    case kInt8:
+      append_be<std::uint32_t>(out, 8);
+      append_be(out, static_cast<std::uint64_t>(parsed<std::int64_t>(p, column)));
+      return;
+    case kFloat4:
+      append_be<std::uint32_t>(out, 4);
+      append_be(out, std::bit_cast<std::uint32_t>(static_cast<float>(parsed<double>(p, column))));
+      return;
+    case kFloat8:
+      append_be<std::uint32_t>(out, 8);
+      append_be(out, std::bit_cast<std::uint64_t>(parsed<double>(p, column)));
+      return;
+    case kBytea: {
+      const Bytes b = parsed<Bytes>(p, column);
+      append_be(out, static_cast<std::uint32_t>(b.data.size()));
+      out += b.data;
+      return;
+    }
+    case kJsonb:  // version 1, then the text
+      append_be(out, static_cast<std::uint32_t>(p.text->size() + 1));
+      out += '\1';
+      out += *p.text;
+      return;
+    default:
+      append_be(out, static_cast<std::uint32_t>(p.text->size()));
+      out += *p.text;
+      return;
+  }
+}
+
+/// The types of the columns a COPY fills (all of the table's, in order, when none are named),
+/// read from a query that returns no row. Errors: the server's (no such table or column).
+Coro<std::vector<Oid>> copy_column_types(detail::ConnectionState& st, const std::string& sql) {
+  st.send(sql, {}, true, {});
+  co_await st.flush();
+  detail::ResultPtr error, described;
+  for (;;) {
+    while (!st.result_ready()) co_await st.wait_io(false);
+    detail::ResultPtr r = st.take_result();
+    if (!r) break;
+    if (PQresultStatus(r->res) == PGRES_TUPLES_OK) {
+      described = std::move(r);
+    } else if (PQresultStatus(r->res) == PGRES_FATAL_ERROR && !error) {
+      error = std::move(r);
+    }
+  }
+  if (error) st.raise_error(error);
+  std::vector<Oid> types;
+  if (described) {
+    for (int i = 0; i < PQnfields(described->res); ++i) types.push_back(PQftype(described->res, i));
+  }
+  co_return types;
 }
 }  // namespace
 
@@ -234,44 +351,93 @@ Coro<std::string> Connection::copy_rows_in(std::string table, std::vector<Params
   detail::ConnectionState& st = *shared;
   auto held = co_await st.lock.scoped();
   st.check_open();
-  std::string sql = "COPY " + quote_identifier(st.conn, table);
-  if (!columns.empty()) {
-    sql += " (";
-    for (std::size_t i = 0; i < columns.size(); ++i) {
-      sql += (i > 0 ? ", " : "") + quote_identifier(st.conn, columns[i]);
-    }
-    sql += ")";
+  std::string target = quote_identifier(st.conn, table), column_list;
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    column_list += (i > 0 ? ", " : "") + quote_identifier(st.conn, columns[i]);
   }
-  sql += " FROM STDIN";
   std::exception_ptr cancelled;
   std::string tag;
+  bool copying = false, refused = false;
   try {
+    // Binary COPY when every column's type has a binary encoder for the values given (the
+    // server then parses nothing); the text format otherwise.
+    const std::string describe = "SELECT " + (columns.empty() ? std::string("*") : column_list) +
+                                 " FROM " + target + " LIMIT 0";
+    const std::vector<Oid> types = co_await copy_column_types(st, describe);
+    bool binary = !types.empty();
+    for (const Params& row : rows) {
+      if (!binary) break;
+      if (row.size() != types.size()) binary = false;
+      for (std::size_t i = 0; binary && i < row.size(); ++i) {
+        binary = binary_copyable(types[i], row[i].oid);
+      }
+    }
+    std::string sql = "COPY " + target;
+    if (!columns.empty()) sql += " (" + column_list + ")";
+    sql += binary ? " FROM STDIN (FORMAT binary)" : " FROM STDIN";
+    std::vector<std::string> names(types.size());
+    if (binary) {
+      for (std::size_t i = 0; i < types.size(); ++i) {
+        names[i] = columns.empty() ? std::to_string(i + 1) : columns[i];
+      }
+    }
     co_await start_copy(st, sql, PGRES_COPY_IN);
+    copying = true;
     constexpr std::size_t kChunk = 256 * 1024;
     std::string chunk;
     chunk.reserve(kChunk + 4096);
+    if (binary) {
+      chunk.append("PGCOPY\n\377\r\n\0", 11);  // signature
+      append_be<std::uint32_t>(chunk, 0);      // flags
+      append_be<std::uint32_t>(chunk, 0);      // header extension length
+    }
     for (const Params& row : rows) {
-      for (std::size_t i = 0; i < row.size(); ++i) {
-        if (i > 0) chunk += '\t';
-        append_copy_field(chunk, row[i]);
+      if (binary) {
+        append_be(chunk, static_cast<std::uint16_t>(row.size()));
+        for (std::size_t i = 0; i < row.size(); ++i) {
+          append_binary_field(chunk, row[i], types[i], names[i]);
+        }
+      } else {
+        for (std::size_t i = 0; i < row.size(); ++i) {
+          if (i > 0) chunk += '\t';
+          append_copy_field(chunk, row[i]);
+        }
+        chunk += '\n';
       }
-      chunk += '\n';
       if (chunk.size() >= kChunk) {
         co_await put_copy_data(st, chunk);
         chunk.clear();
       }
     }
+    if (binary) append_be<std::uint16_t>(chunk, 0xffff);  // trailer
     if (!chunk.empty()) co_await put_copy_data(st, chunk);
     while (PQputCopyEnd(st.conn, nullptr) == 0) co_await st.wait_io(true);
     co_await st.flush();
     tag = co_await finish_copy(st);
   } catch (const CancelledError&) {
     cancelled = std::current_exception();
+  } catch (const DataError&) {
+    if (!copying) throw;
+    // A value the binary encoder refused: the COPY is rolled back, the connection stays usable.
+    cancelled = std::current_exception();
+    refused = true;
   }
   if (cancelled) {
-    // Ending the copy with an error makes the server roll the COPY back.
-    if (st.lost.empty() && PQputCopyEnd(st.conn, "cancelled") >= 0) {
+    if (!copying) {  // cancelled while the column types were read
       co_await st.abandon();
+      std::rethrow_exception(cancelled);
+    }
+    // Ending the copy with an error makes the server roll the COPY back.
+    if (st.lost.empty() && PQputCopyEnd(st.conn, refused ? "refused" : "cancelled") >= 0) {
+      if (refused) {
+        try {
+          co_await weave::timeout(std::chrono::seconds(10), st.drain());
+        } catch (...) {
+          st.mark_lost("the connection was closed: a refused COPY could not be ended");
+        }
+      } else {
+        co_await st.abandon();
+      }
     } else {
       st.mark_lost("the connection was closed: a cancelled COPY could not be stopped");
     }

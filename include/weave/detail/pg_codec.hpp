@@ -1,7 +1,9 @@
 #pragma once
-// weave::pg's conversions between C++ values and PostgreSQL's text format, included by pg.hpp.
+// weave::pg's conversions between C++ values and PostgreSQL's formats, included by pg.hpp.
 // Parameters are encoded eagerly (before the query's coroutine starts), so that a temporary
-// argument never has to outlive the call; results are decoded from the text the server sent.
+// argument never has to outlive the call, in the text format; results are decoded from the text
+// or binary format the server sent (binary for statements whose every column type has a binary
+// decoder here, see binary_result_type).
 
 #include <chrono>
 #include <cstdint>
@@ -33,11 +35,12 @@ struct Bytes {
   friend bool operator==(const Bytes&, const Bytes&) = default;
 };
 
-/// One field of a result row as the server sent it (text format).
+/// One field of a result row as the server sent it.
 struct Field {
-  std::optional<std::string_view> text;  ///< nullopt for NULL
+  std::optional<std::string_view> text;  ///< the value's bytes, nullopt for NULL
   unsigned oid = 0;                      ///< the column's type
   std::string_view column;               ///< for error messages
+  bool binary = false;                   ///< `text` is in the binary format of `oid`
 };
 
 /// One encoded parameter: its text (nullopt for NULL) and the type the server is told (0 lets
@@ -124,6 +127,26 @@ void decode(const Field& f, std::chrono::microseconds& out);
 /// The elements of a one-dimensional array literal, NULL elements as nullopt.
 std::vector<std::optional<std::string>> split_array(const Field& f);
 
+/// True when results of type `oid` are decoded from the binary format (scalars, their
+/// one-dimensional arrays, text-like types); a statement with any other column stays text.
+bool binary_result_type(unsigned oid) noexcept;
+
+/// The elements of a binary array, in order, as binary fields of the element type; they point
+/// into the field's bytes. Errors: DataError for a malformed or multi-dimensional array.
+class BinaryArray {
+ public:
+  explicit BinaryArray(const Field& f);
+  std::size_t size() const noexcept { return count_; }
+  /// The next element; false after the last.
+  bool next(Field& element);
+
+ private:
+  std::string_view rest_;
+  std::string_view column_;
+  unsigned element_oid_ = 0;
+  std::size_t count_ = 0, read_ = 0;
+};
+
 template <class D>
 requires(!std::is_same_v<D, std::chrono::microseconds>) void decode(
     const Field& f, std::chrono::time_point<std::chrono::system_clock, D>& out) {
@@ -151,6 +174,17 @@ void decode(const Field& f, std::optional<T>& out) {
 template <class T>
 void decode(const Field& f, std::vector<T>& out) {
   out.clear();
+  if (f.binary) {
+    BinaryArray elements(f);
+    out.reserve(elements.size());
+    Field element;
+    while (elements.next(element)) {
+      T v{};
+      decode(element, v);
+      out.push_back(std::move(v));
+    }
+    return;
+  }
   for (const auto& e : split_array(f)) {
     Field element{e ? std::optional<std::string_view>(*e) : std::nullopt, 0, f.column};
     T v{};
