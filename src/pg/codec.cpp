@@ -750,26 +750,8 @@ BinaryArray::BinaryArray(const Field& f) : column_(f.column) {
   rest_ = t;
 }
 
-bool BinaryArray::next(Field& element) {
-  if (read_ == count_) return false;
-  element.oid = element_oid_;
-  element.column = column_;
-  element.binary = true;
-  auto malformed = [&] {
-    throw DataError("column \"" + std::string(column_) + "\": a binary array is malformed");
-  };
-  if (rest_.size() < 4) malformed();
-  const auto len = static_cast<std::int32_t>(load<std::uint32_t>(rest_.data()));
-  rest_.remove_prefix(4);
-  if (len < 0) {
-    element.text.reset();
-  } else {
-    if (rest_.size() < static_cast<std::size_t>(len)) malformed();
-    element.text = rest_.substr(0, static_cast<std::size_t>(len));
-    rest_.remove_prefix(static_cast<std::size_t>(len));
-  }
-  ++read_;
-  return true;
+void BinaryArray::malformed() const {
+  throw DataError("column \"" + std::string(column_) + "\": a binary array is malformed");
 }
 
 }  // namespace weave::pg::detail

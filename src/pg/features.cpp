@@ -1,8 +1,12 @@
 // Connection's larger operations: transactions, executemany in pipeline mode, LISTEN/NOTIFY,
 // and COPY in both directions.
 #include <bit>
+#include <charconv>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <exception>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,14 +58,8 @@ std::string quote_identifier(PGconn* conn, const std::string& name) {
   return out;
 }
 
-/// A value as COPY's text format writes it: runs without a character to escape are appended
-/// whole.
-void append_copy_field(std::string& line, const Param& p) {
-  if (!p.text) {
-    line += "\\N";
-    return;
-  }
-  const std::string_view v = *p.text;
+/// Text as COPY's text format writes it: runs without a character to escape are appended whole.
+void append_copy_text(std::string& line, std::string_view v) {
   std::size_t from = 0;
   for (;;) {
     const std::size_t at = v.find_first_of("\\\t\n\r", from);
@@ -74,7 +72,9 @@ void append_copy_field(std::string& line, const Param& p) {
   }
 }
 
-// ---- binary COPY -------------------------------------------------------------------------------
+// ---- COPY's two formats ------------------------------------------------------------------------
+
+using detail::CopyRecords;
 
 constexpr unsigned kBool = 16, kBytea = 17, kName = 19, kInt8 = 20, kInt2 = 21, kInt4 = 23,
                    kText = 25, kJson = 114, kFloat4 = 700, kFloat8 = 701, kBpchar = 1042,
@@ -88,15 +88,76 @@ bool is_textual(unsigned oid) {
          oid == kJsonb;
 }
 
-/// Whether a parameter of type `param` (as encode() typed it) has a binary encoding for a
-/// column of type `column` that stores what the text COPY would.
-bool binary_copyable(unsigned column, unsigned param) {
-  if (is_textual(column)) return true;  // the value's text is what the column gets
-  if (is_integer(column)) return is_integer(param);
-  if (column == kFloat4 || column == kFloat8) {
-    return is_integer(param) || param == kFloat4 || param == kFloat8;
+/// One value of CopyRecords.
+struct CopyValue {
+  CopyRecords::Tag tag = CopyRecords::kNull;
+  bool boolean = false;
+  std::int64_t integer = 0;
+  double real = 0;
+  std::string_view text;
+};
+
+/// Reads CopyRecords' buffer back in order: row() before each row's values.
+class CopyReader {
+ public:
+  explicit CopyReader(const std::string& data) : p_(data.data()) {}
+  std::size_t row() {
+    std::uint16_t n;
+    std::memcpy(&n, p_, sizeof n);
+    p_ += sizeof n;
+    return n;
   }
-  if (column == kBool || column == kBytea) return param == column;
+  CopyValue value() {
+    CopyValue v;
+    v.tag = static_cast<CopyRecords::Tag>(*p_++);
+    switch (v.tag) {
+      case CopyRecords::kNull:
+        break;
+      case CopyRecords::kBool:
+        v.boolean = *p_++ != 0;
+        break;
+      case CopyRecords::kInteger:
+        std::memcpy(&v.integer, p_, sizeof v.integer);
+        p_ += sizeof v.integer;
+        break;
+      case CopyRecords::kReal:
+        std::memcpy(&v.real, p_, sizeof v.real);
+        p_ += sizeof v.real;
+        break;
+      case CopyRecords::kText:
+      case CopyRecords::kBytes: {
+        std::uint32_t n;
+        std::memcpy(&n, p_, sizeof n);
+        p_ += sizeof n;
+        v.text = std::string_view(p_, n);
+        p_ += n;
+        break;
+      }
+    }
+    return v;
+  }
+
+ private:
+  const char* p_;
+};
+
+/// Whether a value of this kind has a binary encoding for a column of type `column` that stores
+/// what the text COPY would.
+bool binary_copyable(unsigned column, CopyRecords::Tag tag) {
+  switch (tag) {
+    case CopyRecords::kNull:
+      return true;
+    case CopyRecords::kBool:
+      return column == kBool;
+    case CopyRecords::kInteger:
+      return is_integer(column) || column == kFloat4 || column == kFloat8;
+    case CopyRecords::kReal:
+      return column == kFloat4 || column == kFloat8;
+    case CopyRecords::kText:
+      return is_textual(column);
+    case CopyRecords::kBytes:
+      return column == kBytea;
+  }
   return false;
 }
 
@@ -109,60 +170,143 @@ void append_be(std::string& out, U v) {
   out.append(b, sizeof b);
 }
 
-template <class T>
-T parsed(const Param& p, std::string_view column) {
-  T v{};
-  detail::decode(Field{std::string_view(*p.text), 0, column, false}, v);
-  return v;
+[[noreturn]] void out_of_range(std::string_view column, const std::string& value,
+                               const char* type) {
+  throw DataError("column \"" + std::string(column) + "\": " + value + " is out of the range of " +
+                  type);
 }
 
-/// One field of a binary COPY row: its length, then its binary value for a column of `oid`.
-void append_binary_field(std::string& out, const Param& p, unsigned oid, std::string_view column) {
-  if (!p.text) {
-    append_be<std::uint32_t>(out, 0xffffffffu);
-    return;
-  }
-  switch (oid) {
-    case kBool:
+/// One field of a binary COPY row, for a column of type `oid` that binary_copyable accepted.
+void append_binary_field(std::string& out, const CopyValue& v, unsigned oid,
+                         std::string_view column) {
+  switch (v.tag) {
+    case CopyRecords::kNull:
+      append_be<std::uint32_t>(out, 0xffffffffu);
+      return;
+    case CopyRecords::kBool:
       append_be<std::uint32_t>(out, 1);
-      out += parsed<bool>(p, column) ? '\1' : '\0';
+      out += v.boolean ? '\1' : '\0';
       return;
-    case kInt2:
-      append_be<std::uint32_t>(out, 2);
-      append_be(out, static_cast<std::uint16_t>(parsed<std::int16_t>(p, column)));
+    case CopyRecords::kInteger:
+      if (oid == kInt2) {
+        if (!std::in_range<std::int16_t>(v.integer)) {
+          out_of_range(column, std::to_string(v.integer), "int2");
+        }
+        append_be<std::uint32_t>(out, 2);
+        append_be(out, static_cast<std::uint16_t>(v.integer));
+      } else if (oid == kInt4) {
+        if (!std::in_range<std::int32_t>(v.integer)) {
+          out_of_range(column, std::to_string(v.integer), "int4");
+        }
+        append_be<std::uint32_t>(out, 4);
+        append_be(out, static_cast<std::uint32_t>(v.integer));
+      } else if (oid == kInt8) {
+        append_be<std::uint32_t>(out, 8);
+        append_be(out, static_cast<std::uint64_t>(v.integer));
+      } else {
+        CopyValue real = v;
+        real.tag = CopyRecords::kReal;
+        real.real = static_cast<double>(v.integer);
+        append_binary_field(out, real, oid, column);
+      }
       return;
-    case kInt4:
-      append_be<std::uint32_t>(out, 4);
-      append_be(out, static_cast<std::uint32_t>(parsed<std::int32_t>(p, column)));
+    case CopyRecords::kReal:
+      if (oid == kFloat4) {
+        if (std::isfinite(v.real) && std::abs(v.real) > std::numeric_limits<float>::max()) {
+          out_of_range(column, *detail::encode(v.real).text, "float4");
+        }
+        append_be<std::uint32_t>(out, 4);
+        append_be(out, std::bit_cast<std::uint32_t>(static_cast<float>(v.real)));
+      } else {
+        append_be<std::uint32_t>(out, 8);
+        append_be(out, std::bit_cast<std::uint64_t>(v.real));
+      }
       return;
-    case kInt8:
-      append_be<std::uint32_t>(out, 8);
-      append_be(out, static_cast<std::uint64_t>(parsed<std::int64_t>(p, column)));
+    case CopyRecords::kText:
+    case CopyRecords::kBytes:
+      if (oid == kJsonb) {  // version 1, then the text
+        append_be(out, static_cast<std::uint32_t>(v.text.size() + 1));
+        out += '\1';
+      } else {
+        append_be(out, static_cast<std::uint32_t>(v.text.size()));
+      }
+      out += v.text;
       return;
-    case kFloat4:
-      append_be<std::uint32_t>(out, 4);
-      append_be(out, std::bit_cast<std::uint32_t>(static_cast<float>(parsed<double>(p, column))));
+  }
+}
+
+/// One field of a text COPY line.
+void append_text_field(std::string& line, const CopyValue& v) {
+  switch (v.tag) {
+    case CopyRecords::kNull:
+      line += "\\N";
       return;
-    case kFloat8:
-      append_be<std::uint32_t>(out, 8);
-      append_be(out, std::bit_cast<std::uint64_t>(parsed<double>(p, column)));
+    case CopyRecords::kBool:
+      line += v.boolean ? 't' : 'f';
       return;
-    case kBytea: {
-      const Bytes b = parsed<Bytes>(p, column);
-      append_be(out, static_cast<std::uint32_t>(b.data.size()));
-      out += b.data;
+    case CopyRecords::kInteger: {
+      char buf[24];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.integer);
+      line.append(buf, end);
       return;
     }
-    case kJsonb:  // version 1, then the text
-      append_be(out, static_cast<std::uint32_t>(p.text->size() + 1));
-      out += '\1';
-      out += *p.text;
+    case CopyRecords::kReal:
+      line += *detail::encode(v.real).text;
       return;
-    default:
-      append_be(out, static_cast<std::uint32_t>(p.text->size()));
-      out += *p.text;
+    case CopyRecords::kText:
+      append_copy_text(line, v.text);
       return;
+    case CopyRecords::kBytes: {
+      static constexpr char kHex[] = "0123456789abcdef";
+      line += "\\\\x";  // bytea's hex input, its backslash escaped for COPY
+      for (unsigned char c : v.text) {
+        line += kHex[c >> 4];
+        line += kHex[c & 15];
+      }
+      return;
+    }
   }
+}
+
+/// Encoded parameters as CopyRecords: typed ones as their values where their text reads back.
+CopyRecords records_of(const std::vector<Params>& rows) {
+  CopyRecords out;
+  for (const Params& row : rows) {
+    out.begin_row(row.size());
+    for (const Param& p : row) {
+      if (!p.text) {
+        out.put_null();
+        continue;
+      }
+      const std::string& t = *p.text;
+      const char* end = t.data() + t.size();
+      if (is_integer(p.oid)) {
+        std::int64_t v = 0;
+        auto [at, ec] = std::from_chars(t.data(), end, v);
+        if (ec == std::errc() && at == end) {
+          out.put_integer(v);
+          continue;
+        }
+      } else if (p.oid == kFloat8) {
+        double v = 0;
+        auto [at, ec] = std::from_chars(t.data(), end, v);
+        if (ec == std::errc() && at == end && std::isfinite(v)) {
+          out.put_real(v);
+          continue;
+        }
+      } else if (p.oid == kBool && (t == "t" || t == "f")) {
+        out.put_bool(t == "t");
+        continue;
+      } else if (p.oid == kBytea) {
+        Bytes b;
+        detail::decode(Field{std::string_view(t), kBytea, "", false}, b);
+        out.put_text(b.data, CopyRecords::kBytes);
+        continue;
+      }
+      out.put_text(t);
+    }
+  }
+  return out;
 }
 
 /// The types of the columns a COPY fills (all of the table's, in order, when none are named),
@@ -347,6 +491,11 @@ Coro<void> put_copy_data(detail::ConnectionState& st, const std::string& chunk) 
 
 Coro<std::string> Connection::copy_rows_in(std::string table, std::vector<Params> rows,
                                            std::vector<std::string> columns) {
+  return copy_records_in(std::move(table), records_of(rows), std::move(columns));
+}
+
+Coro<std::string> Connection::copy_records_in(std::string table, detail::CopyRecords rows,
+                                              std::vector<std::string> columns) {
   const auto shared = open_state(state_);
   detail::ConnectionState& st = *shared;
   auto held = co_await st.lock.scoped();
@@ -365,12 +514,12 @@ Coro<std::string> Connection::copy_rows_in(std::string table, std::vector<Params
                                  " FROM " + target + " LIMIT 0";
     const std::vector<Oid> types = co_await copy_column_types(st, describe);
     bool binary = !types.empty();
-    for (const Params& row : rows) {
-      if (!binary) break;
-      if (row.size() != types.size()) binary = false;
-      for (std::size_t i = 0; binary && i < row.size(); ++i) {
-        binary = binary_copyable(types[i], row[i].oid);
-      }
+    CopyReader scan(rows.data);
+    for (std::size_t r = 0; binary && r < rows.rows; ++r) {
+      const std::size_t n = scan.row();
+      if (n != types.size()) binary = false;
+      for (std::size_t i = 0; binary && i < n; ++i)
+        binary = binary_copyable(types[i], scan.value().tag);
     }
     std::string sql = "COPY " + target;
     if (!columns.empty()) sql += " (" + column_list + ")";
@@ -391,16 +540,18 @@ Coro<std::string> Connection::copy_rows_in(std::string table, std::vector<Params
       append_be<std::uint32_t>(chunk, 0);      // flags
       append_be<std::uint32_t>(chunk, 0);      // header extension length
     }
-    for (const Params& row : rows) {
+    CopyReader reader(rows.data);
+    for (std::size_t r = 0; r < rows.rows; ++r) {
+      const std::size_t n = reader.row();
       if (binary) {
-        append_be(chunk, static_cast<std::uint16_t>(row.size()));
-        for (std::size_t i = 0; i < row.size(); ++i) {
-          append_binary_field(chunk, row[i], types[i], names[i]);
+        append_be(chunk, static_cast<std::uint16_t>(n));
+        for (std::size_t i = 0; i < n; ++i) {
+          append_binary_field(chunk, reader.value(), types[i], names[i]);
         }
       } else {
-        for (std::size_t i = 0; i < row.size(); ++i) {
+        for (std::size_t i = 0; i < n; ++i) {
           if (i > 0) chunk += '\t';
-          append_copy_field(chunk, row[i]);
+          append_text_field(chunk, reader.value());
         }
         chunk += '\n';
       }
