@@ -302,6 +302,24 @@ weave::Coro<void> binary_copies(std::string dsn) {
     EXPECT_EQ(got[1].get<std::string>("v"), "caf\xc3\xa9");
     EXPECT_EQ(got[0].get<std::string>("j"), "{\"k\": [1, 2]}");
   }
+  // Encoded parameters take the same path (their text read back into values).
+  std::vector<pg::Params> params;
+  params.push_back(pg::detail::encode_all(1, 2, std::int64_t(3), 4.5, std::optional<double>(), true,
+                                          pg::Bytes{"\x01\xff"}, "t\\", "v", "[1]"));
+  std::vector<std::string> every_column;
+  EXPECT_EQ(co_await c.copy_rows_in("b", std::move(params), every_column), "COPY 1");
+  auto from_params = co_await c.fetchrow("select * from b where s = 1");
+  EXPECT_TRUE(from_params.has_value());
+  if (from_params) {
+    EXPECT_EQ(from_params->get<std::int64_t>("l"), 3);
+    EXPECT_EQ(from_params->get<double>("f"), 4.5);
+    EXPECT_TRUE(from_params->is_null(4));
+    EXPECT_TRUE(from_params->get<bool>("ok"));
+    EXPECT_EQ(from_params->get<pg::Bytes>("raw"), pg::Bytes{"\x01\xff"});
+    EXPECT_EQ(from_params->get<std::string>("t"), "t\\");
+    EXPECT_EQ(from_params->get<std::string>("j"), "[1]");
+  }
+  co_await c.execute("delete from b where s = 1");
   // The binary COPY encodes on the client: a value too big for its column is a DataError
   // naming the column, the COPY rolls back whole, and the connection stays usable.
   std::vector<std::tuple<int, int>> too_big = {{1, 1}, {40000, 2}};
