@@ -10,6 +10,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "support/pg.hpp"
@@ -147,10 +148,47 @@ TEST_F(Pg, ABadConninfoIsAConnectionFailureError) {
 
 // ---- types both ways ---------------------------------------------------------------------------
 
+int echo_calls = 0;  // each echo a statement of its own, prepared by its first run
+
+template <class T>
+bool same(const T& a, const T& b) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return a == b || (std::isnan(a) && std::isnan(b));
+  } else {
+    return a == b;
+  }
+}
+
+/// The value sent as `cast` and read back in both result formats: the statement's first run
+/// (which prepares it) reads text, the next one the binary format its column type picked.
 template <class T>
 weave::Coro<T> echo(pg::Connection& c, std::string cast, const T& v) {
-  const std::string sql = "select $1::" + cast;
-  co_return co_await c.fetchval<T>(sql, v);
+  const std::string sql = "select $1::" + cast + " -- " + std::to_string(++echo_calls);
+  std::optional<pg::Row> text = co_await c.fetchrow(sql, v);
+  std::optional<pg::Row> binary = co_await c.fetchrow(sql, v);
+  if (!text || !binary) {
+    ADD_FAILURE() << sql << ": no row";
+    co_return T{};
+  }
+  EXPECT_FALSE(text->field(0).binary) << cast;
+  EXPECT_TRUE(binary->field(0).binary) << cast;
+  const T from_text = text->get<T>(0), from_binary = binary->get<T>(0);
+  EXPECT_TRUE(same(from_text, from_binary)) << cast << ": the formats disagree";
+  co_return from_binary;
+}
+
+/// `sql`'s single value read in the format its second run picks (binary for every type with a
+/// binary decoder); `binary` tells which that must be.
+template <class T>
+weave::Coro<T> second_run(pg::Connection& c, std::string sql, bool binary = true) {
+  (void)co_await c.fetch(sql);
+  std::optional<pg::Row> row = co_await c.fetchrow(sql);
+  if (!row) {
+    ADD_FAILURE() << sql << ": no row";
+    co_return T{};
+  }
+  EXPECT_EQ(row->field(0).binary, binary) << sql;
+  co_return row->get<T>(0);
 }
 
 weave::Coro<void> integers_and_floats(std::string dsn) {
@@ -281,6 +319,118 @@ weave::Coro<void> arrays_and_nulls(std::string dsn) {
 
 TEST_F(Pg, ArraysAndNullsWithClearErrors) {
   run_bounded(arrays_and_nulls(dsn()));
+}
+
+weave::Coro<void> binary_formats(std::string dsn) {
+  using namespace std::chrono;
+  pg::Connection c = co_await pg::connect(dsn);
+  co_await c.execute("set time zone 'UTC'");
+  // Read as std::string, a binary value reads as the text format shows it (timestamptz in UTC).
+  const std::vector<std::string> exprs = {"42::int2",
+                                          "(-2147483648)::int4",
+                                          "9223372036854775807::int8",
+                                          "1.5::float8",
+                                          "'-Infinity'::float8",
+                                          "'NaN'::float4",
+                                          "true",
+                                          "26::oid",
+                                          "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid",
+                                          "'2024-02-29'::date",
+                                          "'0044-03-15 BC'::date",
+                                          "'2024-02-29 23:59:58.5'::timestamp",
+                                          "'2024-02-29 23:59:58'::timestamp",
+                                          "'2024-02-29 23:59:58.000001+00'::timestamptz",
+                                          "'{\"k\": [1, 2]}'::jsonb",
+                                          "'{\"k\": [1, 2]}'::json",
+                                          "'x'::\"char\"",
+                                          "'caf\xc3\xa9'::name",
+                                          "'ab  '::char(4)",
+                                          "'\\xdeadbeef'::bytea"};
+  for (const std::string& e : exprs) {
+    const std::string sql = "select " + e;
+    std::optional<pg::Row> text = co_await c.fetchrow(sql);
+    std::optional<pg::Row> binary = co_await c.fetchrow(sql);
+    if (!text || !binary) {
+      ADD_FAILURE() << e << ": no row";
+      continue;
+    }
+    EXPECT_FALSE(text->field(0).binary) << e;
+    EXPECT_TRUE(binary->field(0).binary) << e;
+    EXPECT_EQ(binary->get<std::string>(0), text->get<std::string>(0)) << e;
+  }
+  // Conversions between the numeric types, bounds checked as the text format's are.
+  EXPECT_EQ(co_await second_run<double>(c, "select 7::int4"), 7.0);
+  EXPECT_EQ(co_await second_run<double>(c, "select 0.5::float4"), 0.5);
+  EXPECT_EQ(co_await second_run<std::int64_t>(c, "select (-32768)::int2"), -32768);
+  EXPECT_EQ(co_await second_run<std::int64_t>(c, "select 4294967295::oid"), 4294967295LL);
+  EXPECT_THROW(co_await second_run<std::int16_t>(c, "select 40000::int4"), pg::DataError);
+  EXPECT_THROW(co_await second_run<std::int32_t>(c, "select 4294967295::oid"), pg::DataError);
+  EXPECT_THROW(co_await second_run<float>(c, "select 1e300::float8"), pg::DataError);
+  EXPECT_THROW(co_await second_run<int>(c, "select 1.5::float8"), pg::DataError);
+  EXPECT_THROW(co_await second_run<bool>(c, "select 1::int4"), pg::DataError);
+  EXPECT_THROW(co_await second_run<pg::Bytes>(c, "select 1::int4"), pg::DataError);
+  // Infinite times have no C++ value in either format.
+  using Micro = time_point<system_clock, microseconds>;
+  EXPECT_THROW(co_await second_run<Micro>(c, "select 'infinity'::timestamptz"), pg::DataError);
+  EXPECT_THROW(co_await second_run<Micro>(c, "select '-infinity'::timestamp"), pg::DataError);
+  EXPECT_THROW(co_await second_run<sys_days>(c, "select 'infinity'::date"), pg::DataError);
+  EXPECT_EQ(co_await second_run<Micro>(c, "select '4713-01-01 BC'::timestamp"),
+            Micro(sys_days(year(-4712) / 1 / 1)));
+  EXPECT_EQ(co_await second_run<Micro>(c, "select '9999-12-31 23:59:59.999999'::timestamp"),
+            Micro(sys_days(year(9999) / 12 / 31) + hours(23) + minutes(59) + seconds(59) +
+                  microseconds(999999)));
+  EXPECT_EQ(co_await second_run<microseconds>(c,
+                                              "select '-1 years 2 mons -3 days 04:05:06.7'"
+                                              "::interval"),
+            duration_cast<microseconds>(days(-360 + 60 - 3) + hours(4) + minutes(5) + seconds(6) +
+                                        milliseconds(700)));
+  // Arrays: NULL elements, the empty array, the extremes, text elements unescaped.
+  using OptLongs = std::vector<std::optional<std::int64_t>>;
+  const OptLongs extremes = {std::numeric_limits<std::int64_t>::min(), std::nullopt,
+                             std::numeric_limits<std::int64_t>::max()};
+  EXPECT_EQ(co_await second_run<OptLongs>(
+                c, "select array[-9223372036854775808, null, 9223372036854775807]::int8[]"),
+            extremes);
+  const std::vector<int> none;
+  EXPECT_EQ(co_await second_run<std::vector<int>>(c, "select '{}'::int4[]"), none);
+  const std::vector<std::string> texts = {"a\"b", "NULL", "", "c,d"};
+  EXPECT_EQ(co_await second_run<std::vector<std::string>>(
+                c, "select array['a\"b', 'NULL', '', 'c,d']::text[]"),
+            texts);
+  const std::vector<double> doubles = {1.5, 2};
+  EXPECT_EQ(co_await second_run<std::vector<double>>(c, "select array[1.5, 2]::float8[]"), doubles);
+  const std::vector<bool> bools = {true, false};
+  EXPECT_EQ(co_await second_run<std::vector<bool>>(c, "select array[true, false]"), bools);
+  EXPECT_THROW(co_await second_run<std::vector<int>>(c, "select array[1, null]::int4[]"),
+               pg::DataError);
+  EXPECT_THROW(co_await second_run<std::vector<int>>(c, "select '{{1,2},{3,4}}'::int4[]"),
+               pg::DataError);
+  EXPECT_THROW(co_await second_run<std::string>(c, "select array[1]::int4[]"), pg::DataError);
+  EXPECT_EQ(co_await second_run<std::optional<int>>(c, "select null::int4"), std::nullopt);
+  EXPECT_THROW(co_await second_run<int>(c, "select null::int4"), pg::DataError);
+  // A column type without a binary decoder keeps the whole statement in text.
+  EXPECT_EQ(co_await second_run<std::string>(c, "select 1.50::numeric", false), "1.50");
+  EXPECT_EQ(co_await second_run<int>(c, "select 3::int4, 1::numeric", false), 3);
+  EXPECT_EQ(co_await second_run<std::string>(c, "select '10.0.0.1'::inet", false), "10.0.0.1");
+  // prepare() describes its statement: binary from its first run.
+  pg::PreparedStatement ps = co_await c.prepare("select $1::int8 * 2, $2::text");
+  std::optional<pg::Row> row = co_await ps.fetchrow(std::int64_t(21), "x");
+  EXPECT_TRUE(row && row->field(0).binary && row->field(1).binary);
+  if (row) {
+    EXPECT_EQ(row->get<std::int64_t>(0), 42);
+    EXPECT_EQ(row->get<std::string>(1), "x");
+  }
+  co_await c.close();
+  // Without a statement cache every statement reads text.
+  pg::ConnectOptions uncached;
+  uncached.statement_cache_size = 0;
+  pg::Connection u = co_await pg::connect(dsn, uncached);
+  EXPECT_EQ(co_await second_run<int>(u, "select 8::int4", false), 8);
+  co_await u.close();
+}
+
+TEST_F(Pg, BinaryResultsReadAsTheTextFormatDoes) {
+  run_bounded(binary_formats(dsn()));
 }
 
 weave::Coro<void> rows_and_tags(std::string dsn) {

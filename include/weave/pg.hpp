@@ -240,15 +240,20 @@ class Connection {
   Coro<std::string> copy_records_to_table(std::string table,
                                           const std::vector<std::tuple<A...>>& records,
                                           std::vector<std::string> columns = {}) {
-    std::vector<Params> rows;
-    rows.reserve(records.size());
+    detail::CopyRecords rows;
     for (const auto& r : records) {
-      rows.push_back(std::apply([](const auto&... a) { return detail::encode_all(a...); }, r));
+      rows.begin_row(sizeof...(A));
+      std::apply([&rows](const auto&... a) { (detail::copy_put(rows, a), ...); }, r);
     }
-    return copy_rows_in(std::move(table), std::move(rows), std::move(columns));
+    return copy_records_in(std::move(table), std::move(rows), std::move(columns));
   }
+  /// As copy_records_to_table, from encoded parameters.
   Coro<std::string> copy_rows_in(std::string table, std::vector<Params> rows,
                                  std::vector<std::string> columns);
+  /// COPY FROM STDIN of rows encoded by copy_put: binary when every column's type takes its
+  /// values in the binary format, else text.
+  Coro<std::string> copy_records_in(std::string table, detail::CopyRecords rows,
+                                    std::vector<std::string> columns);
   /// COPY (`query`) TO STDOUT: `output` gets each row as COPY's text line, as it streams in.
   /// Returns the command tag.
   Coro<std::string> copy_from_query(std::string query,

@@ -1,9 +1,13 @@
-// C++ values to and from PostgreSQL's text format (see include/weave/detail/pg_codec.hpp).
+// C++ values to and from PostgreSQL's text format, and from its binary format (see
+// include/weave/detail/pg_codec.hpp).
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "weave/pg.hpp"
 
@@ -12,8 +16,13 @@ namespace weave::pg::detail {
 namespace {
 using namespace std::chrono;
 
-constexpr unsigned kBool = 16, kBytea = 17, kInt8 = 20, kInt2 = 21, kInt4 = 23, kFloat4 = 700,
-                   kFloat8 = 701;
+constexpr unsigned kBool = 16, kBytea = 17, kChar = 18, kName = 19, kInt8 = 20, kInt2 = 21,
+                   kInt4 = 23, kText = 25, kOid = 26, kJson = 114, kFloat4 = 700, kFloat8 = 701,
+                   kBpchar = 1042, kVarchar = 1043, kDate = 1082, kTimestamp = 1114,
+                   kTimestamptz = 1184, kInterval = 1186, kUuid = 2950, kJsonb = 3802;
+
+/// Days from 1970-01-01 (the system clock's epoch) to 2000-01-01 (PostgreSQL's).
+constexpr long long kEpochDays = 10957;
 
 [[noreturn]] void bad_value(const Field& f, std::string_view text, const char* what) {
   throw DataError("column \"" + std::string(f.column) + "\": \"" + std::string(text) +
@@ -147,6 +156,297 @@ unsigned array_oid(unsigned element) {
       return 0;
   }
 }
+
+// ---- the binary format -------------------------------------------------------------------------
+
+bool text_like(unsigned oid) {
+  return oid == kText || oid == kVarchar || oid == kBpchar || oid == kName || oid == kJson;
+}
+
+bool binary_scalar(unsigned oid) {
+  switch (oid) {
+    case kBool:
+    case kBytea:
+    case kChar:
+    case kInt8:
+    case kInt2:
+    case kInt4:
+    case kOid:
+    case kFloat4:
+    case kFloat8:
+    case kDate:
+    case kTimestamp:
+    case kTimestamptz:
+    case kInterval:
+    case kUuid:
+    case kJsonb:
+      return true;
+    default:
+      return text_like(oid);
+  }
+}
+
+/// The element type of the array types whose elements binary_scalar accepts, else 0.
+unsigned binary_array_element(unsigned oid) {
+  switch (oid) {
+    case 1000:
+      return kBool;
+    case 1001:
+      return kBytea;
+    case 1002:
+      return kChar;
+    case 1003:
+      return kName;
+    case 1005:
+      return kInt2;
+    case 1007:
+      return kInt4;
+    case 1009:
+      return kText;
+    case 1014:
+      return kBpchar;
+    case 1015:
+      return kVarchar;
+    case 1016:
+      return kInt8;
+    case 1021:
+      return kFloat4;
+    case 1022:
+      return kFloat8;
+    case 1028:
+      return kOid;
+    case 1115:
+      return kTimestamp;
+    case 1182:
+      return kDate;
+    case 1185:
+      return kTimestamptz;
+    case 1187:
+      return kInterval;
+    case 199:
+      return kJson;
+    case 2951:
+      return kUuid;
+    case 3807:
+      return kJsonb;
+    default:
+      return 0;
+  }
+}
+
+std::string type_name(unsigned oid) {
+  switch (oid) {
+    case kBool:
+      return "bool";
+    case kBytea:
+      return "bytea";
+    case kChar:
+      return "\"char\"";
+    case kInt8:
+      return "int8";
+    case kInt2:
+      return "int2";
+    case kInt4:
+      return "int4";
+    case kOid:
+      return "oid";
+    case kFloat4:
+      return "float4";
+    case kFloat8:
+      return "float8";
+    case kDate:
+      return "date";
+    case kTimestamp:
+      return "timestamp";
+    case kTimestamptz:
+      return "timestamptz";
+    case kInterval:
+      return "interval";
+    case kUuid:
+      return "uuid";
+    case kJsonb:
+      return "jsonb";
+    default:
+      return text_like(oid) ? "text" : binary_array_element(oid) != 0 ? "array" : "a type";
+  }
+}
+
+[[noreturn]] void bad_binary(const Field& f, const std::string& what) {
+  throw DataError("column \"" + std::string(f.column) + "\": a binary " + type_name(f.oid) +
+                  " value " + what);
+}
+
+/// The big-endian integer of N bytes at `p`.
+template <class U>
+U load(const char* p) {
+  U v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native == std::endian::little && sizeof(U) > 1) {
+    if constexpr (sizeof(U) == 2) v = static_cast<U>(__builtin_bswap16(v));
+    if constexpr (sizeof(U) == 4) v = __builtin_bswap32(v);
+    if constexpr (sizeof(U) == 8) v = __builtin_bswap64(v);
+  }
+  return v;
+}
+
+/// The field's bytes, which must be `size` long.
+std::string_view sized(const Field& f, std::size_t size) {
+  std::string_view t = require_text(f);
+  if (t.size() != size) bad_binary(f, "has " + std::to_string(t.size()) + " bytes");
+  return t;
+}
+
+/// An integer column's value; false when the column is no integer.
+bool binary_integer(const Field& f, long long& v) {
+  switch (f.oid) {
+    case kInt2:
+      v = static_cast<std::int16_t>(load<std::uint16_t>(sized(f, 2).data()));
+      return true;
+    case kInt4:
+      v = static_cast<std::int32_t>(load<std::uint32_t>(sized(f, 4).data()));
+      return true;
+    case kOid:
+      v = load<std::uint32_t>(sized(f, 4).data());
+      return true;
+    case kInt8:
+      v = static_cast<std::int64_t>(load<std::uint64_t>(sized(f, 8).data()));
+      return true;
+    default:
+      return false;
+  }
+}
+
+template <class I>
+void decode_integer(const Field& f, I& out) {
+  if (!f.binary) return parse_integer(f, out);
+  long long v = 0;
+  if (!binary_integer(f, v)) bad_binary(f, "is not an integer");
+  if (!std::in_range<I>(v)) bad_binary(f, std::to_string(v) + " is not an integer of that size");
+  out = static_cast<I>(v);
+}
+
+template <class F>
+void decode_floating(const Field& f, F& out) {
+  if (!f.binary) return parse_floating(f, out);
+  double v = 0;
+  long long i = 0;
+  if (f.oid == kFloat8) {
+    v = std::bit_cast<double>(load<std::uint64_t>(sized(f, 8).data()));
+  } else if (f.oid == kFloat4) {
+    v = std::bit_cast<float>(load<std::uint32_t>(sized(f, 4).data()));
+  } else if (binary_integer(f, i)) {
+    v = static_cast<double>(i);
+  } else {
+    bad_binary(f, "is not a number");
+  }
+  if (std::isfinite(v) && std::abs(v) > std::numeric_limits<F>::max()) {
+    bad_binary(f, "is out of the range of that type");
+  }
+  out = static_cast<F>(v);
+}
+
+/// PostgreSQL's time values: microseconds (or days) since 2000-01-01; infinity at the ends.
+Timestamp binary_timestamp(const Field& f) {
+  if (f.oid == kDate) {
+    const auto d = static_cast<std::int32_t>(load<std::uint32_t>(sized(f, 4).data()));
+    if (d == std::numeric_limits<std::int32_t>::max() ||
+        d == std::numeric_limits<std::int32_t>::min()) {
+      bad_binary(f, "is infinite");
+    }
+    return Timestamp(sys_days(days(kEpochDays + d)));
+  }
+  if (f.oid != kTimestamp && f.oid != kTimestamptz) bad_binary(f, "is not a timestamp");
+  const auto us = static_cast<std::int64_t>(load<std::uint64_t>(sized(f, 8).data()));
+  if (us == std::numeric_limits<std::int64_t>::max() ||
+      us == std::numeric_limits<std::int64_t>::min()) {
+    bad_binary(f, "is infinite");
+  }
+  return Timestamp(sys_days(days(kEpochDays))) + microseconds(us);
+}
+
+std::string format_uuid(std::string_view b) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    const auto c = static_cast<unsigned char>(b[i]);
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+/// A timestamp as PostgreSQL's ISO DateStyle writes it (fraction without trailing zeros).
+std::string format_timestamp(Timestamp t) {
+  const sys_days d = floor<days>(t);
+  std::string suffix;
+  std::string out = format_date(d, suffix);
+  const long long us = (t - d).count();
+  std::string clock = format_clock(us);
+  if (us % 1'000'000 == 0) {
+    clock.resize(clock.size() - 7);
+  } else {
+    while (clock.back() == '0') clock.pop_back();
+  }
+  return out + " " + clock + (suffix.empty() ? "" : suffix);
+}
+
+/// A binary value as the text format would have shown it, for the types where that text does
+/// not depend on the session's settings.
+std::string binary_as_text(const Field& f) {
+  std::string_view t = require_text(f);
+  if (text_like(f.oid)) return std::string(t);
+  long long i = 0;
+  if (binary_integer(f, i)) return std::to_string(i);
+  switch (f.oid) {
+    case kJsonb:
+      if (t.empty() || t[0] != 1) bad_binary(f, "has an unknown jsonb version");
+      return std::string(t.substr(1));
+    case kUuid:
+      return format_uuid(sized(f, 16));
+    case kBool:
+      return sized(f, 1)[0] != 0 ? "t" : "f";
+    case kChar: {  // PostgreSQL's charout: high-bit bytes as \\ooo, NUL as nothing
+      if (t.empty()) return "";
+      const auto c = static_cast<unsigned char>(t[0]);
+      if (c < 0x80) return std::string(1, static_cast<char>(c));
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\%03o", c);
+      return buf;
+    }
+    case kFloat4:
+    case kFloat8: {
+      double v = 0;
+      decode_floating(f, v);
+      return *encode(v).text;
+    }
+    case kBytea: {
+      static constexpr char kHex[] = "0123456789abcdef";
+      std::string out = "\\x";
+      for (unsigned char c : t) {
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+      }
+      return out;
+    }
+    case kDate: {
+      std::string suffix;
+      std::string out = format_date(floor<days>(binary_timestamp(f)), suffix);
+      return out + suffix;
+    }
+    case kTimestamp:
+      return format_timestamp(binary_timestamp(f));
+    case kTimestamptz: {  // in UTC: the binary value carries no time zone
+      std::string out = format_timestamp(binary_timestamp(f));
+      const std::size_t bc = out.find(" BC");
+      out.insert(bc == std::string::npos ? out.size() : bc, "+00");
+      return out;
+    }
+    default:
+      bad_binary(f, "cannot be read as a string: cast it to text in the query");
+  }
+}
 }  // namespace
 
 // ---- encoding ----------------------------------------------------------------------------------
@@ -239,6 +539,11 @@ std::string_view require_text(const Field& f) {
 }
 
 void decode(const Field& f, bool& out) {
+  if (f.binary) {
+    if (f.oid != kBool) bad_binary(f, "is not a boolean");
+    out = sized(f, 1)[0] != 0;
+    return;
+  }
   std::string_view t = require_text(f);
   if (t == "t" || t == "true") {
     out = true;
@@ -249,28 +554,37 @@ void decode(const Field& f, bool& out) {
   }
 }
 void decode(const Field& f, std::int16_t& out) {
-  parse_integer(f, out);
+  decode_integer(f, out);
 }
 void decode(const Field& f, std::int32_t& out) {
-  parse_integer(f, out);
+  decode_integer(f, out);
 }
 void decode(const Field& f, std::int64_t& out) {
-  parse_integer(f, out);
+  decode_integer(f, out);
 }
 void decode(const Field& f, long long& out) {
-  parse_integer(f, out);
+  decode_integer(f, out);
 }
 void decode(const Field& f, double& out) {
-  parse_floating(f, out);
+  decode_floating(f, out);
 }
 void decode(const Field& f, float& out) {
-  parse_floating(f, out);
+  decode_floating(f, out);
 }
 void decode(const Field& f, std::string& out) {
-  out = std::string(require_text(f));
+  if (f.binary && !text_like(f.oid)) {
+    out = binary_as_text(f);
+  } else {
+    out = std::string(require_text(f));
+  }
 }
 
 void decode(const Field& f, Bytes& out) {
+  if (f.binary) {
+    if (f.oid != kBytea && !text_like(f.oid)) bad_binary(f, "is not bytea");
+    out.data = std::string(require_text(f));
+    return;
+  }
   std::string_view t = require_text(f);
   if (t.substr(0, 2) != "\\x" || t.size() % 2 != 0) bad_value(f, t, "hex bytea");
   out.data.clear();
@@ -287,12 +601,20 @@ void decode(const Field& f, Bytes& out) {
 }
 
 void decode(const Field& f, sys_days& out) {
+  if (f.binary) {
+    out = floor<days>(binary_timestamp(f));
+    return;
+  }
   std::string_view t = require_text(f);
   std::size_t pos = 0;
   if (!parse_date(t, pos, out)) bad_value(f, t, "a date");
 }
 
 void decode(const Field& f, Timestamp& out) {
+  if (f.binary) {
+    out = binary_timestamp(f);
+    return;
+  }
   std::string_view t = require_text(f);
   std::size_t pos = 0;
   sys_days d;
@@ -317,6 +639,15 @@ void decode(const Field& f, Timestamp& out) {
 }
 
 void decode(const Field& f, microseconds& out) {
+  if (f.binary) {  // microseconds, days, months; a day is 24 h and a month 30 days, as below
+    if (f.oid != kInterval) bad_binary(f, "is not an interval");
+    const char* p = sized(f, 16).data();
+    const auto us = static_cast<std::int64_t>(load<std::uint64_t>(p));
+    const auto d = static_cast<std::int32_t>(load<std::uint32_t>(p + 8));
+    const auto m = static_cast<std::int32_t>(load<std::uint32_t>(p + 12));
+    out = microseconds(us + (static_cast<long long>(m) * 30 + d) * 86'400'000'000LL);
+    return;
+  }
   // IntervalStyle postgres, the default: "[N year[s]] [N mon[s]] [N day[s]] [-]HH:MM:SS[.f]".
   std::string_view t = require_text(f);
   std::size_t pos = 0;
@@ -390,6 +721,37 @@ std::vector<std::optional<std::string>> split_array(const Field& f) {
     ++pos;
   }
   return out;
+}
+
+bool binary_result_type(unsigned oid) noexcept {
+  return binary_scalar(oid) || binary_array_element(oid) != 0;
+}
+
+BinaryArray::BinaryArray(const Field& f) : column_(f.column) {
+  std::string_view t = require_text(f);
+  auto malformed = [&] { bad_binary(f, "is malformed"); };
+  if (t.size() < 12) malformed();
+  const auto ndim = static_cast<std::int32_t>(load<std::uint32_t>(t.data()));
+  element_oid_ = load<std::uint32_t>(t.data() + 8);
+  t.remove_prefix(12);
+  if (ndim > 1) {
+    throw DataError("column \"" + std::string(f.column) +
+                    "\": only one-dimensional arrays are supported");
+  }
+  if (ndim == 1) {
+    if (t.size() < 8) malformed();
+    const auto n = static_cast<std::int32_t>(load<std::uint32_t>(t.data()));
+    if (n < 0) malformed();
+    count_ = static_cast<std::size_t>(n);
+    t.remove_prefix(8);
+  } else if (ndim != 0) {
+    malformed();
+  }
+  rest_ = t;
+}
+
+void BinaryArray::malformed() const {
+  throw DataError("column \"" + std::string(column_) + "\": a binary array is malformed");
 }
 
 }  // namespace weave::pg::detail

@@ -46,6 +46,7 @@ Field Row::field(std::size_t index) const {
   Field f;
   f.oid = PQftype(result_->res, col);
   f.column = PQfname(result_->res, col);
+  f.binary = PQfformat(result_->res, col) == 1;
   if (PQgetisnull(result_->res, row_, col) == 0) {
     f.text = std::string_view(PQgetvalue(result_->res, row_, col),
                               static_cast<std::size_t>(PQgetlength(result_->res, row_, col)));

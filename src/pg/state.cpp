@@ -205,10 +205,14 @@ Sent ConnectionState::send(const std::string& sql, const Params& params, bool si
     types[i] = params[i].oid;
   }
   const int n = static_cast<int>(params.size());
-  const int ok = prepared.empty() ? PQsendQueryParams(conn, sql.c_str(), n, types.data(),
-                                                      values.data(), nullptr, nullptr, 0)
-                                  : PQsendQueryPrepared(conn, prepared.c_str(), n, values.data(),
-                                                        nullptr, nullptr, 0);
+  int ok = 0;
+  if (prepared.empty()) {
+    ok = PQsendQueryParams(conn, sql.c_str(), n, types.data(), values.data(), nullptr, nullptr, 0);
+  } else {
+    auto known = prepared_formats.find(prepared);
+    const int format = known != prepared_formats.end() ? known->second : 0;
+    ok = PQsendQueryPrepared(conn, prepared.c_str(), n, values.data(), nullptr, nullptr, format);
+  }
   if (ok == 0) raise_send_failure();
   return {};
 }
@@ -250,6 +254,28 @@ Coro<std::string> ConnectionState::prepare(std::string sql) {
       ResultPtr r = take_result();
       if (!r) break;
       if (PQresultStatus(r->res) == PGRES_FATAL_ERROR && !error) error = std::move(r);
+    }
+  } catch (const CancelledError&) {
+    cancelled = std::current_exception();
+  }
+  if (cancelled) {
+    co_await abandon();
+    std::rethrow_exception(cancelled);
+  }
+  if (error) raise_error(error);
+  // Its result columns pick its result format (PQdescribePrepared, one more round trip here).
+  if (PQsendDescribePrepared(conn, name.c_str()) == 0) raise_send_failure();
+  try {
+    co_await flush();
+    for (;;) {
+      while (!result_ready()) co_await wait_io(false);
+      ResultPtr r = take_result();
+      if (!r) break;
+      if (PQresultStatus(r->res) == PGRES_COMMAND_OK) {
+        prepared_formats[name] = result_format_for(r->res);
+      } else if (PQresultStatus(r->res) == PGRES_FATAL_ERROR && !error) {
+        error = std::move(r);
+      }
     }
   } catch (const CancelledError&) {
     cancelled = std::current_exception();

@@ -20,6 +20,10 @@
 
 namespace weave::pg::detail {
 
+/// The result format for a result with these columns: binary (1) when every column's type has a
+/// binary decoder, else text (0).
+int result_format_for(const PGresult* res) noexcept;
+
 struct ResultData {
   explicit ResultData(PGresult* r) noexcept : res(r) {}
   ResultData(const ResultData&) = delete;
@@ -39,15 +43,21 @@ std::string libpq_message(PGconn* conn);
 /// (asyncpg's statement cache; 100 by default).
 struct StatementCache {
   explicit StatementCache(std::size_t cap) : capacity(cap) {}
-  /// The statement's server-side name, or null; a hit becomes the most recent.
-  const std::string* find(const std::string& key);
+  struct Entry;
+  /// The statement, or null; a hit becomes the most recent.
+  const Entry* find(const std::string& key);
   /// Names a new statement; `evicted` gets the name of the one it pushed out, if any.
   std::string insert(const std::string& key, std::optional<std::string>& evicted);
   void erase(const std::string& key);
+  /// Sets the statement's result format from its first result's column types.
+  void learn(const std::string& key, const PGresult* res);
 
   struct Entry {
     std::string name;
     std::list<std::string>::iterator position;
+    /// 1 (binary) once the statement's first result showed that every column has a binary
+    /// decoder; 0 (text) until then and for the others.
+    int result_format = 0;
   };
   std::size_t capacity;
   std::unordered_map<std::string, Entry> entries;
@@ -166,6 +176,8 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   std::string lost;  ///< why the connection is unusable; empty while it is fine
   std::multimap<std::string, std::function<void(const Notification&)>, std::less<>> listeners;
   StatementCache statements;
+  /// The result format of each statement prepare() made, by name.
+  std::unordered_map<std::string, int> prepared_formats;
   int transaction_depth = 0;
   std::uint64_t queries = 0;
 };

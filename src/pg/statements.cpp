@@ -9,11 +9,25 @@
 
 namespace weave::pg::detail {
 
-const std::string* StatementCache::find(const std::string& key) {
+const StatementCache::Entry* StatementCache::find(const std::string& key) {
   auto it = entries.find(key);
   if (it == entries.end()) return nullptr;
   order.splice(order.begin(), order, it->second.position);
-  return &it->second.name;
+  return &it->second;
+}
+
+int result_format_for(const PGresult* res) noexcept {
+  const int n = PQnfields(res);
+  if (n == 0) return 0;
+  for (int i = 0; i < n; ++i) {
+    if (!binary_result_type(PQftype(res, i))) return 0;
+  }
+  return 1;
+}
+
+void StatementCache::learn(const std::string& key, const PGresult* res) {
+  auto it = entries.find(key);
+  if (it != entries.end()) it->second.result_format = result_format_for(res);
 }
 
 std::string StatementCache::insert(const std::string& key, std::optional<std::string>& evicted) {
@@ -54,8 +68,9 @@ Sent ConnectionState::send_cached(const std::string& sql, const Params& params, 
   const int n = static_cast<int>(params.size());
   Sent sent;
   sent.key = cache_key(sql, params);
-  if (const std::string* name = statements.find(sent.key)) {
-    if (PQsendQueryPrepared(conn, name->c_str(), n, values.data(), nullptr, nullptr, 0) == 0) {
+  if (const StatementCache::Entry* hit = statements.find(sent.key)) {
+    if (PQsendQueryPrepared(conn, hit->name.c_str(), n, values.data(), nullptr, nullptr,
+                            hit->result_format) == 0) {
       raise_send_failure();
     }
     return sent;
@@ -98,6 +113,8 @@ Coro<std::pair<ResultPtr, ResultPtr>> ConnectionState::read_pipelined(const Sent
       if (index == sent.prepare_index) statements.erase(sent.key);
       if (!error) error = std::move(r);
     } else if (index == sent.query_index && s != PGRES_PIPELINE_ABORTED) {
+      // A statement prepared just now ran in text: its columns pick the format of the next runs.
+      if (sent.prepare_index >= 0 && s == PGRES_TUPLES_OK) statements.learn(sent.key, r->res);
       last = std::move(r);
     }
   }

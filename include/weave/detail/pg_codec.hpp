@@ -1,10 +1,13 @@
 #pragma once
-// weave::pg's conversions between C++ values and PostgreSQL's text format, included by pg.hpp.
+// weave::pg's conversions between C++ values and PostgreSQL's formats, included by pg.hpp.
 // Parameters are encoded eagerly (before the query's coroutine starts), so that a temporary
-// argument never has to outlive the call; results are decoded from the text the server sent.
+// argument never has to outlive the call, in the text format; results are decoded from the text
+// or binary format the server sent (binary for statements whose every column type has a binary
+// decoder here, see binary_result_type).
 
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -33,11 +36,12 @@ struct Bytes {
   friend bool operator==(const Bytes&, const Bytes&) = default;
 };
 
-/// One field of a result row as the server sent it (text format).
+/// One field of a result row as the server sent it.
 struct Field {
-  std::optional<std::string_view> text;  ///< nullopt for NULL
+  std::optional<std::string_view> text;  ///< the value's bytes, nullopt for NULL
   unsigned oid = 0;                      ///< the column's type
   std::string_view column;               ///< for error messages
+  bool binary = false;                   ///< `text` is in the binary format of `oid`
 };
 
 /// One encoded parameter: its text (nullopt for NULL) and the type the server is told (0 lets
@@ -107,6 +111,75 @@ Params encode_all(const A&... args) {
   return params;
 }
 
+/// Rows for COPY, encoded eagerly into one buffer: per row its value count, then per value a
+/// tag and the C++ value's own representation, which copy_records_in turns into COPY's binary
+/// format (when every column's type takes its values) or its text format.
+struct CopyRecords {
+  enum Tag : char { kNull, kBool, kInteger, kReal, kText, kBytes };
+  std::string data;
+  std::size_t rows = 0;
+
+  void begin_row(std::size_t values) {
+    const auto n = static_cast<std::uint16_t>(values);
+    data.append(reinterpret_cast<const char*>(&n), sizeof n);
+    ++rows;
+  }
+  void put_null() { data += static_cast<char>(kNull); }
+  void put_bool(bool v) {
+    data += static_cast<char>(kBool);
+    data += v ? '\1' : '\0';
+  }
+  void put_integer(std::int64_t v) { put_raw(kInteger, &v, sizeof v); }
+  void put_real(double v) { put_raw(kReal, &v, sizeof v); }
+  void put_text(std::string_view v, Tag tag = kText) {
+    const auto n = static_cast<std::uint32_t>(v.size());
+    put_raw(tag, &n, sizeof n);
+    data.append(v.data(), v.size());
+  }
+
+ private:
+  void put_raw(Tag tag, const void* p, std::size_t n) {
+    data += static_cast<char>(tag);
+    data.append(static_cast<const char*>(p), n);
+  }
+};
+
+template <class T>
+void copy_put(CopyRecords& r, const T& v);
+template <class T>
+void copy_put(CopyRecords& r, const std::optional<T>& v) {
+  if (v) {
+    copy_put(r, *v);
+  } else {
+    r.put_null();
+  }
+}
+/// One value into `r`: integers, double, bool, text and bytes as themselves, anything else as
+/// the text encode() gives it.
+template <class T>
+void copy_put(CopyRecords& r, const T& v) {
+  using U = std::remove_cvref_t<T>;
+  if constexpr (std::is_same_v<U, bool>) {
+    r.put_bool(v);
+  } else if constexpr (std::is_same_v<U, std::int16_t> || std::is_same_v<U, std::int32_t> ||
+                       std::is_same_v<U, std::int64_t> || std::is_same_v<U, long long>) {
+    r.put_integer(static_cast<std::int64_t>(v));
+  } else if constexpr (std::is_same_v<U, double>) {
+    r.put_real(v);
+  } else if constexpr (std::is_same_v<U, Bytes>) {
+    r.put_text(v.data, CopyRecords::kBytes);
+  } else if constexpr (std::is_convertible_v<const U&, std::string_view>) {
+    r.put_text(std::string_view(v));
+  } else {
+    const Param p = encode(v);
+    if (p.text) {
+      r.put_text(*p.text);
+    } else {
+      r.put_null();
+    }
+  }
+}
+
 /// Throws DataError naming the column when the field is NULL.
 std::string_view require_text(const Field& f);
 void decode(const Field& f, bool& out);
@@ -123,6 +196,68 @@ void decode(const Field& f, Timestamp& out);
 void decode(const Field& f, std::chrono::microseconds& out);
 /// The elements of a one-dimensional array literal, NULL elements as nullopt.
 std::vector<std::optional<std::string>> split_array(const Field& f);
+
+/// True when results of type `oid` are decoded from the binary format (scalars, their
+/// one-dimensional arrays, text-like types); a statement with any other column stays text.
+bool binary_result_type(unsigned oid) noexcept;
+
+/// The elements of a binary array, in order, as binary fields of the element type; they point
+/// into the field's bytes. Errors: DataError for a malformed or multi-dimensional array.
+class BinaryArray {
+ public:
+  explicit BinaryArray(const Field& f);
+  std::size_t size() const noexcept { return count_; }
+  /// The next element; false after the last.
+  bool next(Field& element) {
+    if (read_ == count_) return false;
+    if (rest_.size() < 4) malformed();
+    const auto len = static_cast<std::int32_t>(big_endian32(rest_.data()));
+    rest_.remove_prefix(4);
+    element.oid = element_oid_;
+    element.column = column_;
+    element.binary = true;
+    if (len < 0) {
+      element.text.reset();
+    } else {
+      if (rest_.size() < static_cast<std::size_t>(len)) malformed();
+      element.text = rest_.substr(0, static_cast<std::size_t>(len));
+      rest_.remove_prefix(static_cast<std::size_t>(len));
+    }
+    ++read_;
+    return true;
+  }
+  static std::uint32_t big_endian32(const char* p) noexcept {
+    const auto* b = reinterpret_cast<const unsigned char*>(p);
+    return std::uint32_t{b[0]} << 24 | std::uint32_t{b[1]} << 16 | std::uint32_t{b[2]} << 8 | b[3];
+  }
+  /// An int2/int4/int8 element read straight into `out`; false for anything else (NULL, another
+  /// type, a value out of range), which decode() then reports.
+  template <class I>
+  static bool integer(const Field& e, I& out) noexcept {
+    if (!e.text) return false;
+    const char* p = e.text->data();
+    long long v = 0;
+    if (e.oid == 23 && e.text->size() == 4) {
+      v = static_cast<std::int32_t>(big_endian32(p));
+    } else if (e.oid == 20 && e.text->size() == 8) {
+      v = static_cast<std::int64_t>(std::uint64_t{big_endian32(p)} << 32 | big_endian32(p + 4));
+    } else if (e.oid == 21 && e.text->size() == 2) {
+      v = static_cast<std::int16_t>(big_endian32(p) >> 16);
+    } else {
+      return false;
+    }
+    if (!std::in_range<I>(v)) return false;
+    out = static_cast<I>(v);
+    return true;
+  }
+
+ private:
+  [[noreturn]] void malformed() const;
+  std::string_view rest_;
+  std::string_view column_;
+  unsigned element_oid_ = 0;
+  std::size_t count_ = 0, read_ = 0;
+};
 
 template <class D>
 requires(!std::is_same_v<D, std::chrono::microseconds>) void decode(
@@ -151,6 +286,23 @@ void decode(const Field& f, std::optional<T>& out) {
 template <class T>
 void decode(const Field& f, std::vector<T>& out) {
   out.clear();
+  if (f.binary) {
+    BinaryArray elements(f);
+    out.reserve(elements.size());
+    Field element;
+    while (elements.next(element)) {
+      T v{};
+      if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        if (BinaryArray::integer(element, v)) {
+          out.push_back(v);
+          continue;
+        }
+      }
+      decode(element, v);
+      out.push_back(std::move(v));
+    }
+    return;
+  }
   for (const auto& e : split_array(f)) {
     Field element{e ? std::optional<std::string_view>(*e) : std::nullopt, 0, f.column};
     T v{};
