@@ -284,5 +284,6 @@ int main() {
   weave::run(threads_tour());
   weave::run(tour::pipeline_section());
   weave::run(tour::trace_section());
+  weave::run(tour::graph_section());
   return 0;
 }

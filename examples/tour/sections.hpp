@@ -14,4 +14,6 @@ weave::Coro<void> pg_section();
 weave::Coro<void> pipeline_section();
 /// A small program's timeline recorded with weave::trace and drawn as an SVG picture.
 weave::Coro<void> trace_section();
+/// print_call_graph of a gather under a TaskGroup (examples/tour/graph_section.cpp).
+weave::Coro<void> graph_section();
 }  // namespace tour

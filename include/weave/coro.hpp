@@ -66,7 +66,9 @@ struct PromiseBase : TaskCore {
         return std::noop_coroutine();
       }
       std::coroutine_handle<> parent = p.continuation();
-      return parent ? parent : std::noop_coroutine();
+      if (!parent) return std::noop_coroutine();
+      if (TaskCore* t = current_task_core()) t->leaf = parent;  // the running frame, for graphs
+      return parent;
     }
     void await_resume() const noexcept {}
   };
@@ -171,6 +173,7 @@ class [[nodiscard]] Coro {
         }
       }
       h.promise().link_ = parent.address();
+      if (detail::TaskCore* t = detail::current_task_core()) t->leaf = h;  // see TaskCore::leaf
       return h;
     }
     T await_resume() {

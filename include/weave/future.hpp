@@ -106,11 +106,12 @@ struct UserCallback : UserCallbackBase {
 struct FutureAwaiterBase {
   FutureCore* core;
   TaskCore* task = nullptr;
+  const CallSite* site = nullptr;  ///< the weave call awaiting here, for call graphs
   bool await_ready() const noexcept { return core->done(); }
   void await_suspend(std::coroutine_handle<> h) {
     task = require_task("await a future");
     core->done_waiters.push_back(task);
-    begin_wait(task, h, WaitKind::Future, core);
+    begin_wait(task, h, WaitKind::Future, core, site);
   }
   void before_result() const {
     if (task != nullptr) checkpoint(task);

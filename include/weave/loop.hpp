@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -37,6 +38,7 @@ class Task;
 
 class Context;
 struct TaskOptions;
+struct FrameCallGraphEntry;
 
 namespace concurrent {
 class Executor;
@@ -106,6 +108,12 @@ class TaskRef {
   /// `fn(TaskRef)` is scheduled with call_soon when the task is done (at once if it is).
   CallbackId add_done_callback(std::function<void(TaskRef)> fn);
   std::size_t remove_done_callback(CallbackId id);
+  /// asyncio's Task.get_stack(): the suspended coroutine frames, oldest first (graph.hpp); empty
+  /// when the task is done.
+  std::vector<FrameCallGraphEntry> get_stack() const;
+  /// asyncio's Task.print_stack(): "Stack for <Task ...> (most recent call last):" and a
+  /// `  File "...", line N, in f` line per frame (graph.hpp).
+  void print_stack(std::FILE* file = stderr) const;
   EventLoop& get_loop() const noexcept { return *core_->loop(); }
 
   explicit operator bool() const noexcept { return core_ != nullptr; }

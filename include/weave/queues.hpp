@@ -80,7 +80,9 @@ class Queue {
   /// **Errors**: QueueShutDown when the queue is shut down before or while this waits;
   /// CancelledError; RuntimeError outside a task when it has to wait, or when the queue is bound
   /// to another event loop.
-  [[nodiscard]] PutAwaiter put(T item) { return PutAwaiter(*this, std::move(item)); }
+  [[nodiscard]] PutAwaiter put(T item, detail::CallSite site = detail::CallSite::here()) {
+    return PutAwaiter(*this, std::move(item), site);
+  }
 
   /// `T item = co_await q.get()` removes and returns the next item, waiting while it is empty.
   ///
@@ -91,7 +93,9 @@ class Queue {
   /// **Errors**: QueueShutDown once the queue is shut down and empty (at once after
   /// shutdown(true)); CancelledError; RuntimeError outside a task when it has to wait, or when
   /// the queue is bound to another event loop.
-  [[nodiscard]] GetAwaiter get() noexcept { return GetAwaiter(*this); }
+  [[nodiscard]] GetAwaiter get(detail::CallSite site = detail::CallSite::here()) noexcept {
+    return GetAwaiter(*this, site);
+  }
 
   /// Marks one item taken by get() as processed, for join().
   /// Errors: ValueError when called more times than items were put.
@@ -168,22 +172,28 @@ class Queue {
  private:
   // The waiting halves of get() and put(): loops, because a woken waiter may find that someone
   // else took the item or the slot first (get_nowait/put_nowait do not queue), and must wait again.
-  Coro<T> get_slowly() {
+  Coro<T> get_slowly(const detail::CallSite* site) {
     while (empty()) {
       if (shutdown_) throw QueueShutDown();
-      co_await detail::Park(getters_, binding_, "Queue", [this] {
-        if (!empty()) getters_.wake_first(true);
-      });
+      co_await detail::Park(
+          getters_, binding_, "Queue",
+          [this] {
+            if (!empty()) getters_.wake_first(true);
+          },
+          site);
     }
     co_return get_nowait();
   }
 
-  Coro<void> put_slowly(T& item) {
+  Coro<void> put_slowly(T& item, const detail::CallSite* site) {
     while (full()) {
       if (shutdown_) throw QueueShutDown();
-      co_await detail::Park(putters_, binding_, "Queue", [this] {
-        if (!full()) putters_.wake_first(true);
-      });
+      co_await detail::Park(
+          putters_, binding_, "Queue",
+          [this] {
+            if (!full()) putters_.wake_first(true);
+          },
+          site);
       if (shutdown_) throw QueueShutDown();
     }
     put_nowait(std::move(item));
@@ -202,10 +212,10 @@ class Queue {
 template <class T>
 class Queue<T>::GetAwaiter {
  public:
-  explicit GetAwaiter(Queue& q) noexcept : q_(q) {}
+  GetAwaiter(Queue& q, detail::CallSite site) noexcept : q_(q), site_(site) {}
   bool await_ready() const noexcept { return !q_.empty() || q_.shutdown_; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
-    slow_ = q_.get_slowly();
+    slow_ = q_.get_slowly(&site_);
     return slow_.operator co_await().await_suspend(h);
   }
   T await_resume() {
@@ -215,16 +225,18 @@ class Queue<T>::GetAwaiter {
 
  private:
   Queue& q_;
+  detail::CallSite site_;  ///< the caller's line, for call graphs
   Coro<T> slow_;
 };
 
 template <class T>
 class Queue<T>::PutAwaiter {
  public:
-  PutAwaiter(Queue& q, T&& item) : q_(q), item_(std::move(item)) {}
+  PutAwaiter(Queue& q, T&& item, detail::CallSite site)
+      : q_(q), item_(std::move(item)), site_(site) {}
   bool await_ready() const noexcept { return !q_.full() || q_.shutdown_; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
-    slow_ = q_.put_slowly(item_);
+    slow_ = q_.put_slowly(item_, &site_);
     return slow_.operator co_await().await_suspend(h);
   }
   void await_resume() {
@@ -235,6 +247,7 @@ class Queue<T>::PutAwaiter {
  private:
   Queue& q_;
   T item_;
+  detail::CallSite site_;  ///< the caller's line, for call graphs
   Coro<void> slow_;
 };
 

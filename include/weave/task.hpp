@@ -44,6 +44,8 @@ bool start_task(EventLoop* loop, TaskCore* core, TaskOptions& options);
 /// Runs an eager task's first step now, with the task current, in its own context.
 void eager_step(TaskCore* core) noexcept;
 void check_not_self(TaskCore* awaited, TaskCore* awaiting);
+/// sleep() with a positive delay (task.cpp).
+Coro<void> sleep_for(Clock::duration delay, CallSite site);
 
 template <class T>
 Promise<T>* promise_of(TaskCore* core) noexcept {
@@ -154,11 +156,16 @@ std::vector<TaskRef> all_tasks();
 
 /// Suspends the current task for `delay`. sleep(0s) yields exactly one loop iteration.
 /// Cancellation: the timer is withdrawn and CancelledError raised here; nothing is lost.
-Coro<void> sleep(Clock::duration delay);
+/// `site` is the caller's line, for call graphs (leave it defaulted).
+inline Coro<void> sleep(Clock::duration delay, detail::CallSite site = detail::CallSite::here()) {
+  if (delay <= Clock::duration::zero()) return Coro<void>::yield();  // inline: a yield is cheap
+  return detail::sleep_for(delay, site);
+}
 /// asyncio.sleep(delay, result): sleeps, then returns `result`.
 template <class T>
-Coro<std::decay_t<T>> sleep(Clock::duration delay, T result) {
-  co_await sleep(delay);
+Coro<std::decay_t<T>> sleep(Clock::duration delay, T result,
+                            detail::CallSite site = detail::CallSite::here()) {
+  co_await sleep(delay, site);
   co_return std::move(result);
 }
 

@@ -34,7 +34,7 @@ class TaskGroup {
   }
 
   /// Used by task_group(): asyncio's __aenter__ and __aexit__.
-  void enter();
+  void enter(const detail::CallSite* site = nullptr);
   Coro<void> exit(std::exception_ptr body_error);
 
  private:
@@ -47,6 +47,7 @@ class TaskGroup {
   bool exiting_ = false;
   bool aborting_ = false;
   bool parent_cancel_requested_ = false;
+  const detail::CallSite* site_ = nullptr;  ///< task_group()'s caller, for call graphs
   std::optional<TaskRef> parent_;
   std::vector<TaskRef> tasks_;  ///< children not yet done
   std::vector<std::exception_ptr> errors_;
@@ -61,10 +62,12 @@ class TaskGroup {
 /// g++ 12 destroys a temporary closure with non-trivially destructible captures twice when it
 /// sits inside a co_await expression (a compiler bug; clang and g++ 13 are right). With g++ 12,
 /// capture by reference in `co_await task_group([&](...) {...})`, or name the lambda first.
+///
+/// `site` is the caller's line, for call graphs (leave it defaulted).
 template <class F>
-Coro<void> task_group(F body) {
+Coro<void> task_group(F body, detail::CallSite site = detail::CallSite::here()) {
   TaskGroup tg;
-  tg.enter();
+  tg.enter(&site);
   std::exception_ptr body_error;
   try {
     co_await body(tg);

@@ -10,6 +10,7 @@
 #include "weave/files.hpp"
 #include "weave/future.hpp"
 #include "weave/generator.hpp"
+#include "weave/graph.hpp"
 #include "weave/locks.hpp"
 #include "weave/loop.hpp"
 #include "weave/pg.hpp"

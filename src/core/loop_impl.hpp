@@ -162,7 +162,8 @@ class LoopImpl {
 /// Resumes a task's coroutine where it waits (task.cpp).
 void task_step(TaskCore* t) noexcept;
 /// Puts `task` to sleep until `when`: it is its own timer (timer_queue.hpp).
-void begin_sleep(TaskCore* task, std::coroutine_handle<> leaf, Clock::time_point when);
+void begin_sleep(TaskCore* task, std::coroutine_handle<> leaf, Clock::time_point when,
+                 const CallSite* site = nullptr);
 
 /// Whether `loop` is still alive: a done task's or a future's handle may outlive its loop.
 bool loop_alive(const EventLoop* loop) noexcept;

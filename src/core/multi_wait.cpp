@@ -63,6 +63,12 @@ void MultiWait::abandon(bool retrieved) noexcept {
   if (outstanding_ == 0) delete this;
 }
 
+TaskCore* MultiWait::waiter_of(const Node* n) noexcept {
+  if (n->kind != NodeKind::Callback) return nullptr;
+  if (static_cast<const CallbackNode*>(n)->fn != &Slot::run) return nullptr;
+  return static_cast<const Slot*>(n)->owner->task_;
+}
+
 void MultiWait::Slot::run(CallbackNode* n) {
   auto* slot = static_cast<Slot*>(n);
   MultiWait* self = slot->owner;

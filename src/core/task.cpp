@@ -180,15 +180,21 @@ void apply_pending_cancel(TaskCore* task) {
 }
 }  // namespace
 
-void begin_wait(TaskCore* task, std::coroutine_handle<> leaf, WaitKind kind, void* target) {
+void begin_wait(TaskCore* task, std::coroutine_handle<> leaf, WaitKind kind, void* target,
+                const CallSite* site) {
   task->leaf = leaf;
   task->wait_kind = static_cast<std::uint8_t>(kind);
   task->waiting_on = target;
-  if (kind != WaitKind::None) apply_pending_cancel(task);
+  if (kind != WaitKind::None) {
+    task->wait_site = site;  // a yield leaves it stale: call graphs ignore it under None
+    apply_pending_cancel(task);
+  }
 }
 
-void begin_sleep(TaskCore* task, std::coroutine_handle<> leaf, Clock::time_point when) {
+void begin_sleep(TaskCore* task, std::coroutine_handle<> leaf, Clock::time_point when,
+                 const CallSite* site) {
   task->leaf = leaf;
+  task->wait_site = site;
   task->wait_kind = static_cast<std::uint8_t>(WaitKind::Timer);
   task->loop()->impl().add_timer(task, when);  // sets the slot in waiting_on
   apply_pending_cancel(task);
@@ -335,29 +341,32 @@ namespace {
 /// which is the current one on resume: the awaiter lives in the frame of every sleeping task.
 struct SleepAwaiter {
   Clock::duration delay;
+  const detail::CallSite* site;
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
     detail::TaskCore* task = detail::t_current;
     if (task == nullptr) task = detail::require_task("sleep");  // throws
     if (delay <= Clock::duration::zero()) {  // a bare yield, as asyncio's sleep(0)
-      detail::begin_wait(task, h, detail::WaitKind::None, nullptr);
+      detail::begin_wait(task, h, detail::WaitKind::None, nullptr, site);
       task->loop()->impl().schedule(task);
       return;
     }
-    detail::begin_sleep(task, h, Clock::now() + delay);
+    detail::begin_sleep(task, h, Clock::now() + delay, site);
   }
   void await_resume() const { detail::checkpoint(detail::t_current); }
 };
 
-Coro<void> sleep_frame(Clock::duration delay) {
-  co_await SleepAwaiter{delay};
+// The site is a parameter, so it lives in this frame for the whole sleep.
+Coro<void> sleep_frame(Clock::duration delay, detail::CallSite site) {
+  co_await SleepAwaiter{delay, &site};
 }
 }  // namespace
 
-Coro<void> sleep(Clock::duration delay) {
-  if (delay <= Clock::duration::zero()) return Coro<void>::yield();
-  return sleep_frame(delay);
+namespace detail {
+Coro<void> sleep_for(Clock::duration delay, CallSite site) {
+  return sleep_frame(delay, site);
 }
+}  // namespace detail
 
 namespace detail {
 void yield_now(std::coroutine_handle<> leaf) {
@@ -368,7 +377,7 @@ void yield_now(std::coroutine_handle<> leaf) {
 }
 
 Coro<void> yield_frame() {
-  return sleep_frame(Clock::duration::zero());
+  return sleep_frame(Clock::duration::zero(), CallSite{nullptr, 0});
 }
 }  // namespace detail
 

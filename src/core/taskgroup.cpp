@@ -8,8 +8,9 @@
 
 namespace weave {
 
-void TaskGroup::enter() {
+void TaskGroup::enter(const detail::CallSite* site) {
   if (entered_) throw RuntimeError("TaskGroup has already been entered");
+  site_ = site;
   parent_ = current_task();
   if (!parent_) throw RuntimeError("TaskGroup cannot determine the parent task");
   entered_ = true;
@@ -23,6 +24,7 @@ void TaskGroup::check_open() const {
 
 void TaskGroup::track(const TaskRef& task) {
   tasks_.push_back(task);
+  task.core()->awaited_by = parent_->core();        // for call graphs: the child's awaiter
   task.core()->flags |= detail::fflag::kRetrieved;  // the group collects the failure itself
   TaskRef(task).add_done_callback([this](const TaskRef& t) { on_task_done(t); });
 }
@@ -72,7 +74,9 @@ Coro<void> TaskGroup::exit(std::exception_ptr body_error) {
     if (!on_completed_) on_completed_ = get_running_loop().create_future<void>();
     std::exception_ptr cancelled;
     try {
-      co_await *on_completed_;
+      auto waiting = on_completed_->operator co_await();
+      waiting.site = site_;  // call graphs show task_group()'s line on its caller
+      co_await waiting;
     } catch (const CancelledError&) {
       cancelled = std::current_exception();
     }

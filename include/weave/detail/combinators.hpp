@@ -389,10 +389,12 @@ AsCompleted<T> as_completed(std::vector<Task<T>> tasks,
 
 namespace detail {
 template <class F>
-Coro<typename F::value_type> shield_impl(F inner) {
+Coro<typename F::value_type> shield_impl(F inner, CallSite site) {
   using T = typename F::value_type;
   if (inner.done()) co_return inner.result();
   Future<T> outer = get_running_loop().template create_future<T>();
+  // For call graphs: the inner task is awaited by the outer future (asyncio's awaited_by).
+  if (inner.core()->is_task()) static_cast<TaskCore*>(inner.core())->awaited_by = outer.core();
   inner.add_done_callback([outer](F f) mutable {
     if (outer.cancelled()) {
       if (!f.cancelled()) (void)f.exception();  // mark retrieved, as asyncio
@@ -408,15 +410,18 @@ Coro<typename F::value_type> shield_impl(F inner) {
       outer.set_result(f.result());
     }
   });
-  co_return co_await outer;
+  auto waiting = outer.operator co_await();
+  waiting.site = &site;
+  co_return co_await waiting;
 }
 }  // namespace detail
 
 /// asyncio.shield: cancelling the awaiting task does not cancel `awaitable` (a Coro is wrapped
 /// in a task at once); the awaiting task still gets CancelledError.
+/// `site` is the caller's line, for call graphs (leave it defaulted).
 template <class A>
-auto shield(A&& awaitable) {
-  return detail::shield_impl(detail::as_future(std::forward<A>(awaitable)));
+auto shield(A&& awaitable, detail::CallSite site = detail::CallSite::here()) {
+  return detail::shield_impl(detail::as_future(std::forward<A>(awaitable)), site);
 }
 
 }  // namespace weave

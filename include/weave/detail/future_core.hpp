@@ -57,6 +57,18 @@ struct Withdrawable {
   ~Withdrawable() = default;
 };
 
+/// Where a weave call was made, for call graphs: filled by `CallSite::here()` as a default
+/// argument, so that it names the caller's line (a trivial type: g++ 12 destroys a braced default
+/// argument inside co_await twice, and clang 14 has no std::source_location).
+struct CallSite {
+  const char* file;
+  unsigned line;
+  static constexpr CallSite here(const char* f = __builtin_FILE(),
+                                 unsigned l = __builtin_LINE()) noexcept {
+    return CallSite{f, l};
+  }
+};
+
 /// Rarely used fields, allocated on first use and kept in a table beside the futures (future.cpp),
 /// so that the common task carries no pointer to them: a million idle tasks save 8 MB.
 struct FutureExtras {
@@ -98,13 +110,22 @@ struct FutureCore : Node {
 struct TaskCore : FutureCore {
   TaskCore() noexcept : FutureCore(NodeKind::Task) {}
 
-  std::coroutine_handle<> leaf;  ///< the innermost suspended coroutine: what a step resumes
+  /// The innermost coroutine: where a step resumes it, and while it runs the frame running now
+  /// (a nested Coro's start and return move it), so that a call graph starts there.
+  std::coroutine_handle<> leaf;
   void* waiting_on = nullptr;    ///< see WaitKind
   TaskCore* reg_prev = nullptr;  ///< links in the loop's registry of pending tasks
   TaskCore* reg_next = nullptr;
   /// The task's context (contextvars.hpp): a persistent map, or a tagged shared Context; 0 for
   /// the empty context, so that a task with no variable set allocates nothing for it.
   std::uintptr_t context = 0;
+  /// The weave call the task is suspended in (sleep, a queue's get, wait_for, ...), in the
+  /// awaiting frame; set by begin_wait/begin_sleep, meaningful only while the task is suspended
+  /// on something (a yield, wait kind None, leaves it stale).
+  const CallSite* wait_site = nullptr;
+  /// Who awaits this task when no done-waiter says so: a TaskGroup's parent task, shield's outer
+  /// future (gather, wait and plain awaits are found among the done-waiters).
+  FutureCore* awaited_by = nullptr;
 };
 
 // ---- operations, defined in src/core ----------------------------------------------------------
@@ -116,7 +137,9 @@ TaskCore* require_task(const char* what);
 /// Pushes `n` to the end of the loop's ready queue.
 void schedule(EventLoop* loop, Node* n) noexcept;
 /// Records that `task` suspends in `leaf` on `target`; withdraws at once if a cancel is pending.
-void begin_wait(TaskCore* task, std::coroutine_handle<> leaf, WaitKind kind, void* target);
+/// `site`, if given, is the caller's weave call, kept for call graphs while the task waits.
+void begin_wait(TaskCore* task, std::coroutine_handle<> leaf, WaitKind kind, void* target,
+                const CallSite* site = nullptr);
 /// Ends the task's wait and queues its next step (the wait completed normally).
 void wake(TaskCore* task) noexcept;
 /// Every await_resume calls this first: it raises a pending cancellation at the await point.

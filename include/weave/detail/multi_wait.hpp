@@ -35,6 +35,9 @@ class MultiWait : public Withdrawable {
   bool finished() const noexcept { return finished_; }
   TaskCore* task() const noexcept { return task_; }
   const std::vector<FutureCore*>& children() const noexcept { return children_; }
+  /// For call graphs: the task suspended on the MultiWait whose completion slot `n` is (a node in
+  /// a child's done-waiters), or nullptr when `n` is no slot or nobody waits.
+  static TaskCore* waiter_of(const Node* n) noexcept;
 
  protected:
   virtual ~MultiWait();

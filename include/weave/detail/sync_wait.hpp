@@ -54,9 +54,9 @@ class WaitQueue {
   bool has_woken() const noexcept { return !woken_.empty(); }
   std::size_t parked() const noexcept { return parked_.size(); }
 
-  void park(TaskCore* t, std::coroutine_handle<> h) {
+  void park(TaskCore* t, std::coroutine_handle<> h, const CallSite* site = nullptr) {
     parked_.push_back(t);
-    begin_wait(t, h, WaitKind::List, &parked_);
+    begin_wait(t, h, WaitKind::List, &parked_, site);
   }
 
   /// Wakes the first parked task. With `grant`, the task is remembered in `woken_` until it
@@ -94,8 +94,13 @@ class WaitQueue {
 template <class OnLostGrant>
 class Park {
  public:
-  Park(WaitQueue& queue, LoopBinding& binding, const char* owner, OnLostGrant on_lost)
-      : queue_(queue), binding_(binding), owner_(owner), on_lost_(std::move(on_lost)) {}
+  Park(WaitQueue& queue, LoopBinding& binding, const char* owner, OnLostGrant on_lost,
+       const CallSite* site = nullptr)
+      : queue_(queue),
+        binding_(binding),
+        owner_(owner),
+        on_lost_(std::move(on_lost)),
+        site_(site) {}
   Park(const Park&) = delete;
   Park& operator=(const Park&) = delete;
   ~Park() {
@@ -107,7 +112,7 @@ class Park {
     TaskCore* t = require_task("wait on a synchronization primitive");
     binding_.check(owner_);
     task_ = t;
-    queue_.park(t, h);
+    queue_.park(t, h, site_);
   }
   /// Returns whether the task was woken with a grant.
   bool await_resume() {
@@ -126,6 +131,7 @@ class Park {
   LoopBinding& binding_;
   const char* owner_;
   OnLostGrant on_lost_;
+  const CallSite* site_;  ///< the caller's weave call, for call graphs
   TaskCore* task_ = nullptr;
 };
 

@@ -1,0 +1,15 @@
+#pragma once
+// Code addresses to function names (symbols.cpp): the ELF symbol tables of the loaded objects,
+// read once, lazily, and demangled.
+
+#include <string>
+
+namespace weave::detail::dbg {
+
+/// The demangled name of the function that holds `address` (compiler clone suffixes cut off), or
+/// its hex value when no symbol covers it.
+std::string symbol_name(const void* address);
+/// A mangled name demangled, with ".actor"/".resume" and " [clone ...]" suffixes cut off.
+std::string demangle(const char* mangled);
+
+}  // namespace weave::detail::dbg

@@ -1,0 +1,434 @@
+// Call graphs (asyncio.graph): capture_call_graph, format_call_graph, print_call_graph and
+// TaskRef::get_stack/print_stack, compared with golden text. Addresses (id=0x...), the directory
+// of file names and generated task numbers are normalised; function names and line numbers are
+// compared exactly (the lines are this file's: the golden texts name them through __LINE__ marks
+// taken where the awaits are).
+
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "support/bounded.hpp"
+#include "weave/weave.hpp"
+
+using namespace std::chrono_literals;
+using weave_test::run_bounded;
+
+namespace {
+
+/// Ids to 0xID, "File '/dir/x.cpp'" to "File 'x.cpp'", "Task-17" to "Task-N". (No std::regex:
+/// g++ 12 warns falsely inside it under the sanitizers.)
+std::string normalise(const std::string& text) {
+  auto digits = [&](std::size_t i, bool hex) {
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) != 0 ||
+                               (hex && text[i] >= 'a' && text[i] <= 'f'))) {
+      ++i;
+    }
+    return i;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < text.size();) {
+    if (text.compare(i, 2, "0x") == 0) {
+      out += "0xID";
+      i = digits(i + 2, true);
+    } else if (text.compare(i, 5, "Task-") == 0 && i + 5 < text.size() &&
+               std::isdigit(static_cast<unsigned char>(text[i + 5])) != 0) {
+      out += "Task-N";
+      i = digits(i + 5, false);
+    } else if (text.compare(i, 6, "File '") == 0 || text.compare(i, 6, "File \"") == 0) {
+      const char quote = text[i + 5];
+      const std::size_t close = text.find(quote, i + 6);
+      const std::string path = text.substr(i + 6, close - i - 6);
+      out += std::string("File ") + quote + path.substr(path.rfind('/') + 1) + quote;
+      i = close + 1;
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
+std::string at(int line) {
+  return "File 'test_graph.cpp', line " + std::to_string(line) + ", in async ";
+}
+
+/// Lets every other task run until it suspends again (a few loop iterations).
+weave::Coro<void> settle() {
+  for (int i = 0; i < 5; ++i) co_await weave::sleep(0s);
+}
+
+const std::string kSleepFrame =
+    "weave::(anonymous namespace)::sleep_frame(std::chrono::duration<long, std::ratio<1l, "
+    "1000000000l> >, weave::detail::CallSite)";
+const std::string kTimeoutFrame =
+    "weave::detail::timeout_at_impl<weave::Coro<void> >(std::chrono::time_point<std::chrono::_V2::"
+    "steady_clock, std::chrono::duration<long, std::ratio<1l, 1000000000l> > >, weave::Coro<void>)";
+
+// ---- asyncio's documentation example: a TaskGroup child prints its graph ----------------------
+std::string g_text;
+int g_print_line = 0;
+int g_group_line = 0;
+
+weave::Coro<void> test() {
+  g_print_line = __LINE__ + 1;
+  g_text = weave::format_call_graph();
+  co_return;
+}
+
+weave::Coro<void> doc_main() {
+  g_group_line = __LINE__ + 1;
+  co_await weave::task_group([](weave::TaskGroup& g) -> weave::Coro<void> {
+    g.create_task(test(), "test");
+    co_return;
+  });
+}
+
+TEST(CallGraph, AsyncioDocumentationExample) {
+  run_bounded(doc_main());
+  const std::string expected =
+      "* Task(name='test', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      at(g_print_line) +
+      "(anonymous namespace)::test()\n"
+      "  + Awaited by:\n"
+      "    * Task(name='Task-N', id=0xID)\n"
+      "      + Call stack:\n"
+      "      |   in async weave::TaskGroup::exit(std::__exception_ptr::exception_ptr)\n"
+      "      |   in async weave::task_group<(anonymous "
+      "namespace)::doc_main()::{lambda(weave::TaskGroup&)#1}>((anonymous "
+      "namespace)::doc_main()::{lambda(weave::TaskGroup&)#1}, weave::detail::CallSite)\n"
+      "      |   " +
+      at(g_group_line) +
+      "(anonymous namespace)::doc_main()\n"
+      "      |   in async " +
+      kTimeoutFrame;
+  EXPECT_EQ(normalise(g_text), expected);
+}
+
+// ---- TaskGroup -> gather -> sleep: a child of gather seen from a sibling
+// -------------------------
+int g_sleep_line = 0;
+int g_tg_line = 0;
+
+weave::Coro<void> sleeper() {
+  g_sleep_line = __LINE__ + 1;
+  co_await weave::sleep(10s);
+}
+
+weave::Coro<void> gatherer() {
+  co_await weave::gather(sleeper(), sleeper());
+}
+
+weave::Coro<void> observe(weave::Task<void> target) {
+  co_await settle();
+  // Tasks are numbered in creation order: the gatherer, this observer, then gather's children.
+  std::vector<weave::TaskRef> tasks = weave::all_tasks();
+  for (const weave::TaskRef& t : tasks) {
+    if (t.core()->id == target.core()->id + 2) g_text = weave::format_call_graph(t);
+  }
+  target.cancel();
+}
+
+weave::Coro<void> tg_main() {
+  g_tg_line = __LINE__ + 1;
+  co_await weave::task_group([](weave::TaskGroup& g) -> weave::Coro<void> {
+    weave::Task<void> target = g.create_task(gatherer(), "gatherer");
+    g.create_task(observe(target), "observer");
+    co_return;
+  });
+}
+
+TEST(CallGraph, TaskGroupGatherSleep) {
+  g_text.clear();
+  run_bounded(tg_main());
+  const std::string expected =
+      "* Task(name='Task-N', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   in async " +
+      kSleepFrame +
+      "\n"
+      "  |   " +
+      at(g_sleep_line) +
+      "(anonymous namespace)::sleeper()\n"
+      "  + Awaited by:\n"
+      "    * Task(name='gatherer', id=0xID)\n"
+      "      + Call stack:\n"
+      "      |   in async weave::detail::gather_tuple<false, weave::Task<void>, weave::Task<void> "
+      ">(weave::Task<void>, "
+      "weave::Task<void>)\n"
+      "      |   in async (anonymous namespace)::gatherer()\n"
+      "      + Awaited by:\n"
+      "        * Task(name='Task-N', id=0xID)\n"
+      "          + Call stack:\n"
+      "          |   in async weave::TaskGroup::exit(std::__exception_ptr::exception_ptr)\n"
+      "          |   in async weave::task_group<(anonymous "
+      "namespace)::tg_main()::{lambda(weave::TaskGroup&)#1}>((anonymous "
+      "namespace)::tg_main()::{lambda(weave::TaskGroup&)#1}, weave::detail::CallSite)\n"
+      "          |   " +
+      at(g_tg_line) +
+      "(anonymous namespace)::tg_main()\n"
+      "          |   in async " +
+      kTimeoutFrame;
+  EXPECT_EQ(normalise(g_text), expected);
+}
+
+// ---- shield: the inner task is awaited by shield's outer future, which the caller awaits -------
+int g_shield_line = 0;
+
+weave::Coro<void> shielding(weave::Task<void> inner) {
+  g_shield_line = __LINE__ + 1;
+  co_await weave::shield(inner);
+}
+
+weave::Coro<void> shield_main() {
+  weave::Task<void> inner = weave::create_task(sleeper(), "inner");
+  weave::Task<void> outer = weave::create_task(shielding(inner), "shielding");
+  co_await settle();
+  g_text = weave::format_call_graph(inner);
+  inner.cancel();
+  try {
+    co_await outer;
+  } catch (const weave::CancelledError&) {
+  }
+}
+
+TEST(CallGraph, ShieldLinksInnerTaskThroughOuterFuture) {
+  g_text.clear();
+  run_bounded(shield_main());
+  const std::string expected =
+      "* Task(name='inner', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   in async " +
+      kSleepFrame +
+      "\n"
+      "  |   " +
+      at(g_sleep_line) +
+      "(anonymous namespace)::sleeper()\n"
+      "  + Awaited by:\n"
+      "    * Future(id=0xID)\n"
+      "      + Awaited by:\n"
+      "        * Task(name='shielding', id=0xID)\n"
+      "          + Call stack:\n"
+      "          |   in async weave::detail::shield_impl<weave::Task<void> >(weave::Task<void>, "
+      "weave::detail::CallSite)\n"
+      "          |   " +
+      at(g_shield_line) + "(anonymous namespace)::shielding(weave::Task<void>)";
+  EXPECT_EQ(normalise(g_text), expected);
+}
+
+// ---- wait_for: a coroutine runs inline in the caller's task; a task is awaited by the caller ----
+weave::Coro<void> waits_for_coro() {
+  co_await weave::wait_for(sleeper(), 10s);
+}
+
+weave::Coro<void> waits_for_task(weave::Task<void> t) {
+  co_await weave::wait_for(t, 10s);
+}
+
+weave::Coro<void> wait_for_main() {
+  weave::Task<void> a = weave::create_task(waits_for_coro(), "a");
+  weave::Task<void> inner = weave::create_task(sleeper(), "inner");
+  weave::Task<void> b = weave::create_task(waits_for_task(inner), "b");
+  co_await settle();
+  g_text = weave::format_call_graph(a) + "\n" + weave::format_call_graph(inner);
+  a.cancel();
+  b.cancel();
+  co_await weave::gather_settled(a, b, inner);
+}
+
+TEST(CallGraph, WaitForCoroutineAndTask) {
+  g_text.clear();
+  run_bounded(wait_for_main());
+  const std::string timeout_coro =
+      "weave::detail::timeout_at_impl<weave::Coro<void> "
+      ">(std::chrono::time_point<std::chrono::_V2::"
+      "steady_clock, std::chrono::duration<long, std::ratio<1l, 1000000000l> > >, "
+      "weave::Coro<void>)";
+  const std::string timeout_task =
+      "weave::detail::timeout_at_impl<weave::Task<void> "
+      ">(std::chrono::time_point<std::chrono::_V2::"
+      "steady_clock, std::chrono::duration<long, std::ratio<1l, 1000000000l> > >, "
+      "weave::Task<void>)";
+  const std::string expected =
+      "* Task(name='a', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   in async " +
+      kSleepFrame +
+      "\n"
+      "  |   " +
+      at(g_sleep_line) +
+      "(anonymous namespace)::sleeper()\n"
+      "  |   in async " +
+      timeout_coro +
+      "\n"
+      "  |   in async (anonymous namespace)::waits_for_coro()\n"
+      "* Task(name='inner', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   in async " +
+      kSleepFrame +
+      "\n"
+      "  |   " +
+      at(g_sleep_line) +
+      "(anonymous namespace)::sleeper()\n"
+      "  + Awaited by:\n"
+      "    * Task(name='b', id=0xID)\n"
+      "      + Call stack:\n"
+      "      |   in async " +
+      timeout_task +
+      "\n"
+      "      |   in async (anonymous namespace)::waits_for_task(weave::Task<void>)";
+  EXPECT_EQ(normalise(g_text), expected);
+}
+
+// ---- queue waits: the line of get() and put()
+// -----------------------------------------------------
+int g_get_line = 0;
+int g_put_line = 0;
+
+weave::Coro<void> consumer(weave::Queue<int>& q) {
+  g_get_line = __LINE__ + 1;
+  (void)co_await q.get();
+}
+
+weave::Coro<void> producer(weave::Queue<int>& q) {
+  g_put_line = __LINE__ + 1;
+  co_await q.put(2);
+}
+
+weave::Coro<void> queue_main() {
+  weave::Queue<int> empty;
+  weave::Queue<int> full(1);
+  full.put_nowait(1);
+  weave::Task<void> c = weave::create_task(consumer(empty), "consumer");
+  weave::Task<void> p = weave::create_task(producer(full), "producer");
+  co_await settle();
+  g_text = weave::format_call_graph(c) + "\n" + weave::format_call_graph(p);
+  c.cancel();
+  p.cancel();
+  co_await weave::gather_settled(c, p);
+}
+
+TEST(CallGraph, QueueGetAndPutWaits) {
+  g_text.clear();
+  run_bounded(queue_main());
+  const std::string expected =
+      "* Task(name='consumer', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   in async weave::Queue<int>::get_slowly(weave::detail::CallSite const*)\n"
+      "  |   " +
+      at(g_get_line) +
+      "(anonymous namespace)::consumer(weave::Queue<int>&)\n"
+      "* Task(name='producer', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   in async weave::Queue<int>::put_slowly(int&, weave::detail::CallSite const*)\n"
+      "  |   " +
+      at(g_put_line) + "(anonymous namespace)::producer(weave::Queue<int>&)";
+  EXPECT_EQ(normalise(g_text), expected);
+}
+
+// ---- get_stack / print_stack
+// ----------------------------------------------------------------------
+std::string read_all(std::FILE* f) {
+  std::rewind(f);
+  std::string out;
+  char buf[512];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+  return out;
+}
+
+weave::Coro<void> stack_main() {
+  weave::Task<void> t = weave::create_task(waits_for_coro(), "stacked");
+  co_await settle();
+  std::vector<weave::FrameCallGraphEntry> stack = t.get_stack();
+  g_text.clear();
+  for (const weave::FrameCallGraphEntry& e : stack) {
+    g_text += e.name + (e.file != nullptr ? " @" + std::to_string(e.line) : std::string()) + "\n";
+  }
+  std::FILE* f = std::tmpfile();
+  t.print_stack(f);
+  t.cancel();
+  try {
+    co_await t;
+  } catch (const weave::CancelledError&) {
+  }
+  t.print_stack(f);
+  g_text += read_all(f);
+  std::fclose(f);
+}
+
+TEST(CallGraph, GetStackAndPrintStackOldestFirst) {
+  run_bounded(stack_main());
+  const std::string timeout_coro =
+      "weave::detail::timeout_at_impl<weave::Coro<void> "
+      ">(std::chrono::time_point<std::chrono::_V2::"
+      "steady_clock, std::chrono::duration<long, std::ratio<1l, 1000000000l> > >, "
+      "weave::Coro<void>)";
+  const std::string line = std::to_string(g_sleep_line);
+  const std::string expected = "(anonymous namespace)::waits_for_coro()\n" + timeout_coro +
+                               "\n"
+                               "(anonymous namespace)::sleeper() @" +
+                               line + "\n" + kSleepFrame +
+                               "\n"
+                               "Stack for <Task pending name='stacked'> (most recent call last):\n"
+                               "  in (anonymous namespace)::waits_for_coro()\n"
+                               "  in " +
+                               timeout_coro +
+                               "\n"
+                               "  File \"test_graph.cpp\", line " +
+                               line +
+                               ", in (anonymous namespace)::sleeper()\n"
+                               "  in " +
+                               kSleepFrame +
+                               "\n"
+                               "No stack for <Task cancelled name='stacked'>\n";
+  EXPECT_EQ(normalise(g_text), expected);
+}
+
+// ---- outside a task
+// ---------------------------------------------------------------------------------
+TEST(CallGraph, NothingOutsideATaskAndRuntimeErrorOutsideALoop) {
+  EXPECT_THROW((void)weave::capture_call_graph(), weave::RuntimeError);
+  weave::EventLoop loop;
+  bool empty = false;
+  loop.call_soon(
+      [&] { empty = !weave::capture_call_graph() && weave::format_call_graph().empty(); });
+  loop.call_soon([&] { loop.stop(); });
+  loop.run_forever();
+  loop.close();
+  EXPECT_TRUE(empty);
+}
+
+// ---- a finished task has no stack and no awaiter; a future is listed with who awaits it
+// ----------
+weave::Coro<void> awaits_future(weave::Future<int> f) {
+  (void)co_await f;
+}
+
+weave::Coro<void> future_main() {
+  weave::Future<int> f = weave::get_running_loop().create_future<int>();
+  weave::Task<void> t = weave::create_task(awaits_future(f), "awaiting");
+  co_await settle();
+  g_text = weave::format_call_graph(weave::capture_call_graph(f));
+  f.set_result(1);
+  co_await t;
+  g_text += "\n" + weave::format_call_graph(t);
+}
+
+TEST(CallGraph, FutureAwaitedByTaskAndFinishedTask) {
+  run_bounded(future_main());
+  const std::string expected =
+      "* Future(id=0xID)\n"
+      "  + Awaited by:\n"
+      "    * Task(name='awaiting', id=0xID)\n"
+      "      + Call stack:\n"
+      "      |   in async (anonymous namespace)::awaits_future(weave::Future<int>)\n"
+      "* Task(name='awaiting', id=0xID)";
+  EXPECT_EQ(normalise(g_text), expected);
+}
+
+}  // namespace
