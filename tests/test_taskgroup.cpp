@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -101,6 +102,56 @@ weave::Coro<void> first_failure_cancels_siblings_and_body() {
 
 TEST(TaskGroup, FirstFailureCancelsSiblingsAndBody) {
   run_bounded(first_failure_cancels_siblings_and_body());
+}
+
+weave::Coro<int> value_now(int value) {
+  co_return value;
+}
+weave::Coro<void> fail_now(std::string message) {
+  throw std::runtime_error(message);
+  co_return;
+}
+
+// asyncio 3.12: a child created with eager_start runs its first step inside create_task; one
+// that finishes there is accounted at once (a failure cancels the siblings and the body).
+weave::Coro<void> eager_children() {
+  Trace trace;
+  weave::TaskOptions named;
+  named.name = "eager";
+  named.eager_start = true;
+  weave::TaskOptions eager;
+  eager.eager_start = true;
+  weave::Task<int> done;
+  weave::Task<void> sibling;
+  try {
+    co_await weave::task_group([&](weave::TaskGroup& tg) -> weave::Coro<void> {
+      done = tg.create_task(value_now(7), named);
+      EXPECT_TRUE(done.done());
+      EXPECT_EQ(done.get_name(), "eager");
+      sibling = tg.create_task(sleeper(&trace, "sibling"));
+      co_await weave::sleep(0s);  // the sibling starts and sleeps
+      tg.create_task(fail_now("at once"), eager);
+      EXPECT_EQ(weave::current_task()->cancelling(), 1);  // the group cancelled the body already
+      try {
+        co_await weave::sleep(10s);
+      } catch (const weave::CancelledError&) {
+        trace("body cancelled");
+        throw;
+      }
+    });
+    ADD_FAILURE() << "no ExceptionGroup";
+  } catch (const weave::ExceptionGroup& group) {
+    EXPECT_EQ(messages(group), std::vector<std::string>{"at once"});
+  }
+  EXPECT_EQ(done.result(), 7);
+  EXPECT_TRUE(sibling.cancelled());
+  std::sort(trace.events.begin(), trace.events.end());
+  EXPECT_EQ(trace.events, (std::vector<std::string>{"body cancelled", "sibling cancelled"}));
+  EXPECT_EQ(weave::current_task()->cancelling(), 0);
+}
+
+TEST(TaskGroup, EagerChildrenFinishingAtOnceAreAccountedAtOnce) {
+  run_bounded(eager_children());
 }
 
 // The case the tour tripped over: the child fails while the parent already waits in exit.

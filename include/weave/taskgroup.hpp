@@ -32,6 +32,15 @@ class TaskGroup {
     track(task);
     return task;
   }
+  /// The same with create_task's options (name, context, eager_start). An eager child that
+  /// finishes in its first step is accounted at once, as asyncio 3.12's TaskGroup does.
+  template <class T>
+  Task<T> create_task(Coro<T> coro, TaskOptions options) {
+    check_open();
+    Task<T> task = get_running_loop().create_task(std::move(coro), std::move(options));
+    track(task);
+    return task;
+  }
 
   /// Used by task_group(): asyncio's __aenter__ and __aexit__.
   void enter(const detail::CallSite* site = nullptr);

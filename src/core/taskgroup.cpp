@@ -23,9 +23,13 @@ void TaskGroup::check_open() const {
 }
 
 void TaskGroup::track(const TaskRef& task) {
-  tasks_.push_back(task);
-  task.core()->awaited_by = parent_->core();        // for call graphs: the child's awaiter
   task.core()->flags |= detail::fflag::kRetrieved;  // the group collects the failure itself
+  if (task.done()) {                                // an eager child that finished in create_task
+    on_task_done(task);
+    return;
+  }
+  tasks_.push_back(task);
+  task.core()->awaited_by = parent_->core();  // for call graphs: the child's awaiter
   TaskRef(task).add_done_callback([this](const TaskRef& t) { on_task_done(t); });
 }
 
