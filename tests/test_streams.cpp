@@ -711,14 +711,7 @@ weave::Coro<void> stream_server_on_several_hosts() {
 }
 
 TEST_F(Streams, ServerOnSeveralHosts) {
-  bool v6 = true;
-  try {
-    weave::Socket s(AF_INET6, SOCK_STREAM);
-    s.bind(weave::SocketAddress::ip("::1", 0));
-  } catch (const std::system_error&) {
-    v6 = false;
-  }
-  if (!v6) GTEST_SKIP() << "this machine has no IPv6 loopback (::1)";
+  if (!weave_test::have_ipv6_loopback()) GTEST_SKIP() << "this machine has no IPv6 loopback (::1)";
   run_bounded(stream_server_on_several_hosts());
 }
 

@@ -1030,16 +1030,6 @@ TEST(Interleave, ReordersByFamilyAsAsyncio) {
 
 // ---- create_server on several hosts ------------------------------------------------------------
 
-bool have_ipv6_loopback() {
-  try {
-    weave::Socket s(AF_INET6, SOCK_STREAM);
-    s.bind(weave::SocketAddress::ip("::1", 0));
-    return true;
-  } catch (const std::system_error&) {
-    return false;
-  }
-}
-
 weave::Coro<void> server_on_several_hosts() {
   auto& loop = weave::get_running_loop();
   std::vector<std::string> hosts{"127.0.0.1", "::1", "127.0.0.1"};
@@ -1090,7 +1080,7 @@ weave::Coro<void> server_on_several_hosts() {
 }
 
 TEST_F(Transports, ServerOnSeveralHosts) {
-  if (!have_ipv6_loopback()) GTEST_SKIP() << "this machine has no IPv6 loopback (::1)";
+  if (!weave_test::have_ipv6_loopback()) GTEST_SKIP() << "this machine has no IPv6 loopback (::1)";
   run_bounded(server_on_several_hosts());
 }
 
