@@ -16,6 +16,9 @@ namespace {
 constexpr std::size_t kMaxQueued = 64;
 constexpr std::size_t kBodyBuffer = std::size_t{256} * 1024;
 constexpr std::size_t kFlushAt = std::size_t{64} * 1024;
+// How long a closing connection goes on discarding what the client still sends (nginx's
+// lingering_time, shorter: only a client that keeps sending waits it out).
+constexpr Clock::duration kLingeringTime = std::chrono::seconds(2);
 
 ParserLimits limits_of(const ServerOptions& o) {
   return {o.max_line_size, o.max_field_size, o.max_headers};
@@ -56,7 +59,7 @@ void ServerConnection::connection_made(Transport& transport) {
 }
 
 void ServerConnection::data_received(std::string_view data) {
-  if (errored_ || parser_.upgraded() || closing_) return;
+  if (errored_ || parser_.upgraded() || closing_ || phase_ == Phase::kLingering) return;
   if (!parser_.feed(data)) queue_error(parser_.error_status(), std::string(parser_.error_reason()));
   update_reading();
 }
@@ -102,6 +105,7 @@ void ServerConnection::queue_error(int status, std::string reason) {
 
 bool ServerConnection::eof_received() {
   eof_ = true;
+  if (phase_ == Phase::kLingering) return false;  // the client has read the answers: close
   // With nothing to answer, the transport closes; else the answers still go out.
   if (front_ == nullptr) return false;
   body_.set();
@@ -166,6 +170,7 @@ void ServerConnection::request_complete() {
 // ---- the answering task ------------------------------------------------------------------------
 
 void ServerConnection::wake() {
+  if (phase_ == Phase::kLingering) return;  // everything was answered
   if (!serving_ && front_ != nullptr && !lost_) {
     serving_ = true;
     create_task(serve(shared_from_this()));
@@ -183,11 +188,11 @@ Coro<void> ServerConnection::serve(std::shared_ptr<ServerConnection> self) {
   } serving{this};
   while (!lost_) {
     if (front_ == nullptr) {
-      flush();
       if (closing_ || eof_) {
-        close_transport();
+        close_after_answers();
         break;
       }
+      flush();
       if (parser_.idle() && phase_ != Phase::kIdle) {
         phase_ = Phase::kIdle;
         arm_timer(options_.keepalive_timeout);
@@ -199,8 +204,7 @@ Coro<void> ServerConnection::serve(std::shared_ptr<ServerConnection> self) {
     Pending& p = *front_;
     if (p.error_status != 0) {
       respond_error(p, p.error_status, p.error_reason, nullptr);
-      flush();
-      close_transport();
+      close_after_answers();
       break;
     }
     co_await answer(p);
@@ -208,8 +212,7 @@ Coro<void> ServerConnection::serve(std::shared_ptr<ServerConnection> self) {
     release_front();
     if (close) {
       closing_ = true;
-      flush();
-      close_transport();
+      close_after_answers();
       break;
     }
     // Batched answers still go out before they pile up, so that a client that does not read
@@ -310,7 +313,9 @@ void ServerConnection::schedule_flush() {
 
 void ServerConnection::update_reading() {
   if (lost_ || transport_ == nullptr) return;
-  bool pause = errored_ || parser_.upgraded() || closing_ || queued_ >= kMaxQueued;
+  // Lingering, the client's bytes are read to be dropped: pausing would leave them unread.
+  bool pause = phase_ != Phase::kLingering &&
+               (errored_ || parser_.upgraded() || closing_ || queued_ >= kMaxQueued);
   if (!pause && parsing_ != nullptr) {
     const bool reading_whole = whole_read_ && parsing_ == front_;
     const std::size_t limit = reading_whole ? options_.client_max_size + 1 : kBodyBuffer;
@@ -348,7 +353,9 @@ void ServerConnection::on_timer() {
     timer_ = loop.call_at(deadline_, [this] { on_timer(); });
     return;
   }
-  if (phase_ == Phase::kIdle && front_ == nullptr) {
+  if (phase_ == Phase::kLingering) {
+    close_transport();  // the client kept sending: its time is up
+  } else if (phase_ == Phase::kIdle && front_ == nullptr) {
     close_transport();  // an idle keep-alive connection goes quietly, as aiohttp's
   } else if (phase_ == Phase::kHead) {
     if (parser_.idle() && front_ == nullptr) {
@@ -394,6 +401,10 @@ void ServerConnection::release_front() {
 
 void ServerConnection::shut_down() {
   closing_ = true;
+  if (phase_ == Phase::kLingering) {
+    close_transport();
+    return;
+  }
   if (front_ == nullptr && !serving_ && transport_ != nullptr) {
     close_transport();
     return;
@@ -407,6 +418,23 @@ void ServerConnection::abort() {
 
 void ServerConnection::close_transport() {
   if (transport_ != nullptr) transport_->close();
+}
+
+// Closing a socket with unread input makes the kernel answer with a reset, which can destroy the
+// answers still on their way to the client (it then reads ECONNRESET instead of the 408 or 400).
+// So, as nginx's lingering close, a client that may still be sending gets a FIN after the
+// answers, and what it sends is read and dropped until its EOF or kLingeringTime.
+void ServerConnection::close_after_answers() {
+  flush();
+  if (transport_ == nullptr || lost_ || eof_ || core_->closing || parser_.upgraded() ||
+      !transport_->can_write_eof()) {
+    close_transport();
+    return;
+  }
+  phase_ = Phase::kLingering;
+  transport_->write_eof();
+  update_reading();
+  arm_timer(kLingeringTime);
 }
 
 std::string ServerConnection::remote() const {

@@ -88,6 +88,7 @@ class ServerConnection final : public Protocol,
   bool must_close_after(const Pending& p) const noexcept;
   void flush();
   void close_transport();
+  void close_after_answers();
   void schedule_flush();
   void wake();
   void update_reading();
@@ -115,7 +116,8 @@ class ServerConnection final : public Protocol,
   TimerHandle timer_;
   Clock::time_point deadline_{};
   Clock::time_point armed_for_{};
-  enum class Phase { kIdle, kHead, kBusy } phase_ = Phase::kIdle;
+  // kLingering: the last answer and a FIN went out; what the client still sends is discarded.
+  enum class Phase { kIdle, kHead, kBusy, kLingering } phase_ = Phase::kIdle;
   bool timer_armed_ = false;
   bool write_paused_ = false;
   bool reading_paused_ = false;
