@@ -90,7 +90,6 @@ inline const CtxValue* ctx_lookup(const CtxMap* m, std::uint64_t key) noexcept {
 /// else the thread's base one (contextvars.cpp defines them).
 extern constinit thread_local CtxWord* t_ctx_scope;
 extern constinit thread_local CtxWord t_ctx_base;
-extern constinit thread_local TaskCore* t_current;
 
 /// The last lookup of this thread (CPython's ContextVar keeps one such cache per variable). A
 /// map never changes, so a hit needs the same map and key, and no map freed since: a freed map's

@@ -225,7 +225,9 @@ class EventLoop {
   void call_soon_threadsafe(detail::SmallFunction fn, const Context& context);
 
   template <class T>
-  Task<T> create_task(Coro<T> coro, std::string name = {});
+  Task<T> create_task(Coro<T> coro);
+  template <class T>
+  Task<T> create_task(Coro<T> coro, std::string name);
   template <class T>
   Task<T> create_task(Coro<T> coro, TaskOptions options);
   /// asyncio's loop.set_task_factory; nullptr (or an empty function) resets it.
@@ -493,6 +495,8 @@ class EventLoop {
   /// RuntimeError unless this loop could start running now (not closed, no loop running).
   void check_runnable() const;
   void run_until_done(detail::FutureCore* f);
+  template <class T>
+  Task<T> create_task_named(Coro<T> coro, std::string* name);
   std::unique_ptr<detail::LoopImpl> impl_;
 };
 

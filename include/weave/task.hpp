@@ -38,7 +38,9 @@ namespace detail {
 /// Turns a released frame into a task of `loop`: registers, names and schedules its first step.
 /// True when the loop's task factory made it eager: the caller then takes its handle and runs
 /// the first step with eager_step() (the task is registered, not queued).
-bool start_task(EventLoop* loop, TaskCore* core, std::string name);
+/// `name` (may be null: unnamed) is moved from; a pointer, so that the common unnamed task
+/// moves no string through the calls.
+bool start_task(EventLoop* loop, TaskCore* core, std::string* name);
 /// The same with options (and the loop's task factory).
 bool start_task(EventLoop* loop, TaskCore* core, TaskOptions& options);
 /// Runs an eager task's first step now, with the task current, in its own context.
@@ -115,11 +117,21 @@ inline TaskRef::Awaiter TaskRef::operator co_await() const noexcept {
 }
 
 template <class T>
+Task<T> EventLoop::create_task(Coro<T> coro) {
+  return create_task_named(std::move(coro), nullptr);
+}
+
+template <class T>
 Task<T> EventLoop::create_task(Coro<T> coro, std::string name) {
+  return create_task_named(std::move(coro), &name);
+}
+
+template <class T>
+Task<T> EventLoop::create_task_named(Coro<T> coro, std::string* name) {
   if (!coro.valid()) throw ValueError("create_task: empty Coro");
   auto h = coro.release();
   detail::TaskCore* core = &h.promise();
-  if (detail::start_task(this, core, std::move(name))) {
+  if (detail::start_task(this, core, name)) {
     Task<T> task = Task<T>::from_core(core);  // held while the eager step may finish it
     detail::eager_step(core);
     return task;
@@ -140,7 +152,11 @@ Task<T> EventLoop::create_task(Coro<T> coro, TaskOptions options) {
 
 /// Schedules `coro` on the running loop. Errors: RuntimeError outside a running loop.
 template <class T>
-Task<T> create_task(Coro<T> coro, std::string name = {}) {
+Task<T> create_task(Coro<T> coro) {
+  return get_running_loop().create_task(std::move(coro));
+}
+template <class T>
+Task<T> create_task(Coro<T> coro, std::string name) {
   return get_running_loop().create_task(std::move(coro), std::move(name));
 }
 /// The same with options: `create_task(coro, TaskOptions{.name = "x", .eager_start = true})`.

@@ -63,9 +63,6 @@ std::string_view cancel_message(const TaskCore* t) {
 }
 }  // namespace
 
-TaskCore* current_task_core() noexcept {
-  return t_current;
-}
 void set_current_task(TaskCore* t) noexcept {
   t_current = t;
 }
@@ -76,7 +73,7 @@ TaskCore* require_task(const char* what) {
 }
 
 namespace {
-void init_task(EventLoop* loop, LoopImpl& l, TaskCore* core, std::string& name) {
+void init_task(EventLoop* loop, LoopImpl& l, TaskCore* core, std::string* name) {
   std::coroutine_handle<> root = task_root(core);
   if (l.closed) {
     root.destroy();
@@ -86,7 +83,7 @@ void init_task(EventLoop* loop, LoopImpl& l, TaskCore* core, std::string& name) 
   core->link_ = loop;
   core->leaf = root;
   core->id = g_task_counter.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (!name.empty()) core->extras().name = std::move(name);
+  if (name != nullptr && !name->empty()) core->extras().name = std::move(*name);
 }
 }  // namespace
 
@@ -103,7 +100,7 @@ bool run_eagerly_or_schedule(LoopImpl& l, TaskCore* core, bool eager) {
 }
 }  // namespace
 
-bool start_task(EventLoop* loop, TaskCore* core, std::string name) {
+bool start_task(EventLoop* loop, TaskCore* core, std::string* name) {
   LoopImpl& l = loop->impl();
   if (l.plain_eager_factory) {
     init_task(loop, l, core, name);
@@ -113,7 +110,7 @@ bool start_task(EventLoop* loop, TaskCore* core, std::string name) {
   }
   if (l.task_factory) {
     TaskOptions options;
-    options.name = std::move(name);
+    if (name != nullptr) options.name = std::move(*name);
     return start_task(loop, core, options);
   }
   init_task(loop, l, core, name);
@@ -134,7 +131,7 @@ bool start_task(EventLoop* loop, TaskCore* core, TaskOptions& options) {
       throw;
     }
   }
-  init_task(loop, l, core, options.name);
+  init_task(loop, l, core, &options.name);
   core->context = options.context ? options.context->share() : ctx_capture();
   l.register_task(core);
   return run_eagerly_or_schedule(l, core, options.eager_start);

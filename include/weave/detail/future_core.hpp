@@ -130,7 +130,11 @@ struct TaskCore : FutureCore {
 
 // ---- operations, defined in src/core ----------------------------------------------------------
 EventLoop* running_loop_or_null() noexcept;
-TaskCore* current_task_core() noexcept;
+/// The running task (task.cpp defines it); constinit, so other files read it with no TLS wrapper.
+extern constinit thread_local TaskCore* t_current;
+inline TaskCore* current_task_core() noexcept {
+  return t_current;
+}
 /// The running task, for an awaiter that is about to suspend; throws RuntimeError outside one.
 TaskCore* require_task(const char* what);
 
