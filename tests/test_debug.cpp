@@ -8,6 +8,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -84,6 +85,8 @@ TEST(DebugMode, OffMakesNoSlowReport) {
 
 TEST(DebugMode, PendingTaskDestroyedAndUnclosedLoop) {
   Collected c;
+  int forgotten_line = 0;
+  int sleeper_line = 0;
   {
     weave::EventLoop loop;
     loop.set_debug(true);
@@ -91,14 +94,53 @@ TEST(DebugMode, PendingTaskDestroyedAndUnclosedLoop) {
     weave::Future<int> never = loop.create_future<int>();
     auto waiter = [](weave::Future<int> f) -> weave::Coro<void> { (void)co_await f; };
     auto t = loop.create_task(waiter(never), "forgotten");
+    forgotten_line = __LINE__ - 1;
+    auto sleeper = [](int& line) -> weave::Coro<void> {
+      line = __LINE__ + 1;
+      co_await weave::sleep(1h);
+    };
+    auto s = loop.create_task(sleeper(sleeper_line), "sleeper");
     loop.run_until_complete(weave::sleep(1ms));
-    // Destroyed without close(): both reports.
+    // Destroyed without close(): a report for the loop, one for each task.
   }
-  ASSERT_EQ(c.messages->size(), 2u);
+  ASSERT_EQ(c.messages->size(), 3u);
   EXPECT_EQ((*c.messages)[0].rfind("unclosed event loop <EventLoop ", 0), 0u) << (*c.messages)[0];
   EXPECT_TRUE(c.contains("Task was destroyed but it is pending! <Task name='forgotten'>"));
   EXPECT_TRUE(c.contains("Task 'forgotten' (id ")) << (*c.messages)[1];
-  EXPECT_TRUE(c.contains("awaits a future"));
+  EXPECT_TRUE(c.contains("awaits a future\nTask created at File '" + std::string(__FILE__) +
+                         "', line " + std::to_string(forgotten_line)))
+      << (*c.messages)[1];
+  EXPECT_FALSE(c.contains("(a cycle)"));
+  // A weave wait names its line, and the task where it was created.
+  EXPECT_TRUE(c.contains("Task 'sleeper' (id "));
+  EXPECT_TRUE(c.contains("awaits a timer (sleep) at File '" + std::string(__FILE__) + "', line " +
+                         std::to_string(sleeper_line)))
+      << (*c.messages)[2];
+}
+
+TEST(DebugMode, PendingAwaitCycleIsReportedOnce) {
+  Collected c;
+  {
+    weave::EventLoop loop;
+    loop.set_debug(true);
+    c.install(loop);
+    std::optional<weave::Task<void>> b;
+    auto awaits_b = [](std::optional<weave::Task<void>>& other) -> weave::Coro<void> {
+      co_await weave::sleep(0s);  // b exists by now
+      co_await *other;
+    };
+    auto awaits = [](weave::Task<void> other) -> weave::Coro<void> { co_await other; };
+    auto a = loop.create_task(awaits_b(b), "a");
+    b = loop.create_task(awaits(a), "b");
+    loop.run_until_complete(weave::sleep(1ms));
+    loop.close();
+  }
+  ASSERT_EQ(c.messages->size(), 2u);
+  for (const std::string& m : *c.messages) {
+    EXPECT_NE(m.find("Task 'a' (id "), std::string::npos) << m;
+    EXPECT_NE(m.find("Task 'b' (id "), std::string::npos) << m;
+    EXPECT_NE(m.find("\n  (a cycle)\nTask created at File '"), std::string::npos) << m;
+  }
 }
 
 TEST(DebugMode, ClosedLoopWithoutPendingTasksIsQuiet) {
@@ -122,13 +164,17 @@ TEST(DebugMode, ExceptionNeverRetrievedNamesTheTask) {
     throw std::runtime_error("boom");
     co_return;
   };
+  int line = 0;
   {
     auto t = loop.create_task(boom(), "exploder");
+    line = __LINE__ - 1;
     loop.run_until_complete(weave::sleep(1ms));
   }
   loop.close();
   ASSERT_EQ(c.messages->size(), 1u);
-  EXPECT_TRUE(c.contains("Task exception was never retrieved (exploder) [task=exploder]"))
+  EXPECT_TRUE(c.contains("Task exception was never retrieved (exploder)\nTask created at File '" +
+                         std::string(__FILE__) + "', line " + std::to_string(line) +
+                         " [task=exploder]"))
       << c.messages->front();
 }
 

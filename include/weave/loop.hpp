@@ -224,12 +224,15 @@ class EventLoop {
   TimerHandle call_at(Clock::time_point when, detail::SmallFunction fn, const Context& context);
   void call_soon_threadsafe(detail::SmallFunction fn, const Context& context);
 
+  /// `site` is the caller's line, which debug mode's reports name (leave it defaulted).
   template <class T>
-  Task<T> create_task(Coro<T> coro);
+  Task<T> create_task(Coro<T> coro, detail::CallSite site = detail::CallSite::here());
   template <class T>
-  Task<T> create_task(Coro<T> coro, std::string name);
+  Task<T> create_task(Coro<T> coro, std::string name,
+                      detail::CallSite site = detail::CallSite::here());
   template <class T>
-  Task<T> create_task(Coro<T> coro, TaskOptions options);
+  Task<T> create_task(Coro<T> coro, TaskOptions options,
+                      detail::CallSite site = detail::CallSite::here());
   /// asyncio's loop.set_task_factory; nullptr (or an empty function) resets it.
   void set_task_factory(TaskFactory factory);
   /// The factory set, or an empty function (it tests false) when none is.
@@ -496,7 +499,7 @@ class EventLoop {
   void check_runnable() const;
   void run_until_done(detail::FutureCore* f);
   template <class T>
-  Task<T> create_task_named(Coro<T> coro, std::string* name);
+  Task<T> create_task_named(Coro<T> coro, std::string* name, detail::CallSite site);
   std::unique_ptr<detail::LoopImpl> impl_;
 };
 

@@ -39,10 +39,10 @@ namespace detail {
 /// True when the loop's task factory made it eager: the caller then takes its handle and runs
 /// the first step with eager_step() (the task is registered, not queued).
 /// `name` (may be null: unnamed) is moved from; a pointer, so that the common unnamed task
-/// moves no string through the calls.
-bool start_task(EventLoop* loop, TaskCore* core, std::string* name);
+/// moves no string through the calls. `created_at` is kept in debug mode, for its reports.
+bool start_task(EventLoop* loop, TaskCore* core, std::string* name, CallSite created_at);
 /// The same with options (and the loop's task factory).
-bool start_task(EventLoop* loop, TaskCore* core, TaskOptions& options);
+bool start_task(EventLoop* loop, TaskCore* core, TaskOptions& options, CallSite created_at);
 /// Runs an eager task's first step now, with the task current, in its own context.
 void eager_step(TaskCore* core) noexcept;
 void check_not_self(TaskCore* awaited, TaskCore* awaiting);
@@ -117,21 +117,21 @@ inline TaskRef::Awaiter TaskRef::operator co_await() const noexcept {
 }
 
 template <class T>
-Task<T> EventLoop::create_task(Coro<T> coro) {
-  return create_task_named(std::move(coro), nullptr);
+Task<T> EventLoop::create_task(Coro<T> coro, detail::CallSite site) {
+  return create_task_named(std::move(coro), nullptr, site);
 }
 
 template <class T>
-Task<T> EventLoop::create_task(Coro<T> coro, std::string name) {
-  return create_task_named(std::move(coro), &name);
+Task<T> EventLoop::create_task(Coro<T> coro, std::string name, detail::CallSite site) {
+  return create_task_named(std::move(coro), &name, site);
 }
 
 template <class T>
-Task<T> EventLoop::create_task_named(Coro<T> coro, std::string* name) {
+Task<T> EventLoop::create_task_named(Coro<T> coro, std::string* name, detail::CallSite site) {
   if (!coro.valid()) throw ValueError("create_task: empty Coro");
   auto h = coro.release();
   detail::TaskCore* core = &h.promise();
-  if (detail::start_task(this, core, name)) {
+  if (detail::start_task(this, core, name, site)) {
     Task<T> task = Task<T>::from_core(core);  // held while the eager step may finish it
     detail::eager_step(core);
     return task;
@@ -140,29 +140,32 @@ Task<T> EventLoop::create_task_named(Coro<T> coro, std::string* name) {
 }
 
 template <class T>
-Task<T> EventLoop::create_task(Coro<T> coro, TaskOptions options) {
+Task<T> EventLoop::create_task(Coro<T> coro, TaskOptions options, detail::CallSite site) {
   if (!coro.valid()) throw ValueError("create_task: empty Coro");
   auto h = coro.release();
   detail::TaskCore* core = &h.promise();
-  const bool eager = detail::start_task(this, core, options);
+  const bool eager = detail::start_task(this, core, options, site);
   Task<T> task = Task<T>::from_core(core);  // held while the eager step may finish it
   if (eager) detail::eager_step(core);
   return task;
 }
 
 /// Schedules `coro` on the running loop. Errors: RuntimeError outside a running loop.
+/// `site` is the caller's line, which debug mode's reports name (leave it defaulted).
 template <class T>
-Task<T> create_task(Coro<T> coro) {
-  return get_running_loop().create_task(std::move(coro));
+Task<T> create_task(Coro<T> coro, detail::CallSite site = detail::CallSite::here()) {
+  return get_running_loop().create_task(std::move(coro), site);
 }
 template <class T>
-Task<T> create_task(Coro<T> coro, std::string name) {
-  return get_running_loop().create_task(std::move(coro), std::move(name));
+Task<T> create_task(Coro<T> coro, std::string name,
+                    detail::CallSite site = detail::CallSite::here()) {
+  return get_running_loop().create_task(std::move(coro), std::move(name), site);
 }
 /// The same with options: `create_task(coro, TaskOptions{.name = "x", .eager_start = true})`.
 template <class T>
-Task<T> create_task(Coro<T> coro, TaskOptions options) {
-  return get_running_loop().create_task(std::move(coro), std::move(options));
+Task<T> create_task(Coro<T> coro, TaskOptions options,
+                    detail::CallSite site = detail::CallSite::here()) {
+  return get_running_loop().create_task(std::move(coro), std::move(options), site);
 }
 
 /// The task running now; nullopt in a plain callback. Errors: RuntimeError outside a running loop.

@@ -26,18 +26,27 @@ class TaskGroup {
   /// Starts a child. Errors: RuntimeError if the group was not entered, is finished, or is
   /// shutting down after a failure.
   template <class T>
-  Task<T> create_task(Coro<T> coro, std::string name = {}) {
+  Task<T> create_task(Coro<T> coro, detail::CallSite site = detail::CallSite::here()) {
     check_open();
-    Task<T> task = get_running_loop().create_task(std::move(coro), std::move(name));
+    Task<T> task = get_running_loop().create_task(std::move(coro), site);
+    track(task);
+    return task;
+  }
+  template <class T>
+  Task<T> create_task(Coro<T> coro, std::string name,
+                      detail::CallSite site = detail::CallSite::here()) {
+    check_open();
+    Task<T> task = get_running_loop().create_task(std::move(coro), std::move(name), site);
     track(task);
     return task;
   }
   /// The same with create_task's options (name, context, eager_start). An eager child that
   /// finishes in its first step is accounted at once, as asyncio 3.12's TaskGroup does.
   template <class T>
-  Task<T> create_task(Coro<T> coro, TaskOptions options) {
+  Task<T> create_task(Coro<T> coro, TaskOptions options,
+                      detail::CallSite site = detail::CallSite::here()) {
     check_open();
-    Task<T> task = get_running_loop().create_task(std::move(coro), std::move(options));
+    Task<T> task = get_running_loop().create_task(std::move(coro), std::move(options), site);
     track(task);
     return task;
   }

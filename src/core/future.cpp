@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/loop_impl.hpp"
+#include "debug/debug_mode.hpp"
 #include "weave/errors.hpp"
 #include "weave/future.hpp"
 
@@ -121,6 +122,7 @@ void report_unretrieved(FutureCore* f, const char* what) noexcept {
     const FutureExtras* extras = f->find_extras();
     const std::string name = extras != nullptr ? extras->name : std::string();
     message += " (" + (name.empty() ? "Task-" + std::to_string(f->id) : name) + ")";
+    message += dbg::created_at(f);
   }
   EventLoop* loop = f->loop();
   if (loop != nullptr && loop_alive(loop)) {

@@ -73,12 +73,22 @@ TaskCore* require_task(const char* what) {
 }
 
 namespace {
-void init_task(EventLoop* loop, LoopImpl& l, TaskCore* core, std::string* name) {
+// asyncio keeps a task's _source_traceback in debug mode only; out of line, so that the check
+// is all the common task pays.
+[[gnu::noinline, gnu::cold]] void remember_creation(TaskCore* core, CallSite created_at) {
+  core->extras().created_at = created_at;
+}
+
+void init_task(EventLoop* loop, LoopImpl& l, TaskCore* core, std::string* name,
+               CallSite created_at) {
   std::coroutine_handle<> root = task_root(core);
   if (l.closed) {
     root.destroy();
     throw RuntimeError("Event loop is closed");
   }
+  // First, so that `created_at` is dead before the calls below (no register kept for it).
+  if (l.debug) [[unlikely]]
+    remember_creation(core, created_at);
   core->flags |= fflag::kIsTask;
   core->link_ = loop;
   core->leaf = root;
@@ -100,10 +110,10 @@ bool run_eagerly_or_schedule(LoopImpl& l, TaskCore* core, bool eager) {
 }
 }  // namespace
 
-bool start_task(EventLoop* loop, TaskCore* core, std::string* name) {
+bool start_task(EventLoop* loop, TaskCore* core, std::string* name, CallSite created_at) {
   LoopImpl& l = loop->impl();
   if (l.plain_eager_factory) {
-    init_task(loop, l, core, name);
+    init_task(loop, l, core, name, created_at);
     core->context = ctx_capture();
     l.register_task(core);
     return run_eagerly_or_schedule(l, core, true);
@@ -111,16 +121,16 @@ bool start_task(EventLoop* loop, TaskCore* core, std::string* name) {
   if (l.task_factory) {
     TaskOptions options;
     if (name != nullptr) options.name = std::move(*name);
-    return start_task(loop, core, options);
+    return start_task(loop, core, options, created_at);
   }
-  init_task(loop, l, core, name);
+  init_task(loop, l, core, name, created_at);
   core->context = ctx_capture();  // a copy of the creator's context: one word
   l.register_task(core);
   l.schedule(core);
   return false;
 }
 
-bool start_task(EventLoop* loop, TaskCore* core, TaskOptions& options) {
+bool start_task(EventLoop* loop, TaskCore* core, TaskOptions& options, CallSite created_at) {
   LoopImpl& l = loop->impl();
   if (l.task_factory) {
     TaskFactory factory = l.task_factory;  // it may reset itself
@@ -131,7 +141,7 @@ bool start_task(EventLoop* loop, TaskCore* core, TaskOptions& options) {
       throw;
     }
   }
-  init_task(loop, l, core, &options.name);
+  init_task(loop, l, core, &options.name, created_at);
   core->context = options.context ? options.context->share() : ctx_capture();
   l.register_task(core);
   return run_eagerly_or_schedule(l, core, options.eager_start);

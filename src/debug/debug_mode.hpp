@@ -68,6 +68,9 @@ void report_never_awaited(const char* function) noexcept;
 /// The task's name and what it waits on, for reports (the call-graph formatter replaces it).
 std::string task_name(const TaskCore* t);
 std::string await_chain(const TaskCore* t);
+/// "\nTask created at File 'f', line N" when debug mode kept the task's create_task call;
+/// empty otherwise.
+std::string created_at(const FutureCore* f);
 
 // Trace records (trace.cpp); each checks that a trace is on.
 std::uint64_t trace_now() noexcept;

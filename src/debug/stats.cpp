@@ -74,17 +74,24 @@ std::string task_name(const TaskCore* t) {
   return "Task-" + std::to_string(t->id);
 }
 
+std::string created_at(const FutureCore* f) {
+  const FutureExtras* extras = f->find_extras();
+  if (extras == nullptr || extras->created_at.file == nullptr) return {};
+  return "\nTask created at File '" + std::string(extras->created_at.file) + "', line " +
+         std::to_string(extras->created_at.line);
+}
+
 std::string await_chain(const TaskCore* t) {
   std::string out;
   std::unordered_set<const FutureCore*> seen;
-  const FutureCore* f = t;
-  while (f != nullptr && seen.insert(f).second) {
-    if (!out.empty()) out += "\n";
-    if (!f->is_task()) {
-      out += "  a future";
+  const TaskCore* task = t;
+  bool cycle = false;
+  while (task != nullptr) {
+    if (!seen.insert(task).second) {
+      cycle = true;
       break;
     }
-    const auto* task = static_cast<const TaskCore*>(f);
+    if (!out.empty()) out += "\n";
     out += "  Task '" + task_name(task) + "' (id " + std::to_string(task->id) + ")";
     if (task->done()) {
       out += " done";
@@ -92,9 +99,16 @@ std::string await_chain(const TaskCore* t) {
     }
     const auto kind = static_cast<WaitKind>(task->wait_kind);
     out += " awaits " + std::string(wait_name(kind));
-    f = kind == WaitKind::Future ? static_cast<const FutureCore*>(task->waiting_on) : nullptr;
+    if (kind != WaitKind::None && task->wait_site != nullptr && task->wait_site->file != nullptr) {
+      out += " at File '" + std::string(task->wait_site->file) + "', line " +
+             std::to_string(task->wait_site->line);
+    }
+    // A task awaited is followed; a plain future ends the chain.
+    const auto* next =
+        kind == WaitKind::Future ? static_cast<const FutureCore*>(task->waiting_on) : nullptr;
+    task = next != nullptr && next->is_task() ? static_cast<const TaskCore*>(next) : nullptr;
   }
-  if (f != nullptr && seen.count(f) != 0 && f != t) out += "\n  (a cycle)";
+  if (cycle) out += "\n  (a cycle)";
   return out;
 }
 
@@ -258,7 +272,7 @@ void on_loop_destroyed(LoopImpl& l, bool closed) noexcept {
 void on_task_destroyed_pending(LoopImpl& l, TaskCore* t) noexcept {
   if (t->done()) return;
   l.owner.call_exception_handler({"Task was destroyed but it is pending! <Task name='" +
-                                      task_name(t) + "'>\n" + await_chain(t),
+                                      task_name(t) + "'>\n" + await_chain(t) + created_at(t),
                                   nullptr,
                                   {}});
 }

@@ -74,6 +74,7 @@ struct CallSite {
 struct FutureExtras {
   std::string name;
   std::string cancel_message;
+  CallSite created_at{nullptr, 0};  ///< a task's create_task call, kept in debug mode
 };
 
 struct FutureCore : Node {
