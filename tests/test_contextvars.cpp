@@ -4,6 +4,7 @@
 // in.
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
@@ -12,6 +13,8 @@
 #include <vector>
 
 #include "support/bounded.hpp"
+#include "support/http.hpp"
+#include "support/steps.hpp"
 
 using namespace std::chrono_literals;
 using weave::Context;
@@ -199,6 +202,51 @@ TEST(ContextTasks, CallbacksCaptureTheCallersContext) {
                                               "later:at call_soon", "at:at call_soon"}));
     EXPECT_EQ(request_id.get(), "after");
     EXPECT_EQ(ctx.run([] { return request_id.get(); }), "given, then set");
+  }());
+}
+
+// asyncio's add_reader wraps the callback in a Handle holding a copy of the caller's context, and
+// every run is that Context's run(): what one run sets, the next sees, and the caller never
+// does. A later add_reader replaces the callback and its context.
+TEST(ContextTasks, FdCallbacksRunInTheContextTheyWereAddedIn) {
+  run_bounded([]() -> Coro<void> {
+    weave::EventLoop& loop = weave::get_running_loop();
+    int fds[2];
+    CO_ASSERT_EQ(::pipe(fds), 0);
+    std::vector<std::string> seen;
+    request_id.set("at add_reader");
+    loop.add_reader(fds[0], [&] {
+      char c;
+      if (::read(fds[0], &c, 1) == 1) seen.push_back("read:" + request_id.get());
+      request_id.set("set by the reader");
+    });
+    bool wrote = false;
+    request_id.set("at add_writer");
+    loop.add_writer(fds[1], [&] {
+      seen.push_back("write:" + request_id.get());
+      wrote = ::write(fds[1], "x", 1) == 1;
+      loop.remove_writer(fds[1]);
+    });
+    request_id.set("after");
+    co_await weave_test::until([&] { return seen.size() >= 2; });
+    CO_ASSERT_EQ(::write(fds[1], "y", 1), 1);
+    co_await weave_test::until([&] { return seen.size() >= 3; });
+    EXPECT_TRUE(wrote);
+    EXPECT_EQ(seen, (std::vector<std::string>{"write:at add_writer", "read:at add_reader",
+                                              "read:set by the reader"}));
+    request_id.set("replaced");
+    loop.add_reader(fds[0], [&] {
+      char c;
+      if (::read(fds[0], &c, 1) == 1) seen.push_back("again:" + request_id.get());
+    });
+    request_id.set("after again");
+    CO_ASSERT_EQ(::write(fds[1], "z", 1), 1);
+    co_await weave_test::until([&] { return seen.size() >= 4; });
+    EXPECT_EQ(seen.back(), "again:replaced");
+    EXPECT_EQ(request_id.get(), "after again");
+    loop.remove_reader(fds[0]);
+    ::close(fds[0]);
+    ::close(fds[1]);
   }());
 }
 

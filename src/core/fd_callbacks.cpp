@@ -2,6 +2,8 @@
 // while the fd is ready, as asyncio's selector loop appends the reader's Handle each select().
 // The callback node is queued at most once; removing it while queued defers the free to its run.
 
+#include <utility>
+
 #include "core/loop_impl.hpp"
 #include "weave/errors.hpp"
 
@@ -20,6 +22,7 @@ void FdCallback::run(CallbackNode* node) {
     delete self;
     return;
   }
+  ContextScope scope(&self->context);
   self->fn();
 }
 
@@ -27,7 +30,9 @@ void LoopImpl::add_fd_callback(int fd, io::Interest interest, std::function<void
   if (closed) throw RuntimeError("Event loop is closed");
   auto& map = fd_callbacks_[static_cast<int>(interest)];
   if (auto it = map.find(fd); it != map.end()) {
-    it->second->fn = std::move(fn);  // asyncio replaces the earlier callback
+    FdCallback* cb = it->second;  // asyncio replaces the earlier callback, and its context
+    cb->fn = std::move(fn);
+    ctx_release(std::exchange(cb->context, ctx_capture()));
     return;
   }
   if (backend_->watched(fd, interest)) {

@@ -40,7 +40,15 @@ struct LoopService {
 /// add_reader/add_writer's callback on one (fd, direction); see fd_callbacks.cpp.
 struct FdCallback final : CallbackNode, io::ReadyListener {
   FdCallback(LoopImpl* l, int f, io::Interest i, std::function<void()> callback)
-      : CallbackNode(&run), loop(l), fd(f), interest(i), fn(std::move(callback)) {}
+      : CallbackNode(&run),
+        loop(l),
+        fd(f),
+        interest(i),
+        fn(std::move(callback)),
+        context(ctx_capture()) {}
+  ~FdCallback() { ctx_release(context); }
+  FdCallback(const FdCallback&) = delete;
+  FdCallback& operator=(const FdCallback&) = delete;
   void on_ready() noexcept override;
   static void run(CallbackNode* node);
 
@@ -48,6 +56,9 @@ struct FdCallback final : CallbackNode, io::ReadyListener {
   int fd;
   io::Interest interest;
   std::function<void()> fn;
+  /// A copy of the context add_reader/add_writer was called in: each run happens in it, as
+  /// asyncio's reader Handle runs in the context it captured.
+  CtxWord context;
   bool queued = false;   ///< in the ready queue
   bool removed = false;  ///< removed while queued: its run frees it
 };
