@@ -49,9 +49,14 @@ LoopImpl::LoopImpl(EventLoop& o)
   if (debug) hooks |= dbg::kDebug;
   if (dbg::env_stats()) hooks |= dbg::kStats;
   dbg::env_trace();
+  record.tasks = &tasks_;
+  record.serial = serial;
+  record.tid = dbg::this_thread_tid();
+  dbg::link_loop(&record);
 }
 
 LoopImpl::~LoopImpl() {
+  dbg::unlink_loop(&record);  // before anything it leads to is freed
   drop_fd_callbacks();
   detach_net();
   detach_asyncgens();
@@ -75,10 +80,12 @@ LoopImpl::~LoopImpl() {
 }
 
 void LoopImpl::register_task(TaskCore* t) noexcept {
+  record.generation.begin();
   t->reg_prev = nullptr;
   t->reg_next = tasks_;
   if (tasks_ != nullptr) tasks_->reg_prev = t;
   tasks_ = t;
+  record.generation.end();
   if (hooks) [[unlikely]]
     dbg::on_task_created(*this, t);
 }
@@ -86,6 +93,7 @@ void LoopImpl::register_task(TaskCore* t) noexcept {
 void LoopImpl::unregister_task(TaskCore* t) noexcept {
   if (hooks) [[unlikely]]
     dbg::on_task_done(*this, t);
+  record.generation.begin();
   if (t->reg_prev != nullptr) {
     t->reg_prev->reg_next = t->reg_next;
   } else if (tasks_ == t) {
@@ -93,6 +101,7 @@ void LoopImpl::unregister_task(TaskCore* t) noexcept {
   }
   if (t->reg_next != nullptr) t->reg_next->reg_prev = t->reg_prev;
   t->reg_prev = t->reg_next = nullptr;
+  record.generation.end();
 }
 
 void LoopImpl::check_thread(const char* what) const {
@@ -220,7 +229,9 @@ inline void LoopImpl::dispatch(Node* n) {
     if (static_cast<WaitKind>(t->wait_kind) == WaitKind::TimerFired) {
       wake(t);  // the sleep's timer callback: the step itself runs next iteration
     } else {
+      record.running = t;  // for an outside reader: which task this loop is stuck in
       task_step(t);
+      record.running = nullptr;
     }
   } else {
     auto* cb = static_cast<CallbackNode*>(n);

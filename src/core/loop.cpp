@@ -66,6 +66,7 @@ void EventLoop::run_forever() {
   LoopImpl& l = *impl_;
   l.running = true;
   l.thread = std::this_thread::get_id();
+  l.record.tid = detail::dbg::this_thread_tid();
   detail::set_running(this);
   struct Reset {
     LoopImpl& l;

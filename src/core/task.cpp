@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <utility>
 
 #include "core/loop_impl.hpp"
 #include "weave/errors.hpp"
@@ -146,7 +147,10 @@ void eager_step(TaskCore* core) noexcept {
   TaskCore* outer = t_current;
   CtxWord* scope = ctx_swap_scope(nullptr);
   t_current = core;
+  dbg::LoopRecord& record = core->loop()->impl().record;
+  TaskCore* const outer_running = std::exchange(record.running, core);
   core->leaf.resume();  // may finish the task; the reference taken in start_task keeps it
+  record.running = outer_running;
   t_current = outer;
   ctx_swap_scope(scope);
   task_release(core);

@@ -1,0 +1,157 @@
+// A weave process for `weave ps` / `weave pstree` to inspect (tests/test_ps.cpp,
+// bench/pstree_bench.cpp). It sets up the tasks its mode asks for, writes "ready" on stdout, and
+// stays so until it is killed:
+//   mixed N    N tasks in mixed waits: sleep, Queue::get, Event::wait, gather's children under
+//              gatherers, TaskGroup children under group owners (a fifth of N each)
+//   spin       a few waiting tasks and one, "spinner", whose step never ends
+//   cycle      task "A" awaits task "B", which awaits "A"
+//   spawn      about 100,000 short-lived named tasks a second
+//   many N     N tasks waiting on one Event
+//
+// Under YAMA's ptrace_scope 1 only an ancestor may read a process's memory, and the reader (the
+// `weave` program the test starts) is the target's sibling: the target allows any reader. That
+// is this program's business, never the library's.
+
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "weave/weave.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+weave::Event g_never;  // nobody sets it
+weave::Queue<int> g_queue;
+std::optional<weave::TaskRef> g_a, g_b;
+volatile bool g_spin = true;
+
+void announce() {
+  std::printf("ready %d\n", static_cast<int>(::getpid()));
+  std::fflush(stdout);
+}
+
+weave::Coro<void> sleeper() {
+  co_await weave::sleep(1h);  // ps_target: sleeper's wait
+}
+weave::Coro<void> getter() {
+  (void)co_await g_queue.get();
+}
+weave::Coro<void> waiter() {
+  co_await g_never.wait();
+}
+
+weave::Coro<void> gatherer(int first, int count) {
+  std::vector<weave::Task<void>> children;
+  for (int i = 0; i < count; ++i) {
+    children.push_back(weave::create_task(sleeper(), "gathered-" + std::to_string(first + i)));
+  }
+  co_await weave::gather(std::move(children));
+}
+
+weave::Coro<void> group_owner(int first, int count) {
+  co_await weave::task_group([first, count](weave::TaskGroup& g) -> weave::Coro<void> {
+    for (int i = 0; i < count; ++i)
+      g.create_task(sleeper(), "grouped-" + std::to_string(first + i));
+    co_return;
+  });
+}
+
+weave::Coro<void> mixed(int n) {
+  const int part = n / 5;
+  std::vector<weave::Task<void>> keep;
+  for (int i = 0; i < part; ++i) {
+    keep.push_back(weave::create_task(sleeper(), "sleeper-" + std::to_string(i)));
+    keep.push_back(weave::create_task(getter(), "getter-" + std::to_string(i)));
+    keep.push_back(weave::create_task(waiter(), "waiter-" + std::to_string(i)));
+  }
+  constexpr int kOwners = 20;
+  for (int i = 0; i < kOwners; ++i) {
+    keep.push_back(weave::create_task(gatherer(i * (part / kOwners), part / kOwners),
+                                      "gatherer-" + std::to_string(i)));
+    keep.push_back(weave::create_task(group_owner(i * (part / kOwners), part / kOwners),
+                                      "group-owner-" + std::to_string(i)));
+  }
+  co_await weave::sleep(50ms);  // every task has started and waits
+  announce();
+  co_await g_never.wait();
+}
+
+weave::Coro<void> spinner() {
+  announce();
+  while (g_spin) {
+  }
+  co_return;
+}
+
+weave::Coro<void> spin() {
+  std::vector<weave::Task<void>> keep;
+  for (int i = 0; i < 10; ++i)
+    keep.push_back(weave::create_task(waiter(), "idle-" + std::to_string(i)));
+  co_await weave::sleep(10ms);
+  keep.push_back(weave::create_task(spinner(), "spinner"));
+  co_await g_never.wait();
+}
+
+weave::Coro<void> await_other(bool a) {
+  co_await weave::sleep(5ms);
+  co_await (a ? *g_b : *g_a);
+}
+
+weave::Coro<void> cycle() {
+  weave::Task<void> a = weave::create_task(await_other(true), "A");
+  weave::Task<void> b = weave::create_task(await_other(false), "B");
+  g_a = weave::TaskRef(a);
+  g_b = weave::TaskRef(b);
+  co_await weave::sleep(50ms);
+  announce();
+  co_await g_never.wait();
+}
+
+weave::Coro<void> short_lived(int ms) {
+  co_await weave::sleep(std::chrono::milliseconds(ms));
+}
+
+weave::Coro<void> spawn() {
+  announce();
+  for (long k = 0;; ++k) {
+    for (int i = 0; i < 100; ++i) {
+      weave::create_task(short_lived(static_cast<int>((k + i) % 20)),
+                         "spawn-" + std::to_string(k * 100 + i));
+    }
+    co_await weave::sleep(1ms);
+  }
+}
+
+weave::Coro<void> many(int n) {
+  std::vector<weave::Task<void>> keep;
+  keep.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) keep.push_back(weave::create_task(waiter()));
+  co_await weave::sleep(10ms);
+  announce();
+  co_await g_never.wait();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#ifdef PR_SET_PTRACER
+  ::prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);  // fails harmlessly without YAMA
+#endif
+  const std::string mode = argc > 1 ? argv[1] : "";
+  const int n = argc > 2 ? std::atoi(argv[2]) : 0;
+  if (mode == "mixed") weave::run(mixed(n));
+  if (mode == "spin") weave::run(spin());
+  if (mode == "cycle") weave::run(cycle());
+  if (mode == "spawn") weave::run(spawn());
+  if (mode == "many") weave::run(many(n));
+  std::fprintf(stderr, "usage: ps_target mixed N | spin | cycle | spawn | many N\n");
+  return 2;
+}
