@@ -80,12 +80,13 @@ LoopImpl::~LoopImpl() {
 }
 
 void LoopImpl::register_task(TaskCore* t) noexcept {
-  record.generation.begin();
+  // No generation bump: an outside reader walks forward from the head it read, which a push at
+  // the head leaves intact; it only has to see the new task linked before it is the head.
   t->reg_prev = nullptr;
   t->reg_next = tasks_;
   if (tasks_ != nullptr) tasks_->reg_prev = t;
+  std::atomic_thread_fence(std::memory_order_release);
   tasks_ = t;
-  record.generation.end();
   if (hooks) [[unlikely]]
     dbg::on_task_created(*this, t);
 }
@@ -93,7 +94,7 @@ void LoopImpl::register_task(TaskCore* t) noexcept {
 void LoopImpl::unregister_task(TaskCore* t) noexcept {
   if (hooks) [[unlikely]]
     dbg::on_task_done(*this, t);
-  record.generation.begin();
+  const std::uint64_t g = record.generation.begin();  // a reader may be walking through t
   if (t->reg_prev != nullptr) {
     t->reg_prev->reg_next = t->reg_next;
   } else if (tasks_ == t) {
@@ -101,7 +102,7 @@ void LoopImpl::unregister_task(TaskCore* t) noexcept {
   }
   if (t->reg_next != nullptr) t->reg_next->reg_prev = t->reg_prev;
   t->reg_prev = t->reg_next = nullptr;
-  record.generation.end();
+  record.generation.end(g);
 }
 
 void LoopImpl::check_thread(const char* what) const {

@@ -38,9 +38,9 @@ FutureExtras& FutureCore::extras() {
   ExtrasTable& t = extras_table();
   std::lock_guard lock(t.mutex);
   flags |= fflag::kHasExtras;
-  dbg::g_extras_generation.begin();
+  const std::uint64_t g = dbg::g_extras_generation.begin();
   FutureExtras& e = t.map[this];
-  dbg::g_extras_generation.end();
+  dbg::g_extras_generation.end(g);
   return e;  // node-based: the reference stays valid until drop_extras
 }
 
@@ -55,9 +55,9 @@ const FutureExtras* FutureCore::find_extras() const noexcept {
 void FutureCore::drop_extras() noexcept {
   ExtrasTable& t = extras_table();
   std::lock_guard lock(t.mutex);
-  dbg::g_extras_generation.begin();
+  const std::uint64_t g = dbg::g_extras_generation.begin();
   t.map.erase(this);
-  dbg::g_extras_generation.end();
+  dbg::g_extras_generation.end(g);
 }
 
 void schedule(EventLoop* loop, Node* n) noexcept {

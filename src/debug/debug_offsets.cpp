@@ -32,17 +32,17 @@ SeqCount g_extras_generation;
 
 void link_loop(LoopRecord* r) noexcept {
   std::lock_guard lock(g_loops_mutex);
-  g_loops_generation.begin();
+  const std::uint64_t g = g_loops_generation.begin();
   r->prev = nullptr;
   r->next = g_loops;
   if (g_loops != nullptr) g_loops->prev = r;
   g_loops = r;
-  g_loops_generation.end();
+  g_loops_generation.end(g);
 }
 
 void unlink_loop(LoopRecord* r) noexcept {
   std::lock_guard lock(g_loops_mutex);
-  g_loops_generation.begin();
+  const std::uint64_t g = g_loops_generation.begin();
   if (r->prev != nullptr) {
     r->prev->next = r->next;
   } else if (g_loops == r) {
@@ -50,7 +50,7 @@ void unlink_loop(LoopRecord* r) noexcept {
   }
   if (r->next != nullptr) r->next->prev = r->prev;
   r->prev = r->next = nullptr;
-  g_loops_generation.end();
+  g_loops_generation.end(g);
 }
 
 std::int32_t this_thread_tid() noexcept {

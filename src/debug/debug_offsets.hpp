@@ -10,9 +10,11 @@
 // refuses a version it does not know. The enums the reader interprets (NodeKind, FutureState,
 // WaitKind, fflag) are part of the version.
 //
-// Consistency: every change to a loop's registry of pending tasks and to the list of loops is
-// bracketed by a generation count (odd while the change is under way, seqlock style); a reader
-// whose walk saw the count move walks again. A task's own fields (its wait, its frames) change at
+// Consistency: every removal from a loop's registry of pending tasks, and every change to the list
+// of loops, is bracketed by a generation count (odd while the change is under way, seqlock
+// style); a reader whose walk saw the count move walks again. A task is registered by a push at
+// the head, which a walk that began at the old head never sees: it needs no count (so a spawn
+// pays two stores for it, at its end). A task's own fields (its wait, its frames) change at
 // every step and are not covered: a reader validates every pointer instead.
 
 #include <atomic>
@@ -33,13 +35,14 @@ inline constexpr std::uint32_t kDebugOffsetsVersion = 1;
 /// that it is odd while one is under way. One writer at a time (the owner's thread or a mutex).
 struct SeqCount {
   std::atomic<std::uint64_t> value{0};
-  void begin() noexcept {
-    value.store(value.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  /// A change begins: returns the count to hand to end().
+  std::uint64_t begin() noexcept {
+    const std::uint64_t g = value.load(std::memory_order_relaxed);
+    value.store(g + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
+    return g;
   }
-  void end() noexcept {
-    value.store(value.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-  }
+  void end(std::uint64_t g) noexcept { value.store(g + 2, std::memory_order_release); }
 };
 
 /// One live event loop, linked into the process-global list (debug_offsets.cpp) from its
@@ -49,7 +52,7 @@ struct LoopRecord {
   LoopRecord* prev = nullptr;
   /// The loop's registry head (LoopImpl::tasks_).
   TaskCore* const* tasks = nullptr;
-  /// Guards the registry (register_task/unregister_task, on the loop's thread).
+  /// Guards removals from the registry (unregister_task, on the loop's thread).
   SeqCount generation;
   /// The task whose step runs now, or nullptr.
   TaskCore* running = nullptr;
