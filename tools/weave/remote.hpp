@@ -45,7 +45,10 @@ class Remote {
   /// A NUL-terminated string of at most `max` bytes; nullopt when unreadable or unterminated.
   std::optional<std::string> c_string(std::uint64_t addr, std::size_t max);
 
-  void clear() { blocks_.clear(); }
+  void clear() {
+    blocks_.clear();
+    last_ = nullptr;
+  }
   /// errno of the last failed system call (EPERM: no ptrace permission; ESRCH: gone).
   int last_errno() const { return errno_; }
 
@@ -61,6 +64,8 @@ class Remote {
   pid_t pid_;
   int errno_ = 0;
   std::unordered_map<std::uint64_t, Block> blocks_;
+  std::uint64_t last_base_ = 0;
+  const Block* last_ = nullptr;  ///< the block read last: most reads hit it again
 };
 
 }  // namespace weave_tool

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 
 namespace weave_tool {
 
@@ -32,18 +31,16 @@ std::string quoted(const std::string& name) {
   return out + "'";
 }
 
-struct Index {
-  std::unordered_map<std::uint64_t, const TaskRow*> by_address;
-  std::unordered_map<std::uint64_t, std::int32_t> tid;
-};
+/// Tasks by address, over every loop.
+using Index = std::unordered_map<std::uint64_t, const TaskRow*>;
 
 Index index(const Snapshot& s) {
   Index ix;
+  std::size_t n = 0;
+  for (const LoopSnapshot& l : s.loops) n += l.tasks.size();
+  ix.reserve(n);
   for (const LoopSnapshot& l : s.loops) {
-    for (const TaskRow& t : l.tasks) {
-      ix.by_address.emplace(t.address, &t);
-      ix.tid.emplace(t.address, l.tid);
-    }
+    for (const TaskRow& t : l.tasks) ix.emplace(t.address, &t);
   }
   return ix;
 }
@@ -51,9 +48,9 @@ Index index(const Snapshot& s) {
 std::string awaiter_ids(const Index& ix, const TaskRow& t) {
   std::string out;
   for (std::uint64_t a : t.awaiters) {
-    auto it = ix.by_address.find(a);
+    auto it = ix.find(a);
     if (!out.empty()) out += ',';
-    out += it != ix.by_address.end() ? std::to_string(it->second->id) : "?";
+    out += it != ix.end() ? std::to_string(it->second->id) : "?";
   }
   return out.empty() ? "-" : out;
 }
@@ -109,48 +106,53 @@ void print_ps(Target& target, const Snapshot& s, std::FILE* out) {
 
 namespace {
 
+/// The await tree over task numbers (positions in `all_`, ordered by id), so that a million
+/// tasks cost vectors, not hash sets.
 class Tree {
  public:
   Tree(Target& target, const Snapshot& s, std::FILE* out) : target_(target), out_(out) {
-    ix_ = index(s);
     for (const LoopSnapshot& l : s.loops) {
       for (const TaskRow& t : l.tasks) all_.push_back(&t);
     }
     std::sort(all_.begin(), all_.end(), [](auto* a, auto* b) { return a->id < b->id; });
-    for (const TaskRow* t : all_) {
-      for (std::uint64_t a : t->awaiters) {
-        if (ix_.by_address.count(a) != 0) awaited_[a].push_back(t);
+    std::unordered_map<std::uint64_t, std::uint32_t> number;
+    number.reserve(all_.size());
+    for (std::uint32_t i = 0; i < all_.size(); ++i) number.emplace(all_[i]->address, i);
+    awaited_.resize(all_.size());
+    has_awaiter_.assign(all_.size(), 0);
+    for (std::uint32_t i = 0; i < all_.size(); ++i) {
+      for (std::uint64_t a : all_[i]->awaiters) {
+        auto it = number.find(a);
+        if (it == number.end()) continue;
+        awaited_[it->second].push_back(i);
+        if (it->second != i) has_awaiter_[i] = 1;
       }
     }
+    state_.assign(all_.size(), 0);
   }
 
   int run() {
-    for (const TaskRow* t : all_) {
-      if (!has_known_awaiter(*t)) print_task(*t, "", true);
+    for (std::uint32_t i = 0; i < all_.size(); ++i) {
+      if (!has_awaiter_[i]) print_task(i, "", true);
     }
-    const std::vector<std::vector<const TaskRow*>> cycles = find_cycles();
+    const std::vector<std::vector<std::uint32_t>> cycles = find_cycles();
     for (const auto& cycle : cycles) {
-      if (!printed_.count(cycle.front()->address)) print_task(*cycle.front(), "", true);
+      if ((state_[cycle.front()] & kPrinted) == 0) print_task(cycle.front(), "", true);
     }
     for (const auto& cycle : cycles) {
       std::string text = "cycle:";
-      for (const TaskRow* t : cycle) text += " " + label(*t) + " \u2192";
-      text += " " + label(*cycle.front());
+      for (std::uint32_t t : cycle) text += " " + label(t) + " \u2192";
+      text += " " + label(cycle.front());
       std::fprintf(out_, "%s\n", text.c_str());
     }
     return static_cast<int>(cycles.size());
   }
 
  private:
-  bool has_known_awaiter(const TaskRow& t) const {
-    for (std::uint64_t a : t.awaiters) {
-      if (ix_.by_address.count(a) != 0 && a != t.address) return true;
-    }
-    return false;
-  }
+  static constexpr std::uint8_t kPrinted = 1, kOnPath = 2, kGrey = 4, kBlack = 8;
 
-  static std::string label(const TaskRow& t) {
-    return quoted(t.name) + " (id " + std::to_string(t.id) + ")";
+  std::string label(std::uint32_t t) const {
+    return quoted(all_[t]->name) + " (id " + std::to_string(all_[t]->id) + ")";
   }
 
   void line(const std::string& prefix, bool last, const std::string& text) {
@@ -168,23 +170,24 @@ class Tree {
   /// A task, its frames outermost first (each under the one that awaits it), and under the
   /// innermost one the tasks it awaits. A task on the path being printed closes a cycle; one
   /// printed elsewhere already is named, not repeated.
-  void print_task(const TaskRow& t, const std::string& prefix, bool last) {
-    if (on_path_.count(t.address) != 0) {
-      line(prefix, last, "(T) " + label(t) + " [awaits a task above it: a cycle]");
+  void print_task(std::uint32_t i, const std::string& prefix, bool last) {
+    const TaskRow& t = *all_[i];
+    if ((state_[i] & kOnPath) != 0) {
+      line(prefix, last, "(T) " + label(i) + " [awaits a task above it: a cycle]");
       return;
     }
-    if (!printed_.insert(t.address).second) {
-      line(prefix, last, "(T) " + label(t) + " [shown above]");
+    if ((state_[i] & kPrinted) != 0) {
+      line(prefix, last, "(T) " + label(i) + " [shown above]");
       return;
     }
-    line(prefix, last, "(T) " + label(t));
-    on_path_.insert(t.address);
+    state_[i] |= kPrinted | kOnPath;
+    line(prefix, last, "(T) " + label(i));
     std::string p = child_prefix(prefix, last);
     // The wait site is shown on the innermost frame outside weave, as the call graph does.
     std::size_t site_at = t.frames.size();
-    for (std::size_t i = 0; i < t.frames.size(); ++i) {
-      if (target_.frame_name(t.frames[i]).rfind("weave::", 0) != 0) {
-        site_at = i;
+    for (std::size_t k = 0; k < t.frames.size(); ++k) {
+      if (target_.frame_name(t.frames[k]).rfind("weave::", 0) != 0) {
+        site_at = k;
         break;
       }
     }
@@ -192,53 +195,47 @@ class Tree {
     for (std::size_t k = t.frames.size(); k-- > 0;) {
       std::string text = " " + target_.frame_name(t.frames[k]);
       if (k == site_at && t.site != "-") text += " " + t.site;
-      const bool last_line = k == 0;
       line(p, true, text);
-      if (!last_line) p = child_prefix(p, true);
+      if (k != 0) p = child_prefix(p, true);
     }
     if (t.truncated) line(child_prefix(p, true), true, " (stack cut: a bad pointer)");
-    auto it = awaited_.find(t.address);
-    if (it != awaited_.end()) {
-      const std::string cp = t.frames.empty() ? p : child_prefix(p, true);
-      for (std::size_t i = 0; i < it->second.size(); ++i) {
-        print_task(*it->second[i], cp, i + 1 == it->second.size());
-      }
+    const std::vector<std::uint32_t>& children = awaited_[i];
+    const std::string cp = t.frames.empty() ? p : child_prefix(p, true);
+    for (std::size_t k = 0; k < children.size(); ++k) {
+      print_task(children[k], cp, k + 1 == children.size());
     }
-    on_path_.erase(t.address);
+    state_[i] &= static_cast<std::uint8_t>(~kOnPath);
   }
 
   /// Cycles of "awaits" (a task to the tasks it awaits), each once, from an iterative DFS.
-  std::vector<std::vector<const TaskRow*>> find_cycles() {
-    std::vector<std::vector<const TaskRow*>> cycles;
-    std::unordered_map<std::uint64_t, int> color;  // 1: on the stack, 2: done
+  std::vector<std::vector<std::uint32_t>> find_cycles() {
+    std::vector<std::vector<std::uint32_t>> cycles;
     struct Frame {
-      const TaskRow* t;
+      std::uint32_t t;
       std::size_t next;
     };
-    for (const TaskRow* start : all_) {
-      if (color[start->address] != 0) continue;
-      std::vector<Frame> stack{{start, 0}};
-      color[start->address] = 1;
+    std::vector<Frame> stack;
+    for (std::uint32_t start = 0; start < all_.size(); ++start) {
+      if ((state_[start] & (kGrey | kBlack)) != 0) continue;
+      stack.push_back({start, 0});
+      state_[start] |= kGrey;
       while (!stack.empty()) {
         Frame& f = stack.back();
-        auto it = awaited_.find(f.t->address);
-        const std::size_t n = it != awaited_.end() ? it->second.size() : 0;
-        if (f.next == n) {
-          color[f.t->address] = 2;
+        if (f.next == awaited_[f.t].size()) {
+          state_[f.t] = static_cast<std::uint8_t>((state_[f.t] & ~kGrey) | kBlack);
           stack.pop_back();
           continue;
         }
-        const TaskRow* c = it->second[f.next++];
-        int& cc = color[c->address];
-        if (cc == 0) {
-          cc = 1;
+        const std::uint32_t c = awaited_[f.t][f.next++];
+        if ((state_[c] & (kGrey | kBlack)) == 0) {
+          state_[c] |= kGrey;
           stack.push_back({c, 0});
-        } else if (cc == 1 && cycles.size() < 100) {
-          std::vector<const TaskRow*> cycle;
-          std::size_t i = stack.size();
-          while (i-- > 0 && stack[i].t != c) {
+        } else if ((state_[c] & kGrey) != 0 && cycles.size() < 100) {
+          std::size_t k = stack.size();
+          while (k-- > 0 && stack[k].t != c) {
           }
-          for (; i < stack.size(); ++i) cycle.push_back(stack[i].t);
+          std::vector<std::uint32_t> cycle;
+          for (; k < stack.size(); ++k) cycle.push_back(stack[k].t);
           cycles.push_back(std::move(cycle));
         }
       }
@@ -248,11 +245,10 @@ class Tree {
 
   Target& target_;
   std::FILE* out_;
-  Index ix_;
   std::vector<const TaskRow*> all_;
-  std::unordered_map<std::uint64_t, std::vector<const TaskRow*>> awaited_;  ///< by awaiter
-  std::unordered_set<std::uint64_t> printed_;
-  std::unordered_set<std::uint64_t> on_path_;
+  std::vector<std::vector<std::uint32_t>> awaited_;  ///< the tasks each task awaits
+  std::vector<std::uint8_t> has_awaiter_;
+  std::vector<std::uint8_t> state_;  ///< kPrinted, kOnPath, kGrey, kBlack
   std::string buf_;
 };
 

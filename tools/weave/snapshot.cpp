@@ -14,6 +14,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <unordered_map>
 #include <unordered_set>
@@ -31,6 +32,7 @@ constexpr std::size_t kMaxTasks = std::size_t{1} << 26;
 constexpr std::size_t kMaxFrames = 256;
 constexpr std::size_t kMaxWaiters = 1 << 16;
 constexpr std::size_t kMaxName = 1024;
+constexpr std::size_t kMaxTaskSize = 512;
 constexpr int kMaxFutureDepth = 8;
 
 std::string hex(std::uint64_t v) {
@@ -38,6 +40,8 @@ std::string hex(std::uint64_t v) {
   std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
   return buf;
 }
+
+void drop_repeats(LoopSnapshot& walk);
 
 class Walker {
  public:
@@ -98,6 +102,8 @@ std::unordered_map<std::uint64_t, std::string> Walker::names(bool& consistent) {
     }
     const std::uint64_t count = field<std::uint64_t>(map, d_.map_size).value_or(0);
     std::unordered_set<std::uint64_t> seen;
+    seen.reserve(std::min<std::uint64_t>(count, kMaxTasks) + 64);
+    out.reserve(seen.bucket_count());
     std::uint64_t n = field<std::uint64_t>(map, d_.map_first).value_or(0);
     while (plausible(n) && seen.size() <= count + 64 && seen.insert(n).second) {
       const auto key = field<std::uint64_t>(n, d_.map_node_key);
@@ -127,7 +133,11 @@ LoopSnapshot Walker::loop(std::uint64_t record) {
     const bool ok = walk_registry(record, walk);
     const auto g2 = m_.get_fresh<std::uint64_t>(record + d_.loop_generation);
     walk.consistent = ok && g1 && g2 && *g1 == *g2 && *g1 % 2 == 0;
-    if (walk.consistent || attempt + 1 == kAttempts) return walk;
+    if (walk.consistent) return walk;
+    if (attempt + 1 == kAttempts) {
+      drop_repeats(walk);
+      return walk;
+    }
     sched_yield();
   }
   return s;
@@ -137,12 +147,19 @@ bool Walker::walk_registry(std::uint64_t record, LoopSnapshot& out) {
   const std::uint64_t head_at = m_.get_fresh<std::uint64_t>(record + d_.loop_tasks).value_or(0);
   if (!plausible(head_at)) return false;
   const std::uint64_t running = m_.get_fresh<std::uint64_t>(record + d_.loop_running).value_or(0);
-  std::unordered_set<std::uint64_t> seen;
+  // A cycle (a torn link) is caught by Brent's method: no set of a million addresses.
   std::uint64_t t = m_.get_fresh<std::uint64_t>(head_at).value_or(0);
+  std::uint64_t mark = 0;
+  std::size_t power = 1, lambda = 0;
   while (t != 0) {
-    if (!plausible(t) || out.tasks.size() >= kMaxTasks || !seen.insert(t).second) {
+    if (!plausible(t) || out.tasks.size() >= kMaxTasks || t == mark) {
       out.truncated = true;
       return false;
+    }
+    if (++lambda == power) {
+      mark = t;
+      power *= 2;
+      lambda = 0;
     }
     out.tasks.push_back(task(t, running));
     const auto next = field<std::uint64_t>(t, d_.task_reg_next);
@@ -180,8 +197,8 @@ std::string Walker::waits_on(std::uint8_t kind, std::uint64_t target) {
 TaskRow Walker::task(std::uint64_t addr, std::uint64_t running) {
   TaskRow row;
   row.address = addr;
-  std::vector<unsigned char> core(d_.task_size);
-  if (!m_.read(addr, core.data(), core.size())) {
+  unsigned char core[kMaxTaskSize];
+  if (d_.task_size > sizeof core || !m_.read(addr, core, d_.task_size)) {
     row.truncated = true;
     row.state = "?";
     row.waits_on = "?";
@@ -190,7 +207,7 @@ TaskRow Walker::task(std::uint64_t addr, std::uint64_t running) {
   }
   auto at = [&](std::uint32_t off, auto zero) {
     decltype(zero) v;
-    std::memcpy(&v, core.data() + off, sizeof v);
+    std::memcpy(&v, core + off, sizeof v);
     return v;
   };
   row.id = at(d_.node_id, std::uint32_t{});
@@ -284,6 +301,18 @@ void Walker::awaiters(std::uint64_t future, std::vector<std::uint64_t>& out, int
     n = field<std::uint64_t>(n, d_.node_next_w).value_or(0);
     if (n == head) return;
   }
+}
+
+/// A walk through a task freed under it may come back to tasks it saw (until the cycle check
+/// closes): each task is kept once, by address and by id.
+void drop_repeats(LoopSnapshot& walk) {
+  std::unordered_set<std::uint64_t> addresses;
+  std::unordered_set<std::uint32_t> ids;
+  std::vector<TaskRow> kept;
+  for (TaskRow& t : walk.tasks) {
+    if (addresses.insert(t.address).second && ids.insert(t.id).second) kept.push_back(std::move(t));
+  }
+  walk.tasks = std::move(kept);
 }
 
 }  // namespace
