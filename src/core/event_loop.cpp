@@ -50,6 +50,7 @@ LoopImpl::LoopImpl(EventLoop& o)
   if (dbg::env_stats()) hooks |= dbg::kStats;
   dbg::env_trace();
   record.tasks = &tasks_;
+  record.timers = timers_.heap_address();
   record.serial = serial;
   record.tid = dbg::this_thread_tid();
   dbg::link_loop(&record);

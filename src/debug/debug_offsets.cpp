@@ -10,12 +10,16 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
+#include <vector>
 
+#include "core/timer_queue.hpp"
 #include "weave/coro.hpp"
 #include "weave/detail/multi_wait.hpp"
 
@@ -92,6 +96,9 @@ std::uint32_t promise_offset() noexcept {
 using ExtrasMap = std::unordered_map<const FutureCore*, FutureExtras>;
 static_assert(sizeof(ExtrasMap) == 56, "not the libstdc++ unordered_map this reader knows");
 static_assert(sizeof(std::string) == 32, "not the libstdc++ string this reader knows");
+static_assert(sizeof(std::vector<TimerQueue::Entry>) == 3 * sizeof(void*));
+static_assert(std::is_same_v<Clock, std::chrono::steady_clock> &&
+              std::is_same_v<Clock::duration, std::chrono::nanoseconds>);
 
 void fill(DebugOffsets& d) noexcept {
   for (std::size_t i = 0; i < sizeof d.cookie; ++i) d.cookie[i] = kDebugOffsetsCookie[i];
@@ -108,6 +115,12 @@ void fill(DebugOffsets& d) noexcept {
   d.loop_running = offsetof(LoopRecord, running);
   d.loop_serial = offsetof(LoopRecord, serial);
   d.loop_tid = offsetof(LoopRecord, tid);
+  d.loop_timers = offsetof(LoopRecord, timers);
+  d.vector_begin = 0;
+  d.vector_end = sizeof(void*);
+  d.timer_entry_size = sizeof(TimerQueue::Entry);
+  d.timer_entry_when = offsetof(TimerQueue::Entry, when);
+  d.timer_entry_tagged = offsetof(TimerQueue::Entry, tagged);
 
   d.node_prev_w = offsetof(Node, prev_w);
   d.node_next_w = offsetof(Node, next_w);

@@ -54,6 +54,9 @@ struct LoopRecord {
   TaskCore* const* tasks = nullptr;
   /// Guards removals from the registry (unregister_task, on the loop's thread).
   SeqCount generation;
+  /// The loop's timer heap (a std::vector of TimerQueue::Entry), where a sleeping task's slot
+  /// holds its deadline.
+  const void* timers = nullptr;
   /// The task whose step runs now, or nullptr.
   TaskCore* running = nullptr;
   std::uint64_t serial = 0;  ///< the loop's serial (LoopImpl::serial)
@@ -86,6 +89,12 @@ struct DebugOffsets {
 
   // LoopRecord.
   std::uint32_t loop_next, loop_tasks, loop_generation, loop_running, loop_serial, loop_tid;
+  std::uint32_t loop_timers;
+
+  // The timer heap: a std::vector (begin, end pointers) of entries; a sleeping task's
+  // `waiting_on` is its slot, and the entry's `tagged` word is the task's address with bit 0
+  // set. `when` is steady_clock (CLOCK_MONOTONIC) nanoseconds.
+  std::uint32_t vector_begin, vector_end, timer_entry_size, timer_entry_when, timer_entry_tagged;
 
   // Node, FutureCore, TaskCore (a task is a TaskCore; a Node is at its start).
   std::uint32_t node_prev_w, node_next_w, node_kind, node_state, node_flags, node_wait_kind;

@@ -13,6 +13,7 @@
 #include "snapshot.hpp"
 
 #include <sched.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -55,9 +56,10 @@ class Walker {
  private:
   bool walk_registry(std::uint64_t record, LoopSnapshot& out);
   TaskRow task(std::uint64_t addr, std::uint64_t running);
+  std::string sleep_due(std::uint64_t task, std::uint64_t slot);
   void frames(std::uint64_t task, std::uint64_t leaf, TaskRow& row);
   void awaiters(std::uint64_t future, std::vector<std::uint64_t>& out, int depth, bool& cut);
-  std::string waits_on(std::uint8_t kind, std::uint64_t target);
+  std::string waits_on(std::uint8_t kind, std::uint64_t task, std::uint64_t target);
 
   template <class T>
   std::optional<T> field(std::uint64_t base, std::uint32_t offset) {
@@ -66,6 +68,8 @@ class Walker {
 
   Target& t_;
   Remote& m_;
+  std::uint64_t timers_begin_ = 0, timers_end_ = 0;  ///< the walked loop's timer heap
+  std::int64_t now_ns_ = 0;                          ///< CLOCK_MONOTONIC at the walk
   const weave::detail::dbg::DebugOffsets& d_;
 };
 
@@ -147,6 +151,13 @@ bool Walker::walk_registry(std::uint64_t record, LoopSnapshot& out) {
   const std::uint64_t head_at = m_.get_fresh<std::uint64_t>(record + d_.loop_tasks).value_or(0);
   if (!plausible(head_at)) return false;
   const std::uint64_t running = m_.get_fresh<std::uint64_t>(record + d_.loop_running).value_or(0);
+  const std::uint64_t timers = m_.get_fresh<std::uint64_t>(record + d_.loop_timers).value_or(0);
+  timers_begin_ =
+      plausible(timers) ? m_.get<std::uint64_t>(timers + d_.vector_begin).value_or(0) : 0;
+  timers_end_ = plausible(timers) ? m_.get<std::uint64_t>(timers + d_.vector_end).value_or(0) : 0;
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  now_ns_ = std::int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
   // A cycle (a torn link) is caught by Brent's method: no set of a million addresses.
   std::uint64_t t = m_.get_fresh<std::uint64_t>(head_at).value_or(0);
   std::uint64_t mark = 0;
@@ -172,14 +183,27 @@ bool Walker::walk_registry(std::uint64_t record, LoopSnapshot& out) {
   return true;
 }
 
-std::string Walker::waits_on(std::uint8_t kind, std::uint64_t target) {
+/// ",due-in-1.250s" from the task's entry in the timer heap, or nothing when it does not check.
+std::string Walker::sleep_due(std::uint64_t task, std::uint64_t slot) {
+  if (timers_end_ <= timers_begin_ || d_.timer_entry_size == 0) return "";
+  if (slot >= (timers_end_ - timers_begin_) / d_.timer_entry_size) return "";
+  const std::uint64_t entry = timers_begin_ + slot * d_.timer_entry_size;
+  const auto tagged = m_.get<std::uint64_t>(entry + d_.timer_entry_tagged);
+  const auto when = m_.get<std::int64_t>(entry + d_.timer_entry_when);
+  if (!tagged || !when || *tagged != (task | 1)) return "";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, ",due-in-%.3fs", static_cast<double>(*when - now_ns_) / 1e9);
+  return buf;
+}
+
+std::string Walker::waits_on(std::uint8_t kind, std::uint64_t task, std::uint64_t target) {
   switch (static_cast<wd::WaitKind>(kind)) {
     case wd::WaitKind::None:
       return "-";
     case wd::WaitKind::List:
       return "list:" + hex(target);
     case wd::WaitKind::Timer:
-      return "sleep";
+      return "sleep" + sleep_due(task, target);
     case wd::WaitKind::TimerFired:
       return "sleep(due)";
     case wd::WaitKind::Future: {
@@ -221,7 +245,7 @@ TaskRow Walker::task(std::uint64_t addr, std::uint64_t running) {
   } else {
     row.state = static_cast<wd::WaitKind>(kind) == wd::WaitKind::None ? "ready" : "waiting";
   }
-  row.waits_on = addr == running ? std::string("-") : waits_on(kind, waiting_on);
+  row.waits_on = addr == running ? std::string("-") : waits_on(kind, addr, waiting_on);
   row.site = "-";
   const std::uint64_t site = at(d_.task_wait_site, std::uint64_t{});
   if (addr != running && static_cast<wd::WaitKind>(kind) != wd::WaitKind::None && plausible(site)) {
