@@ -7,6 +7,7 @@
 #include "render.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <unordered_map>
 
@@ -71,14 +72,51 @@ void pad(std::string& line, const std::string& field, std::size_t width) {
 
 }  // namespace
 
+namespace {
+
+/// Column widths: the widest field of each column (capped, so that one long file name does not
+/// push every row), at least the header's.
+struct Widths {
+  std::size_t tid = 6, id = 4, state = 7, name = 6, waits = 8, site = 4, awaiter = 7;
+};
+
+Widths widths(const Index& ix, const Snapshot& s) {
+  Widths w;
+  auto fit = [](std::size_t& width, std::size_t size) {
+    width = std::max(width, std::min<std::size_t>(size, 64));
+  };
+  for (const LoopSnapshot& l : s.loops) {
+    fit(w.tid, std::to_string(l.tid).size());
+    for (const TaskRow& t : l.tasks) {
+      fit(w.id, std::to_string(t.id).size());
+      fit(w.state, std::strlen(t.state));
+      fit(w.name, quoted(t.name).size());
+      fit(w.waits, t.waits_on.size());
+      fit(w.site, t.site.size());
+      fit(w.awaiter, awaiter_ids(ix, t).size());
+    }
+  }
+  return w;
+}
+
+}  // namespace
+
 void print_ps(Target& target, const Snapshot& s, std::FILE* out) {
   const Index ix = index(s);
+  const Widths w = widths(ix, s);
   std::fprintf(out, "# pid %d: %zu loop(s)%s; how long a task has waited: not recorded\n",
                static_cast<int>(target.pid()), s.loops.size(),
                s.names_consistent ? "" : "; names possibly inconsistent");
-  std::fprintf(out, "%-8s  %-8s  %-8s  %-20s  %-24s  %-32s  %-8s  %s\n", "THREAD", "TASK", "STATE",
-               "NAME", "WAITS-ON", "SITE", "AWAITER", "STACK");
   std::string line;
+  pad(line, "THREAD", w.tid);
+  pad(line, "TASK", w.id);
+  pad(line, "STATE", w.state);
+  pad(line, "NAME", w.name);
+  pad(line, "WAITS-ON", w.waits);
+  pad(line, "SITE", w.site);
+  pad(line, "AWAITER", w.awaiter);
+  line += "STACK\n";
+  std::fwrite(line.data(), 1, line.size(), out);
   for (const LoopSnapshot& l : s.loops) {
     std::fprintf(out, "# loop %llu thread %d: %zu task(s), %s after %d walk(s)%s\n",
                  static_cast<unsigned long long>(l.serial), l.tid, l.tasks.size(),
@@ -86,13 +124,13 @@ void print_ps(Target& target, const Snapshot& s, std::FILE* out) {
                  l.truncated ? ", registry walk cut" : "");
     for (const TaskRow* t : sorted(l.tasks)) {
       line.clear();
-      pad(line, std::to_string(l.tid), 8);
-      pad(line, std::to_string(t->id), 8);
-      pad(line, t->state, 8);
-      pad(line, quoted(t->name), 20);
-      pad(line, t->waits_on, 24);
-      pad(line, t->site, 32);
-      pad(line, awaiter_ids(ix, *t), 8);
+      pad(line, std::to_string(l.tid), w.tid);
+      pad(line, std::to_string(t->id), w.id);
+      pad(line, t->state, w.state);
+      pad(line, quoted(t->name), w.name);
+      pad(line, t->waits_on, w.waits);
+      pad(line, t->site, w.site);
+      pad(line, awaiter_ids(ix, *t), w.awaiter);
       for (std::size_t i = 0; i < t->frames.size(); ++i) {
         if (i != 0) line += " <- ";
         line += target.frame_name(t->frames[i]);
