@@ -6,6 +6,7 @@
 // ptrace_scope 1 the target allows it with prctl(PR_SET_PTRACER_ANY) (in the helper program
 // only). At scope 2 or 3 only root may read, and the tests that need to are skipped.
 
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,9 +31,13 @@ struct Outcome {
   std::string err;
 };
 
-pid_t spawn(const std::vector<std::string>& args, int out_fd, int err_fd) {
+/// Starts `args`; with `uid` set, as that user (and group), without supplementary groups.
+pid_t spawn(const std::vector<std::string>& args, int out_fd, int err_fd, uid_t uid = 0) {
   const pid_t pid = ::fork();
   if (pid == 0) {
+    if (uid != 0 && (::setgroups(0, nullptr) != 0 || ::setgid(uid) != 0 || ::setuid(uid) != 0)) {
+      ::_exit(126);
+    }
     ::dup2(out_fd, 1);
     if (err_fd >= 0) ::dup2(err_fd, 2);
     std::vector<char*> argv;
@@ -46,10 +51,10 @@ pid_t spawn(const std::vector<std::string>& args, int out_fd, int err_fd) {
 
 /// Runs a program to its end, or kills it at the deadline.
 Outcome run(const std::vector<std::string>& args,
-            std::chrono::seconds limit = std::chrono::seconds(30)) {
+            std::chrono::seconds limit = std::chrono::seconds(30), uid_t uid = 0) {
   int out[2], err[2];
   if (::pipe(out) != 0 || ::pipe(err) != 0) return {};
-  const pid_t pid = spawn(args, out[1], err[1]);
+  const pid_t pid = spawn(args, out[1], err[1], uid);
   ::close(out[1]);
   ::close(err[1]);
   Outcome r;
@@ -381,6 +386,20 @@ TEST(Ps, NoSuchProcess) {
   const Outcome r = run({WEAVE_TOOL, "pstree", std::to_string(gone)});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("no process with pid " + std::to_string(gone)), std::string::npos) << r.err;
+}
+
+TEST(Ps, NoPtracePermission) {
+  // Another user may not read a process's memory: run the tool as "nobody" on our child.
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run the tool as another user";
+  Child child({WEAVE_PS_TARGET, "spin"});
+  ASSERT_TRUE(child.ready());
+  const Outcome r =
+      run({WEAVE_TOOL, "ps", std::to_string(child.pid())}, std::chrono::seconds(30), 65534);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("needs ptrace permission"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ptrace_scope"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("CAP_SYS_PTRACE"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty());
 }
 
 TEST(Ps, Usage) {
