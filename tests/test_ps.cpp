@@ -312,6 +312,30 @@ TEST(Ps, LoopSpinningInAStep) {
   EXPECT_EQ(idle, 10);
 }
 
+TEST(Ps, EveryLoopWithItsThread) {
+  REQUIRE_PTRACE();
+  Child child({WEAVE_PS_TARGET, "threads"});
+  ASSERT_TRUE(child.ready());
+  const Outcome r = run({WEAVE_TOOL, "ps", std::to_string(child.pid())});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find(": 3 loop(s)"), std::string::npos) << r.out;
+  const Ps ps = parse_ps(r.out);
+  std::set<long> threads;
+  int named = 0;
+  for (const Row& row : ps.rows) {
+    threads.insert(row.tid);
+    if (starts_with(row.name, "on-")) {
+      ++named;
+      // Each loop's task is named after the thread that runs the loop.
+      EXPECT_EQ(row.name, "on-" + std::to_string(row.tid));
+      EXPECT_EQ(row.state, "waiting");
+    }
+  }
+  EXPECT_EQ(named, 3);
+  EXPECT_EQ(threads.size(), 3u);
+  EXPECT_EQ(threads.count(child.pid()), 1u);
+}
+
 TEST(Ps, AwaitCycleIsReportedNotLoopedOn) {
   REQUIRE_PTRACE();
   Child child({WEAVE_PS_TARGET, "cycle"});

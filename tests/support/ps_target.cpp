@@ -7,6 +7,7 @@
 //   cycle      task "A" awaits task "B", which awaits "A"
 //   spawn      about 100,000 short-lived named tasks a second
 //   many N     N tasks waiting on one Event
+//   threads    three loops: the main thread's and two more, each with a task "on-<thread>"
 //
 // Under YAMA's ptrace_scope 1 only an ancestor may read a process's memory, and the reader (the
 // `weave` program the test starts) is the target's sibling: the target allows any reader. That
@@ -15,11 +16,13 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "weave/weave.hpp"
@@ -139,6 +142,30 @@ weave::Coro<void> many(int n) {
   co_await g_never.wait();
 }
 
+weave::Coro<void> park(weave::Event& e) {
+  co_await e.wait();
+}
+
+weave::Coro<void> parked(std::string name, std::atomic<int>* started) {
+  weave::Event never;  // this loop's own: an Event belongs to the loop that awaits it
+  weave::Task<void> t = weave::create_task(park(never), std::move(name));
+  co_await weave::sleep(10ms);
+  started->fetch_add(1);
+  co_await t;
+}
+
+weave::Coro<void> threads() {
+  static std::atomic<int> started{0};
+  for (int i = 0; i < 2; ++i) {
+    std::thread([] { weave::run(parked("on-" + std::to_string(::gettid()), &started)); }).detach();
+  }
+  weave::Event never;
+  weave::Task<void> t = weave::create_task(park(never), "on-" + std::to_string(::gettid()));
+  while (started.load() < 2) co_await weave::sleep(1ms);
+  announce();
+  co_await t;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -152,6 +179,7 @@ int main(int argc, char** argv) {
   if (mode == "cycle") weave::run(cycle());
   if (mode == "spawn") weave::run(spawn());
   if (mode == "many") weave::run(many(n));
+  if (mode == "threads") weave::run(threads());
   std::fprintf(stderr, "usage: ps_target mixed N | spin | cycle | spawn | many N\n");
   return 2;
 }
