@@ -4,8 +4,9 @@
 // dladdr() sees only the dynamic symbol table, which holds no static, hidden or executable-local
 // function, so the ELF .symtab of every loaded object is read instead: once, lazily, on the first
 // look-up, from the mapped file (dl_iterate_phdr lists the objects; the main program is
-// /proc/self/exe). A stripped object falls back to its .dynsym. The files stay mapped read-only
-// for the process's life, so that the names are pointers into them and nothing is copied.
+// /proc/self/exe) through elf.cpp, which the `weave` program shares to name another process's
+// code. A stripped object falls back to its .dynsym. The files stay mapped read-only for the
+// process's life, so that the names are pointers into them and nothing is copied.
 //
 // g++ names a coroutine's resume function `<mangled>.actor`, clang `<mangled>.resume`; the
 // demangler renders both as "name(args) [clone .actor]" and the suffix is cut off. g++'s actor
