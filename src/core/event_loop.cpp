@@ -231,9 +231,7 @@ inline void LoopImpl::dispatch(Node* n) {
     if (static_cast<WaitKind>(t->wait_kind) == WaitKind::TimerFired) {
       wake(t);  // the sleep's timer callback: the step itself runs next iteration
     } else {
-      record.running = t;  // for an outside reader: which task this loop is stuck in
       task_step(t);
-      record.running = nullptr;
     }
   } else {
     auto* cb = static_cast<CallbackNode*>(n);

@@ -175,5 +175,8 @@ bool loop_alive(const EventLoop* loop) noexcept;
 LoopImpl* running_impl() noexcept;
 void set_running(EventLoop* loop) noexcept;
 void set_current_task(TaskCore* t) noexcept;
+/// This thread's current-task variable (task.cpp), for outside readers: the task a loop running
+/// on this thread is stepping now.
+TaskCore* const* current_task_slot() noexcept;
 
 }  // namespace weave::detail

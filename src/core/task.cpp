@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <utility>
 
 #include "core/loop_impl.hpp"
 #include "weave/errors.hpp"
@@ -66,6 +65,9 @@ std::string_view cancel_message(const TaskCore* t) {
 
 TaskCore* current_task_core() noexcept {
   return t_current;
+}
+TaskCore* const* current_task_slot() noexcept {
+  return &t_current;
 }
 void set_current_task(TaskCore* t) noexcept {
   t_current = t;
@@ -147,10 +149,7 @@ void eager_step(TaskCore* core) noexcept {
   TaskCore* outer = t_current;
   CtxWord* scope = ctx_swap_scope(nullptr);
   t_current = core;
-  dbg::LoopRecord& record = core->loop()->impl().record;
-  TaskCore* const outer_running = std::exchange(record.running, core);
   core->leaf.resume();  // may finish the task; the reference taken in start_task keeps it
-  record.running = outer_running;
   t_current = outer;
   ctx_swap_scope(scope);
   task_release(core);

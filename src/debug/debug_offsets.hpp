@@ -57,8 +57,10 @@ struct LoopRecord {
   /// The loop's timer heap (a std::vector of TimerQueue::Entry), where a sleeping task's slot
   /// holds its deadline.
   const void* timers = nullptr;
-  /// The task whose step runs now, or nullptr.
-  TaskCore* running = nullptr;
+  /// While the loop runs, its thread's current-task variable (a thread_local in task.cpp: the
+  /// task whose step runs now, or nullptr); nullptr while it does not run. Read through it, the
+  /// running task costs a step nothing.
+  TaskCore* const* running = nullptr;
   std::uint64_t serial = 0;  ///< the loop's serial (LoopImpl::serial)
   std::int32_t tid = 0;      ///< the kernel thread id of the loop's thread (last run_forever)
 };
@@ -87,7 +89,7 @@ struct DebugOffsets {
   std::uint64_t extras_map;        ///< address of the pointer to the extras map (may hold 0)
   std::uint64_t extras_generation;
 
-  // LoopRecord.
+  // LoopRecord (`running` points to a pointer: read it, then the task address it holds).
   std::uint32_t loop_next, loop_tasks, loop_generation, loop_running, loop_serial, loop_tid;
   std::uint32_t loop_timers;
 

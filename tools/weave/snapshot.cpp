@@ -150,7 +150,9 @@ LoopSnapshot Walker::loop(std::uint64_t record) {
 bool Walker::walk_registry(std::uint64_t record, LoopSnapshot& out) {
   const std::uint64_t head_at = m_.get_fresh<std::uint64_t>(record + d_.loop_tasks).value_or(0);
   if (!plausible(head_at)) return false;
-  const std::uint64_t running = m_.get_fresh<std::uint64_t>(record + d_.loop_running).value_or(0);
+  // The loop thread's current-task variable, then the task it names.
+  const std::uint64_t slot = m_.get_fresh<std::uint64_t>(record + d_.loop_running).value_or(0);
+  const std::uint64_t running = plausible(slot) ? m_.get_fresh<std::uint64_t>(slot).value_or(0) : 0;
   const std::uint64_t timers = m_.get_fresh<std::uint64_t>(record + d_.loop_timers).value_or(0);
   timers_begin_ =
       plausible(timers) ? m_.get<std::uint64_t>(timers + d_.vector_begin).value_or(0) : 0;
