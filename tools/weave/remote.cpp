@@ -18,16 +18,13 @@ long Remote::raw(std::uint64_t addr, void* out, std::size_t n) {
 }
 
 const Remote::Block& Remote::block(std::uint64_t base) {
-  if (last_ != nullptr && last_base_ == base) return *last_;
-  auto [it, fresh] = blocks_.try_emplace(base);
-  Block& b = it->second;
-  if (fresh) {
+  Block& b = blocks_[(base / kBlock) % kBlocks];
+  if (b.base != base) {
     b.data.resize(kBlock);
     const long got = raw(base, b.data.data(), kBlock);
     b.valid = got > 0 ? static_cast<std::size_t>(got) : 0;
+    b.base = base;
   }
-  last_base_ = base;
-  last_ = &b;  // node-based map: stays valid until clear()
   return b;
 }
 

@@ -1,8 +1,10 @@
 #pragma once
 // Reading another process's memory with process_vm_readv, without stopping it. Reads go through
-// a cache of aligned blocks, so that walking a million tasks costs thousands of system calls, not
-// millions; a snapshot attempt starts with an empty cache (clear()). A failed read is a value
-// (false / nullopt), never a crash: the target may free or move what the reader follows.
+// a direct-mapped cache of aligned blocks (16 MiB in all, reused, so that a big walk does not
+// fault in fresh memory for every block), so that walking a million tasks costs thousands of
+// system calls, not millions; a snapshot attempt starts with an empty cache (clear()). A failed
+// read is a value (false / nullopt), never a crash: the target may free or move what the reader
+// follows.
 
 #include <sys/types.h>
 
@@ -11,7 +13,6 @@
 #include <cstring>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace weave_tool {
@@ -46,15 +47,17 @@ class Remote {
   std::optional<std::string> c_string(std::uint64_t addr, std::size_t max);
 
   void clear() {
-    blocks_.clear();
-    last_ = nullptr;
+    for (Block& b : blocks_) b.base = kNoBlock;
   }
   /// errno of the last failed system call (EPERM: no ptrace permission; ESRCH: gone).
   int last_errno() const { return errno_; }
 
  private:
   static constexpr std::size_t kBlock = 64 * 1024;
+  static constexpr std::size_t kBlocks = 256;
+  static constexpr std::uint64_t kNoBlock = 1;  ///< never a block's (aligned) address
   struct Block {
+    std::uint64_t base = kNoBlock;
     std::vector<unsigned char> data;
     std::size_t valid = 0;  ///< bytes read from the block's start
   };
@@ -63,9 +66,7 @@ class Remote {
 
   pid_t pid_;
   int errno_ = 0;
-  std::unordered_map<std::uint64_t, Block> blocks_;
-  std::uint64_t last_base_ = 0;
-  const Block* last_ = nullptr;  ///< the block read last: most reads hit it again
+  std::vector<Block> blocks_ = std::vector<Block>(kBlocks);
 };
 
 }  // namespace weave_tool

@@ -56,11 +56,18 @@ std::string awaiter_ids(const Index& ix, const TaskRow& t) {
   return out.empty() ? "-" : out;
 }
 
+/// Orders by id; the registry lists the newest first, so reversed it is usually sorted already.
+void by_id(std::vector<const TaskRow*>& v) {
+  auto less = [](const TaskRow* a, const TaskRow* b) { return a->id < b->id; };
+  std::reverse(v.begin(), v.end());
+  if (!std::is_sorted(v.begin(), v.end(), less)) std::sort(v.begin(), v.end(), less);
+}
+
 std::vector<const TaskRow*> sorted(const std::vector<TaskRow>& tasks) {
   std::vector<const TaskRow*> out;
   out.reserve(tasks.size());
   for (const TaskRow& t : tasks) out.push_back(&t);
-  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->id < b->id; });
+  by_id(out);
   return out;
 }
 
@@ -152,7 +159,7 @@ class Tree {
     for (const LoopSnapshot& l : s.loops) {
       for (const TaskRow& t : l.tasks) all_.push_back(&t);
     }
-    std::sort(all_.begin(), all_.end(), [](auto* a, auto* b) { return a->id < b->id; });
+    by_id(all_);
     std::unordered_map<std::uint64_t, std::uint32_t> number;
     number.reserve(all_.size());
     for (std::uint32_t i = 0; i < all_.size(); ++i) number.emplace(all_[i]->address, i);
