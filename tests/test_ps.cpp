@@ -336,6 +336,53 @@ TEST(Ps, EveryLoopWithItsThread) {
   EXPECT_EQ(threads.count(child.pid()), 1u);
 }
 
+TEST(Ps, BadPointersEndARowCleanly) {
+  REQUIRE_PTRACE();
+  Child child({WEAVE_PS_TARGET, "corrupt"});
+  ASSERT_TRUE(child.ready());
+  for (const char* command : {"ps", "pstree"}) {
+    const Outcome r = run({WEAVE_TOOL, command, std::to_string(child.pid())});
+    ASSERT_EQ(r.status, 0) << command << ": " << r.err;
+  }
+  const Ps ps = parse_ps(run({WEAVE_TOOL, "ps", std::to_string(child.pid())}).out);
+  EXPECT_TRUE(ps.bad.empty()) << ps.bad.front();
+  std::map<std::string, Row> rows;
+  for (const Row& row : ps.rows) rows[row.name] = row;
+  ASSERT_EQ(rows.size(), 5u);
+  EXPECT_EQ(rows["bad-leaf"].stack, "(cut)");
+  // The frame that names itself is shown once, then the walk stops.
+  EXPECT_EQ(rows["bad-frames"].stack, "(anonymous namespace)::nested_wait() <- (cut)");
+  EXPECT_EQ(rows["bad-waiters"].stack, "(anonymous namespace)::waiter() <- (cut)");
+  EXPECT_EQ(rows["bad-waiters"].awaiter, "-");
+  EXPECT_EQ(rows["fine"].stack,
+            "(anonymous namespace)::nested_wait() <- (anonymous namespace)::outer_wait()");
+  for (const auto& [name, row] : rows) EXPECT_EQ(row.state, "waiting") << name;
+}
+
+TEST(Ps, StrippedProgramFoundByItsSection) {
+  REQUIRE_PTRACE();
+  // With no symbol table the tool finds the table by its section; frames are addresses then.
+  const std::string copy =
+      ::testing::TempDir() + "ps_target_stripped_" + std::to_string(::getpid());
+  if (run({"cp", WEAVE_PS_TARGET, copy}).status != 0 || run({"strip", copy}).status != 0) {
+    ::unlink(copy.c_str());
+    GTEST_SKIP() << "no strip here";
+  }
+  {
+    Child child({copy, "cycle"});
+    ASSERT_TRUE(child.ready());
+    const Outcome r = run({WEAVE_TOOL, "ps", std::to_string(child.pid())});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const Ps ps = parse_ps(r.out);
+    std::map<std::string, Row> rows;
+    for (const Row& row : ps.rows) rows[row.name] = row;
+    ASSERT_TRUE(rows.count("A") && rows.count("B")) << r.out;
+    EXPECT_EQ(rows["A"].waits_on, "task:" + std::to_string(rows["B"].id));
+    EXPECT_TRUE(starts_with(rows["A"].stack, "0x")) << rows["A"].stack;
+  }
+  ::unlink(copy.c_str());
+}
+
 TEST(Ps, AwaitCycleIsReportedNotLoopedOn) {
   REQUIRE_PTRACE();
   Child child({WEAVE_PS_TARGET, "cycle"});

@@ -7,6 +7,8 @@
 //   cycle      task "A" awaits task "B", which awaits "A"
 //   spawn      about 100,000 short-lived named tasks a second
 //   many N     N tasks waiting on one Event
+//   corrupt    tasks whose fields the reader must survive: a garbage leaf frame, a frame that
+//              names itself as its awaiter, a done-waiter list in unmapped memory; and one "fine"
 //   threads    three loops: the main thread's and two more, each with a task "on-<thread>"
 //
 // Under YAMA's ptrace_scope 1 only an ancestor may read a process's memory, and the reader (the
@@ -18,8 +20,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <thread>
@@ -142,6 +146,32 @@ weave::Coro<void> many(int n) {
   co_await g_never.wait();
 }
 
+weave::Coro<void> nested_wait() {
+  co_await g_never.wait();
+}
+weave::Coro<void> outer_wait() {
+  co_await nested_wait();
+}
+
+weave::Coro<void> corrupt() {
+  weave::Task<void> bad_leaf = weave::create_task(waiter(), "bad-leaf");
+  weave::Task<void> bad_frames = weave::create_task(outer_wait(), "bad-frames");
+  weave::Task<void> bad_waiters = weave::create_task(waiter(), "bad-waiters");
+  weave::Task<void> fine = weave::create_task(outer_wait(), "fine");
+  co_await weave::sleep(10ms);
+  // None of them is ever resumed again: the process is killed as it is.
+  weave::TaskRef(bad_leaf).core()->leaf =
+      std::coroutine_handle<>::from_address(reinterpret_cast<void*>(0x10));
+  void* leaf = weave::TaskRef(bad_frames).core()->leaf.address();
+  std::coroutine_handle<weave::detail::Promise<void>>::from_address(leaf).promise().link_ = leaf;
+  void* unmapped = reinterpret_cast<void*>(std::uintptr_t{0x7ff000000000});
+  static_assert(sizeof(weave::detail::WaiterList) == sizeof(void*));  // its head pointer only
+  std::memcpy(static_cast<void*>(&weave::TaskRef(bad_waiters).core()->done_waiters), &unmapped,
+              sizeof unmapped);
+  announce();
+  co_await g_never.wait();
+}
+
 weave::Coro<void> park(weave::Event& e) {
   co_await e.wait();
 }
@@ -180,6 +210,7 @@ int main(int argc, char** argv) {
   if (mode == "spawn") weave::run(spawn());
   if (mode == "many") weave::run(many(n));
   if (mode == "threads") weave::run(threads());
+  if (mode == "corrupt") weave::run(corrupt());
   std::fprintf(stderr, "usage: ps_target mixed N | spin | cycle | spawn | many N\n");
   return 2;
 }

@@ -265,9 +265,11 @@ TaskRow Walker::task(std::uint64_t addr, std::uint64_t running) {
 
 void Walker::frames(std::uint64_t task, std::uint64_t leaf, TaskRow& row) {
   const std::uint64_t root = task - d_.frame_promise;
+  std::vector<std::uint64_t> seen;  // a frame met again is a torn or bad link
   std::uint64_t f = leaf;
   while (f != 0) {
-    if (!plausible(f) || row.frames.size() >= kMaxFrames) {
+    if (!plausible(f) || row.frames.size() >= kMaxFrames ||
+        std::find(seen.begin(), seen.end(), f) != seen.end()) {
       row.truncated = true;
       return;
     }
@@ -277,6 +279,7 @@ void Walker::frames(std::uint64_t task, std::uint64_t leaf, TaskRow& row) {
       return;
     }
     row.frames.push_back(*resume);
+    seen.push_back(f);
     if (f == root) return;
     f = field<std::uint64_t>(f, d_.frame_promise + d_.future_link).value_or(0);
   }
