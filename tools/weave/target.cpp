@@ -14,7 +14,6 @@
 #include <fstream>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include "debug/symbols.hpp"
 
