@@ -49,9 +49,15 @@ LoopImpl::LoopImpl(EventLoop& o)
   if (debug) hooks |= dbg::kDebug;
   if (dbg::env_stats()) hooks |= dbg::kStats;
   dbg::env_trace();
+  record.tasks = &tasks_;
+  record.timers = timers_.heap_address();
+  record.serial = serial;
+  record.tid = dbg::this_thread_tid();
+  dbg::link_loop(&record);
 }
 
 LoopImpl::~LoopImpl() {
+  dbg::unlink_loop(&record);  // before anything it leads to is freed
   drop_fd_callbacks();
   detach_net();
   detach_asyncgens();
@@ -75,9 +81,12 @@ LoopImpl::~LoopImpl() {
 }
 
 void LoopImpl::register_task(TaskCore* t) noexcept {
+  // No generation bump: an outside reader walks forward from the head it read, which a push at
+  // the head leaves intact; it only has to see the new task linked before it is the head.
   t->reg_prev = nullptr;
   t->reg_next = tasks_;
   if (tasks_ != nullptr) tasks_->reg_prev = t;
+  std::atomic_thread_fence(std::memory_order_release);
   tasks_ = t;
   if (hooks) [[unlikely]]
     dbg::on_task_created(*this, t);
@@ -86,6 +95,7 @@ void LoopImpl::register_task(TaskCore* t) noexcept {
 void LoopImpl::unregister_task(TaskCore* t) noexcept {
   if (hooks) [[unlikely]]
     dbg::on_task_done(*this, t);
+  const std::uint64_t g = record.generation.begin();  // a reader may be walking through t
   if (t->reg_prev != nullptr) {
     t->reg_prev->reg_next = t->reg_next;
   } else if (tasks_ == t) {
@@ -93,6 +103,7 @@ void LoopImpl::unregister_task(TaskCore* t) noexcept {
   }
   if (t->reg_next != nullptr) t->reg_next->reg_prev = t->reg_prev;
   t->reg_prev = t->reg_next = nullptr;
+  record.generation.end(g);
 }
 
 void LoopImpl::check_thread(const char* what) const {

@@ -10,6 +10,7 @@
 
 #include "core/loop_impl.hpp"
 #include "debug/debug_mode.hpp"
+#include "debug/debug_offsets.hpp"
 #include "weave/errors.hpp"
 #include "weave/future.hpp"
 
@@ -25,7 +26,11 @@ struct ExtrasTable {
   std::unordered_map<const FutureCore*, FutureExtras> map;
 };
 ExtrasTable& extras_table() {
-  static auto* table = new ExtrasTable;
+  static auto* table = [] {
+    auto* t = new ExtrasTable;
+    dbg::g_extras_map = &t->map;  // for outside readers (debug_offsets.hpp)
+    return t;
+  }();
   return *table;
 }
 }  // namespace
@@ -34,7 +39,10 @@ FutureExtras& FutureCore::extras() {
   ExtrasTable& t = extras_table();
   std::lock_guard lock(t.mutex);
   flags |= fflag::kHasExtras;
-  return t.map[this];  // node-based: the reference stays valid until drop_extras
+  const std::uint64_t g = dbg::g_extras_generation.begin();
+  FutureExtras& e = t.map[this];
+  dbg::g_extras_generation.end(g);
+  return e;  // node-based: the reference stays valid until drop_extras
 }
 
 const FutureExtras* FutureCore::find_extras() const noexcept {
@@ -48,7 +56,9 @@ const FutureExtras* FutureCore::find_extras() const noexcept {
 void FutureCore::drop_extras() noexcept {
   ExtrasTable& t = extras_table();
   std::lock_guard lock(t.mutex);
+  const std::uint64_t g = dbg::g_extras_generation.begin();
   t.map.erase(this);
+  dbg::g_extras_generation.end(g);
 }
 
 void schedule(EventLoop* loop, Node* n) noexcept {

@@ -66,12 +66,15 @@ void EventLoop::run_forever() {
   LoopImpl& l = *impl_;
   l.running = true;
   l.thread = std::this_thread::get_id();
+  l.record.tid = detail::dbg::this_thread_tid();
+  l.record.running = detail::current_task_slot();
   detail::set_running(this);
   struct Reset {
     LoopImpl& l;
     ~Reset() {
       l.stopping = false;
       l.running = false;
+      l.record.running = nullptr;  // the thread's variable may go with the thread
       detail::set_running(nullptr);
     }
   } reset{l};

@@ -14,6 +14,7 @@
 #include "core/ready_queue.hpp"
 #include "core/timer_queue.hpp"
 #include "debug/debug_mode.hpp"
+#include "debug/debug_offsets.hpp"
 #include "io/backend.hpp"
 #include "weave/loop.hpp"
 
@@ -124,6 +125,8 @@ class LoopImpl {
   /// dbg::kDebug|kStats|kTrace: which of src/debug's hooks run (each site tests this once).
   std::uint8_t hooks = 0;
   dbg::LoopDebugPtr dbg_state;  ///< src/debug's per-loop state, made by the first hook
+  /// The loop as an outside reader finds it (weave ps): linked while the loop lives.
+  dbg::LoopRecord record;
   std::thread::id thread;
   const std::uint64_t serial;  ///< unique per loop, never reused: the loop's identity
   std::unique_ptr<io::Backend> backend_;
@@ -183,5 +186,8 @@ bool loop_alive(const EventLoop* loop) noexcept;
 LoopImpl* running_impl() noexcept;
 void set_running(EventLoop* loop) noexcept;
 void set_current_task(TaskCore* t) noexcept;
+/// This thread's current-task variable (task.cpp), for outside readers: the task a loop running
+/// on this thread is stepping now.
+TaskCore* const* current_task_slot() noexcept;
 
 }  // namespace weave::detail

@@ -63,6 +63,9 @@ std::string_view cancel_message(const TaskCore* t) {
 }
 }  // namespace
 
+TaskCore* const* current_task_slot() noexcept {
+  return &t_current;
+}
 void set_current_task(TaskCore* t) noexcept {
   t_current = t;
 }

@@ -51,6 +51,8 @@ class TimerQueue {
   };
 
   bool empty() const noexcept { return heap_.empty(); }
+  /// The heap itself, for outside readers (debug_offsets.hpp: a sleeping task's deadline).
+  const std::vector<Entry>* heap_address() const noexcept { return &heap_; }
   std::size_t size() const noexcept { return heap_.size(); }
   const Entry& top() const noexcept { return heap_.front(); }
 

@@ -37,27 +37,9 @@ void* frame_link(void* frame) noexcept {
   return std::coroutine_handle<Promise<void>>::from_address(frame).promise().link_;
 }
 
-/// A function template's demangled name starts with its return type: for a coroutine that is
-/// "weave::Coro<...> " or "weave::AsyncGenerator<...> ", cut off (asyncio shows no type).
-std::string drop_coroutine_type(std::string name) {
-  if (name.rfind("weave::Coro<", 0) != 0 && name.rfind("weave::AsyncGenerator<", 0) != 0) {
-    return name;
-  }
-  int depth = 0;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    if (name[i] == '<') ++depth;
-    if (name[i] == '>' && --depth == 0) {
-      // A type alone (no template function follows) is left as it is.
-      if (i + 1 < name.size() && name[i + 1] == ' ') name.erase(0, i + 2);
-      break;
-    }
-  }
-  return name;
-}
-
 std::string frame_name(const void* frame) {
   const void* resume = *static_cast<const void* const*>(frame);
-  return drop_coroutine_type(dbg::symbol_name(resume));
+  return dbg::coroutine_name(dbg::symbol_name(resume));
 }
 
 bool inside_weave(const std::string& name) {

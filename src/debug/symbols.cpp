@@ -4,8 +4,9 @@
 // dladdr() sees only the dynamic symbol table, which holds no static, hidden or executable-local
 // function, so the ELF .symtab of every loaded object is read instead: once, lazily, on the first
 // look-up, from the mapped file (dl_iterate_phdr lists the objects; the main program is
-// /proc/self/exe). A stripped object falls back to its .dynsym. The files stay mapped read-only
-// for the process's life, so that the names are pointers into them and nothing is copied.
+// /proc/self/exe) through elf.cpp, which the `weave` program shares to name another process's
+// code. A stripped object falls back to its .dynsym. The files stay mapped read-only for the
+// process's life, so that the names are pointers into them and nothing is copied.
 //
 // g++ names a coroutine's resume function `<mangled>.actor`, clang `<mangled>.resume`; the
 // demangler renders both as "name(args) [clone .actor]" and the suffix is cut off. g++'s actor
@@ -14,95 +15,30 @@
 // symbol covers is named by its hex value.
 
 #include <cxxabi.h>
-#include <elf.h>
-#include <fcntl.h>
 #include <link.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "debug/elf.hpp"
 #include "debug/symbols.hpp"
 
 namespace weave::detail::dbg {
 
 namespace {
 
-struct Symbol {
-  std::uintptr_t begin;
-  std::uintptr_t end;
-  const char* name;  ///< in a mapped file's string table
-};
-
 struct Table {
-  std::vector<Symbol> symbols;  ///< sorted by begin
-  bool seen_main = false;       ///< the first nameless object (the program) was read
+  std::vector<ElfSymbol> symbols;  ///< sorted by begin
+  bool seen_main = false;          ///< the first nameless object (the program) was read
 };
-
-/// Maps `path` read-only; nullptr when it cannot be read. The mapping is never released.
-const unsigned char* map_file(const char* path, std::size_t& size) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return nullptr;
-  struct stat st {};
-  void* p = MAP_FAILED;
-  if (::fstat(fd, &st) == 0 && st.st_size > static_cast<off_t>(sizeof(Elf64_Ehdr))) {
-    size = static_cast<std::size_t>(st.st_size);
-    p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  }
-  ::close(fd);
-  return p == MAP_FAILED ? nullptr : static_cast<const unsigned char*>(p);
-}
-
-/// Adds the function symbols of the symbol section `sh` (SHT_SYMTAB or SHT_DYNSYM).
-void add_symbols(Table& t, const unsigned char* file, std::size_t size, const Elf64_Shdr* shdrs,
-                 std::size_t shnum, const Elf64_Shdr& sh, std::uintptr_t bias) {
-  if (sh.sh_link >= shnum || sh.sh_entsize != sizeof(Elf64_Sym)) return;
-  const Elf64_Shdr& strtab = shdrs[sh.sh_link];
-  if (sh.sh_offset + sh.sh_size > size || strtab.sh_offset + strtab.sh_size > size) return;
-  const auto* syms = reinterpret_cast<const Elf64_Sym*>(file + sh.sh_offset);
-  const char* strings = reinterpret_cast<const char*>(file + strtab.sh_offset);
-  const std::size_t count = sh.sh_size / sizeof(Elf64_Sym);
-  for (std::size_t i = 0; i < count; ++i) {
-    const Elf64_Sym& s = syms[i];
-    if (ELF64_ST_TYPE(s.st_info) != STT_FUNC || s.st_value == 0 || s.st_shndx == SHN_UNDEF) {
-      continue;
-    }
-    if (s.st_name >= strtab.sh_size) continue;
-    const std::uintptr_t begin = bias + s.st_value;
-    t.symbols.push_back(
-        {begin, begin + std::max<std::uint64_t>(s.st_size, 1), strings + s.st_name});
-  }
-}
 
 void load_object(Table& t, const char* path, std::uintptr_t bias) {
-  std::size_t size = 0;
-  const unsigned char* file = map_file(path, size);
-  if (file == nullptr) return;
-  const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(file);
-  if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-      eh->e_shentsize != sizeof(Elf64_Shdr) ||
-      eh->e_shoff + std::uint64_t{eh->e_shnum} * sizeof(Elf64_Shdr) > size) {
-    return;
-  }
-  const auto* shdrs = reinterpret_cast<const Elf64_Shdr*>(file + eh->e_shoff);
-  const Elf64_Shdr* symtab = nullptr;
-  const Elf64_Shdr* dynsym = nullptr;
-  for (std::size_t i = 0; i < eh->e_shnum; ++i) {
-    if (shdrs[i].sh_type == SHT_SYMTAB) symtab = &shdrs[i];
-    if (shdrs[i].sh_type == SHT_DYNSYM) dynsym = &shdrs[i];
-  }
-  if (const Elf64_Shdr* use = symtab != nullptr ? symtab : dynsym) {
-    add_symbols(t, file, size, shdrs, eh->e_shnum, *use, bias);
-  }
+  if (std::optional<ElfFile> f = ElfFile::open(path)) f->add_functions(bias, t.symbols);
 }
 
 int collect(dl_phdr_info* info, std::size_t, void* out) {
@@ -124,8 +60,7 @@ const Table& table() {
   static std::once_flag once;
   std::call_once(once, [] {
     dl_iterate_phdr(collect, &t);
-    std::sort(t.symbols.begin(), t.symbols.end(),
-              [](const Symbol& a, const Symbol& b) { return a.begin < b.begin; });
+    sort_symbols(t.symbols);
   });
   return t;
 }
@@ -165,21 +100,32 @@ std::string demangle(const char* mangled) {
   return name;
 }
 
-std::string symbol_name(const void* address) {
-  const auto a = reinterpret_cast<std::uintptr_t>(address);
-  const std::vector<Symbol>& s = table().symbols;
-  auto it = std::upper_bound(s.begin(), s.end(), a,
-                             [](std::uintptr_t v, const Symbol& sym) { return v < sym.begin; });
-  // The nearest symbol at or below the address that covers it; an exact start wins over a
-  // covering range of a larger neighbour.
-  while (it != s.begin()) {
-    --it;
-    if (a >= it->begin && a < it->end) return demangle(it->name);
-    if (it->begin + (1u << 20) < a) break;  // no function is that long
+std::string coroutine_name(std::string name) {
+  if (name.rfind("weave::Coro<", 0) != 0 && name.rfind("weave::AsyncGenerator<", 0) != 0) {
+    return name;
   }
+  int depth = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (name[i] == '<') ++depth;
+    if (name[i] == '>' && --depth == 0) {
+      // A type alone (no template function follows) is left as it is.
+      if (i + 1 < name.size() && name[i + 1] == ' ') name.erase(0, i + 2);
+      break;
+    }
+  }
+  return name;
+}
+
+std::string hex_address(std::uintptr_t a) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%#zx", static_cast<std::size_t>(a));
   return buf;
+}
+
+std::string symbol_name(const void* address) {
+  const auto a = reinterpret_cast<std::uintptr_t>(address);
+  const char* name = find_function(table().symbols, a);
+  return name != nullptr ? demangle(name) : hex_address(a);
 }
 
 }  // namespace weave::detail::dbg

@@ -13,10 +13,16 @@
 
 namespace weave::detail {
 
+namespace dbg {
+struct DebugLayout;  // debug_offsets.cpp: the slot's layout for outside readers
+}
+
 /// Ends a task's wait as cancelled: it resumes with CancelledError at its await.
 void wake_cancelled(TaskCore* task) noexcept;
 
 class MultiWait : public Withdrawable {
+  friend struct dbg::DebugLayout;
+
  public:
   /// Takes a reference to each child for the state's lifetime.
   explicit MultiWait(std::vector<FutureCore*> children);

@@ -1,0 +1,42 @@
+#pragma once
+// One reading of a weave process's tasks: per loop, the pending tasks with their waits, frames
+// and awaiters. Each loop's walk is repeated while its registry's generation moved under it (a
+// bounded number of times); a walk that never saw it still is kept, marked as such.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "target.hpp"
+
+namespace weave_tool {
+
+struct TaskRow {
+  std::uint64_t address = 0;
+  std::uint32_t id = 0;
+  std::string name;
+  const char* state = "";               ///< running, ready, waiting, done
+  std::string waits_on;                 ///< "-", "sleep", "task:ID", "future:0x...", ...
+  std::string site;                     ///< file:line of the weave call it is suspended in, or "-"
+  std::vector<std::uint64_t> frames;    ///< resume addresses, innermost first
+  std::vector<std::uint64_t> awaiters;  ///< tasks awaiting it (addresses)
+  bool truncated = false;               ///< a walk was cut: a bad pointer or a cap
+};
+
+struct LoopSnapshot {
+  std::uint64_t serial = 0;
+  std::int32_t tid = 0;
+  std::vector<TaskRow> tasks;
+  bool consistent = false;  ///< the registry did not change during the walk kept
+  int attempts = 0;
+  bool truncated = false;  ///< the registry walk was cut (a bad link, a cycle, the cap)
+};
+
+struct Snapshot {
+  std::vector<LoopSnapshot> loops;
+  bool names_consistent = false;
+};
+
+Snapshot take_snapshot(Target& target);
+
+}  // namespace weave_tool
