@@ -604,6 +604,52 @@ TEST_P(CancelAtEachAwait, RaisesInTheInnermostBodyAndReachesTheConsumer) {
 
 INSTANTIATE_TEST_SUITE_P(AsyncGeneratorPipeline, CancelAtEachAwait, ::testing::Values(0, 1, 2));
 
+/// Passes each value on once `gate` is set, clearing it again.
+AsyncGenerator<int> gated_relay(AsyncGenerator<int> in, weave::Event* gate,
+                                std::vector<std::string>* log, int* alive) {
+  Alive a(alive);
+  try {
+    while (auto v = co_await in.next()) {
+      log->push_back("relay waits with " + std::to_string(*v));
+      co_await gate->wait();
+      gate->clear();
+      co_yield *v;
+    }
+  } catch (const weave::CancelledError& e) {
+    log->push_back("relay cancelled: " + e.message());
+    throw;
+  }
+}
+
+TEST(AsyncGeneratorPipeline, CancellingWhileAMiddleStageAwaitsLeavesTheInnerOneAtItsYield) {
+  run_bounded([]() -> Coro<void> {
+    int alive = 0;
+    std::vector<std::string> log;
+    weave::Event gate;
+    auto inner = times_ten(numbers(3), &alive);
+    auto gen = plus(gated_relay(std::move(inner), &gate, &log, &alive), 1, &alive);
+    auto consumer = weave::create_task(drain(&gen));
+    co_await weave_test::until([&] { return log.size() == 1; });
+    gate.set();
+    co_await weave_test::until([&] { return log.size() == 2; });
+    co_await weave_test::yield(2);
+    EXPECT_EQ(log, (std::vector<std::string>{"relay waits with 0", "relay waits with 10"}));
+    consumer.cancel("stop");
+    bool cancelled = false;
+    try {
+      (void)co_await consumer;
+    } catch (const weave::CancelledError& e) {
+      cancelled = e.message() == "stop";
+    }
+    EXPECT_TRUE(cancelled);
+    EXPECT_EQ(log.back(), "relay cancelled: stop");
+    EXPECT_TRUE(gen.finished());
+    // The relay and the outer stage unwound; the inner one still waits at its co_yield (its
+    // frame belongs to the relay's, destroyed with `gen`).
+    EXPECT_EQ(alive, 1);
+  }());
+}
+
 AsyncGenerator<int> closes_inner(AsyncGenerator<int> in, std::vector<std::string>* log) {
   std::exception_ptr exit;
   try {
@@ -729,6 +775,26 @@ TEST(AsyncGeneratorCallGraph, TheRunningFrameIsTheConsumerAgainAfterAYield) {
   run_bounded([]() -> Coro<void> {
     auto names = co_await weave::create_task(graph_after_a_generator());
     EXPECT_EQ(names, (std::vector<std::string>{"(anonymous namespace)::graph_after_a_generator"}));
+  }());
+}
+
+Coro<std::vector<std::string>> graph_after_a_pipeline() {
+  std::vector<std::string> inside;
+  {
+    // The innermost body's await moves the running frame into it; each stage hands it on.
+    auto gen = relays(passes_on(awaits_a_coro()));
+    auto got_ = co_await gen.next();
+    EXPECT_EQ(got_, 3);
+    inside = stack_names(*weave::capture_call_graph());
+  }
+  EXPECT_EQ(inside, (std::vector<std::string>{"(anonymous namespace)::graph_after_a_pipeline"}));
+  co_return stack_names(*weave::capture_call_graph());
+}
+
+TEST(AsyncGeneratorCallGraph, EveryStageHandsTheRunningFrameBackToItsConsumer) {
+  run_bounded([]() -> Coro<void> {
+    auto names = co_await weave::create_task(graph_after_a_pipeline());
+    EXPECT_EQ(names, (std::vector<std::string>{"(anonymous namespace)::graph_after_a_pipeline"}));
   }());
 }
 
