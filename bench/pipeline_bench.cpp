@@ -2,9 +2,17 @@
 // per item, against two references measured in the same run:
 //   - one `co_await` of a ready Coro per item (the bound: the pipeline <= 3x that);
 //   - the same pipeline in Python asyncio async generators (pipeline_bench.py; >= 50x faster).
-// usage: pipeline_bench [N=10000000] [--no-python] [path/to/pipeline_bench.py]
-// Python runs N/10 items (its per-item cost does not depend on N); the sums are checked.
+//
+// usage: pipeline_bench [N=10000000] [--repeats R=5] [--no-python] [--only pipeline|ready]
+//                       [path/to/pipeline_bench.py]
+//
+// The three are run interleaved, R times (ready, pipeline, python; ready, ...), and each figure
+// is the median of its R runs with min..max beside it; the ratios are of the medians. Python runs
+// N/10 items (its per-item cost does not depend on N). Every sum is checked.
+// --only runs one of the two C++ loops once, N items, nothing else: for instruction counts,
+// `valgrind --tool=callgrind` at two N, difference over difference, is that loop's per item.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -12,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "weave/weave.hpp"
 
@@ -20,13 +29,13 @@ namespace {
 using weave::AsyncGenerator;
 using weave::Coro;
 
-weave::AsyncGenerator<std::int64_t> source(std::int64_t n) {
+AsyncGenerator<std::int64_t> source(std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) co_yield i;
 }
-weave::AsyncGenerator<std::int64_t> doubled(weave::AsyncGenerator<std::int64_t> items) {
+AsyncGenerator<std::int64_t> doubled(AsyncGenerator<std::int64_t> items) {
   while (auto v = co_await items.next()) co_yield *v * 2;
 }
-weave::AsyncGenerator<std::int64_t> plus_one(weave::AsyncGenerator<std::int64_t> items) {
+AsyncGenerator<std::int64_t> plus_one(AsyncGenerator<std::int64_t> items) {
   while (auto v = co_await items.next()) co_yield *v + 1;
 }
 
@@ -82,45 +91,114 @@ bool run_python(const std::string& script, std::int64_t n, Result& out) {
   return ::pclose(p) == 0 && got_ns;
 }
 
+/// The script beside this source file. __FILE__ may be relative to the directory the compiler
+/// ran in (ccache's base_dir rewrites it so), which is the directory this program is built in.
+std::string default_script() {
+  namespace fs = std::filesystem;
+  fs::path here = fs::path(__FILE__).parent_path() / "pipeline_bench.py";
+  if (here.is_absolute()) return here.string();
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? here.string() : (exe.parent_path() / here).lexically_normal().string();
+}
+
+struct Series {
+  std::vector<double> ns;
+  double median() const {
+    std::vector<double> v = ns;
+    std::sort(v.begin(), v.end());
+    const std::size_t m = v.size() / 2;
+    return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
+  }
+  double min() const { return *std::min_element(ns.begin(), ns.end()); }
+  double max() const { return *std::max_element(ns.begin(), ns.end()); }
+};
+
+void print_row(const char* name, const Series& s, const char* note) {
+  std::printf("%-24s %8.2f  %8.2f..%-8.2f %s\n", name, s.median(), s.min(), s.max(), note);
+}
+
+struct Options {
+  std::int64_t n = 10'000'000;
+  int repeats = 5;
+  bool python = true;
+  std::string only;
+  std::string script = default_script();
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--no-python") == 0) {
+      o.python = false;
+    } else if (std::strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) {
+      o.repeats = std::max(1, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+      o.only = argv[++i];
+    } else if (argv[i][0] >= '0' && argv[i][0] <= '9') {
+      o.n = std::atoll(argv[i]);
+    } else {
+      o.script = argv[i];
+    }
+  }
+  return o;
+}
+
+int run_only(weave::EventLoop& loop, const Options& o) {
+  Result r = o.only == "ready" ? loop.run_until_complete(run_ready(o.n))
+                               : loop.run_until_complete(run_pipeline(o.n));
+  std::printf("%s items %lld ns_per_item %.2f\n", o.only.c_str(), static_cast<long long>(o.n),
+              r.ns);
+  return r.sum == expected_sum(o.n) ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::int64_t n = 10'000'000;
-  bool python = true;
-  std::string script =
-      (std::filesystem::path(__FILE__).parent_path() / "pipeline_bench.py").string();
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--no-python") == 0) {
-      python = false;
-    } else if (argv[i][0] >= '0' && argv[i][0] <= '9') {
-      n = std::atoll(argv[i]);
-    } else {
-      script = argv[i];
-    }
-  }
+  const Options o = parse(argc, argv);
   weave::EventLoop loop;
-  (void)loop.run_until_complete(run_pipeline(n / 10));  // warm the frame pool and caches
-  Result ready_r = loop.run_until_complete(run_ready(n));
-  Result pipe_r = loop.run_until_complete(run_pipeline(n));
-  loop.close();
-  bool ok = ready_r.sum == expected_sum(n) && pipe_r.sum == expected_sum(n);
-  std::printf("items %lld\n", static_cast<long long>(n));
-  std::printf("ready_coro_ns_per_item  %8.2f\n", ready_r.ns);
-  std::printf("pipeline_ns_per_item    %8.2f  (3 stages)\n", pipe_r.ns);
-  std::printf("ratio pipeline/ready    %8.2f  (bound <= 3)\n", pipe_r.ns / ready_r.ns);
-  if (python) {
-    Result py{0, 0};
-    const std::int64_t py_n = n / 10;
-    if (run_python(script, py_n, py)) {
-      ok = ok && py.sum == expected_sum(py_n);
-      std::printf("python_ns_per_item      %8.2f  (%lld items)\n", py.ns,
-                  static_cast<long long>(py_n));
-      std::printf("ratio python/weave      %8.2f  (bound >= 50)\n", py.ns / pipe_r.ns);
-    } else {
-      std::printf("python: could not run %s\n", script.c_str());
-      ok = false;
+  if (!o.only.empty()) {
+    const int rc = run_only(loop, o);
+    loop.close();
+    return rc;
+  }
+  (void)loop.run_until_complete(run_pipeline(o.n / 10));  // warm the frame pool and caches
+  Series ready_s, pipe_s, py_s;
+  bool ok = true;
+  const std::int64_t py_n = o.n / 10;
+  for (int r = 0; r < o.repeats && ok; ++r) {
+    Result ready_r = loop.run_until_complete(run_ready(o.n));
+    Result pipe_r = loop.run_until_complete(run_pipeline(o.n));
+    ok = ready_r.sum == expected_sum(o.n) && pipe_r.sum == expected_sum(o.n);
+    ready_s.ns.push_back(ready_r.ns);
+    pipe_s.ns.push_back(pipe_r.ns);
+    if (o.python) {
+      Result py{0, 0};
+      if (!run_python(o.script, py_n, py)) {
+        std::printf("python: could not run %s\n", o.script.c_str());
+        ok = false;
+      } else {
+        ok = ok && py.sum == expected_sum(py_n);
+        py_s.ns.push_back(py.ns);
+      }
     }
   }
-  if (!ok) std::printf("WRONG SUM\n");
-  return ok ? 0 : 1;
+  loop.close();
+  if (!ok) {
+    std::printf("WRONG SUM or failed run\n");
+    return 1;
+  }
+  std::printf("items %lld, %d interleaved repeats: median, min..max\n", static_cast<long long>(o.n),
+              o.repeats);
+  std::printf("%-24s %8s  %-18s\n", "", "ns/item", "spread");
+  print_row("ready_coro", ready_s, "one co_await of a ready Coro");
+  print_row("pipeline", pipe_s, "3 stages and the consumer");
+  std::printf("ratio pipeline/ready     %8.2f  (bound <= 3)\n", pipe_s.median() / ready_s.median());
+  if (o.python) {
+    char note[64];
+    std::snprintf(note, sizeof note, "asyncio, %lld items", static_cast<long long>(py_n));
+    print_row("python", py_s, note);
+    std::printf("ratio python/weave       %8.2f  (bound >= 50)\n", py_s.median() / pipe_s.median());
+  }
+  return 0;
 }

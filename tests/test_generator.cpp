@@ -459,6 +459,345 @@ TEST(AsyncGenerator, OutlivesItsLoop) {
   EXPECT_EQ(alive, 0);
 }
 
+// ---- pipelines: stages that await between yields, three deep -----------------------------------
+
+/// Awaits a timer, a nested Coro that awaits, and a bare yield of the loop before each value.
+AsyncGenerator<int> slow_source(int n, int* alive) {
+  Alive a(alive);
+  for (int i = 0; i < n; ++i) {
+    co_await weave::sleep(1ms);
+    const int v = co_await weave_test::value_after(i, 1);
+    co_await weave::sleep(0s);
+    co_yield v;
+  }
+}
+AsyncGenerator<int> times_ten(AsyncGenerator<int> in, int* alive) {
+  Alive a(alive);
+  while (auto v = co_await in.next()) co_yield *v * 10;
+}
+AsyncGenerator<int> plus(AsyncGenerator<int> in, int k, int* alive) {
+  Alive a(alive);
+  while (auto v = co_await in.next()) {
+    co_await weave::sleep(0s);
+    co_yield *v + k;
+  }
+}
+
+TEST(AsyncGeneratorPipeline, ThreeDeepWithAwaitsBetweenYields) {
+  run_bounded([]() -> Coro<void> {
+    int alive = 0;
+    int ticks = 0;
+    auto ticker = weave::create_task([](int* t) -> Coro<void> {
+      for (;;) {
+        ++*t;
+        co_await weave::sleep(0s);
+      }
+    }(&ticks));
+    {
+      auto gen = plus(times_ten(slow_source(3, &alive), &alive), 1, &alive);
+      std::vector<int> got;
+      std::vector<int> ticks_seen;
+      while (auto v = co_await gen.next()) {
+        got.push_back(*v);
+        ticks_seen.push_back(ticks);
+      }
+      EXPECT_EQ(got, (std::vector<int>{1, 11, 21}));
+      // Each value took several loop iterations, the other task ran in each.
+      EXPECT_EQ(ticks_seen.size(), 3U);
+      ticks_seen.resize(3);
+      EXPECT_GE(ticks_seen[0], 3);
+      EXPECT_GE(ticks_seen[1] - ticks_seen[0], 3);
+      EXPECT_GE(ticks_seen[2] - ticks_seen[1], 3);
+      EXPECT_TRUE(gen.finished());
+      EXPECT_EQ(alive, 0);  // every body ran to its end
+    }
+    ticker.cancel();
+  }());
+}
+
+AsyncGenerator<int> fails_after_awaiting(int n, int* alive) {
+  Alive a(alive);
+  for (int i = 0; i < n; ++i) co_yield i;
+  co_await weave::sleep(0s);
+  throw std::logic_error("deep");
+}
+
+TEST(AsyncGeneratorPipeline, AnExceptionAfterAYieldCrossesEveryStageOnce) {
+  run_bounded([]() -> Coro<void> {
+    int alive = 0;
+    auto gen = plus(times_ten(fails_after_awaiting(2, &alive), &alive), 1, &alive);
+    std::vector<int> got;
+    std::string error;
+    try {
+      while (auto v = co_await gen.next()) got.push_back(*v);
+    } catch (const std::logic_error& e) {
+      error = e.what();
+    }
+    EXPECT_EQ(got, (std::vector<int>{1, 11}));
+    EXPECT_EQ(error, "deep");
+    EXPECT_EQ(alive, 0);  // each stage's body unwound
+    EXPECT_TRUE(gen.finished());
+    {
+      auto got_ = co_await gen.next();
+      EXPECT_EQ(got_, std::nullopt);
+    }
+  }());
+}
+
+/// A stage that waits for `gates[k]` at its k-th await: before the first value, between the
+/// values, after the last one. Logs where it waits and where it saw the cancellation.
+AsyncGenerator<int> gated(std::vector<weave::Event>* gates, std::vector<std::string>* log,
+                          int* alive) {
+  Alive a(alive);
+  std::size_t k = 0;
+  auto pass = [&]() -> weave::Event::WaitAwaiter {
+    log->push_back("wait " + std::to_string(k));
+    return (*gates)[k++].wait();
+  };
+  try {
+    co_await pass();
+    co_yield 1;
+    co_await pass();
+    co_yield 2;
+    co_await pass();
+  } catch (const weave::CancelledError& e) {
+    log->push_back("cancelled at " + std::to_string(k - 1) + ": " + e.message());
+    throw;
+  }
+}
+
+Coro<std::vector<int>> drain(AsyncGenerator<int>* gen) {
+  std::vector<int> got;
+  while (auto v = co_await gen->next()) got.push_back(*v);
+  co_return got;
+}
+
+class CancelAtEachAwait : public ::testing::TestWithParam<int> {};
+
+TEST_P(CancelAtEachAwait, RaisesInTheInnermostBodyAndReachesTheConsumer) {
+  const int point = GetParam();
+  run_bounded([](int point) -> Coro<void> {
+    int alive = 0;
+    std::vector<std::string> log;
+    std::vector<weave::Event> gates(3);
+    for (int i = 0; i < point; ++i) gates[static_cast<std::size_t>(i)].set();
+    auto gen = plus(times_ten(gated(&gates, &log, &alive), &alive), 1, &alive);
+    auto consumer = weave::create_task(drain(&gen));
+    co_await weave_test::until([&] { return log.size() == static_cast<std::size_t>(point) + 1; });
+    co_await weave_test::yield(2);
+    EXPECT_FALSE(consumer.done());  // waiting at `point`, nowhere else
+    EXPECT_TRUE(gen.is_running());
+    consumer.cancel("stop");
+    bool cancelled = false;
+    try {
+      (void)co_await consumer;
+    } catch (const weave::CancelledError& e) {
+      cancelled = e.message() == "stop";
+    }
+    EXPECT_TRUE(cancelled);
+    EXPECT_EQ(log.back(), "cancelled at " + std::to_string(point) + ": stop");
+    EXPECT_EQ(log.size(), static_cast<std::size_t>(point) + 2);
+    EXPECT_EQ(alive, 0);
+    EXPECT_TRUE(gen.finished());
+  }(point));
+}
+
+INSTANTIATE_TEST_SUITE_P(AsyncGeneratorPipeline, CancelAtEachAwait, ::testing::Values(0, 1, 2));
+
+/// Passes each value on once `gate` is set, clearing it again.
+AsyncGenerator<int> gated_relay(AsyncGenerator<int> in, weave::Event* gate,
+                                std::vector<std::string>* log, int* alive) {
+  Alive a(alive);
+  try {
+    while (auto v = co_await in.next()) {
+      log->push_back("relay waits with " + std::to_string(*v));
+      co_await gate->wait();
+      gate->clear();
+      co_yield *v;
+    }
+  } catch (const weave::CancelledError& e) {
+    log->push_back("relay cancelled: " + e.message());
+    throw;
+  }
+}
+
+TEST(AsyncGeneratorPipeline, CancellingWhileAMiddleStageAwaitsLeavesTheInnerOneAtItsYield) {
+  run_bounded([]() -> Coro<void> {
+    int alive = 0;
+    std::vector<std::string> log;
+    weave::Event gate;
+    auto inner = times_ten(numbers(3), &alive);
+    auto gen = plus(gated_relay(std::move(inner), &gate, &log, &alive), 1, &alive);
+    auto consumer = weave::create_task(drain(&gen));
+    co_await weave_test::until([&] { return log.size() == 1; });
+    gate.set();
+    co_await weave_test::until([&] { return log.size() == 2; });
+    co_await weave_test::yield(2);
+    EXPECT_EQ(log, (std::vector<std::string>{"relay waits with 0", "relay waits with 10"}));
+    consumer.cancel("stop");
+    bool cancelled = false;
+    try {
+      (void)co_await consumer;
+    } catch (const weave::CancelledError& e) {
+      cancelled = e.message() == "stop";
+    }
+    EXPECT_TRUE(cancelled);
+    EXPECT_EQ(log.back(), "relay cancelled: stop");
+    EXPECT_TRUE(gen.finished());
+    // The relay and the outer stage unwound; the inner one still waits at its co_yield (its
+    // frame belongs to the relay's, destroyed with `gen`).
+    EXPECT_EQ(alive, 1);
+  }());
+}
+
+AsyncGenerator<int> closes_inner(AsyncGenerator<int> in, std::vector<std::string>* log) {
+  std::exception_ptr exit;
+  try {
+    while (auto v = co_await in.next()) co_yield *v;
+  } catch (const weave::GeneratorExit&) {
+    exit = std::current_exception();
+  }
+  co_await in.aclose();  // as `async with aclosing(inner)` would
+  log->push_back("inner closed");
+  if (exit) std::rethrow_exception(exit);
+}
+
+TEST(AsyncGeneratorPipeline, AcloseAtAYieldRunsTheCleanupOfEachStageInOrder) {
+  run_bounded([]() -> Coro<void> {
+    int alive = 0;
+    std::vector<std::string> log;
+    auto inner = with_async_cleanup(&alive, &log);
+    auto gen = closes_inner(std::move(inner), &log);
+    {
+      auto got_ = co_await gen.next();
+      EXPECT_EQ(got_, 0);
+    }
+    {
+      auto got_ = co_await gen.next();
+      EXPECT_EQ(got_, 1);
+    }
+    EXPECT_FALSE(gen.is_running());
+    co_await gen.aclose();
+    EXPECT_EQ(log, (std::vector<std::string>{"cleaned up", "inner closed"}));
+    EXPECT_EQ(alive, 0);
+    EXPECT_TRUE(gen.finished());
+    {
+      auto got_ = co_await gen.next();
+      EXPECT_EQ(got_, std::nullopt);
+    }
+  }());
+}
+
+AsyncGenerator<int> cleanup_fails() {
+  try {
+    co_yield 1;
+  } catch (const weave::GeneratorExit&) {
+  }
+  co_await weave::sleep(0s);
+  throw std::out_of_range("cleanup");
+}
+
+TEST(AsyncGeneratorPipeline, AnErrorRaisedByTheCleanupReachesAclose) {
+  run_bounded([]() -> Coro<void> {
+    auto gen = cleanup_fails();
+    (void)co_await gen.next();
+    bool raised = false;
+    try {
+      co_await gen.aclose();
+    } catch (const std::out_of_range& e) {
+      raised = std::string(e.what()) == "cleanup";
+    }
+    EXPECT_TRUE(raised);
+    EXPECT_TRUE(gen.finished());
+  }());
+}
+
+// ---- call graphs: a generator's frame sits between its consumer and what it awaits -----------
+
+std::vector<std::string> stack_names(const weave::FutureCallGraph& g) {
+  std::vector<std::string> names;
+  for (const weave::FrameCallGraphEntry& e : g.call_stack) {
+    names.push_back(e.name.substr(0, e.name.find('(', 1)));
+  }
+  return names;
+}
+
+AsyncGenerator<int> waits_for(weave::Event* ev) {
+  co_await ev->wait();
+  co_yield 7;
+}
+AsyncGenerator<int, int> passes_on(AsyncGenerator<int> in) {
+  while (auto v = co_await in.next()) co_yield *v;
+}
+AsyncGenerator<int> relays(AsyncGenerator<int, int> in) {
+  while (auto v = co_await in.next()) co_yield *v;
+}
+Coro<int> pipeline_consumer(AsyncGenerator<int>* gen) {
+  co_return *co_await gen->next();
+}
+
+TEST(AsyncGeneratorCallGraph, TheStackOfATaskWaitingInsideThreeStages) {
+  run_bounded([]() -> Coro<void> {
+    weave::Event ev;
+    auto gen = relays(passes_on(waits_for(&ev)));
+    auto consumer = weave::create_task(pipeline_consumer(&gen));
+    co_await weave_test::yield(2);
+    const weave::FutureCallGraph g = weave::capture_call_graph(weave::TaskRef(consumer));
+    EXPECT_EQ(stack_names(g),
+              (std::vector<std::string>{
+                  "(anonymous namespace)::waits_for", "(anonymous namespace)::passes_on",
+                  "(anonymous namespace)::relays", "(anonymous namespace)::pipeline_consumer"}));
+    ev.set();
+    {
+      auto got_ = co_await consumer;
+      EXPECT_EQ(got_, 7);
+    }
+  }());
+}
+
+Coro<int> awaited_in_a_body(int v) {
+  co_await weave::sleep(0s);
+  co_return v;
+}
+AsyncGenerator<int> awaits_a_coro() {
+  co_yield co_await awaited_in_a_body(3);
+}
+Coro<std::vector<std::string>> graph_after_a_generator() {
+  {
+    auto gen = awaits_a_coro();
+    auto got_ = co_await gen.next();
+    EXPECT_EQ(got_, 3);
+  }  // the generator's frame is gone: the running frame is this one again
+  co_return stack_names(*weave::capture_call_graph());
+}
+
+TEST(AsyncGeneratorCallGraph, TheRunningFrameIsTheConsumerAgainAfterAYield) {
+  run_bounded([]() -> Coro<void> {
+    auto names = co_await weave::create_task(graph_after_a_generator());
+    EXPECT_EQ(names, (std::vector<std::string>{"(anonymous namespace)::graph_after_a_generator"}));
+  }());
+}
+
+Coro<std::vector<std::string>> graph_after_a_pipeline() {
+  std::vector<std::string> inside;
+  {
+    // The innermost body's await moves the running frame into it; each stage hands it on.
+    auto gen = relays(passes_on(awaits_a_coro()));
+    auto got_ = co_await gen.next();
+    EXPECT_EQ(got_, 3);
+    inside = stack_names(*weave::capture_call_graph());
+  }
+  EXPECT_EQ(inside, (std::vector<std::string>{"(anonymous namespace)::graph_after_a_pipeline"}));
+  co_return stack_names(*weave::capture_call_graph());
+}
+
+TEST(AsyncGeneratorCallGraph, EveryStageHandsTheRunningFrameBackToItsConsumer) {
+  run_bounded([]() -> Coro<void> {
+    auto names = co_await weave::create_task(graph_after_a_pipeline());
+    EXPECT_EQ(names, (std::vector<std::string>{"(anonymous namespace)::graph_after_a_pipeline"}));
+  }());
+}
+
 TEST(StreamReaderLines, YieldsEachLineUntilEof) {
   run_bounded([]() -> Coro<void> {
     weave::StreamReader reader;
