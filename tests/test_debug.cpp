@@ -143,6 +143,32 @@ TEST(DebugMode, PendingAwaitCycleIsReportedOnce) {
   }
 }
 
+weave::Coro<int> never_awaited_body() {
+  co_return 1;
+}
+
+TEST(DebugMode, CoroutineNeverAwaitedNamesItsFunction) {
+  weave::EventLoop loop;
+  loop.set_debug(true);
+  Collected c;
+  c.install(loop);
+  auto body = []() -> weave::Coro<void> {
+    { auto forgotten = never_awaited_body(); }  // made, then dropped
+    co_await never_awaited_body();              // awaited: no report
+    auto t = weave::create_task(never_awaited_body());
+    co_await t;  // made a task: no report
+  };
+  loop.run_until_complete(loop.create_task(body(), "dropper"));
+  // Outside debug mode: no report.
+  loop.set_debug(false);
+  loop.run_until_complete(loop.create_task(body(), "quiet"));
+  loop.close();
+  ASSERT_EQ(c.messages->size(), 1u);
+  EXPECT_EQ(c.messages->front(),
+            "coroutine '(anonymous namespace)::never_awaited_body()' was never awaited "
+            "[task=dropper]");
+}
+
 TEST(DebugMode, ClosedLoopWithoutPendingTasksIsQuiet) {
   Collected c;
   {

@@ -134,16 +134,14 @@ class [[nodiscard]] Coro {
   Coro(Coro&& o) noexcept : h_(std::exchange(o.h_, {})) {}
   Coro& operator=(Coro&& o) noexcept {
     if (this != &o) {
-      if (owns_frame(h_)) h_.destroy();
+      drop();
       h_ = std::exchange(o.h_, {});
     }
     return *this;
   }
   Coro(const Coro&) = delete;
   Coro& operator=(const Coro&) = delete;
-  ~Coro() {
-    if (owns_frame(h_)) h_.destroy();
-  }
+  ~Coro() { drop(); }
 
   /// The frameless yield (detail::yield_tag): only sleep(0s) makes one.
   static Coro yield() noexcept requires std::is_void_v<T> {
@@ -197,6 +195,14 @@ class [[nodiscard]] Coro {
     }
   }
   static bool owns_frame(Handle h) noexcept { return h && !is_yield(h); }
+  void drop() noexcept {
+    if (!owns_frame(h_)) return;
+    // Awaiting links the frame to its awaiter; create_task takes it from us. Neither happened:
+    // the body never ran.
+    if (h_.promise().link_ == nullptr) [[unlikely]]
+      detail::coro_never_awaited(h_.address());
+    h_.destroy();
+  }
 
   Handle h_;
 };

@@ -27,7 +27,7 @@ class TaskGroup {
   /// shutting down after a failure.
   template <class T>
   Task<T> create_task(Coro<T> coro, detail::CallSite site = detail::CallSite::here()) {
-    check_open();
+    check_open(coro);
     Task<T> task = get_running_loop().create_task(std::move(coro), site);
     track(task);
     return task;
@@ -35,7 +35,7 @@ class TaskGroup {
   template <class T>
   Task<T> create_task(Coro<T> coro, std::string name,
                       detail::CallSite site = detail::CallSite::here()) {
-    check_open();
+    check_open(coro);
     Task<T> task = get_running_loop().create_task(std::move(coro), std::move(name), site);
     track(task);
     return task;
@@ -45,7 +45,7 @@ class TaskGroup {
   template <class T>
   Task<T> create_task(Coro<T> coro, TaskOptions options,
                       detail::CallSite site = detail::CallSite::here()) {
-    check_open();
+    check_open(coro);
     Task<T> task = get_running_loop().create_task(std::move(coro), std::move(options), site);
     track(task);
     return task;
@@ -57,6 +57,17 @@ class TaskGroup {
 
  private:
   void check_open() const;
+  /// check_open, closing `coro` first when it throws, as asyncio's TaskGroup closes the
+  /// coroutine it refuses (so that it is not reported as never awaited).
+  template <class T>
+  void check_open(Coro<T>& coro) const {
+    try {
+      check_open();
+    } catch (...) {
+      if (coro.valid()) coro.release().destroy();
+      throw;
+    }
+  }
   void track(const TaskRef& task);
   void on_task_done(const TaskRef& task);
   void abort();

@@ -62,8 +62,6 @@ void on_block_forever(LoopImpl& l) noexcept;
 /// servers; each pending task.
 void on_loop_destroyed(LoopImpl& l, bool closed) noexcept;
 void on_task_destroyed_pending(LoopImpl& l, TaskCore* t) noexcept;
-/// Debug mode: a Coro frame destroyed without ever being awaited or scheduled.
-void report_never_awaited(const char* function) noexcept;
 
 /// The task's name and what it waits on, for reports (the call-graph formatter replaces it).
 std::string task_name(const TaskCore* t);

@@ -9,6 +9,8 @@
 
 #include "core/loop_impl.hpp"
 #include "debug/debug_mode.hpp"
+#include "debug/symbols.hpp"
+#include "weave/task.hpp"
 
 namespace weave::detail::dbg {
 
@@ -268,6 +270,26 @@ void on_loop_destroyed(LoopImpl& l, bool closed) noexcept {
   }
   l.for_each_task([&](TaskCore* t) { on_task_destroyed_pending(l, t); });
 }
+
+}  // namespace weave::detail::dbg
+
+namespace weave::detail {
+
+void coro_never_awaited(void* frame) noexcept {
+  EventLoop* loop = running_loop_or_null();
+  if (loop == nullptr || !loop->get_debug()) return;
+  try {
+    const void* resume = *static_cast<const void* const*>(frame);
+    loop->call_exception_handler(
+        {"coroutine '" + dbg::coroutine_name(dbg::symbol_name(resume)) + "' was never awaited",
+         nullptr, current_task()});
+  } catch (...) {  // a report must not turn a destructor into a crash
+  }
+}
+
+}  // namespace weave::detail
+
+namespace weave::detail::dbg {
 
 void on_task_destroyed_pending(LoopImpl& l, TaskCore* t) noexcept {
   if (t->done()) return;

@@ -131,6 +131,9 @@ struct TaskCore : FutureCore {
 
 // ---- operations, defined in src/core ----------------------------------------------------------
 EventLoop* running_loop_or_null() noexcept;
+/// A Coro's frame is destroyed without ever having been awaited or made a task: debug mode
+/// reports it (asyncio's "coroutine ... was never awaited"); a cold call (stats.cpp).
+[[gnu::cold]] void coro_never_awaited(void* frame) noexcept;
 /// The running task (task.cpp defines it); constinit, so other files read it with no TLS wrapper.
 extern constinit thread_local TaskCore* t_current;
 inline TaskCore* current_task_core() noexcept {
