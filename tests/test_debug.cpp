@@ -24,6 +24,22 @@ using namespace std::chrono_literals;
 using weave_test::Reports;
 using weave_test::run_bounded;
 
+/// Spins at least `d`, then until the watchdog has counted this stall (reported or suppressed),
+/// for at most 5 s: on a loaded machine its thread may not run within `d`, and a stall it never
+/// saw would make the counts below wrong.
+void stall_until_counted(std::chrono::milliseconds d) {
+  const weave::StallCounts before = weave::stall_counts();
+  const auto give_up = std::chrono::steady_clock::now() + d + 5s;
+  auto counted = [&] {
+    const weave::StallCounts now = weave::stall_counts();
+    return now.reported + now.suppressed > before.reported + before.suppressed;
+  };
+  const auto end = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < end ||
+         (!counted() && std::chrono::steady_clock::now() < give_up)) {
+  }
+}
+
 void spin_for(std::chrono::milliseconds d) {
   const auto end = std::chrono::steady_clock::now() + d;
   while (std::chrono::steady_clock::now() < end) {
@@ -301,7 +317,7 @@ TEST(Watchdog, HundredStallsInAMinuteAreRateLimited) {
   const weave::StallCounts before = weave::stall_counts();
   auto stalls = []() -> weave::Coro<void> {
     for (int i = 0; i < 100; ++i) {
-      spin_for(20ms);
+      stall_until_counted(20ms);
       co_await weave::sleep(0s);
     }
   };
@@ -336,11 +352,11 @@ TEST(Watchdog, TheNextReportCountsTheSuppressedOnes) {
   });
   auto stalls = []() -> weave::Coro<void> {
     for (int i = 0; i < 8; ++i) {
-      spin_for(20ms);
+      stall_until_counted(20ms);
       co_await weave::sleep(0s);
     }
     co_await weave::sleep(500ms);  // the window passes
-    spin_for(20ms);
+    stall_until_counted(20ms);
   };
   loop.run_until_complete(loop.create_task(stalls(), "staller"));
   loop.close();

@@ -210,8 +210,15 @@ void EventLoop::default_exception_handler(const ExceptionContext& context) noexc
   }
   std::string task;
   if (context.task) task = " task=" + context.task->get_name();
-  std::fprintf(stderr, "weave: %s%s%s%s\n", context.message.c_str(), task.c_str(),
-               detail.empty() ? "" : ": ", detail.c_str());
+  // The task and the exception go on the message's first line; its further lines (an await
+  // chain, where the task was created) follow.
+  const std::string_view message = context.message;
+  const std::size_t eol = std::min(message.find('\n'), message.size());
+  const std::string_view first = message.substr(0, eol);
+  const std::string_view rest = message.substr(eol);
+  std::fprintf(stderr, "weave: %.*s%s%s%s%.*s\n", static_cast<int>(first.size()), first.data(),
+               task.c_str(), detail.empty() ? "" : ": ", detail.c_str(),
+               static_cast<int>(rest.size()), rest.data());
 }
 
 void EventLoop::set_debug(bool enabled) noexcept {
