@@ -13,8 +13,8 @@
 //   shield's inner task name their awaiter in `awaited_by`. A done future has no awaiter.
 //   A cycle (a task awaiting what awaits it) is cut where it closes.
 //
-// Limitation: the body of an AsyncGenerator<T, Send> with a non-void Send on the await path has
-// another promise layout; its frame is named, the frames above it are not reliable.
+// An AsyncGenerator's promise keeps its consumer at `link_`'s offset for every Send (generator.hpp
+// checks it), so the walk goes through generator frames as through nested Coros.
 
 #include "weave/graph.hpp"
 
