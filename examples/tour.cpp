@@ -285,5 +285,6 @@ int main() {
   weave::run(tour::pipeline_section());
   weave::run(tour::trace_section());
   weave::run(tour::graph_section());
+  weave::run(tour::ps_section());
   return 0;
 }

@@ -16,4 +16,6 @@ weave::Coro<void> pipeline_section();
 weave::Coro<void> trace_section();
 /// print_call_graph of a gather under a TaskGroup (examples/tour/graph_section.cpp).
 weave::Coro<void> graph_section();
+/// `weave pstree` of the tour itself while its loop is blocked (examples/tour/ps_section.cpp).
+weave::Coro<void> ps_section();
 }  // namespace tour
