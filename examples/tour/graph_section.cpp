@@ -12,12 +12,8 @@ namespace {
 using namespace std::chrono_literals;
 using weave::Coro;
 
-Coro<void> fetch(int ms) {
-  co_await weave::sleep(std::chrono::milliseconds(ms));
-}
-
 Coro<void> fetch_all() {
-  co_await weave::gather(fetch(200), fetch(300));
+  co_await weave::gather(tour::fetch(200), tour::fetch(300));
 }
 
 /// Waits until the others are asleep, then prints the graph of the first fetch.

@@ -22,12 +22,8 @@ namespace {
 using namespace std::chrono_literals;
 using weave::Coro;
 
-Coro<void> fetch(int ms) {
-  co_await weave::sleep(std::chrono::milliseconds(ms));
-}
-
 Coro<void> fetch_all() {
-  co_await weave::gather(fetch(1000), fetch(2000));
+  co_await weave::gather(tour::fetch(1000), tour::fetch(2000));
 }
 
 Coro<void> consume(weave::Queue<int>& queue) {

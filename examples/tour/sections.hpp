@@ -6,6 +6,8 @@
 
 namespace tour {
 double since(weave::Clock::time_point t0);
+/// A stand-in for a request that takes `ms` (the call-graph sections' sleeper).
+weave::Coro<void> fetch(int ms);
 /// An HTTP server and its client, concurrent requests against sequential ones.
 weave::Coro<void> http_section();
 /// PostgreSQL on a throw-away server (examples/tour/pg_section.cpp).
