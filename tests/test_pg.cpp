@@ -453,6 +453,73 @@ TEST_F(Pg, FetchFetchrowFetchvalAndCommandTags) {
   run_bounded(rows_and_tags(dsn()));
 }
 
+// Text read as std::string_view points into the result, in both formats; a type whose value is
+// no text (an integer, bytea) refuses it in both, so that a statement's first (text) run and its
+// next (binary) runs agree.
+weave::Coro<void> text_views(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  const std::string sql =
+      "select 'name'::name, 'x'::varchar, null::text, '{\"k\": 1}'::jsonb, "
+      "'{\"a\":2}'::json, 7, 'ab'::bytea, null::text";
+  for (int run = 0; run < 2; ++run) {
+    std::optional<pg::Row> row = co_await c.fetchrow(sql);
+    if (!row) {
+      ADD_FAILURE() << "no row";
+      co_return;
+    }
+    EXPECT_EQ(row->field(0).binary, run == 1);
+    EXPECT_EQ(row->get<std::string_view>(0), "name");
+    EXPECT_EQ(row->get<std::string_view>(1), "x");
+    EXPECT_EQ(row->get<std::optional<std::string_view>>(2), std::nullopt);
+    EXPECT_EQ(row->get<std::string_view>(3), "{\"k\": 1}");
+    EXPECT_EQ(row->get<std::string_view>(4), "{\"a\":2}");
+    EXPECT_THROW(row->get<std::string_view>(5), pg::DataError);
+    EXPECT_THROW(row->get<std::string_view>(6), pg::DataError);
+    EXPECT_THROW(row->get<std::string_view>(7), pg::DataError);
+    EXPECT_EQ(row->get<std::optional<std::string_view>>(7), std::nullopt);
+  }
+  // A type without a binary decoder (numeric) keeps its statement in text: viewed as it is.
+  (void)co_await c.fetch("select '1.50'::numeric");
+  std::vector<pg::Row> numeric = co_await c.fetch("select '1.50'::numeric");
+  EXPECT_FALSE(numeric.at(0).field(0).binary);
+  EXPECT_EQ(numeric.at(0).get<std::string_view>(0), "1.50");
+  co_await c.close();
+}
+
+TEST_F(Pg, TextReadAsAStringViewWithoutACopy) {
+  run_bounded(text_views(dsn()));
+}
+
+// Rows share their result: a copy, a moved row and a row assigned over another keep it alive
+// after the vector that held them is gone.
+weave::Coro<void> rows_outlive_their_vector(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  std::optional<pg::Row> kept, moved, assigned;
+  {
+    auto rows = co_await c.fetch("select i, 'v' || i from generate_series(1, 1000) as i");
+    EXPECT_EQ(rows.size(), 1000u);
+    if (rows.size() != 1000) co_return;
+    kept = rows[999];
+    moved = std::move(rows[10]);
+    pg::Row other = rows[20];
+    other = rows[500];
+    assigned = other;
+    rows.erase(rows.begin(), rows.begin() + 600);
+    EXPECT_EQ(rows.front().get<int>(0), 601);
+  }
+  auto again = co_await c.fetch("select 1");  // the freed memory in use again
+  EXPECT_EQ(again.at(0).get<int>(0), 1);
+  EXPECT_EQ(kept->get<int>(0), 1000);
+  EXPECT_EQ(kept->get<std::string_view>(1), "v1000");
+  EXPECT_EQ(moved->get<int>(0), 11);
+  EXPECT_EQ(assigned->get<std::string>(1), "v501");
+  co_await c.close();
+}
+
+TEST_F(Pg, RowsKeepTheirResultAliveWhenCopiedMovedOrAssigned) {
+  run_bounded(rows_outlive_their_vector(dsn()));
+}
+
 // ---- errors ------------------------------------------------------------------------------------
 
 template <class Body>

@@ -59,13 +59,36 @@ namespace detail {
 struct ResultData;
 struct ConnectionState;
 struct PoolState;
+/// The references to one result: its rows and the library's handles. Not atomic: a result's
+/// rows are counted on one thread at a time (see Row).
+struct ResultCount {
+  mutable std::size_t refs = 0;
+};
+/// Frees the result once its last reference went.
+void free_result(const ResultCount* result) noexcept;
 }  // namespace detail
 
-/// One row of a result. Cheap to copy: rows of one result share it.
+/// One row of a result. Cheap to copy: the rows of one result share it, counted without atomic
+/// operations (a result of 1,000 rows would otherwise pay 2,000 of them). Like a Future, a
+/// result's rows are not thread-safe: copy and destroy the rows of one result on one thread at
+/// a time (moving all of them to another thread, or reading them there by reference, is fine).
 class Row {
  public:
-  Row(std::shared_ptr<const detail::ResultData> result, int row) noexcept
-      : result_(std::move(result)), row_(row) {}
+  /// Takes over one reference the caller counted for it.
+  Row(const detail::ResultCount* result, int row) noexcept : result_(result), row_(row) {}
+  Row(const Row& o) noexcept : result_(o.result_), row_(o.row_) {
+    if (result_ != nullptr) ++result_->refs;
+  }
+  Row(Row&& o) noexcept : result_(std::exchange(o.result_, nullptr)), row_(o.row_) {}
+  Row& operator=(Row o) noexcept {
+    std::swap(result_, o.result_);
+    row_ = o.row_;
+    return *this;
+  }
+  ~Row() {
+    if (result_ != nullptr && --result_->refs == 0) detail::free_result(result_);
+  }
+
   std::size_t size() const noexcept;
   std::string_view column_name(std::size_t index) const;
   /// The index of the column `name`. Errors: std::out_of_range when there is none.
@@ -92,7 +115,8 @@ class Row {
   }
 
  private:
-  std::shared_ptr<const detail::ResultData> result_;
+  const detail::ResultData& data() const noexcept;
+  const detail::ResultCount* result_;
   int row_;
 };
 

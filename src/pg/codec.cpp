@@ -392,6 +392,13 @@ std::string format_timestamp(Timestamp t) {
   return out + " " + clock + (suffix.empty() ? "" : suffix);
 }
 
+/// A binary jsonb value's text: after its version byte (1).
+std::string_view jsonb_text(const Field& f) {
+  std::string_view t = require_text(f);
+  if (t.empty() || t[0] != 1) bad_binary(f, "has an unknown jsonb version");
+  return t.substr(1);
+}
+
 /// A binary value as the text format would have shown it, for the types where that text does
 /// not depend on the session's settings.
 std::string binary_as_text(const Field& f) {
@@ -401,8 +408,7 @@ std::string binary_as_text(const Field& f) {
   if (binary_integer(f, i)) return std::to_string(i);
   switch (f.oid) {
     case kJsonb:
-      if (t.empty() || t[0] != 1) bad_binary(f, "has an unknown jsonb version");
-      return std::string(t.substr(1));
+      return std::string(jsonb_text(f));
     case kUuid:
       return format_uuid(sized(f, 16));
     case kBool:
@@ -538,7 +544,7 @@ std::string_view require_text(const Field& f) {
   return *f.text;
 }
 
-void decode(const Field& f, bool& out) {
+void decode_full(const Field& f, bool& out) {
   if (f.binary) {
     if (f.oid != kBool) bad_binary(f, "is not a boolean");
     out = sized(f, 1)[0] != 0;
@@ -553,36 +559,50 @@ void decode(const Field& f, bool& out) {
     bad_value(f, t, "a boolean");
   }
 }
-void decode(const Field& f, std::int16_t& out) {
+void decode_full(const Field& f, std::int16_t& out) {
   decode_integer(f, out);
 }
-void decode(const Field& f, std::int32_t& out) {
+void decode_full(const Field& f, std::int32_t& out) {
   decode_integer(f, out);
 }
-void decode(const Field& f, std::int64_t& out) {
+void decode_full(const Field& f, std::int64_t& out) {
   decode_integer(f, out);
 }
-void decode(const Field& f, long long& out) {
+void decode_full(const Field& f, long long& out) {
   decode_integer(f, out);
 }
-void decode(const Field& f, double& out) {
+void decode_full(const Field& f, double& out) {
   decode_floating(f, out);
 }
-void decode(const Field& f, float& out) {
+void decode_full(const Field& f, float& out) {
   decode_floating(f, out);
 }
 void decode(const Field& f, std::string& out) {
   if (f.binary && !text_like(f.oid)) {
     out = binary_as_text(f);
   } else {
-    out = std::string(require_text(f));
+    const std::string_view t = require_text(f);
+    out.assign(t.data(), t.size());
+  }
+}
+
+void decode(const Field& f, std::string_view& out) {
+  const std::string_view t = require_text(f);
+  if (text_like(f.oid) || !binary_result_type(f.oid)) {
+    out = t;
+  } else if (f.oid == kJsonb) {
+    out = f.binary ? jsonb_text(f) : t;
+  } else {
+    throw DataError("column \"" + std::string(f.column) + "\": a " + type_name(f.oid) +
+                    " value is no text to view: read it as std::string");
   }
 }
 
 void decode(const Field& f, Bytes& out) {
   if (f.binary) {
     if (f.oid != kBytea && !text_like(f.oid)) bad_binary(f, "is not bytea");
-    out.data = std::string(require_text(f));
+    const std::string_view t = require_text(f);
+    out.data.assign(t.data(), t.size());
     return;
   }
   std::string_view t = require_text(f);

@@ -25,34 +25,58 @@ PostgresError::PostgresError(std::string sqlstate, std::string message, std::str
 // ---- Row ---------------------------------------------------------------------------------------
 
 std::size_t Row::size() const noexcept {
-  return static_cast<std::size_t>(PQnfields(result_->res));
+  return data().columns.size();
 }
 std::string_view Row::column_name(std::size_t index) const {
   if (index >= size()) throw std::out_of_range("no column " + std::to_string(index));
-  return PQfname(result_->res, static_cast<int>(index));
+  return data().columns[index].name;
 }
 std::size_t Row::index_of(std::string_view name) const {
-  for (std::size_t i = 0; i < size(); ++i) {
-    if (name == PQfname(result_->res, static_cast<int>(i))) return i;
+  const auto& columns = data().columns;
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    if (name == columns[i].name) return i;
   }
   throw std::out_of_range("no column named \"" + std::string(name) + "\"");
 }
 bool Row::is_null(std::size_t index) const {
   return !field(index).text;
 }
+const detail::ResultData& Row::data() const noexcept {
+  return *static_cast<const detail::ResultData*>(result_);
+}
 Field Row::field(std::size_t index) const {
-  if (index >= size()) throw std::out_of_range("no column " + std::to_string(index));
-  const int col = static_cast<int>(index);
+  const detail::ResultData& data = this->data();
+  if (index >= data.columns.size()) throw std::out_of_range("no column " + std::to_string(index));
+  const detail::Column& column = data.columns[index];
   Field f;
-  f.oid = PQftype(result_->res, col);
-  f.column = PQfname(result_->res, col);
-  f.binary = PQfformat(result_->res, col) == 1;
-  if (PQgetisnull(result_->res, row_, col) == 0) {
-    f.text = std::string_view(PQgetvalue(result_->res, row_, col),
-                              static_cast<std::size_t>(PQgetlength(result_->res, row_, col)));
+  f.oid = column.oid;
+  f.column = column.name;
+  f.binary = column.binary;
+  const int col = static_cast<int>(index);
+  // A NULL has length 0: only an empty value needs the third call.
+  const int length = PQgetlength(data.res, row_, col);
+  if (length > 0 || PQgetisnull(data.res, row_, col) == 0) {
+    f.text = std::string_view(PQgetvalue(data.res, row_, col), static_cast<std::size_t>(length));
   }
   return f;
 }
+
+namespace detail {
+void free_result(const ResultCount* result) noexcept {
+  delete static_cast<const ResultData*>(result);
+}
+
+void ResultData::describe() {
+  const int n = PQnfields(res);
+  columns.resize(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    Column& c = columns[static_cast<std::size_t>(i)];
+    c.oid = PQftype(res, i);
+    c.binary = PQfformat(res, i) == 1;
+    c.name = PQfname(res, i);
+  }
+}
+}  // namespace detail
 
 // ---- connect -----------------------------------------------------------------------------------
 
@@ -234,9 +258,11 @@ std::shared_ptr<detail::ConnectionState> open_state(
 std::vector<Row> rows_of(const detail::ResultPtr& r) {
   std::vector<Row> rows;
   if (!r) return rows;
+  r->describe();
   const int n = PQntuples(r->res);
   rows.reserve(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) rows.emplace_back(r, i);
+  r->refs += static_cast<std::size_t>(n);  // one reference per row, counted at once
+  for (int i = 0; i < n; ++i) rows.emplace_back(r.get(), i);
   return rows;
 }
 }  // namespace
@@ -251,7 +277,9 @@ Coro<std::optional<Row>> Connection::fetchrow_params(Query q, Params params) {
   auto state = open_state(state_);
   detail::ResultPtr r = co_await state->run(std::move(q), std::move(params), false);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
-  co_return Row(r, 0);
+  r->describe();
+  ++r->refs;
+  co_return Row(r.get(), 0);
 }
 
 Coro<std::string> Connection::execute_params(Query q, Params params, bool simple) {
@@ -276,7 +304,9 @@ Coro<std::optional<Row>> PreparedStatement::fetchrow_params(Params params) {
   auto state = open_state(state_);
   detail::ResultPtr r = co_await state->run(query_, std::move(params), false, name_);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
-  co_return Row(r, 0);
+  r->describe();
+  ++r->refs;
+  co_return Row(r.get(), 0);
 }
 
 Coro<std::string> PreparedStatement::execute_params(Params params) {

@@ -12,7 +12,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "weave/future.hpp"
 #include "weave/locks.hpp"
@@ -24,14 +26,53 @@ namespace weave::pg::detail {
 /// binary decoder, else text (0).
 int result_format_for(const PGresult* res) noexcept;
 
-struct ResultData {
+/// What a row's field needs of its column, read from libpq once per result instead of once
+/// per field.
+struct Column {
+  unsigned oid = 0;
+  bool binary = false;
+  std::string_view name;
+};
+
+struct ResultData : ResultCount {
   explicit ResultData(PGresult* r) noexcept : res(r) {}
   ResultData(const ResultData&) = delete;
   ResultData& operator=(const ResultData&) = delete;
   ~ResultData() { PQclear(res); }
+  /// Fills `columns`: for a result whose rows are handed out.
+  void describe();
   PGresult* res;
+  std::vector<Column> columns;
 };
-using ResultPtr = std::shared_ptr<ResultData>;
+
+/// The library's own reference to a result (counted with the rows', on the loop thread).
+class ResultPtr {
+ public:
+  ResultPtr() noexcept = default;
+  ResultPtr(std::nullptr_t) noexcept {}  // NOLINT: as a null pointer
+  /// Owns `r` (null for none).
+  explicit ResultPtr(PGresult* r) : p_(r != nullptr ? new ResultData(r) : nullptr) {
+    if (p_ != nullptr) p_->refs = 1;
+  }
+  ResultPtr(const ResultPtr& o) noexcept : p_(o.p_) {
+    if (p_ != nullptr) ++p_->refs;
+  }
+  ResultPtr(ResultPtr&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+  ResultPtr& operator=(ResultPtr o) noexcept {
+    std::swap(p_, o.p_);
+    return *this;
+  }
+  ~ResultPtr() {
+    if (p_ != nullptr && --p_->refs == 0) delete p_;
+  }
+  ResultData* operator->() const noexcept { return p_; }
+  ResultData& operator*() const noexcept { return *p_; }
+  ResultData* get() const noexcept { return p_; }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+
+ private:
+  ResultData* p_ = nullptr;
+};
 
 /// The error a failed result carries: PostgresError, or ConnectionDoesNotExistError when the
 /// connection died with it.
@@ -123,7 +164,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   /// PQgetResult; nullptr at the end of a statement.
   ResultPtr take_result() {
     PGresult* r = PQgetResult(conn);
-    return r != nullptr ? std::make_shared<ResultData>(r) : nullptr;
+    return ResultPtr(r);
   }
   /// After a cancelled wait: PQcancel off the loop, then read and drop what the statement still
   /// produces, so that the connection is in step again. Marks the connection lost on failure.

@@ -182,14 +182,94 @@ void copy_put(CopyRecords& r, const T& v) {
 
 /// Throws DataError naming the column when the field is NULL.
 std::string_view require_text(const Field& f);
-void decode(const Field& f, bool& out);
-void decode(const Field& f, std::int16_t& out);
-void decode(const Field& f, std::int32_t& out);
-void decode(const Field& f, std::int64_t& out);
-void decode(const Field& f, long long& out);
-void decode(const Field& f, double& out);
-void decode(const Field& f, float& out);
+
+/// The big-endian integer at `p`.
+inline std::uint32_t load_be32(const char* p) noexcept {
+  std::uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_bswap32(v);
+}
+inline std::uint64_t load_be64(const char* p) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_bswap64(v);
+}
+/// A binary int2/int4/int8/oid field read straight into `out`; false for anything else (NULL,
+/// text, another type, a value out of range), which the full decoder then handles or reports.
+/// Inline: it runs once per field of a result.
+template <class I>
+bool binary_integer_fast(const Field& f, I& out) noexcept {
+  if (!f.binary || !f.text) return false;
+  const char* p = f.text->data();
+  const std::size_t n = f.text->size();
+  long long v = 0;
+  if (f.oid == 23 && n == 4) {
+    v = static_cast<std::int32_t>(load_be32(p));
+  } else if (f.oid == 20 && n == 8) {
+    v = static_cast<std::int64_t>(load_be64(p));
+  } else if (f.oid == 21 && n == 2) {
+    std::uint16_t u;
+    std::memcpy(&u, p, sizeof u);
+    v = static_cast<std::int16_t>(__builtin_bswap16(u));
+  } else if (f.oid == 26 && n == 4) {
+    v = load_be32(p);
+  } else {
+    return false;
+  }
+  if (!std::in_range<I>(v)) return false;
+  out = static_cast<I>(v);
+  return true;
+}
+
+// The full decoders: the text format, conversions between types, and the errors.
+void decode_full(const Field& f, bool& out);
+void decode_full(const Field& f, std::int16_t& out);
+void decode_full(const Field& f, std::int32_t& out);
+void decode_full(const Field& f, std::int64_t& out);
+void decode_full(const Field& f, long long& out);
+void decode_full(const Field& f, double& out);
+void decode_full(const Field& f, float& out);
+
+inline void decode(const Field& f, bool& out) {
+  if (f.binary && f.oid == 16 && f.text && f.text->size() == 1) {
+    out = (*f.text)[0] != 0;
+    return;
+  }
+  decode_full(f, out);
+}
+inline void decode(const Field& f, std::int16_t& out) {
+  if (!binary_integer_fast(f, out)) decode_full(f, out);
+}
+inline void decode(const Field& f, std::int32_t& out) {
+  if (!binary_integer_fast(f, out)) decode_full(f, out);
+}
+inline void decode(const Field& f, std::int64_t& out) {
+  if (!binary_integer_fast(f, out)) decode_full(f, out);
+}
+inline void decode(const Field& f, long long& out) {
+  if (!binary_integer_fast(f, out)) decode_full(f, out);
+}
+inline void decode(const Field& f, double& out) {
+  if (f.binary && f.oid == 701 && f.text && f.text->size() == 8) {
+    const std::uint64_t bits = load_be64(f.text->data());
+    std::memcpy(&out, &bits, sizeof out);
+    return;
+  }
+  decode_full(f, out);
+}
+inline void decode(const Field& f, float& out) {
+  if (f.binary && f.oid == 700 && f.text && f.text->size() == 4) {
+    const std::uint32_t bits = load_be32(f.text->data());
+    std::memcpy(&out, &bits, sizeof out);
+    return;
+  }
+  decode_full(f, out);
+}
 void decode(const Field& f, std::string& out);
+/// The text without a copy, valid as long as the row's result: for text-like types (text,
+/// varchar, char(n), name, json, jsonb) and for the types that always arrive as text (numeric,
+/// inet, ...). Others (integers, bytea, time values) raise DataError: read them as std::string.
+void decode(const Field& f, std::string_view& out);
 void decode(const Field& f, Bytes& out);
 void decode(const Field& f, std::chrono::sys_days& out);
 void decode(const Field& f, Timestamp& out);
@@ -229,26 +309,6 @@ class BinaryArray {
   static std::uint32_t big_endian32(const char* p) noexcept {
     const auto* b = reinterpret_cast<const unsigned char*>(p);
     return std::uint32_t{b[0]} << 24 | std::uint32_t{b[1]} << 16 | std::uint32_t{b[2]} << 8 | b[3];
-  }
-  /// An int2/int4/int8 element read straight into `out`; false for anything else (NULL, another
-  /// type, a value out of range), which decode() then reports.
-  template <class I>
-  static bool integer(const Field& e, I& out) noexcept {
-    if (!e.text) return false;
-    const char* p = e.text->data();
-    long long v = 0;
-    if (e.oid == 23 && e.text->size() == 4) {
-      v = static_cast<std::int32_t>(big_endian32(p));
-    } else if (e.oid == 20 && e.text->size() == 8) {
-      v = static_cast<std::int64_t>(std::uint64_t{big_endian32(p)} << 32 | big_endian32(p + 4));
-    } else if (e.oid == 21 && e.text->size() == 2) {
-      v = static_cast<std::int16_t>(big_endian32(p) >> 16);
-    } else {
-      return false;
-    }
-    if (!std::in_range<I>(v)) return false;
-    out = static_cast<I>(v);
-    return true;
   }
 
  private:
@@ -293,7 +353,7 @@ void decode(const Field& f, std::vector<T>& out) {
     while (elements.next(element)) {
       T v{};
       if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-        if (BinaryArray::integer(element, v)) {
+        if (binary_integer_fast(element, v)) {
           out.push_back(v);
           continue;
         }
