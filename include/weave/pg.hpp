@@ -266,15 +266,16 @@ class Connection {
                                           std::vector<std::string> columns = {}) {
     detail::CopyRecords rows;
     for (const auto& r : records) {
-      rows.begin_row(sizeof...(A));
-      std::apply([&rows](const auto&... a) { (detail::copy_put(rows, a), ...); }, r);
+      detail::copy_row(rows, r);
+      // The first row's size for all: one allocation for uniform rows.
+      if (rows.rows == 1) rows.reserve(rows.data().size() * records.size() + 64);
     }
     return copy_records_in(std::move(table), std::move(rows), std::move(columns));
   }
   /// As copy_records_to_table, from encoded parameters.
   Coro<std::string> copy_rows_in(std::string table, std::vector<Params> rows,
                                  std::vector<std::string> columns);
-  /// COPY FROM STDIN of rows encoded by copy_put: binary when every column's type takes its
+  /// COPY FROM STDIN of rows encoded by copy_row: binary when every column's type takes its
   /// values in the binary format, else text.
   Coro<std::string> copy_records_in(std::string table, detail::CopyRecords rows,
                                     std::vector<std::string> columns);

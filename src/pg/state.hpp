@@ -79,6 +79,8 @@ class ResultPtr {
 [[noreturn]] void raise_result_error(PGconn* conn, const PGresult* res);
 /// libpq's message without its trailing newline.
 std::string libpq_message(PGconn* conn);
+/// `name` quoted as an SQL identifier. Errors: InterfaceError.
+std::string quote_identifier(PGconn* conn, const std::string& name);
 
 /// Prepared statements by text and parameter types, least recently used evicted first
 /// (asyncpg's statement cache; 100 by default).

@@ -5,13 +5,16 @@
 // or binary format the server sent (binary for statements whose every column type has a binary
 // decoder here, see binary_result_type).
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -111,72 +114,207 @@ Params encode_all(const A&... args) {
   return params;
 }
 
-/// Rows for COPY, encoded eagerly into one buffer: per row its value count, then per value a
-/// tag and the C++ value's own representation, which copy_records_in turns into COPY's binary
-/// format (when every column's type takes its values) or its text format.
+/// Rows for COPY, encoded eagerly (before the call's coroutine starts) straight into COPY's
+/// binary tuple format: per row a 16-bit value count, then per value a 32-bit length (-1 for
+/// NULL) and the bytes, big-endian, each value in the binary form of its C++ kind. When the
+/// table's column types are those kinds (the usual case) the buffer is sent as it is; otherwise
+/// copy_records_in converts the columns that differ, or falls back to the text format.
 struct CopyRecords {
-  enum Tag : char { kNull, kBool, kInteger, kReal, kText, kBytes };
-  std::string data;
+  /// The C++ kind of a column's values, named by the PostgreSQL type whose binary form they
+  /// have (kText: the value's text, also for types encode() writes as text).
+  enum Kind : char { kBool, kInt2, kInt4, kInt8, kFloat8, kText, kBytes };
+  std::vector<Kind> kinds;  ///< per column
+  /// False when some row has another value count or kinds (encoded parameters only): then every
+  /// value is kText.
+  bool uniform = true;
   std::size_t rows = 0;
 
-  void begin_row(std::size_t values) {
-    const auto n = static_cast<std::uint16_t>(values);
-    data.append(reinterpret_cast<const char*>(&n), sizeof n);
-    ++rows;
+  /// `n` more bytes at the end, to be written through the pointer returned.
+  char* grow(std::size_t n) {
+    if (size_ + n > capacity_) reserve(std::max(size_ + n, capacity_ * 2));
+    char* p = buffer_.get() + size_;
+    size_ += n;
+    return p;
   }
-  void put_null() { data += static_cast<char>(kNull); }
-  void put_bool(bool v) {
-    data += static_cast<char>(kBool);
-    data += v ? '\1' : '\0';
+  void reserve(std::size_t n) {
+    if (n <= capacity_) return;
+    std::unique_ptr<char[]> b(new char[n]);
+    if (size_ > 0) std::memcpy(b.get(), buffer_.get(), size_);
+    buffer_ = std::move(b);
+    capacity_ = n;
   }
-  void put_integer(std::int64_t v) { put_raw(kInteger, &v, sizeof v); }
-  void put_real(double v) { put_raw(kReal, &v, sizeof v); }
-  void put_text(std::string_view v, Tag tag = kText) {
-    const auto n = static_cast<std::uint32_t>(v.size());
-    put_raw(tag, &n, sizeof n);
-    data.append(v.data(), v.size());
-  }
+  std::string_view data() const noexcept { return {buffer_.get(), size_}; }
 
  private:
-  void put_raw(Tag tag, const void* p, std::size_t n) {
-    data += static_cast<char>(tag);
-    data.append(static_cast<const char*>(p), n);
-  }
+  std::unique_ptr<char[]> buffer_;
+  std::size_t size_ = 0, capacity_ = 0;
 };
 
-template <class T>
-void copy_put(CopyRecords& r, const T& v);
-template <class T>
-void copy_put(CopyRecords& r, const std::optional<T>& v) {
-  if (v) {
-    copy_put(r, *v);
-  } else {
-    r.put_null();
-  }
+inline char* put_be16(char* p, std::uint16_t v) noexcept {
+  v = __builtin_bswap16(v);
+  std::memcpy(p, &v, sizeof v);
+  return p + sizeof v;
 }
-/// One value into `r`: integers, double, bool, text and bytes as themselves, anything else as
-/// the text encode() gives it.
+inline char* put_be32(char* p, std::uint32_t v) noexcept {
+  v = __builtin_bswap32(v);
+  std::memcpy(p, &v, sizeof v);
+  return p + sizeof v;
+}
+inline char* put_be64(char* p, std::uint64_t v) noexcept {
+  v = __builtin_bswap64(v);
+  std::memcpy(p, &v, sizeof v);
+  return p + sizeof v;
+}
+
 template <class T>
-void copy_put(CopyRecords& r, const T& v) {
-  using U = std::remove_cvref_t<T>;
-  if constexpr (std::is_same_v<U, bool>) {
-    r.put_bool(v);
-  } else if constexpr (std::is_same_v<U, std::int16_t> || std::is_same_v<U, std::int32_t> ||
-                       std::is_same_v<U, std::int64_t> || std::is_same_v<U, long long>) {
-    r.put_integer(static_cast<std::int64_t>(v));
-  } else if constexpr (std::is_same_v<U, double>) {
-    r.put_real(v);
-  } else if constexpr (std::is_same_v<U, Bytes>) {
-    r.put_text(v.data, CopyRecords::kBytes);
-  } else if constexpr (std::is_convertible_v<const U&, std::string_view>) {
-    r.put_text(std::string_view(v));
+struct CopyCodec;  // kind, size and writer of the types COPY encodes without encode()
+template <>
+struct CopyCodec<bool> {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kBool;
+  static std::size_t size(bool) noexcept { return 1; }
+  static char* write(char* p, bool v) noexcept {
+    *p = v ? 1 : 0;
+    return p + 1;
+  }
+};
+template <>
+struct CopyCodec<std::int16_t> {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kInt2;
+  static std::size_t size(std::int16_t) noexcept { return 2; }
+  static char* write(char* p, std::int16_t v) noexcept {
+    return put_be16(p, static_cast<std::uint16_t>(v));
+  }
+};
+template <>
+struct CopyCodec<std::int32_t> {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kInt4;
+  static std::size_t size(std::int32_t) noexcept { return 4; }
+  static char* write(char* p, std::int32_t v) noexcept {
+    return put_be32(p, static_cast<std::uint32_t>(v));
+  }
+};
+template <>
+struct CopyCodec<std::int64_t> {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kInt8;
+  static std::size_t size(std::int64_t) noexcept { return 8; }
+  static char* write(char* p, std::int64_t v) noexcept {
+    return put_be64(p, static_cast<std::uint64_t>(v));
+  }
+};
+template <>
+struct CopyCodec<long long> : CopyCodec<std::int64_t> {};
+template <>
+struct CopyCodec<double> {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kFloat8;
+  static std::size_t size(double) noexcept { return 8; }
+  static char* write(char* p, double v) noexcept {
+    std::uint64_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    return put_be64(p, bits);
+  }
+};
+template <>
+struct CopyCodec<Bytes> {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kBytes;
+  static std::size_t size(const Bytes& v) noexcept { return v.data.size(); }
+  static char* write(char* p, const Bytes& v) noexcept {
+    if (!v.data.empty()) std::memcpy(p, v.data.data(), v.data.size());
+    return p + v.data.size();
+  }
+};
+struct CopyTextCodec {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kText;
+  static std::size_t size(std::string_view v) noexcept { return v.size(); }
+  static char* write(char* p, std::string_view v) noexcept {
+    if (!v.empty()) std::memcpy(p, v.data(), v.size());
+    return p + v.size();
+  }
+};
+template <>
+struct CopyCodec<std::string> : CopyTextCodec {};
+template <>
+struct CopyCodec<std::string_view> : CopyTextCodec {};
+template <>
+struct CopyCodec<const char*> : CopyTextCodec {};
+template <>
+struct CopyCodec<char*> : CopyTextCodec {};
+template <std::size_t N>
+struct CopyCodec<char[N]> : CopyTextCodec {};
+
+template <class T>
+concept CopyDirect = requires {
+  CopyCodec<T>::kind;
+};
+
+/// A value's length word and bytes: 4 + its size, or 4 for NULL.
+template <class T>
+std::size_t copy_size(const T& v) noexcept {
+  return 4 + CopyCodec<T>::size(v);
+}
+template <class T>
+std::size_t copy_size(const std::optional<T>& v) noexcept {
+  return 4 + (v ? CopyCodec<T>::size(*v) : 0);
+}
+template <class T>
+char* copy_write(char* p, const T& v) noexcept {
+  char* at = p + 4;
+  char* end = CopyCodec<T>::write(at, v);
+  put_be32(p, static_cast<std::uint32_t>(end - at));
+  return end;
+}
+template <class T>
+char* copy_write(char* p, const std::optional<T>& v) noexcept {
+  if (!v) return put_be32(p, 0xffffffffu);
+  return copy_write(p, *v);
+}
+
+template <class T>
+struct CopyKindOf {
+  static constexpr CopyRecords::Kind value = CopyRecords::kText;  // encode()'s text
+  static constexpr bool direct = false;
+};
+template <CopyDirect T>
+struct CopyKindOf<T> {
+  static constexpr CopyRecords::Kind value = CopyCodec<T>::kind;
+  static constexpr bool direct = true;
+};
+template <class T>
+struct CopyKindOf<std::optional<T>> : CopyKindOf<T> {};
+
+/// A value encode() writes as text (dates, times, float, ...), or NULL.
+template <class T>
+void copy_put_text(CopyRecords& r, const T& v) {
+  const Param p = encode(v);
+  if (!p.text) {
+    put_be32(r.grow(4), 0xffffffffu);
+    return;
+  }
+  char* at = r.grow(4 + p.text->size());
+  put_be32(at, static_cast<std::uint32_t>(p.text->size()));
+  std::memcpy(at + 4, p.text->data(), p.text->size());
+}
+
+/// One row of `A...` into `r`: with one size computation and pointer writes when every value
+/// is of a direct kind.
+template <class... A>
+void copy_row(CopyRecords& r, const std::tuple<A...>& row) {
+  if (r.rows++ == 0) r.kinds = {CopyKindOf<std::remove_cvref_t<A>>::value...};
+  if constexpr ((CopyKindOf<std::remove_cvref_t<A>>::direct && ...)) {
+    const std::size_t size =
+        std::apply([](const auto&... v) { return (std::size_t{2} + ... + copy_size(v)); }, row);
+    char* p = put_be16(r.grow(size), static_cast<std::uint16_t>(sizeof...(A)));
+    std::apply([&p](const auto&... v) { ((p = copy_write(p, v)), ...); }, row);
   } else {
-    const Param p = encode(v);
-    if (p.text) {
-      r.put_text(*p.text);
-    } else {
-      r.put_null();
-    }
+    put_be16(r.grow(2), static_cast<std::uint16_t>(sizeof...(A)));
+    auto one = [&r](const auto& v) {
+      using U = std::remove_cvref_t<decltype(v)>;
+      if constexpr (CopyKindOf<U>::direct) {
+        copy_write(r.grow(copy_size(v)), v);
+      } else {
+        copy_put_text(r, v);
+      }
+    };
+    std::apply([&one](const auto&... v) { (one(v), ...); }, row);
   }
 }
 
