@@ -295,6 +295,24 @@ weave::Coro<void> arrays_and_nulls(std::string dsn) {
   EXPECT_EQ(co_await echo<OptInts>(c, "int4[]", holes), holes);
   EXPECT_THROW(co_await c.fetchval<std::vector<int>>("select array[1, null]::int4[]"),
                pg::DataError);
+  // Integer arrays of every width into every integer vector; an element out of the vector's
+  // range, or NULL, is a DataError in the binary format as in text.
+  const std::vector<std::int16_t> shorts = {-32768, 0, 32767};
+  EXPECT_EQ(co_await echo<std::vector<std::int16_t>>(c, "int2[]", shorts), shorts);
+  const std::vector<int> widened = {-32768, 0, 32767};
+  EXPECT_EQ(co_await second_run<std::vector<int>>(c, "select array[-32768, 0, 32767]::int2[]"),
+            widened);
+  const std::vector<std::int64_t> longer = {1, -2};
+  EXPECT_EQ(co_await second_run<std::vector<std::int64_t>>(c, "select array[1, -2]::int4[]"),
+            longer);
+  for (int run = 0; run < 2; ++run) {
+    EXPECT_THROW(co_await c.fetchval<std::vector<int>>("select array[1, 4294967296]::int8[]"),
+                 pg::DataError);
+    EXPECT_THROW(co_await c.fetchval<std::vector<std::int16_t>>("select array[1, 40000]::int4[]"),
+                 pg::DataError);
+    EXPECT_THROW(co_await c.fetchval<std::vector<std::int64_t>>("select array[null, 1]::int8[]"),
+                 pg::DataError);
+  }
   // NULL both ways, of every kind.
   EXPECT_EQ(co_await echo<std::optional<int>>(c, "int4", std::nullopt), std::nullopt);
   EXPECT_EQ(co_await echo<std::optional<std::string>>(c, "text", std::optional<std::string>()),

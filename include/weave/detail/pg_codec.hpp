@@ -425,6 +425,37 @@ class BinaryArray {
  public:
   explicit BinaryArray(const Field& f);
   std::size_t size() const noexcept { return count_; }
+  /// Every element appended to `out` when all are non-NULL integers of the element type and in
+  /// range for I (the common case, read in one pass over the bytes); false otherwise, with `out`
+  /// as it was and nothing read, for next() to go element by element.
+  template <class I>
+  bool integers(std::vector<I>& out) {
+    std::size_t width = 0;
+    if (element_oid_ == 23) width = 4;
+    if (element_oid_ == 20) width = 8;
+    if (element_oid_ == 21) width = 2;
+    if (width == 0 || read_ != 0 || rest_.size() < count_ * (4 + width)) return false;
+    const std::size_t before = out.size();
+    const char* p = rest_.data();
+    for (std::size_t i = 0; i < count_; ++i, p += 4 + width) {
+      long long v = 0;
+      if (big_endian32(p) != width) break;
+      if (width == 4) {
+        v = static_cast<std::int32_t>(big_endian32(p + 4));
+      } else if (width == 8) {
+        v = static_cast<std::int64_t>(std::uint64_t{big_endian32(p + 4)} << 32 |
+                                      big_endian32(p + 8));
+      } else {
+        const auto* b = reinterpret_cast<const unsigned char*>(p + 4);
+        v = static_cast<std::int16_t>(b[0] << 8 | b[1]);
+      }
+      if (!std::in_range<I>(v)) break;
+      out.push_back(static_cast<I>(v));
+    }
+    if (out.size() - before == count_) return true;
+    out.resize(before);
+    return false;
+  }
   /// The next element; false after the last.
   bool next(Field& element) {
     if (read_ == count_) return false;
@@ -487,6 +518,9 @@ void decode(const Field& f, std::vector<T>& out) {
   if (f.binary) {
     BinaryArray elements(f);
     out.reserve(elements.size());
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      if (elements.integers(out)) return;
+    }
     Field element;
     while (elements.next(element)) {
       T v{};
