@@ -221,6 +221,78 @@ TEST_F(Pg, IntegersFloatsAndBoolsRoundTripAtTheirExtremes) {
   run_bounded(integers_and_floats(dsn()));
 }
 
+// Integers, floats, bool and bytea go out in the binary format: the server reads each exactly
+// (its text of the value shows it), also where the statement's own types differ (prepare()
+// infers them: such a value goes as text), in executemany and inside arrays.
+weave::Coro<void> binary_parameters(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  using L16 = std::numeric_limits<std::int16_t>;
+  using L64 = std::numeric_limits<std::int64_t>;
+  EXPECT_TRUE(pg::detail::encode(1).binary);
+  EXPECT_TRUE(pg::detail::encode(pg::Bytes{"x"}).binary);
+  EXPECT_FALSE(pg::detail::encode("x").binary);
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", L16::min()), "-32768");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", -7), "-7");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", L64::max()), "9223372036854775807");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", 0.1), "0.1");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", 1.5f), "1.5");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", std::nan("")), "NaN");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", true), "true");
+  pg::Bytes all;
+  for (int i = 0; i < 256; ++i) all.data += static_cast<char>(i);
+  EXPECT_EQ(co_await c.fetchval<int>("select length($1)", all), 256);
+  EXPECT_EQ(co_await c.fetchval<std::string>("select md5($1)", all),
+            co_await c.fetchval<std::string>("select md5(decode(string_agg(lpad(to_hex(i), 2, "
+                                             "'0'), '' order by i), 'hex')) "
+                                             "from generate_series(0, 255) as i"));
+  // Types the server inferred: an int into int8, numeric and text parameters, a double into a
+  // numeric, a bool into text.
+  pg::PreparedStatement ps = co_await c.prepare(
+      "select $1::int8 + 1, $2::numeric * 2, $3::text || '!', $4::numeric, $5::text");
+  auto row = co_await ps.fetchrow(41, 5, 7, 0.25, false);
+  EXPECT_TRUE(row.has_value());
+  if (row) {
+    EXPECT_EQ(row->get<std::int64_t>(0), 42);
+    EXPECT_EQ(row->get<std::string>(1), "10");
+    EXPECT_EQ(row->get<std::string>(2), "7!");
+    EXPECT_EQ(row->get<std::string>(3), "0.25");
+    EXPECT_EQ(row->get<std::string>(4), "f");  // its text, as the text format sent it before
+  }
+  // executemany, NULLs among them; arrays of binary-encoded elements.
+  co_await c.execute(
+      "create temp table p(s int2, i int4, l int8, f float4, d float8, ok bool, raw bytea)");
+  using Set = std::tuple<std::int16_t, std::optional<int>, std::int64_t, float, double, bool,
+                         std::optional<pg::Bytes>>;
+  std::vector<Set> sets = {{L16::max(), 1, L64::min(), 0.5f, -0.0, true, all},
+                           {L16::min(), std::nullopt, 3, -1e30f, 1e300, false, std::nullopt}};
+  co_await c.executemany("insert into p values ($1, $2, $3, $4, $5, $6, $7)", sets);
+  auto got = co_await c.fetch("select * from p order by s");
+  EXPECT_EQ(got.size(), 2u);
+  if (got.size() == 2) {
+    EXPECT_EQ(got[1].get<std::int16_t>(0), L16::max());
+    EXPECT_EQ(got[1].get<std::optional<int>>(1), 1);
+    EXPECT_EQ(got[0].get<std::optional<int>>(1), std::nullopt);
+    EXPECT_EQ(got[1].get<std::int64_t>(2), L64::min());
+    EXPECT_EQ(got[0].get<float>(3), -1e30f);
+    EXPECT_TRUE(std::signbit(got[1].get<double>(4)));
+    EXPECT_EQ(got[0].get<double>(4), 1e300);
+    EXPECT_TRUE(got[1].get<bool>(5));
+    EXPECT_EQ(got[1].get<pg::Bytes>(6), all);
+    EXPECT_TRUE(got[0].is_null(6));
+  }
+  const std::vector<double> reals = {0.1, -2.5};
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", reals), "{0.1,-2.5}");
+  const std::vector<bool> flags = {true, false};
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", flags), "{t,f}");
+  const std::vector<pg::Bytes> blobs = {pg::Bytes{"\x01\xff"}};
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", blobs), "{\"\\\\x01ff\"}");
+  co_await c.close();
+}
+
+TEST_F(Pg, BinaryParametersOfEveryTypeRoundTrip) {
+  run_bounded(binary_parameters(dsn()));
+}
+
 weave::Coro<void> text_bytes_and_friends(std::string dsn) {
   pg::Connection c = co_await pg::connect(dsn);
   const std::string text = "it's \"quoted\", \\ back\tslash, caf\xc3\xa9, \xe2\x9c\x93";

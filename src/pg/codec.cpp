@@ -425,7 +425,7 @@ std::string binary_as_text(const Field& f) {
     case kFloat8: {
       double v = 0;
       decode_floating(f, v);
-      return *encode(v).text;
+      return *encode_floating(v, kFloat8).text;
     }
     case kBytea: {
       static constexpr char kHex[] = "0123456789abcdef";
@@ -457,40 +457,66 @@ std::string binary_as_text(const Field& f) {
 
 // ---- encoding ----------------------------------------------------------------------------------
 
+namespace {
+/// `v`'s bytes, big-endian, as a binary parameter of type `oid`.
+template <class U>
+Param binary_param(U v, unsigned oid) {
+  std::string bytes(sizeof v, '\0');
+  for (std::size_t i = 0; i < sizeof v; ++i) {
+    bytes[i] = static_cast<char>(static_cast<std::uint64_t>(v) >> (8 * (sizeof v - 1 - i)));
+  }
+  return {std::move(bytes), oid, true};
+}
+}  // namespace
+
 Param encode(bool v) {
-  return {v ? "t" : "f", kBool};
+  return {std::string(1, v ? '\1' : '\0'), kBool, true};
 }
 Param encode(std::int16_t v) {
-  return {std::to_string(v), kInt2};
+  return binary_param(static_cast<std::uint16_t>(v), kInt2);
 }
 Param encode(std::int32_t v) {
-  return {std::to_string(v), kInt4};
+  return binary_param(static_cast<std::uint32_t>(v), kInt4);
 }
 Param encode(std::int64_t v) {
-  return {std::to_string(v), kInt8};
+  return binary_param(static_cast<std::uint64_t>(v), kInt8);
 }
 Param encode(long long v) {
-  return {std::to_string(v), kInt8};
+  return binary_param(static_cast<std::uint64_t>(v), kInt8);
 }
 Param encode(double v) {
-  return encode_floating(v, kFloat8);
+  return binary_param(std::bit_cast<std::uint64_t>(v), kFloat8);
 }
 Param encode(float v) {
-  return encode_floating(v, kFloat4);
+  return binary_param(std::bit_cast<std::uint32_t>(v), kFloat4);
 }
 Param encode(std::string_view v) {
   return {std::string(v), 0};
 }
 
 Param encode(const Bytes& v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\\x";
-  out.reserve(2 + v.data.size() * 2);
-  for (unsigned char c : v.data) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
+  return {v.data, kBytea, true};
+}
+
+Param to_text(const Param& p) {
+  if (!p.binary || !p.text) return Param{p.text, p.oid, false};
+  const Field f{std::string_view(*p.text), p.oid, "", true};
+  switch (p.oid) {
+    case kFloat4: {
+      float v = 0;
+      decode_floating(f, v);
+      return encode_floating(v, kFloat4);
+    }
+    case kFloat8: {
+      double v = 0;
+      decode_floating(f, v);
+      return encode_floating(v, kFloat8);
+    }
+    case kBool:
+      return {*p.text == std::string_view("\1", 1) ? "t" : "f", kBool, false};
+    default:  // integers as their digits, bytea in hex
+      return {binary_as_text(f), p.oid, false};
   }
-  return {std::move(out), kBytea};
 }
 
 Param encode(sys_days v) {
@@ -524,7 +550,8 @@ Param encode_array(const std::vector<Param>& elements, unsigned element_oid) {
       continue;
     }
     out += '"';
-    for (char c : *elements[i].text) {
+    const Param element = to_text(elements[i]);
+    for (char c : *element.text) {
       if (c == '"' || c == '\\') out += '\\';
       out += c;
     }

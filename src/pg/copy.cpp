@@ -201,7 +201,7 @@ void append_binary_field(std::string& out, const CopyValue& v, unsigned oid,
     case CopyValue::kReal:
       if (oid == kFloat4) {
         if (std::isfinite(v.real) && std::abs(v.real) > std::numeric_limits<float>::max()) {
-          out_of_range(column, *detail::encode(v.real).text, "float4");
+          out_of_range(column, *detail::to_text(detail::encode(v.real)).text, "float4");
         }
         append_be<std::uint32_t>(out, 4);
         append_be(out, std::bit_cast<std::uint32_t>(static_cast<float>(v.real)));
@@ -253,7 +253,7 @@ void append_text_field(std::string& line, const CopyValue& v) {
       return;
     }
     case CopyValue::kReal:
-      line += *detail::encode(v.real).text;
+      line += *detail::to_text(detail::encode(v.real)).text;
       return;
     case CopyValue::kText:
       append_copy_text(line, v.text);
@@ -272,6 +272,24 @@ void append_text_field(std::string& line, const CopyValue& v) {
 
 /// The kind a parameter's text stands for, when it reads back as that kind (else kText).
 CopyRecords::Kind kind_of(const Param& p) {
+  if (p.binary) {  // the bytes are the kind's binary form already
+    switch (p.oid) {
+      case kBool:
+        return CopyRecords::kBool;
+      case kInt2:
+        return CopyRecords::kInt2;
+      case kInt4:
+        return CopyRecords::kInt4;
+      case kInt8:
+        return CopyRecords::kInt8;
+      case kFloat8:
+        return CopyRecords::kFloat8;
+      case kBytea:
+        return CopyRecords::kBytes;
+      default:
+        return CopyRecords::kText;
+    }
+  }
   const std::string& t = *p.text;
   const char* end = t.data() + t.size();
   if (is_integer(p.oid)) {
@@ -297,6 +315,15 @@ CopyRecords::Kind kind_of(const Param& p) {
 void put_param(CopyRecords& out, const Param& p, CopyRecords::Kind kind) {
   if (!p.text) {
     detail::put_be32(out.grow(4), 0xffffffffu);
+    return;
+  }
+  if (p.binary) {
+    if (kind_of(p) == kind && kind != CopyRecords::kText) {
+      detail::copy_write(out.grow(4 + p.text->size()), std::string_view(*p.text));
+    } else {
+      const Param text = detail::to_text(p);
+      detail::copy_write(out.grow(4 + text.text->size()), std::string_view(*text.text));
+    }
     return;
   }
   const std::string& t = *p.text;

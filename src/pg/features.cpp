@@ -104,12 +104,10 @@ Coro<void> Connection::executemany_params(Query q, std::vector<Params> sets) {
     if (PQsendPrepare(conn, "", sql.c_str(), static_cast<int>(types.size()), types.data()) == 0) {
       st.raise_send_failure();
     }
-    std::vector<const char*> values;
     for (const Params& set : sets) {
-      values.clear();
-      for (const Param& p : set) values.push_back(p.text ? p.text->c_str() : nullptr);
-      if (PQsendQueryPrepared(conn, "", static_cast<int>(values.size()), values.data(), nullptr,
-                              nullptr, 0) == 0) {
+      const detail::Bound bound(set, types.data(), types.size());
+      if (PQsendQueryPrepared(conn, "", bound.count(), bound.values(), bound.lengths(),
+                              bound.formats(), 0) == 0) {
         st.raise_send_failure();
       }
       st.queries++;

@@ -198,20 +198,24 @@ Sent ConnectionState::send(const std::string& sql, const Params& params, bool si
     return {};
   }
   if (prepared.empty() && statements.capacity > 0) return send_cached(sql, params);
-  std::vector<const char*> values(params.size());
-  std::vector<Oid> types(params.size());
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    values[i] = params[i].text ? params[i].text->c_str() : nullptr;
-    types[i] = params[i].oid;
-  }
   const int n = static_cast<int>(params.size());
   int ok = 0;
   if (prepared.empty()) {
-    ok = PQsendQueryParams(conn, sql.c_str(), n, types.data(), values.data(), nullptr, nullptr, 0);
+    std::vector<Oid> types(params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) types[i] = params[i].oid;
+    const Bound bound(params);
+    ok = PQsendQueryParams(conn, sql.c_str(), n, types.data(), bound.values(), bound.lengths(),
+                           bound.formats(), 0);
   } else {
     auto known = prepared_formats.find(prepared);
     const int format = known != prepared_formats.end() ? known->second : 0;
-    ok = PQsendQueryPrepared(conn, prepared.c_str(), n, values.data(), nullptr, nullptr, format);
+    // The server inferred this statement's parameter types: a value of another type goes as text.
+    auto typed = prepared_types.find(prepared);
+    const bool has_types = typed != prepared_types.end();
+    const Bound bound(params, has_types ? typed->second.data() : nullptr,
+                      has_types ? typed->second.size() : 0);
+    ok = PQsendQueryPrepared(conn, prepared.c_str(), n, bound.values(), bound.lengths(),
+                             bound.formats(), format);
   }
   if (ok == 0) raise_send_failure();
   return {};
@@ -273,6 +277,8 @@ Coro<std::string> ConnectionState::prepare(std::string sql) {
       if (!r) break;
       if (PQresultStatus(r->res) == PGRES_COMMAND_OK) {
         prepared_formats[name] = result_format_for(r->res);
+        std::vector<Oid>& types = prepared_types[name];
+        for (int i = 0; i < PQnparams(r->res); ++i) types.push_back(PQparamtype(r->res, i));
       } else if (PQresultStatus(r->res) == PGRES_FATAL_ERROR && !error) {
         error = std::move(r);
       }

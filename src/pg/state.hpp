@@ -82,6 +82,29 @@ std::string libpq_message(PGconn* conn);
 /// `name` quoted as an SQL identifier. Errors: InterfaceError.
 std::string quote_identifier(PGconn* conn, const std::string& name);
 
+/// libpq's parameter arrays for one execution. A binary parameter whose type is not the one the
+/// statement was prepared with (`types`, when known) goes as text, which the server parses into
+/// its type as before.
+class Bound {
+ public:
+  Bound(const Params& params, const Oid* types = nullptr, std::size_t ntypes = 0);
+  int count() const noexcept { return n_; }
+  const char* const* values() const noexcept { return values_; }
+  const int* lengths() const noexcept { return lengths_; }
+  const int* formats() const noexcept { return formats_; }
+
+ private:
+  static constexpr std::size_t kInline = 16;
+  int n_ = 0;
+  const char** values_;
+  int *lengths_, *formats_;
+  const char* inline_values_[kInline];
+  int inline_lengths_[kInline], inline_formats_[kInline];
+  std::vector<const char*> more_values_;
+  std::vector<int> more_lengths_, more_formats_;
+  std::vector<Param> converted_;
+};
+
 /// Prepared statements by text and parameter types, least recently used evicted first
 /// (asyncpg's statement cache; 100 by default).
 struct StatementCache {
@@ -219,8 +242,9 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   std::string lost;  ///< why the connection is unusable; empty while it is fine
   std::multimap<std::string, std::function<void(const Notification&)>, std::less<>> listeners;
   StatementCache statements;
-  /// The result format of each statement prepare() made, by name.
+  /// The result format and parameter types of each statement prepare() made, by name.
   std::unordered_map<std::string, int> prepared_formats;
+  std::unordered_map<std::string, std::vector<Oid>> prepared_types;
   int transaction_depth = 0;
   std::uint64_t queries = 0;
 };

@@ -47,11 +47,14 @@ struct Field {
   bool binary = false;                   ///< `text` is in the binary format of `oid`
 };
 
-/// One encoded parameter: its text (nullopt for NULL) and the type the server is told (0 lets
-/// the server infer it from the query, as for text and time values).
+/// One encoded parameter: its bytes (nullopt for NULL), the type the server is told (0 lets
+/// the server infer it from the query, as for text and time values) and their format: binary
+/// (PostgreSQL's binary form of `oid`: integers, floats, bool, bytea, which the server then does
+/// not parse) or text.
 struct Param {
   std::optional<std::string> text;
   unsigned oid = 0;
+  bool binary = false;
 };
 using Params = std::vector<Param>;
 
@@ -72,6 +75,8 @@ Param encode_timestamp(Timestamp v);
 Param encode_interval(std::chrono::microseconds v);
 /// An array literal from encoded elements; `element_oid` picks the array type.
 Param encode_array(const std::vector<Param>& elements, unsigned element_oid);
+/// The parameter in the text format (a binary one converted, a text one as it is).
+Param to_text(const Param& p);
 
 inline Param encode(const std::string& v) {
   return encode(std::string_view(v));
@@ -94,7 +99,7 @@ template <class T>
 Param encode(const std::optional<T>& v) {
   if (v) return encode(*v);
   const unsigned oid = encode(T{}).oid;  // NULL, typed as T is
-  return Param{std::nullopt, oid};
+  return Param{std::nullopt, oid, false};
 }
 template <class T>
 Param encode(const std::vector<T>& v) {
