@@ -244,12 +244,8 @@ Coro<ResultPtr> ConnectionState::run(Query q, Params params, bool simple, std::s
   }
 }
 
-Coro<std::string> ConnectionState::prepare(std::string sql) {
-  auto held = co_await lock.scoped();
-  check_open();
-  const std::string name = "weave_prepared_" + std::to_string(++statements.next_id);
-  if (PQsendPrepare(conn, name.c_str(), sql.c_str(), 0, nullptr) == 0) raise_send_failure();
-  ResultPtr error;
+Coro<ResultPtr> ConnectionState::await_outcome() {
+  ResultPtr last, error;
   std::exception_ptr cancelled;
   try {
     co_await flush();
@@ -257,30 +253,10 @@ Coro<std::string> ConnectionState::prepare(std::string sql) {
       while (!result_ready()) co_await wait_io(false);
       ResultPtr r = take_result();
       if (!r) break;
-      if (PQresultStatus(r->res) == PGRES_FATAL_ERROR && !error) error = std::move(r);
-    }
-  } catch (const CancelledError&) {
-    cancelled = std::current_exception();
-  }
-  if (cancelled) {
-    co_await abandon();
-    std::rethrow_exception(cancelled);
-  }
-  if (error) raise_error(error);
-  // Its result columns pick its result format (PQdescribePrepared, one more round trip here).
-  if (PQsendDescribePrepared(conn, name.c_str()) == 0) raise_send_failure();
-  try {
-    co_await flush();
-    for (;;) {
-      while (!result_ready()) co_await wait_io(false);
-      ResultPtr r = take_result();
-      if (!r) break;
-      if (PQresultStatus(r->res) == PGRES_COMMAND_OK) {
-        prepared_formats[name] = result_format_for(r->res);
-        std::vector<Oid>& types = prepared_types[name];
-        for (int i = 0; i < PQnparams(r->res); ++i) types.push_back(PQparamtype(r->res, i));
-      } else if (PQresultStatus(r->res) == PGRES_FATAL_ERROR && !error) {
-        error = std::move(r);
+      if (PQresultStatus(r->res) == PGRES_FATAL_ERROR) {
+        if (!error) error = std::move(r);
+      } else {
+        last = std::move(r);
       }
     }
   } catch (const CancelledError&) {
@@ -291,6 +267,26 @@ Coro<std::string> ConnectionState::prepare(std::string sql) {
     std::rethrow_exception(cancelled);
   }
   if (error) raise_error(error);
+  co_return last;
+}
+
+Coro<std::string> ConnectionState::prepare(std::string sql) {
+  auto held = co_await lock.scoped();
+  check_open();
+  const std::string name = "weave_prepared_" + std::to_string(++statements.next_id);
+  if (PQsendPrepare(conn, name.c_str(), sql.c_str(), 0, nullptr) == 0) raise_send_failure();
+  co_await await_outcome();
+  // Its result columns pick its result format, and its parameter types (inferred by the server)
+  // which values go in binary: PQdescribePrepared, one more round trip here.
+  if (PQsendDescribePrepared(conn, name.c_str()) == 0) raise_send_failure();
+  const ResultPtr described = co_await await_outcome();
+  if (described && PQresultStatus(described->res) == PGRES_COMMAND_OK) {
+    prepared_formats[name] = result_format_for(described->res);
+    std::vector<Oid>& types = prepared_types[name];
+    for (int i = 0; i < PQnparams(described->res); ++i) {
+      types.push_back(PQparamtype(described->res, i));
+    }
+  }
   co_return name;
 }
 

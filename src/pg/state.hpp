@@ -202,6 +202,9 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   Coro<ResultPtr> run(Query q, Params params, bool simple, std::string prepared = {});
   Coro<ResultPtr> run_locked(const std::string& sql, const Params& params, bool simple,
                              const std::string& prepared);
+  /// Flushes and reads the results of the one statement sent (outside pipeline mode): the last
+  /// that is no error. Errors: the first error result's; CancelledError after abandon().
+  Coro<ResultPtr> await_outcome();
   /// PREPARE under a new name, the parameter types inferred by the server.
   Coro<std::string> prepare(std::string sql);
   /// Sends the statement (no waiting): a cached prepared statement when there is one, else a
