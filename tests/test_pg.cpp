@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <limits>
 #include <optional>
 #include <string>
@@ -95,6 +98,26 @@ TEST_F(Pg, ConnectsToTheHostNamesAfterTheFirstAndToPgHost) {
   ASSERT_EQ(setenv("PGHOST", "localhost", 1), 0);
   run_bounded(connect_by_names("port=" + port() + rest));
   unsetenv("PGHOST");
+  // Host names from a connection service: resolved here too, the conninfo's own keys first.
+  const std::string file = ::testing::TempDir() + "weave_pg_service.conf";
+  {
+    std::ofstream out(file);
+    out << "# a comment\n[other]\nhost=no-such-host.invalid\n[weave]\n"
+        << "host=no-such-host.invalid,localhost\nport=1," << port() << "\n";
+  }
+  ASSERT_EQ(setenv("PGSERVICEFILE", file.c_str(), 1), 0);
+  auto kv = pg::detail::resolve_hosts("service=weave");
+  EXPECT_EQ(value_of(kv, "host").rfind("localhost", 0), 0u) << value_of(kv, "host");
+  EXPECT_NE(value_of(kv, "hostaddr").find("127.0.0.1"), std::string::npos);
+  EXPECT_EQ(value_of(kv, "port").rfind(port(), 0), 0u) << value_of(kv, "port");
+  EXPECT_EQ(value_of(pg::detail::resolve_hosts("service=weave host=/tmp"), "host"), "<none>");
+  EXPECT_TRUE(pg::detail::resolve_hosts("service=no_such_service").empty());
+  run_bounded(connect_by_names("service=weave" + rest));
+  ASSERT_EQ(setenv("PGSERVICE", "weave", 1), 0);
+  run_bounded(connect_by_names(rest));
+  unsetenv("PGSERVICE");
+  unsetenv("PGSERVICEFILE");
+  std::remove(file.c_str());
 }
 
 weave::Coro<void> refused() {

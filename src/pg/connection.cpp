@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <map>
 #include <stdexcept>
 #include <utility>
 
@@ -105,6 +107,48 @@ bool is_literal_address(const std::string& h) {
   freeaddrinfo(res);
   return true;
 }
+
+/// The `keys` a connection service defines, as libpq's service lookup finds them: the service
+/// named by the conninfo's `service` or PGSERVICE, in PGSERVICEFILE (else ~/.pg_service.conf),
+/// then in pg_service.conf of PGSYSCONFDIR (else Debian's libpq default). Values for the keys
+/// the service leaves out stay empty.
+void read_service(const std::string& service, std::map<std::string, std::string>& keys) {
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr ? v : "");
+  };
+  std::vector<std::string> files;
+  if (!env("PGSERVICEFILE").empty()) {
+    files.push_back(env("PGSERVICEFILE"));
+  } else if (!env("HOME").empty()) {
+    files.push_back(env("HOME") + "/.pg_service.conf");
+  }
+  const std::string sysconf = env("PGSYSCONFDIR");
+  files.push_back((sysconf.empty() ? std::string("/etc/postgresql-common") : sysconf) +
+                  "/pg_service.conf");
+  for (const std::string& path : files) {
+    std::ifstream in(path);
+    bool inside = false, found = false;
+    for (std::string line; std::getline(in, line);) {
+      const auto first = line.find_first_not_of(" \t");
+      if (first == std::string::npos || line[first] == '#') continue;
+      line.erase(0, first);
+      while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) {
+        line.pop_back();
+      }
+      if (line.front() == '[') {
+        inside = line == "[" + service + "]";
+        found = found || inside;
+        continue;
+      }
+      const auto eq = line.find('=');
+      if (!inside || eq == std::string::npos) continue;
+      auto it = keys.find(line.substr(0, eq));
+      if (it != keys.end() && it->second.empty()) it->second = line.substr(eq + 1);
+    }
+    if (found) return;  // libpq reads the system file only for a service the user's lacks
+  }
+}
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> resolve_hosts(const std::string& conninfo) {
@@ -114,19 +158,23 @@ std::vector<std::pair<std::string, std::string>> resolve_hosts(const std::string
     PQfreemem(error);
     return {};
   }
-  std::string host, hostaddr, port;
+  std::string service;
+  std::map<std::string, std::string> keys = {{"host", ""}, {"hostaddr", ""}, {"port", ""}};
   for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
     const std::string key = o->keyword;
     const std::string value = o->val != nullptr ? o->val : "";
-    if (key == "host") host = value;
-    if (key == "hostaddr") hostaddr = value;
-    if (key == "port") port = value;
+    if (keys.count(key) != 0) keys[key] = value;
+    if (key == "service") service = value;
   }
   PQconninfoFree(opts);
   auto env = [](const char* name) {
     const char* v = std::getenv(name);
     return std::string(v != nullptr ? v : "");
   };
+  // libpq's order: the conninfo, then its service's file, then the environment.
+  if (service.empty()) service = env("PGSERVICE");
+  if (!service.empty()) read_service(service, keys);
+  std::string host = keys["host"], hostaddr = keys["hostaddr"], port = keys["port"];
   if (host.empty()) host = env("PGHOST");
   if (hostaddr.empty()) hostaddr = env("PGHOSTADDR");
   if (port.empty()) port = env("PGPORT");

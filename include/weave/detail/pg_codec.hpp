@@ -548,7 +548,8 @@ void decode(const Field& f, std::vector<T>& out) {
   }
 }
 
-/// The host names of a libpq conninfo (keywords or URI; `PGHOST` when it names none) resolved
+/// The host names of a libpq conninfo (keywords or URI; then the connection service it or
+/// `PGSERVICE` names, from the service files libpq reads; then `PGHOST`) resolved
 /// with getaddrinfo, as the `host`, `hostaddr` and `port` keywords to pass after it: each
 /// name becomes one entry per address it has (libpq tries them in order, as it would its own
 /// lookups), `host` stays for TLS verification, and a socket directory or a literal address keeps
