@@ -283,12 +283,13 @@ weave::Coro<void> binary_parameters(std::string dsn) {
   }
   // executemany, NULLs among them; arrays of binary-encoded elements.
   co_await c.execute(
-      "create temp table p(s int2, i int4, l int8, f float4, d float8, ok bool, raw bytea)");
+      "create temp table p(s int2, i int4, l int8, f float4, d float8, ok bool, raw bytea, "
+      "t text)");
   using Set = std::tuple<std::int16_t, std::optional<int>, std::int64_t, float, double, bool,
-                         std::optional<pg::Bytes>>;
-  std::vector<Set> sets = {{L16::max(), 1, L64::min(), 0.5f, -0.0, true, all},
-                           {L16::min(), std::nullopt, 3, -1e30f, 1e300, false, std::nullopt}};
-  co_await c.executemany("insert into p values ($1, $2, $3, $4, $5, $6, $7)", sets);
+                         std::optional<pg::Bytes>, std::string>;
+  std::vector<Set> sets = {{L16::max(), 1, L64::min(), 0.5f, -0.0, true, all, "first"},
+                           {L16::min(), std::nullopt, 3, -1e30f, 1e300, false, std::nullopt, ""}};
+  co_await c.executemany("insert into p values ($1, $2, $3, $4, $5, $6, $7, $8)", sets);
   auto got = co_await c.fetch("select * from p order by s");
   EXPECT_EQ(got.size(), 2u);
   if (got.size() == 2) {
@@ -302,6 +303,8 @@ weave::Coro<void> binary_parameters(std::string dsn) {
     EXPECT_TRUE(got[1].get<bool>(5));
     EXPECT_EQ(got[1].get<pg::Bytes>(6), all);
     EXPECT_TRUE(got[0].is_null(6));
+    EXPECT_EQ(got[1].get<std::string>(7), "first");
+    EXPECT_EQ(got[0].get<std::string>(7), "");
   }
   const std::vector<double> reals = {0.1, -2.5};
   EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", reals), "{0.1,-2.5}");

@@ -233,13 +233,18 @@ class Connection {
   /// Runs `sql` once per parameter set in one pipeline: one round trip for the batch.
   template <class... A>
   Coro<void> executemany(Query q, const std::vector<std::tuple<A...>>& rows) {
-    std::vector<Params> sets;
-    sets.reserve(rows.size());
+    detail::ParamSets sets;
+    sets.values.reserve(rows.size() * sizeof...(A));
+    sets.ends.reserve(rows.size());
     for (const auto& r : rows) {
-      sets.push_back(std::apply([](const auto&... a) { return detail::encode_all(a...); }, r));
+      std::apply([&sets](const auto&... a) { (sets.add(detail::encode(a)), ...); }, r);
+      sets.end_set();
+      if (sets.ends.size() == 1) sets.bytes.reserve(sets.bytes.size() * rows.size());
     }
-    return executemany_params(std::move(q), std::move(sets));
+    return executemany_sets(std::move(q), std::move(sets));
   }
+  /// As executemany, from encoded parameter sets.
+  Coro<void> executemany_sets(Query q, detail::ParamSets sets);
 
   Coro<std::vector<Row>> fetch_params(Query q, Params params);
   Coro<std::optional<Row>> fetchrow_params(Query q, Params params);

@@ -89,25 +89,45 @@ Coro<void> Connection::transaction(TransactionBody body, TransactionOptions opti
 // ---- executemany -------------------------------------------------------------------------------
 
 Coro<void> Connection::executemany_params(Query q, std::vector<Params> sets) {
+  detail::ParamSets encoded;
+  for (const Params& set : sets) {
+    for (const Param& p : set) encoded.add(p);
+    encoded.end_set();
+  }
+  return executemany_sets(std::move(q), std::move(encoded));
+}
+
+Coro<void> Connection::executemany_sets(Query q, detail::ParamSets sets) {
   const auto shared = open_state(state_);
   detail::ConnectionState& st = *shared;
   auto batch = [](detail::ConnectionState& st, std::string sql,
-                  std::vector<Params> sets) -> Coro<void> {
+                  detail::ParamSets sets) -> Coro<void> {
     auto held = co_await st.lock.scoped();
     st.check_open();
-    if (sets.empty()) co_return;
+    if (sets.ends.empty()) co_return;
     PGconn* conn = st.conn;
     if (PQenterPipelineMode(conn) == 0) st.raise_send_failure();
     // One unnamed statement, parsed once, executed per parameter set, then one sync.
-    std::vector<Oid> types;
-    for (const Param& p : sets.front()) types.push_back(p.oid);
+    const std::vector<Oid> types(sets.types.begin(), sets.types.end());
     if (PQsendPrepare(conn, "", sql.c_str(), static_cast<int>(types.size()), types.data()) == 0) {
       st.raise_send_failure();
     }
-    for (const Params& set : sets) {
-      const detail::Bound bound(set, types.data(), types.size());
-      if (PQsendQueryPrepared(conn, "", bound.count(), bound.values(), bound.lengths(),
-                              bound.formats(), 0) == 0) {
+    std::vector<const char*> values;
+    std::vector<int> lengths, formats;
+    std::size_t begin = 0;
+    for (const std::size_t end : sets.ends) {
+      values.clear();
+      lengths.clear();
+      formats.clear();
+      for (std::size_t i = begin; i < end; ++i) {
+        const detail::ParamSets::Value& v = sets.values[i];
+        values.push_back(v.length < 0 ? nullptr : sets.bytes.data() + v.offset);
+        lengths.push_back(v.length < 0 ? 0 : v.length);
+        formats.push_back(v.binary ? 1 : 0);
+      }
+      begin = end;
+      if (PQsendQueryPrepared(conn, "", static_cast<int>(values.size()), values.data(),
+                              lengths.data(), formats.data(), 0) == 0) {
         st.raise_send_failure();
       }
       st.queries++;

@@ -119,6 +119,38 @@ Params encode_all(const A&... args) {
   return params;
 }
 
+/// executemany's parameter sets, encoded eagerly into one buffer: no container per set. The
+/// first set's types are the statement's; a later binary value of another type is kept as text.
+struct ParamSets {
+  struct Value {
+    std::size_t offset = 0;
+    int length = -1;  ///< -1: NULL
+    bool binary = false;
+  };
+  std::vector<unsigned> types;    ///< the first set's
+  std::vector<Value> values;      ///< every set's, in order
+  std::vector<std::size_t> ends;  ///< where each set's values end in `values`
+  std::string bytes;
+
+  void add(const Param& p) {
+    const std::size_t column = values.size() - (ends.empty() ? 0 : ends.back());
+    if (ends.empty()) types.push_back(p.oid);
+    if (p.binary && p.text && column < types.size() && types[column] != p.oid) {
+      return add(to_text(p));
+    }
+    Value v;
+    v.binary = p.binary;
+    if (p.text) {
+      v.offset = bytes.size();
+      v.length = static_cast<int>(p.text->size());
+      bytes += *p.text;
+      bytes += '\0';  // libpq reads a text value up to its NUL
+    }
+    values.push_back(v);
+  }
+  void end_set() { ends.push_back(values.size()); }
+};
+
 /// Rows for COPY, encoded eagerly (before the call's coroutine starts) straight into COPY's
 /// binary tuple format: per row a 16-bit value count, then per value a 32-bit length (-1 for
 /// NULL) and the bytes, big-endian, each value in the binary form of its C++ kind. When the
