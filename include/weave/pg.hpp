@@ -269,7 +269,7 @@ class Connection {
   Coro<std::string> copy_records_to_table(std::string table,
                                           const std::vector<std::tuple<A...>>& records,
                                           std::vector<std::string> columns = {}) {
-    detail::CopyRecords rows;
+    detail::CopyRecords rows = spare_copy_records();
     for (const auto& r : records) {
       detail::copy_row(rows, r);
       // The first row's size for all: one allocation for uniform rows.
@@ -277,6 +277,8 @@ class Connection {
     }
     return copy_records_in(std::move(table), std::move(rows), std::move(columns));
   }
+  /// An empty CopyRecords, with the buffer of this connection's last COPY when there is one.
+  detail::CopyRecords spare_copy_records() noexcept;
   /// As copy_records_to_table, from encoded parameters.
   Coro<std::string> copy_rows_in(std::string table, std::vector<Params> rows,
                                  std::vector<std::string> columns);

@@ -467,7 +467,11 @@ Coro<void> put_copy_data(detail::ConnectionState& st, std::string_view chunk) {
   }
 }
 
-constexpr std::size_t kChunk = 256 * 1024;
+/// COPY data goes to libpq in slices of this size: libpq copies each into its output buffer
+/// and moves down what the socket did not take, so a bigger slice only costs more copying.
+constexpr std::size_t kChunk = 64 * 1024;
+/// The largest COPY buffer a connection keeps for its next COPY.
+constexpr std::size_t kSpareLimit = 16 * 1024 * 1024;
 constexpr char kSignature[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";  // + flags, extension
 
 /// The rows as they are, in chunks of the buffer itself.
@@ -521,6 +525,11 @@ std::shared_ptr<detail::ConnectionState> open_state(
 }
 }  // namespace
 
+detail::CopyRecords Connection::spare_copy_records() noexcept {
+  if (!state_) return {};
+  return std::move(state_->spare_copy).recycled();
+}
+
 Coro<std::string> Connection::copy_rows_in(std::string table, std::vector<Params> rows,
                                            std::vector<std::string> columns) {
   return copy_records_in(std::move(table), records_of(rows), std::move(columns));
@@ -563,6 +572,7 @@ Coro<std::string> Connection::copy_records_in(std::string table, detail::CopyRec
     while (PQputCopyEnd(st.conn, nullptr) == 0) co_await st.wait_io(true);
     co_await st.flush();
     tag = co_await finish_copy(st);
+    if (rows.data().size() <= kSpareLimit) st.spare_copy = std::move(rows).recycled();
   } catch (const CancelledError&) {
     cancelled = std::current_exception();
   } catch (const DataError&) {

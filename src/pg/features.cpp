@@ -139,11 +139,16 @@ Coro<void> Connection::executemany_sets(Query q, detail::ParamSets sets) {
       co_await st.flush();
       for (;;) {
         while (!st.result_ready()) co_await st.wait_io(false);
-        detail::ResultPtr r = st.take_result();
-        if (!r) continue;
-        ExecStatusType s = PQresultStatus(r->res);
+        // One result per row: only an error is kept (and wrapped), the others freed at once.
+        PGresult* r = PQgetResult(conn);
+        if (r == nullptr) continue;
+        const ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_FATAL_ERROR && !error) {
+          error = detail::ResultPtr(r);
+          continue;
+        }
+        PQclear(r);
         if (s == PGRES_PIPELINE_SYNC) break;
-        if (s == PGRES_FATAL_ERROR && !error) error = r;
       }
     } catch (const CancelledError&) {
       cancelled = std::current_exception();

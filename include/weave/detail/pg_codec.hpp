@@ -181,6 +181,15 @@ struct CopyRecords {
     capacity_ = n;
   }
   std::string_view data() const noexcept { return {buffer_.get(), size_}; }
+  /// The buffer, emptied, for the next records (a connection keeps it: a COPY then writes into
+  /// memory already mapped instead of fresh pages).
+  CopyRecords recycled() && {
+    CopyRecords next;
+    next.buffer_ = std::move(buffer_);
+    next.capacity_ = std::exchange(capacity_, 0);
+    size_ = 0;
+    return next;
+  }
 
  private:
   std::unique_ptr<char[]> buffer_;
