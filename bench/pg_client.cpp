@@ -56,7 +56,7 @@ void check(const Load& load, const std::vector<pg::Row>& rows) {
   } else if (q == "pgtype") {
     require(static_cast<std::int64_t>(rows.size()) == load.pgtype_rows, q);
     for (const auto& r : rows) {
-      (void)r.get<std::string>(0);
+      require(!r.get<std::string_view>(0).empty(), q);  // typname, without a copy
       for (int i : {1, 2, 9, 10, 11}) (void)r.get<std::int64_t>(i);
       (void)r.get<std::int16_t>(3);
       (void)r.get<bool>(4);

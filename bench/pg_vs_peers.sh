@@ -5,8 +5,11 @@
 # client CPU-second for every client (asyncpg on uvloop, psycopg 3, tokio-postgres and the C
 # libpq pipeline client, its reference), measured in the same run.
 #
-# usage: bench/pg_vs_peers.sh PEERS_DIR [pg-bench.sh options]
+# usage: bench/pg_vs_peers.sh PEERS_DIR [pg-bench.sh options] [name=command ...]
 #   e.g. bench/pg_vs_peers.sh ../peers -r 5 -d 10
+#   another build in the same run (before/after a change):
+#   bench/pg_vs_peers.sh ../peers -r 4 -d 4 \
+#     'weave_pg_main=OTHER_BUILD/bench/pg_client {dsn} {query} {secs} {conc} {warmup}'
 set -eu
 . "$(dirname "$0")/peers_common.sh"
 peers_setup pg-bench.sh pg_client "${1:-}"

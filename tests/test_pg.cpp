@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <limits>
 #include <optional>
 #include <string>
@@ -95,6 +98,26 @@ TEST_F(Pg, ConnectsToTheHostNamesAfterTheFirstAndToPgHost) {
   ASSERT_EQ(setenv("PGHOST", "localhost", 1), 0);
   run_bounded(connect_by_names("port=" + port() + rest));
   unsetenv("PGHOST");
+  // Host names from a connection service: resolved here too, the conninfo's own keys first.
+  const std::string file = ::testing::TempDir() + "weave_pg_service.conf";
+  {
+    std::ofstream out(file);
+    out << "# a comment\n[other]\nhost=no-such-host.invalid\n[weave]\n"
+        << "host=no-such-host.invalid,localhost\nport=1," << port() << "\n";
+  }
+  ASSERT_EQ(setenv("PGSERVICEFILE", file.c_str(), 1), 0);
+  auto kv = pg::detail::resolve_hosts("service=weave");
+  EXPECT_EQ(value_of(kv, "host").rfind("localhost", 0), 0u) << value_of(kv, "host");
+  EXPECT_NE(value_of(kv, "hostaddr").find("127.0.0.1"), std::string::npos);
+  EXPECT_EQ(value_of(kv, "port").rfind(port(), 0), 0u) << value_of(kv, "port");
+  EXPECT_EQ(value_of(pg::detail::resolve_hosts("service=weave host=/tmp"), "host"), "<none>");
+  EXPECT_TRUE(pg::detail::resolve_hosts("service=no_such_service").empty());
+  run_bounded(connect_by_names("service=weave" + rest));
+  ASSERT_EQ(setenv("PGSERVICE", "weave", 1), 0);
+  run_bounded(connect_by_names(rest));
+  unsetenv("PGSERVICE");
+  unsetenv("PGSERVICEFILE");
+  std::remove(file.c_str());
 }
 
 weave::Coro<void> refused() {
@@ -221,6 +244,81 @@ TEST_F(Pg, IntegersFloatsAndBoolsRoundTripAtTheirExtremes) {
   run_bounded(integers_and_floats(dsn()));
 }
 
+// Integers, floats, bool and bytea go out in the binary format: the server reads each exactly
+// (its text of the value shows it), also where the statement's own types differ (prepare()
+// infers them: such a value goes as text), in executemany and inside arrays.
+weave::Coro<void> binary_parameters(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  using L16 = std::numeric_limits<std::int16_t>;
+  using L64 = std::numeric_limits<std::int64_t>;
+  EXPECT_TRUE(pg::detail::encode(1).binary);
+  EXPECT_TRUE(pg::detail::encode(pg::Bytes{"x"}).binary);
+  EXPECT_FALSE(pg::detail::encode("x").binary);
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", L16::min()), "-32768");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", -7), "-7");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", L64::max()), "9223372036854775807");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", 0.1), "0.1");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", 1.5f), "1.5");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", std::nan("")), "NaN");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", true), "true");
+  pg::Bytes all;
+  for (int i = 0; i < 256; ++i) all.data += static_cast<char>(i);
+  EXPECT_EQ(co_await c.fetchval<int>("select length($1)", all), 256);
+  EXPECT_EQ(co_await c.fetchval<std::string>("select md5($1)", all),
+            co_await c.fetchval<std::string>("select md5(decode(string_agg(lpad(to_hex(i), 2, "
+                                             "'0'), '' order by i), 'hex')) "
+                                             "from generate_series(0, 255) as i"));
+  // Types the server inferred: an int into int8, numeric and text parameters, a double into a
+  // numeric, a bool into text.
+  pg::PreparedStatement ps = co_await c.prepare(
+      "select $1::int8 + 1, $2::numeric * 2, $3::text || '!', $4::numeric, $5::text");
+  auto row = co_await ps.fetchrow(41, 5, 7, 0.25, false);
+  EXPECT_TRUE(row.has_value());
+  if (row) {
+    EXPECT_EQ(row->get<std::int64_t>(0), 42);
+    EXPECT_EQ(row->get<std::string>(1), "10");
+    EXPECT_EQ(row->get<std::string>(2), "7!");
+    EXPECT_EQ(row->get<std::string>(3), "0.25");
+    EXPECT_EQ(row->get<std::string>(4), "f");  // its text, as the text format sent it before
+  }
+  // executemany, NULLs among them; arrays of binary-encoded elements.
+  co_await c.execute(
+      "create temp table p(s int2, i int4, l int8, f float4, d float8, ok bool, raw bytea, "
+      "t text)");
+  using Set = std::tuple<std::int16_t, std::optional<int>, std::int64_t, float, double, bool,
+                         std::optional<pg::Bytes>, std::string>;
+  std::vector<Set> sets = {{L16::max(), 1, L64::min(), 0.5f, -0.0, true, all, "first"},
+                           {L16::min(), std::nullopt, 3, -1e30f, 1e300, false, std::nullopt, ""}};
+  co_await c.executemany("insert into p values ($1, $2, $3, $4, $5, $6, $7, $8)", sets);
+  auto got = co_await c.fetch("select * from p order by s");
+  EXPECT_EQ(got.size(), 2u);
+  if (got.size() == 2) {
+    EXPECT_EQ(got[1].get<std::int16_t>(0), L16::max());
+    EXPECT_EQ(got[1].get<std::optional<int>>(1), 1);
+    EXPECT_EQ(got[0].get<std::optional<int>>(1), std::nullopt);
+    EXPECT_EQ(got[1].get<std::int64_t>(2), L64::min());
+    EXPECT_EQ(got[0].get<float>(3), -1e30f);
+    EXPECT_TRUE(std::signbit(got[1].get<double>(4)));
+    EXPECT_EQ(got[0].get<double>(4), 1e300);
+    EXPECT_TRUE(got[1].get<bool>(5));
+    EXPECT_EQ(got[1].get<pg::Bytes>(6), all);
+    EXPECT_TRUE(got[0].is_null(6));
+    EXPECT_EQ(got[1].get<std::string>(7), "first");
+    EXPECT_EQ(got[0].get<std::string>(7), "");
+  }
+  const std::vector<double> reals = {0.1, -2.5};
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", reals), "{0.1,-2.5}");
+  const std::vector<bool> flags = {true, false};
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", flags), "{t,f}");
+  const std::vector<pg::Bytes> blobs = {pg::Bytes{"\x01\xff"}};
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", blobs), "{\"\\\\x01ff\"}");
+  co_await c.close();
+}
+
+TEST_F(Pg, BinaryParametersOfEveryTypeRoundTrip) {
+  run_bounded(binary_parameters(dsn()));
+}
+
 weave::Coro<void> text_bytes_and_friends(std::string dsn) {
   pg::Connection c = co_await pg::connect(dsn);
   const std::string text = "it's \"quoted\", \\ back\tslash, caf\xc3\xa9, \xe2\x9c\x93";
@@ -295,6 +393,24 @@ weave::Coro<void> arrays_and_nulls(std::string dsn) {
   EXPECT_EQ(co_await echo<OptInts>(c, "int4[]", holes), holes);
   EXPECT_THROW(co_await c.fetchval<std::vector<int>>("select array[1, null]::int4[]"),
                pg::DataError);
+  // Integer arrays of every width into every integer vector; an element out of the vector's
+  // range, or NULL, is a DataError in the binary format as in text.
+  const std::vector<std::int16_t> shorts = {-32768, 0, 32767};
+  EXPECT_EQ(co_await echo<std::vector<std::int16_t>>(c, "int2[]", shorts), shorts);
+  const std::vector<int> widened = {-32768, 0, 32767};
+  EXPECT_EQ(co_await second_run<std::vector<int>>(c, "select array[-32768, 0, 32767]::int2[]"),
+            widened);
+  const std::vector<std::int64_t> longer = {1, -2};
+  EXPECT_EQ(co_await second_run<std::vector<std::int64_t>>(c, "select array[1, -2]::int4[]"),
+            longer);
+  for (int run = 0; run < 2; ++run) {
+    EXPECT_THROW(co_await c.fetchval<std::vector<int>>("select array[1, 4294967296]::int8[]"),
+                 pg::DataError);
+    EXPECT_THROW(co_await c.fetchval<std::vector<std::int16_t>>("select array[1, 40000]::int4[]"),
+                 pg::DataError);
+    EXPECT_THROW(co_await c.fetchval<std::vector<std::int64_t>>("select array[null, 1]::int8[]"),
+                 pg::DataError);
+  }
   // NULL both ways, of every kind.
   EXPECT_EQ(co_await echo<std::optional<int>>(c, "int4", std::nullopt), std::nullopt);
   EXPECT_EQ(co_await echo<std::optional<std::string>>(c, "text", std::optional<std::string>()),
@@ -451,6 +567,73 @@ weave::Coro<void> rows_and_tags(std::string dsn) {
 
 TEST_F(Pg, FetchFetchrowFetchvalAndCommandTags) {
   run_bounded(rows_and_tags(dsn()));
+}
+
+// Text read as std::string_view points into the result, in both formats; a type whose value is
+// no text (an integer, bytea) refuses it in both, so that a statement's first (text) run and its
+// next (binary) runs agree.
+weave::Coro<void> text_views(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  const std::string sql =
+      "select 'name'::name, 'x'::varchar, null::text, '{\"k\": 1}'::jsonb, "
+      "'{\"a\":2}'::json, 7, 'ab'::bytea, null::text";
+  for (int run = 0; run < 2; ++run) {
+    std::optional<pg::Row> row = co_await c.fetchrow(sql);
+    if (!row) {
+      ADD_FAILURE() << "no row";
+      co_return;
+    }
+    EXPECT_EQ(row->field(0).binary, run == 1);
+    EXPECT_EQ(row->get<std::string_view>(0), "name");
+    EXPECT_EQ(row->get<std::string_view>(1), "x");
+    EXPECT_EQ(row->get<std::optional<std::string_view>>(2), std::nullopt);
+    EXPECT_EQ(row->get<std::string_view>(3), "{\"k\": 1}");
+    EXPECT_EQ(row->get<std::string_view>(4), "{\"a\":2}");
+    EXPECT_THROW(row->get<std::string_view>(5), pg::DataError);
+    EXPECT_THROW(row->get<std::string_view>(6), pg::DataError);
+    EXPECT_THROW(row->get<std::string_view>(7), pg::DataError);
+    EXPECT_EQ(row->get<std::optional<std::string_view>>(7), std::nullopt);
+  }
+  // A type without a binary decoder (numeric) keeps its statement in text: viewed as it is.
+  (void)co_await c.fetch("select '1.50'::numeric");
+  std::vector<pg::Row> numeric = co_await c.fetch("select '1.50'::numeric");
+  EXPECT_FALSE(numeric.at(0).field(0).binary);
+  EXPECT_EQ(numeric.at(0).get<std::string_view>(0), "1.50");
+  co_await c.close();
+}
+
+TEST_F(Pg, TextReadAsAStringViewWithoutACopy) {
+  run_bounded(text_views(dsn()));
+}
+
+// Rows share their result: a copy, a moved row and a row assigned over another keep it alive
+// after the vector that held them is gone.
+weave::Coro<void> rows_outlive_their_vector(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  std::optional<pg::Row> kept, moved, assigned;
+  {
+    auto rows = co_await c.fetch("select i, 'v' || i from generate_series(1, 1000) as i");
+    EXPECT_EQ(rows.size(), 1000u);
+    if (rows.size() != 1000) co_return;
+    kept = rows[999];
+    moved = std::move(rows[10]);
+    pg::Row other = rows[20];
+    other = rows[500];
+    assigned = other;
+    rows.erase(rows.begin(), rows.begin() + 600);
+    EXPECT_EQ(rows.front().get<int>(0), 601);
+  }
+  auto again = co_await c.fetch("select 1");  // the freed memory in use again
+  EXPECT_EQ(again.at(0).get<int>(0), 1);
+  EXPECT_EQ(kept->get<int>(0), 1000);
+  EXPECT_EQ(kept->get<std::string_view>(1), "v1000");
+  EXPECT_EQ(moved->get<int>(0), 11);
+  EXPECT_EQ(assigned->get<std::string>(1), "v501");
+  co_await c.close();
+}
+
+TEST_F(Pg, RowsKeepTheirResultAliveWhenCopiedMovedOrAssigned) {
+  run_bounded(rows_outlive_their_vector(dsn()));
 }
 
 // ---- errors ------------------------------------------------------------------------------------

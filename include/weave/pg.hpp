@@ -59,13 +59,36 @@ namespace detail {
 struct ResultData;
 struct ConnectionState;
 struct PoolState;
+/// The references to one result: its rows and the library's handles. Not atomic: a result's
+/// rows are counted on one thread at a time (see Row).
+struct ResultCount {
+  mutable std::size_t refs = 0;
+};
+/// Frees the result once its last reference went.
+void free_result(const ResultCount* result) noexcept;
 }  // namespace detail
 
-/// One row of a result. Cheap to copy: rows of one result share it.
+/// One row of a result. Cheap to copy: the rows of one result share it, counted without atomic
+/// operations (a result of 1,000 rows would otherwise pay 2,000 of them). Like a Future, a
+/// result's rows are not thread-safe: copy and destroy the rows of one result on one thread at
+/// a time (moving all of them to another thread, or reading them there by reference, is fine).
 class Row {
  public:
-  Row(std::shared_ptr<const detail::ResultData> result, int row) noexcept
-      : result_(std::move(result)), row_(row) {}
+  /// Takes over one reference the caller counted for it.
+  Row(const detail::ResultCount* result, int row) noexcept : result_(result), row_(row) {}
+  Row(const Row& o) noexcept : result_(o.result_), row_(o.row_) {
+    if (result_ != nullptr) ++result_->refs;
+  }
+  Row(Row&& o) noexcept : result_(std::exchange(o.result_, nullptr)), row_(o.row_) {}
+  Row& operator=(Row o) noexcept {
+    std::swap(result_, o.result_);
+    row_ = o.row_;
+    return *this;
+  }
+  ~Row() {
+    if (result_ != nullptr && --result_->refs == 0) detail::free_result(result_);
+  }
+
   std::size_t size() const noexcept;
   std::string_view column_name(std::size_t index) const;
   /// The index of the column `name`. Errors: std::out_of_range when there is none.
@@ -92,7 +115,8 @@ class Row {
   }
 
  private:
-  std::shared_ptr<const detail::ResultData> result_;
+  const detail::ResultData& data() const noexcept;
+  const detail::ResultCount* result_;
   int row_;
 };
 
@@ -209,13 +233,18 @@ class Connection {
   /// Runs `sql` once per parameter set in one pipeline: one round trip for the batch.
   template <class... A>
   Coro<void> executemany(Query q, const std::vector<std::tuple<A...>>& rows) {
-    std::vector<Params> sets;
-    sets.reserve(rows.size());
+    detail::ParamSets sets;
+    sets.values.reserve(rows.size() * sizeof...(A));
+    sets.ends.reserve(rows.size());
     for (const auto& r : rows) {
-      sets.push_back(std::apply([](const auto&... a) { return detail::encode_all(a...); }, r));
+      std::apply([&sets](const auto&... a) { (sets.add(detail::encode(a)), ...); }, r);
+      sets.end_set();
+      if (sets.ends.size() == 1) sets.bytes.reserve(sets.bytes.size() * rows.size());
     }
-    return executemany_params(std::move(q), std::move(sets));
+    return executemany_sets(std::move(q), std::move(sets));
   }
+  /// As executemany, from encoded parameter sets.
+  Coro<void> executemany_sets(Query q, detail::ParamSets sets);
 
   Coro<std::vector<Row>> fetch_params(Query q, Params params);
   Coro<std::optional<Row>> fetchrow_params(Query q, Params params);
@@ -240,17 +269,20 @@ class Connection {
   Coro<std::string> copy_records_to_table(std::string table,
                                           const std::vector<std::tuple<A...>>& records,
                                           std::vector<std::string> columns = {}) {
-    detail::CopyRecords rows;
+    detail::CopyRecords rows = spare_copy_records();
     for (const auto& r : records) {
-      rows.begin_row(sizeof...(A));
-      std::apply([&rows](const auto&... a) { (detail::copy_put(rows, a), ...); }, r);
+      detail::copy_row(rows, r);
+      // The first row's size for all: one allocation for uniform rows.
+      if (rows.rows == 1) rows.reserve(rows.data().size() * records.size() + 64);
     }
     return copy_records_in(std::move(table), std::move(rows), std::move(columns));
   }
+  /// An empty CopyRecords, with the buffer of this connection's last COPY when there is one.
+  detail::CopyRecords spare_copy_records() noexcept;
   /// As copy_records_to_table, from encoded parameters.
   Coro<std::string> copy_rows_in(std::string table, std::vector<Params> rows,
                                  std::vector<std::string> columns);
-  /// COPY FROM STDIN of rows encoded by copy_put: binary when every column's type takes its
+  /// COPY FROM STDIN of rows encoded by copy_row: binary when every column's type takes its
   /// values in the binary format, else text.
   Coro<std::string> copy_records_in(std::string table, detail::CopyRecords rows,
                                     std::vector<std::string> columns);

@@ -392,6 +392,13 @@ std::string format_timestamp(Timestamp t) {
   return out + " " + clock + (suffix.empty() ? "" : suffix);
 }
 
+/// A binary jsonb value's text: after its version byte (1).
+std::string_view jsonb_text(const Field& f) {
+  std::string_view t = require_text(f);
+  if (t.empty() || t[0] != 1) bad_binary(f, "has an unknown jsonb version");
+  return t.substr(1);
+}
+
 /// A binary value as the text format would have shown it, for the types where that text does
 /// not depend on the session's settings.
 std::string binary_as_text(const Field& f) {
@@ -401,8 +408,7 @@ std::string binary_as_text(const Field& f) {
   if (binary_integer(f, i)) return std::to_string(i);
   switch (f.oid) {
     case kJsonb:
-      if (t.empty() || t[0] != 1) bad_binary(f, "has an unknown jsonb version");
-      return std::string(t.substr(1));
+      return std::string(jsonb_text(f));
     case kUuid:
       return format_uuid(sized(f, 16));
     case kBool:
@@ -419,7 +425,7 @@ std::string binary_as_text(const Field& f) {
     case kFloat8: {
       double v = 0;
       decode_floating(f, v);
-      return *encode(v).text;
+      return *encode_floating(v, kFloat8).text;
     }
     case kBytea: {
       static constexpr char kHex[] = "0123456789abcdef";
@@ -451,40 +457,66 @@ std::string binary_as_text(const Field& f) {
 
 // ---- encoding ----------------------------------------------------------------------------------
 
+namespace {
+/// `v`'s bytes, big-endian, as a binary parameter of type `oid`.
+template <class U>
+Param binary_param(U v, unsigned oid) {
+  std::string bytes(sizeof v, '\0');
+  for (std::size_t i = 0; i < sizeof v; ++i) {
+    bytes[i] = static_cast<char>(static_cast<std::uint64_t>(v) >> (8 * (sizeof v - 1 - i)));
+  }
+  return {std::move(bytes), oid, true};
+}
+}  // namespace
+
 Param encode(bool v) {
-  return {v ? "t" : "f", kBool};
+  return {std::string(1, v ? '\1' : '\0'), kBool, true};
 }
 Param encode(std::int16_t v) {
-  return {std::to_string(v), kInt2};
+  return binary_param(static_cast<std::uint16_t>(v), kInt2);
 }
 Param encode(std::int32_t v) {
-  return {std::to_string(v), kInt4};
+  return binary_param(static_cast<std::uint32_t>(v), kInt4);
 }
 Param encode(std::int64_t v) {
-  return {std::to_string(v), kInt8};
+  return binary_param(static_cast<std::uint64_t>(v), kInt8);
 }
 Param encode(long long v) {
-  return {std::to_string(v), kInt8};
+  return binary_param(static_cast<std::uint64_t>(v), kInt8);
 }
 Param encode(double v) {
-  return encode_floating(v, kFloat8);
+  return binary_param(std::bit_cast<std::uint64_t>(v), kFloat8);
 }
 Param encode(float v) {
-  return encode_floating(v, kFloat4);
+  return binary_param(std::bit_cast<std::uint32_t>(v), kFloat4);
 }
 Param encode(std::string_view v) {
   return {std::string(v), 0};
 }
 
 Param encode(const Bytes& v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\\x";
-  out.reserve(2 + v.data.size() * 2);
-  for (unsigned char c : v.data) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
+  return {v.data, kBytea, true};
+}
+
+Param to_text(const Param& p) {
+  if (!p.binary || !p.text) return Param{p.text, p.oid, false};
+  const Field f{std::string_view(*p.text), p.oid, "", true};
+  switch (p.oid) {
+    case kFloat4: {
+      float v = 0;
+      decode_floating(f, v);
+      return encode_floating(v, kFloat4);
+    }
+    case kFloat8: {
+      double v = 0;
+      decode_floating(f, v);
+      return encode_floating(v, kFloat8);
+    }
+    case kBool:
+      return {*p.text == std::string_view("\1", 1) ? "t" : "f", kBool, false};
+    default:  // integers as their digits, bytea in hex
+      return {binary_as_text(f), p.oid, false};
   }
-  return {std::move(out), kBytea};
 }
 
 Param encode(sys_days v) {
@@ -518,7 +550,8 @@ Param encode_array(const std::vector<Param>& elements, unsigned element_oid) {
       continue;
     }
     out += '"';
-    for (char c : *elements[i].text) {
+    const Param element = to_text(elements[i]);
+    for (char c : *element.text) {
       if (c == '"' || c == '\\') out += '\\';
       out += c;
     }
@@ -538,7 +571,7 @@ std::string_view require_text(const Field& f) {
   return *f.text;
 }
 
-void decode(const Field& f, bool& out) {
+void decode_full(const Field& f, bool& out) {
   if (f.binary) {
     if (f.oid != kBool) bad_binary(f, "is not a boolean");
     out = sized(f, 1)[0] != 0;
@@ -553,36 +586,50 @@ void decode(const Field& f, bool& out) {
     bad_value(f, t, "a boolean");
   }
 }
-void decode(const Field& f, std::int16_t& out) {
+void decode_full(const Field& f, std::int16_t& out) {
   decode_integer(f, out);
 }
-void decode(const Field& f, std::int32_t& out) {
+void decode_full(const Field& f, std::int32_t& out) {
   decode_integer(f, out);
 }
-void decode(const Field& f, std::int64_t& out) {
+void decode_full(const Field& f, std::int64_t& out) {
   decode_integer(f, out);
 }
-void decode(const Field& f, long long& out) {
+void decode_full(const Field& f, long long& out) {
   decode_integer(f, out);
 }
-void decode(const Field& f, double& out) {
+void decode_full(const Field& f, double& out) {
   decode_floating(f, out);
 }
-void decode(const Field& f, float& out) {
+void decode_full(const Field& f, float& out) {
   decode_floating(f, out);
 }
 void decode(const Field& f, std::string& out) {
   if (f.binary && !text_like(f.oid)) {
     out = binary_as_text(f);
   } else {
-    out = std::string(require_text(f));
+    const std::string_view t = require_text(f);
+    out.assign(t.data(), t.size());
+  }
+}
+
+void decode(const Field& f, std::string_view& out) {
+  const std::string_view t = require_text(f);
+  if (text_like(f.oid) || !binary_result_type(f.oid)) {
+    out = t;
+  } else if (f.oid == kJsonb) {
+    out = f.binary ? jsonb_text(f) : t;
+  } else {
+    throw DataError("column \"" + std::string(f.column) + "\": a " + type_name(f.oid) +
+                    " value is no text to view: read it as std::string");
   }
 }
 
 void decode(const Field& f, Bytes& out) {
   if (f.binary) {
     if (f.oid != kBytea && !text_like(f.oid)) bad_binary(f, "is not bytea");
-    out.data = std::string(require_text(f));
+    const std::string_view t = require_text(f);
+    out.data.assign(t.data(), t.size());
     return;
   }
   std::string_view t = require_text(f);

@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <map>
 #include <stdexcept>
 #include <utility>
 
@@ -25,34 +27,58 @@ PostgresError::PostgresError(std::string sqlstate, std::string message, std::str
 // ---- Row ---------------------------------------------------------------------------------------
 
 std::size_t Row::size() const noexcept {
-  return static_cast<std::size_t>(PQnfields(result_->res));
+  return data().columns.size();
 }
 std::string_view Row::column_name(std::size_t index) const {
   if (index >= size()) throw std::out_of_range("no column " + std::to_string(index));
-  return PQfname(result_->res, static_cast<int>(index));
+  return data().columns[index].name;
 }
 std::size_t Row::index_of(std::string_view name) const {
-  for (std::size_t i = 0; i < size(); ++i) {
-    if (name == PQfname(result_->res, static_cast<int>(i))) return i;
+  const auto& columns = data().columns;
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    if (name == columns[i].name) return i;
   }
   throw std::out_of_range("no column named \"" + std::string(name) + "\"");
 }
 bool Row::is_null(std::size_t index) const {
   return !field(index).text;
 }
+const detail::ResultData& Row::data() const noexcept {
+  return *static_cast<const detail::ResultData*>(result_);
+}
 Field Row::field(std::size_t index) const {
-  if (index >= size()) throw std::out_of_range("no column " + std::to_string(index));
-  const int col = static_cast<int>(index);
+  const detail::ResultData& data = this->data();
+  if (index >= data.columns.size()) throw std::out_of_range("no column " + std::to_string(index));
+  const detail::Column& column = data.columns[index];
   Field f;
-  f.oid = PQftype(result_->res, col);
-  f.column = PQfname(result_->res, col);
-  f.binary = PQfformat(result_->res, col) == 1;
-  if (PQgetisnull(result_->res, row_, col) == 0) {
-    f.text = std::string_view(PQgetvalue(result_->res, row_, col),
-                              static_cast<std::size_t>(PQgetlength(result_->res, row_, col)));
+  f.oid = column.oid;
+  f.column = column.name;
+  f.binary = column.binary;
+  const int col = static_cast<int>(index);
+  // A NULL has length 0: only an empty value needs the third call.
+  const int length = PQgetlength(data.res, row_, col);
+  if (length > 0 || PQgetisnull(data.res, row_, col) == 0) {
+    f.text = std::string_view(PQgetvalue(data.res, row_, col), static_cast<std::size_t>(length));
   }
   return f;
 }
+
+namespace detail {
+void free_result(const ResultCount* result) noexcept {
+  delete static_cast<const ResultData*>(result);
+}
+
+void ResultData::describe() {
+  const int n = PQnfields(res);
+  columns.resize(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    Column& c = columns[static_cast<std::size_t>(i)];
+    c.oid = PQftype(res, i);
+    c.binary = PQfformat(res, i) == 1;
+    c.name = PQfname(res, i);
+  }
+}
+}  // namespace detail
 
 // ---- connect -----------------------------------------------------------------------------------
 
@@ -81,6 +107,48 @@ bool is_literal_address(const std::string& h) {
   freeaddrinfo(res);
   return true;
 }
+
+/// The `keys` a connection service defines, as libpq's service lookup finds them: the service
+/// named by the conninfo's `service` or PGSERVICE, in PGSERVICEFILE (else ~/.pg_service.conf),
+/// then in pg_service.conf of PGSYSCONFDIR (else Debian's libpq default). Values for the keys
+/// the service leaves out stay empty.
+void read_service(const std::string& service, std::map<std::string, std::string>& keys) {
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr ? v : "");
+  };
+  std::vector<std::string> files;
+  if (!env("PGSERVICEFILE").empty()) {
+    files.push_back(env("PGSERVICEFILE"));
+  } else if (!env("HOME").empty()) {
+    files.push_back(env("HOME") + "/.pg_service.conf");
+  }
+  const std::string sysconf = env("PGSYSCONFDIR");
+  files.push_back((sysconf.empty() ? std::string("/etc/postgresql-common") : sysconf) +
+                  "/pg_service.conf");
+  for (const std::string& path : files) {
+    std::ifstream in(path);
+    bool inside = false, found = false;
+    for (std::string line; std::getline(in, line);) {
+      const auto first = line.find_first_not_of(" \t");
+      if (first == std::string::npos || line[first] == '#') continue;
+      line.erase(0, first);
+      while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) {
+        line.pop_back();
+      }
+      if (line.front() == '[') {
+        inside = line == "[" + service + "]";
+        found = found || inside;
+        continue;
+      }
+      const auto eq = line.find('=');
+      if (!inside || eq == std::string::npos) continue;
+      auto it = keys.find(line.substr(0, eq));
+      if (it != keys.end() && it->second.empty()) it->second = line.substr(eq + 1);
+    }
+    if (found) return;  // libpq reads the system file only for a service the user's lacks
+  }
+}
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> resolve_hosts(const std::string& conninfo) {
@@ -90,19 +158,23 @@ std::vector<std::pair<std::string, std::string>> resolve_hosts(const std::string
     PQfreemem(error);
     return {};
   }
-  std::string host, hostaddr, port;
+  std::string service;
+  std::map<std::string, std::string> keys = {{"host", ""}, {"hostaddr", ""}, {"port", ""}};
   for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
     const std::string key = o->keyword;
     const std::string value = o->val != nullptr ? o->val : "";
-    if (key == "host") host = value;
-    if (key == "hostaddr") hostaddr = value;
-    if (key == "port") port = value;
+    if (keys.count(key) != 0) keys[key] = value;
+    if (key == "service") service = value;
   }
   PQconninfoFree(opts);
   auto env = [](const char* name) {
     const char* v = std::getenv(name);
     return std::string(v != nullptr ? v : "");
   };
+  // libpq's order: the conninfo, then its service's file, then the environment.
+  if (service.empty()) service = env("PGSERVICE");
+  if (!service.empty()) read_service(service, keys);
+  std::string host = keys["host"], hostaddr = keys["hostaddr"], port = keys["port"];
   if (host.empty()) host = env("PGHOST");
   if (hostaddr.empty()) hostaddr = env("PGHOSTADDR");
   if (port.empty()) port = env("PGPORT");
@@ -234,9 +306,11 @@ std::shared_ptr<detail::ConnectionState> open_state(
 std::vector<Row> rows_of(const detail::ResultPtr& r) {
   std::vector<Row> rows;
   if (!r) return rows;
+  r->describe();
   const int n = PQntuples(r->res);
   rows.reserve(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) rows.emplace_back(r, i);
+  r->refs += static_cast<std::size_t>(n);  // one reference per row, counted at once
+  for (int i = 0; i < n; ++i) rows.emplace_back(r.get(), i);
   return rows;
 }
 }  // namespace
@@ -251,7 +325,9 @@ Coro<std::optional<Row>> Connection::fetchrow_params(Query q, Params params) {
   auto state = open_state(state_);
   detail::ResultPtr r = co_await state->run(std::move(q), std::move(params), false);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
-  co_return Row(r, 0);
+  r->describe();
+  ++r->refs;
+  co_return Row(r.get(), 0);
 }
 
 Coro<std::string> Connection::execute_params(Query q, Params params, bool simple) {
@@ -276,7 +352,9 @@ Coro<std::optional<Row>> PreparedStatement::fetchrow_params(Params params) {
   auto state = open_state(state_);
   detail::ResultPtr r = co_await state->run(query_, std::move(params), false, name_);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
-  co_return Row(r, 0);
+  r->describe();
+  ++r->refs;
+  co_return Row(r.get(), 0);
 }
 
 Coro<std::string> PreparedStatement::execute_params(Params params) {

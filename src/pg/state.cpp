@@ -198,20 +198,24 @@ Sent ConnectionState::send(const std::string& sql, const Params& params, bool si
     return {};
   }
   if (prepared.empty() && statements.capacity > 0) return send_cached(sql, params);
-  std::vector<const char*> values(params.size());
-  std::vector<Oid> types(params.size());
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    values[i] = params[i].text ? params[i].text->c_str() : nullptr;
-    types[i] = params[i].oid;
-  }
   const int n = static_cast<int>(params.size());
   int ok = 0;
   if (prepared.empty()) {
-    ok = PQsendQueryParams(conn, sql.c_str(), n, types.data(), values.data(), nullptr, nullptr, 0);
+    std::vector<Oid> types(params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) types[i] = params[i].oid;
+    const Bound bound(params);
+    ok = PQsendQueryParams(conn, sql.c_str(), n, types.data(), bound.values(), bound.lengths(),
+                           bound.formats(), 0);
   } else {
     auto known = prepared_formats.find(prepared);
     const int format = known != prepared_formats.end() ? known->second : 0;
-    ok = PQsendQueryPrepared(conn, prepared.c_str(), n, values.data(), nullptr, nullptr, format);
+    // The server inferred this statement's parameter types: a value of another type goes as text.
+    auto typed = prepared_types.find(prepared);
+    const bool has_types = typed != prepared_types.end();
+    const Bound bound(params, has_types ? typed->second.data() : nullptr,
+                      has_types ? typed->second.size() : 0);
+    ok = PQsendQueryPrepared(conn, prepared.c_str(), n, bound.values(), bound.lengths(),
+                             bound.formats(), format);
   }
   if (ok == 0) raise_send_failure();
   return {};
@@ -240,12 +244,8 @@ Coro<ResultPtr> ConnectionState::run(Query q, Params params, bool simple, std::s
   }
 }
 
-Coro<std::string> ConnectionState::prepare(std::string sql) {
-  auto held = co_await lock.scoped();
-  check_open();
-  const std::string name = "weave_prepared_" + std::to_string(++statements.next_id);
-  if (PQsendPrepare(conn, name.c_str(), sql.c_str(), 0, nullptr) == 0) raise_send_failure();
-  ResultPtr error;
+Coro<ResultPtr> ConnectionState::await_outcome() {
+  ResultPtr last, error;
   std::exception_ptr cancelled;
   try {
     co_await flush();
@@ -253,28 +253,10 @@ Coro<std::string> ConnectionState::prepare(std::string sql) {
       while (!result_ready()) co_await wait_io(false);
       ResultPtr r = take_result();
       if (!r) break;
-      if (PQresultStatus(r->res) == PGRES_FATAL_ERROR && !error) error = std::move(r);
-    }
-  } catch (const CancelledError&) {
-    cancelled = std::current_exception();
-  }
-  if (cancelled) {
-    co_await abandon();
-    std::rethrow_exception(cancelled);
-  }
-  if (error) raise_error(error);
-  // Its result columns pick its result format (PQdescribePrepared, one more round trip here).
-  if (PQsendDescribePrepared(conn, name.c_str()) == 0) raise_send_failure();
-  try {
-    co_await flush();
-    for (;;) {
-      while (!result_ready()) co_await wait_io(false);
-      ResultPtr r = take_result();
-      if (!r) break;
-      if (PQresultStatus(r->res) == PGRES_COMMAND_OK) {
-        prepared_formats[name] = result_format_for(r->res);
-      } else if (PQresultStatus(r->res) == PGRES_FATAL_ERROR && !error) {
-        error = std::move(r);
+      if (PQresultStatus(r->res) == PGRES_FATAL_ERROR) {
+        if (!error) error = std::move(r);
+      } else {
+        last = std::move(r);
       }
     }
   } catch (const CancelledError&) {
@@ -285,6 +267,26 @@ Coro<std::string> ConnectionState::prepare(std::string sql) {
     std::rethrow_exception(cancelled);
   }
   if (error) raise_error(error);
+  co_return last;
+}
+
+Coro<std::string> ConnectionState::prepare(std::string sql) {
+  auto held = co_await lock.scoped();
+  check_open();
+  const std::string name = "weave_prepared_" + std::to_string(++statements.next_id);
+  if (PQsendPrepare(conn, name.c_str(), sql.c_str(), 0, nullptr) == 0) raise_send_failure();
+  co_await await_outcome();
+  // Its result columns pick its result format, and its parameter types (inferred by the server)
+  // which values go in binary: PQdescribePrepared, one more round trip here.
+  if (PQsendDescribePrepared(conn, name.c_str()) == 0) raise_send_failure();
+  const ResultPtr described = co_await await_outcome();
+  if (described && PQresultStatus(described->res) == PGRES_COMMAND_OK) {
+    prepared_formats[name] = result_format_for(described->res);
+    std::vector<Oid>& types = prepared_types[name];
+    for (int i = 0; i < PQnparams(described->res); ++i) {
+      types.push_back(PQparamtype(described->res, i));
+    }
+  }
   co_return name;
 }
 

@@ -12,7 +12,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "weave/future.hpp"
 #include "weave/locks.hpp"
@@ -24,20 +26,84 @@ namespace weave::pg::detail {
 /// binary decoder, else text (0).
 int result_format_for(const PGresult* res) noexcept;
 
-struct ResultData {
+/// What a row's field needs of its column, read from libpq once per result instead of once
+/// per field.
+struct Column {
+  unsigned oid = 0;
+  bool binary = false;
+  std::string_view name;
+};
+
+struct ResultData : ResultCount {
   explicit ResultData(PGresult* r) noexcept : res(r) {}
   ResultData(const ResultData&) = delete;
   ResultData& operator=(const ResultData&) = delete;
   ~ResultData() { PQclear(res); }
+  /// Fills `columns`: for a result whose rows are handed out.
+  void describe();
   PGresult* res;
+  std::vector<Column> columns;
 };
-using ResultPtr = std::shared_ptr<ResultData>;
+
+/// The library's own reference to a result (counted with the rows', on the loop thread).
+class ResultPtr {
+ public:
+  ResultPtr() noexcept = default;
+  ResultPtr(std::nullptr_t) noexcept {}  // NOLINT: as a null pointer
+  /// Owns `r` (null for none).
+  explicit ResultPtr(PGresult* r) : p_(r != nullptr ? new ResultData(r) : nullptr) {
+    if (p_ != nullptr) p_->refs = 1;
+  }
+  ResultPtr(const ResultPtr& o) noexcept : p_(o.p_) {
+    if (p_ != nullptr) ++p_->refs;
+  }
+  ResultPtr(ResultPtr&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+  ResultPtr& operator=(ResultPtr o) noexcept {
+    std::swap(p_, o.p_);
+    return *this;
+  }
+  ~ResultPtr() {
+    if (p_ != nullptr && --p_->refs == 0) delete p_;
+  }
+  ResultData* operator->() const noexcept { return p_; }
+  ResultData& operator*() const noexcept { return *p_; }
+  ResultData* get() const noexcept { return p_; }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+
+ private:
+  ResultData* p_ = nullptr;
+};
 
 /// The error a failed result carries: PostgresError, or ConnectionDoesNotExistError when the
 /// connection died with it.
 [[noreturn]] void raise_result_error(PGconn* conn, const PGresult* res);
 /// libpq's message without its trailing newline.
 std::string libpq_message(PGconn* conn);
+/// `name` quoted as an SQL identifier. Errors: InterfaceError.
+std::string quote_identifier(PGconn* conn, const std::string& name);
+
+/// libpq's parameter arrays for one execution. A binary parameter whose type is not the one the
+/// statement was prepared with (`types`, when known) goes as text, which the server parses into
+/// its type as before.
+class Bound {
+ public:
+  Bound(const Params& params, const Oid* types = nullptr, std::size_t ntypes = 0);
+  int count() const noexcept { return n_; }
+  const char* const* values() const noexcept { return values_; }
+  const int* lengths() const noexcept { return lengths_; }
+  const int* formats() const noexcept { return formats_; }
+
+ private:
+  static constexpr std::size_t kInline = 16;
+  int n_ = 0;
+  const char** values_;
+  int *lengths_, *formats_;
+  const char* inline_values_[kInline];
+  int inline_lengths_[kInline], inline_formats_[kInline];
+  std::vector<const char*> more_values_;
+  std::vector<int> more_lengths_, more_formats_;
+  std::vector<Param> converted_;
+};
 
 /// Prepared statements by text and parameter types, least recently used evicted first
 /// (asyncpg's statement cache; 100 by default).
@@ -123,7 +189,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   /// PQgetResult; nullptr at the end of a statement.
   ResultPtr take_result() {
     PGresult* r = PQgetResult(conn);
-    return r != nullptr ? std::make_shared<ResultData>(r) : nullptr;
+    return ResultPtr(r);
   }
   /// After a cancelled wait: PQcancel off the loop, then read and drop what the statement still
   /// produces, so that the connection is in step again. Marks the connection lost on failure.
@@ -136,6 +202,9 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   Coro<ResultPtr> run(Query q, Params params, bool simple, std::string prepared = {});
   Coro<ResultPtr> run_locked(const std::string& sql, const Params& params, bool simple,
                              const std::string& prepared);
+  /// Flushes and reads the results of the one statement sent (outside pipeline mode): the last
+  /// that is no error. Errors: the first error result's; CancelledError after abandon().
+  Coro<ResultPtr> await_outcome();
   /// PREPARE under a new name, the parameter types inferred by the server.
   Coro<std::string> prepare(std::string sql);
   /// Sends the statement (no waiting): a cached prepared statement when there is one, else a
@@ -176,8 +245,11 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   std::string lost;  ///< why the connection is unusable; empty while it is fine
   std::multimap<std::string, std::function<void(const Notification&)>, std::less<>> listeners;
   StatementCache statements;
-  /// The result format of each statement prepare() made, by name.
+  /// The result format and parameter types of each statement prepare() made, by name.
   std::unordered_map<std::string, int> prepared_formats;
+  std::unordered_map<std::string, std::vector<Oid>> prepared_types;
+  /// The buffer of the last COPY FROM, for the next one.
+  CopyRecords spare_copy;
   int transaction_depth = 0;
   std::uint64_t queries = 0;
 };

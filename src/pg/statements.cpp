@@ -50,6 +50,33 @@ void StatementCache::erase(const std::string& key) {
   entries.erase(it);
 }
 
+Bound::Bound(const Params& params, const Oid* types, std::size_t ntypes)
+    : n_(static_cast<int>(params.size())),
+      values_(inline_values_),
+      lengths_(inline_lengths_),
+      formats_(inline_formats_) {
+  const std::size_t n = params.size();
+  if (n > kInline) {
+    more_values_.resize(n);
+    more_lengths_.resize(n);
+    more_formats_.resize(n);
+    values_ = more_values_.data();
+    lengths_ = more_lengths_.data();
+    formats_ = more_formats_.data();
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const Param* p = &params[i];
+    if (p->binary && p->text && types != nullptr && i < ntypes && types[i] != p->oid) {
+      if (converted_.empty()) converted_.reserve(n);  // c_str() stays put
+      converted_.push_back(to_text(*p));
+      p = &converted_.back();
+    }
+    values_[i] = p->text ? p->text->data() : nullptr;
+    lengths_[i] = p->text ? static_cast<int>(p->text->size()) : 0;
+    formats_[i] = p->binary ? 1 : 0;
+  }
+}
+
 namespace {
 std::string cache_key(const std::string& sql, const Params& params) {
   std::string key;
@@ -61,16 +88,13 @@ std::string cache_key(const std::string& sql, const Params& params) {
 }  // namespace
 
 Sent ConnectionState::send_cached(const std::string& sql, const Params& params, bool own_pipeline) {
-  std::vector<const char*> values(params.size());
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    values[i] = params[i].text ? params[i].text->c_str() : nullptr;
-  }
-  const int n = static_cast<int>(params.size());
+  const Bound bound(params);  // prepared with the parameters' own types
+  const int n = bound.count();
   Sent sent;
   sent.key = cache_key(sql, params);
   if (const StatementCache::Entry* hit = statements.find(sent.key)) {
-    if (PQsendQueryPrepared(conn, hit->name.c_str(), n, values.data(), nullptr, nullptr,
-                            hit->result_format) == 0) {
+    if (PQsendQueryPrepared(conn, hit->name.c_str(), n, bound.values(), bound.lengths(),
+                            bound.formats(), hit->result_format) == 0) {
       raise_send_failure();
     }
     return sent;
@@ -90,7 +114,8 @@ Sent ConnectionState::send_cached(const std::string& sql, const Params& params, 
   for (std::size_t i = 0; i < params.size(); ++i) types[i] = params[i].oid;
   if (PQsendPrepare(conn, name.c_str(), sql.c_str(), n, types.data()) == 0) raise_send_failure();
   sent.prepare_index = sent.query_index++;
-  if (PQsendQueryPrepared(conn, name.c_str(), n, values.data(), nullptr, nullptr, 0) == 0 ||
+  if (PQsendQueryPrepared(conn, name.c_str(), n, bound.values(), bound.lengths(), bound.formats(),
+                          0) == 0 ||
       (own_pipeline && PQpipelineSync(conn) == 0)) {
     raise_send_failure();
   }

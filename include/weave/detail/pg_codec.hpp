@@ -5,13 +5,16 @@
 // or binary format the server sent (binary for statements whose every column type has a binary
 // decoder here, see binary_result_type).
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -44,11 +47,14 @@ struct Field {
   bool binary = false;                   ///< `text` is in the binary format of `oid`
 };
 
-/// One encoded parameter: its text (nullopt for NULL) and the type the server is told (0 lets
-/// the server infer it from the query, as for text and time values).
+/// One encoded parameter: its bytes (nullopt for NULL), the type the server is told (0 lets
+/// the server infer it from the query, as for text and time values) and their format: binary
+/// (PostgreSQL's binary form of `oid`: integers, floats, bool, bytea, which the server then does
+/// not parse) or text.
 struct Param {
   std::optional<std::string> text;
   unsigned oid = 0;
+  bool binary = false;
 };
 using Params = std::vector<Param>;
 
@@ -69,6 +75,8 @@ Param encode_timestamp(Timestamp v);
 Param encode_interval(std::chrono::microseconds v);
 /// An array literal from encoded elements; `element_oid` picks the array type.
 Param encode_array(const std::vector<Param>& elements, unsigned element_oid);
+/// The parameter in the text format (a binary one converted, a text one as it is).
+Param to_text(const Param& p);
 
 inline Param encode(const std::string& v) {
   return encode(std::string_view(v));
@@ -91,7 +99,7 @@ template <class T>
 Param encode(const std::optional<T>& v) {
   if (v) return encode(*v);
   const unsigned oid = encode(T{}).oid;  // NULL, typed as T is
-  return Param{std::nullopt, oid};
+  return Param{std::nullopt, oid, false};
 }
 template <class T>
 Param encode(const std::vector<T>& v) {
@@ -111,85 +119,341 @@ Params encode_all(const A&... args) {
   return params;
 }
 
-/// Rows for COPY, encoded eagerly into one buffer: per row its value count, then per value a
-/// tag and the C++ value's own representation, which copy_records_in turns into COPY's binary
-/// format (when every column's type takes its values) or its text format.
+/// executemany's parameter sets, encoded eagerly into one buffer: no container per set. The
+/// first set's types are the statement's; a later binary value of another type is kept as text.
+struct ParamSets {
+  struct Value {
+    std::size_t offset = 0;
+    int length = -1;  ///< -1: NULL
+    bool binary = false;
+  };
+  std::vector<unsigned> types;    ///< the first set's
+  std::vector<Value> values;      ///< every set's, in order
+  std::vector<std::size_t> ends;  ///< where each set's values end in `values`
+  std::string bytes;
+
+  void add(const Param& p) {
+    const std::size_t column = values.size() - (ends.empty() ? 0 : ends.back());
+    if (ends.empty()) types.push_back(p.oid);
+    if (p.binary && p.text && column < types.size() && types[column] != p.oid) {
+      return add(to_text(p));
+    }
+    Value v;
+    v.binary = p.binary;
+    if (p.text) {
+      v.offset = bytes.size();
+      v.length = static_cast<int>(p.text->size());
+      bytes += *p.text;
+      bytes += '\0';  // libpq reads a text value up to its NUL
+    }
+    values.push_back(v);
+  }
+  void end_set() { ends.push_back(values.size()); }
+};
+
+/// Rows for COPY, encoded eagerly (before the call's coroutine starts) straight into COPY's
+/// binary tuple format: per row a 16-bit value count, then per value a 32-bit length (-1 for
+/// NULL) and the bytes, big-endian, each value in the binary form of its C++ kind. When the
+/// table's column types are those kinds (the usual case) the buffer is sent as it is; otherwise
+/// copy_records_in converts the columns that differ, or falls back to the text format.
 struct CopyRecords {
-  enum Tag : char { kNull, kBool, kInteger, kReal, kText, kBytes };
-  std::string data;
+  /// The C++ kind of a column's values, named by the PostgreSQL type whose binary form they
+  /// have (kText: the value's text, also for types encode() writes as text).
+  enum Kind : char { kBool, kInt2, kInt4, kInt8, kFloat8, kText, kBytes };
+  std::vector<Kind> kinds;  ///< per column
+  /// False when some row has another value count or kinds (encoded parameters only): then every
+  /// value is kText.
+  bool uniform = true;
   std::size_t rows = 0;
 
-  void begin_row(std::size_t values) {
-    const auto n = static_cast<std::uint16_t>(values);
-    data.append(reinterpret_cast<const char*>(&n), sizeof n);
-    ++rows;
+  /// `n` more bytes at the end, to be written through the pointer returned.
+  char* grow(std::size_t n) {
+    if (size_ + n > capacity_) reserve(std::max(size_ + n, capacity_ * 2));
+    char* p = buffer_.get() + size_;
+    size_ += n;
+    return p;
   }
-  void put_null() { data += static_cast<char>(kNull); }
-  void put_bool(bool v) {
-    data += static_cast<char>(kBool);
-    data += v ? '\1' : '\0';
+  void reserve(std::size_t n) {
+    if (n <= capacity_) return;
+    std::unique_ptr<char[]> b(new char[n]);
+    if (size_ > 0) std::memcpy(b.get(), buffer_.get(), size_);
+    buffer_ = std::move(b);
+    capacity_ = n;
   }
-  void put_integer(std::int64_t v) { put_raw(kInteger, &v, sizeof v); }
-  void put_real(double v) { put_raw(kReal, &v, sizeof v); }
-  void put_text(std::string_view v, Tag tag = kText) {
-    const auto n = static_cast<std::uint32_t>(v.size());
-    put_raw(tag, &n, sizeof n);
-    data.append(v.data(), v.size());
+  std::string_view data() const noexcept { return {buffer_.get(), size_}; }
+  /// The buffer, emptied, for the next records (a connection keeps it: a COPY then writes into
+  /// memory already mapped instead of fresh pages).
+  CopyRecords recycled() && {
+    CopyRecords next;
+    next.buffer_ = std::move(buffer_);
+    next.capacity_ = std::exchange(capacity_, 0);
+    size_ = 0;
+    return next;
   }
 
  private:
-  void put_raw(Tag tag, const void* p, std::size_t n) {
-    data += static_cast<char>(tag);
-    data.append(static_cast<const char*>(p), n);
-  }
+  std::unique_ptr<char[]> buffer_;
+  std::size_t size_ = 0, capacity_ = 0;
 };
 
-template <class T>
-void copy_put(CopyRecords& r, const T& v);
-template <class T>
-void copy_put(CopyRecords& r, const std::optional<T>& v) {
-  if (v) {
-    copy_put(r, *v);
-  } else {
-    r.put_null();
-  }
+inline char* put_be16(char* p, std::uint16_t v) noexcept {
+  v = __builtin_bswap16(v);
+  std::memcpy(p, &v, sizeof v);
+  return p + sizeof v;
 }
-/// One value into `r`: integers, double, bool, text and bytes as themselves, anything else as
-/// the text encode() gives it.
+inline char* put_be32(char* p, std::uint32_t v) noexcept {
+  v = __builtin_bswap32(v);
+  std::memcpy(p, &v, sizeof v);
+  return p + sizeof v;
+}
+inline char* put_be64(char* p, std::uint64_t v) noexcept {
+  v = __builtin_bswap64(v);
+  std::memcpy(p, &v, sizeof v);
+  return p + sizeof v;
+}
+
 template <class T>
-void copy_put(CopyRecords& r, const T& v) {
-  using U = std::remove_cvref_t<T>;
-  if constexpr (std::is_same_v<U, bool>) {
-    r.put_bool(v);
-  } else if constexpr (std::is_same_v<U, std::int16_t> || std::is_same_v<U, std::int32_t> ||
-                       std::is_same_v<U, std::int64_t> || std::is_same_v<U, long long>) {
-    r.put_integer(static_cast<std::int64_t>(v));
-  } else if constexpr (std::is_same_v<U, double>) {
-    r.put_real(v);
-  } else if constexpr (std::is_same_v<U, Bytes>) {
-    r.put_text(v.data, CopyRecords::kBytes);
-  } else if constexpr (std::is_convertible_v<const U&, std::string_view>) {
-    r.put_text(std::string_view(v));
+struct CopyCodec;  // kind, size and writer of the types COPY encodes without encode()
+template <>
+struct CopyCodec<bool> {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kBool;
+  static std::size_t size(bool) noexcept { return 1; }
+  static char* write(char* p, bool v) noexcept {
+    *p = v ? 1 : 0;
+    return p + 1;
+  }
+};
+template <>
+struct CopyCodec<std::int16_t> {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kInt2;
+  static std::size_t size(std::int16_t) noexcept { return 2; }
+  static char* write(char* p, std::int16_t v) noexcept {
+    return put_be16(p, static_cast<std::uint16_t>(v));
+  }
+};
+template <>
+struct CopyCodec<std::int32_t> {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kInt4;
+  static std::size_t size(std::int32_t) noexcept { return 4; }
+  static char* write(char* p, std::int32_t v) noexcept {
+    return put_be32(p, static_cast<std::uint32_t>(v));
+  }
+};
+template <>
+struct CopyCodec<std::int64_t> {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kInt8;
+  static std::size_t size(std::int64_t) noexcept { return 8; }
+  static char* write(char* p, std::int64_t v) noexcept {
+    return put_be64(p, static_cast<std::uint64_t>(v));
+  }
+};
+template <>
+struct CopyCodec<long long> : CopyCodec<std::int64_t> {};
+template <>
+struct CopyCodec<double> {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kFloat8;
+  static std::size_t size(double) noexcept { return 8; }
+  static char* write(char* p, double v) noexcept {
+    std::uint64_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    return put_be64(p, bits);
+  }
+};
+template <>
+struct CopyCodec<Bytes> {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kBytes;
+  static std::size_t size(const Bytes& v) noexcept { return v.data.size(); }
+  static char* write(char* p, const Bytes& v) noexcept {
+    if (!v.data.empty()) std::memcpy(p, v.data.data(), v.data.size());
+    return p + v.data.size();
+  }
+};
+struct CopyTextCodec {
+  static constexpr CopyRecords::Kind kind = CopyRecords::kText;
+  static std::size_t size(std::string_view v) noexcept { return v.size(); }
+  static char* write(char* p, std::string_view v) noexcept {
+    if (!v.empty()) std::memcpy(p, v.data(), v.size());
+    return p + v.size();
+  }
+};
+template <>
+struct CopyCodec<std::string> : CopyTextCodec {};
+template <>
+struct CopyCodec<std::string_view> : CopyTextCodec {};
+template <>
+struct CopyCodec<const char*> : CopyTextCodec {};
+template <>
+struct CopyCodec<char*> : CopyTextCodec {};
+template <std::size_t N>
+struct CopyCodec<char[N]> : CopyTextCodec {};
+
+template <class T>
+concept CopyDirect = requires {
+  CopyCodec<T>::kind;
+};
+
+/// A value's length word and bytes: 4 + its size, or 4 for NULL.
+template <class T>
+std::size_t copy_size(const T& v) noexcept {
+  return 4 + CopyCodec<T>::size(v);
+}
+template <class T>
+std::size_t copy_size(const std::optional<T>& v) noexcept {
+  return 4 + (v ? CopyCodec<T>::size(*v) : 0);
+}
+template <class T>
+char* copy_write(char* p, const T& v) noexcept {
+  char* at = p + 4;
+  char* end = CopyCodec<T>::write(at, v);
+  put_be32(p, static_cast<std::uint32_t>(end - at));
+  return end;
+}
+template <class T>
+char* copy_write(char* p, const std::optional<T>& v) noexcept {
+  if (!v) return put_be32(p, 0xffffffffu);
+  return copy_write(p, *v);
+}
+
+template <class T>
+struct CopyKindOf {
+  static constexpr CopyRecords::Kind value = CopyRecords::kText;  // encode()'s text
+  static constexpr bool direct = false;
+};
+template <CopyDirect T>
+struct CopyKindOf<T> {
+  static constexpr CopyRecords::Kind value = CopyCodec<T>::kind;
+  static constexpr bool direct = true;
+};
+template <class T>
+struct CopyKindOf<std::optional<T>> : CopyKindOf<T> {};
+
+/// A value encode() writes as text (dates, times, float, ...), or NULL.
+template <class T>
+void copy_put_text(CopyRecords& r, const T& v) {
+  const Param p = encode(v);
+  if (!p.text) {
+    put_be32(r.grow(4), 0xffffffffu);
+    return;
+  }
+  char* at = r.grow(4 + p.text->size());
+  put_be32(at, static_cast<std::uint32_t>(p.text->size()));
+  std::memcpy(at + 4, p.text->data(), p.text->size());
+}
+
+/// One row of `A...` into `r`: with one size computation and pointer writes when every value
+/// is of a direct kind.
+template <class... A>
+void copy_row(CopyRecords& r, const std::tuple<A...>& row) {
+  if (r.rows++ == 0) r.kinds = {CopyKindOf<std::remove_cvref_t<A>>::value...};
+  if constexpr ((CopyKindOf<std::remove_cvref_t<A>>::direct && ...)) {
+    const std::size_t size =
+        std::apply([](const auto&... v) { return (std::size_t{2} + ... + copy_size(v)); }, row);
+    char* p = put_be16(r.grow(size), static_cast<std::uint16_t>(sizeof...(A)));
+    std::apply([&p](const auto&... v) { ((p = copy_write(p, v)), ...); }, row);
   } else {
-    const Param p = encode(v);
-    if (p.text) {
-      r.put_text(*p.text);
-    } else {
-      r.put_null();
-    }
+    put_be16(r.grow(2), static_cast<std::uint16_t>(sizeof...(A)));
+    auto one = [&r](const auto& v) {
+      using U = std::remove_cvref_t<decltype(v)>;
+      if constexpr (CopyKindOf<U>::direct) {
+        copy_write(r.grow(copy_size(v)), v);
+      } else {
+        copy_put_text(r, v);
+      }
+    };
+    std::apply([&one](const auto&... v) { (one(v), ...); }, row);
   }
 }
 
 /// Throws DataError naming the column when the field is NULL.
 std::string_view require_text(const Field& f);
-void decode(const Field& f, bool& out);
-void decode(const Field& f, std::int16_t& out);
-void decode(const Field& f, std::int32_t& out);
-void decode(const Field& f, std::int64_t& out);
-void decode(const Field& f, long long& out);
-void decode(const Field& f, double& out);
-void decode(const Field& f, float& out);
+
+/// The big-endian integer at `p`.
+inline std::uint32_t load_be32(const char* p) noexcept {
+  std::uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_bswap32(v);
+}
+inline std::uint64_t load_be64(const char* p) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_bswap64(v);
+}
+/// A binary int2/int4/int8/oid field read straight into `out`; false for anything else (NULL,
+/// text, another type, a value out of range), which the full decoder then handles or reports.
+/// Inline: it runs once per field of a result.
+template <class I>
+bool binary_integer_fast(const Field& f, I& out) noexcept {
+  if (!f.binary || !f.text) return false;
+  const char* p = f.text->data();
+  const std::size_t n = f.text->size();
+  long long v = 0;
+  if (f.oid == 23 && n == 4) {
+    v = static_cast<std::int32_t>(load_be32(p));
+  } else if (f.oid == 20 && n == 8) {
+    v = static_cast<std::int64_t>(load_be64(p));
+  } else if (f.oid == 21 && n == 2) {
+    std::uint16_t u;
+    std::memcpy(&u, p, sizeof u);
+    v = static_cast<std::int16_t>(__builtin_bswap16(u));
+  } else if (f.oid == 26 && n == 4) {
+    v = load_be32(p);
+  } else {
+    return false;
+  }
+  if (!std::in_range<I>(v)) return false;
+  out = static_cast<I>(v);
+  return true;
+}
+
+// The full decoders: the text format, conversions between types, and the errors.
+void decode_full(const Field& f, bool& out);
+void decode_full(const Field& f, std::int16_t& out);
+void decode_full(const Field& f, std::int32_t& out);
+void decode_full(const Field& f, std::int64_t& out);
+void decode_full(const Field& f, long long& out);
+void decode_full(const Field& f, double& out);
+void decode_full(const Field& f, float& out);
+
+inline void decode(const Field& f, bool& out) {
+  if (f.binary && f.oid == 16 && f.text && f.text->size() == 1) {
+    out = (*f.text)[0] != 0;
+    return;
+  }
+  decode_full(f, out);
+}
+inline void decode(const Field& f, std::int16_t& out) {
+  if (!binary_integer_fast(f, out)) decode_full(f, out);
+}
+inline void decode(const Field& f, std::int32_t& out) {
+  if (!binary_integer_fast(f, out)) decode_full(f, out);
+}
+inline void decode(const Field& f, std::int64_t& out) {
+  if (!binary_integer_fast(f, out)) decode_full(f, out);
+}
+inline void decode(const Field& f, long long& out) {
+  if (!binary_integer_fast(f, out)) decode_full(f, out);
+}
+inline void decode(const Field& f, double& out) {
+  if (f.binary && f.oid == 701 && f.text && f.text->size() == 8) {
+    const std::uint64_t bits = load_be64(f.text->data());
+    std::memcpy(&out, &bits, sizeof out);
+    return;
+  }
+  decode_full(f, out);
+}
+inline void decode(const Field& f, float& out) {
+  if (f.binary && f.oid == 700 && f.text && f.text->size() == 4) {
+    const std::uint32_t bits = load_be32(f.text->data());
+    std::memcpy(&out, &bits, sizeof out);
+    return;
+  }
+  decode_full(f, out);
+}
 void decode(const Field& f, std::string& out);
+/// The text without a copy, valid as long as the row's result: for text-like types (text,
+/// varchar, char(n), name, json, jsonb) and for the types that always arrive as text (numeric,
+/// inet, ...). Others (integers, bytea, time values) raise DataError: read them as std::string.
+void decode(const Field& f, std::string_view& out);
 void decode(const Field& f, Bytes& out);
 void decode(const Field& f, std::chrono::sys_days& out);
 void decode(const Field& f, Timestamp& out);
@@ -207,6 +471,37 @@ class BinaryArray {
  public:
   explicit BinaryArray(const Field& f);
   std::size_t size() const noexcept { return count_; }
+  /// Every element appended to `out` when all are non-NULL integers of the element type and in
+  /// range for I (the common case, read in one pass over the bytes); false otherwise, with `out`
+  /// as it was and nothing read, for next() to go element by element.
+  template <class I>
+  bool integers(std::vector<I>& out) {
+    std::size_t width = 0;
+    if (element_oid_ == 23) width = 4;
+    if (element_oid_ == 20) width = 8;
+    if (element_oid_ == 21) width = 2;
+    if (width == 0 || read_ != 0 || rest_.size() < count_ * (4 + width)) return false;
+    const std::size_t before = out.size();
+    const char* p = rest_.data();
+    for (std::size_t i = 0; i < count_; ++i, p += 4 + width) {
+      long long v = 0;
+      if (big_endian32(p) != width) break;
+      if (width == 4) {
+        v = static_cast<std::int32_t>(big_endian32(p + 4));
+      } else if (width == 8) {
+        v = static_cast<std::int64_t>(std::uint64_t{big_endian32(p + 4)} << 32 |
+                                      big_endian32(p + 8));
+      } else {
+        const auto* b = reinterpret_cast<const unsigned char*>(p + 4);
+        v = static_cast<std::int16_t>(b[0] << 8 | b[1]);
+      }
+      if (!std::in_range<I>(v)) break;
+      out.push_back(static_cast<I>(v));
+    }
+    if (out.size() - before == count_) return true;
+    out.resize(before);
+    return false;
+  }
   /// The next element; false after the last.
   bool next(Field& element) {
     if (read_ == count_) return false;
@@ -229,26 +524,6 @@ class BinaryArray {
   static std::uint32_t big_endian32(const char* p) noexcept {
     const auto* b = reinterpret_cast<const unsigned char*>(p);
     return std::uint32_t{b[0]} << 24 | std::uint32_t{b[1]} << 16 | std::uint32_t{b[2]} << 8 | b[3];
-  }
-  /// An int2/int4/int8 element read straight into `out`; false for anything else (NULL, another
-  /// type, a value out of range), which decode() then reports.
-  template <class I>
-  static bool integer(const Field& e, I& out) noexcept {
-    if (!e.text) return false;
-    const char* p = e.text->data();
-    long long v = 0;
-    if (e.oid == 23 && e.text->size() == 4) {
-      v = static_cast<std::int32_t>(big_endian32(p));
-    } else if (e.oid == 20 && e.text->size() == 8) {
-      v = static_cast<std::int64_t>(std::uint64_t{big_endian32(p)} << 32 | big_endian32(p + 4));
-    } else if (e.oid == 21 && e.text->size() == 2) {
-      v = static_cast<std::int16_t>(big_endian32(p) >> 16);
-    } else {
-      return false;
-    }
-    if (!std::in_range<I>(v)) return false;
-    out = static_cast<I>(v);
-    return true;
   }
 
  private:
@@ -289,11 +564,14 @@ void decode(const Field& f, std::vector<T>& out) {
   if (f.binary) {
     BinaryArray elements(f);
     out.reserve(elements.size());
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      if (elements.integers(out)) return;
+    }
     Field element;
     while (elements.next(element)) {
       T v{};
       if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-        if (BinaryArray::integer(element, v)) {
+        if (binary_integer_fast(element, v)) {
           out.push_back(v);
           continue;
         }
@@ -311,7 +589,8 @@ void decode(const Field& f, std::vector<T>& out) {
   }
 }
 
-/// The host names of a libpq conninfo (keywords or URI; `PGHOST` when it names none) resolved
+/// The host names of a libpq conninfo (keywords or URI; then the connection service it or
+/// `PGSERVICE` names, from the service files libpq reads; then `PGHOST`) resolved
 /// with getaddrinfo, as the `host`, `hostaddr` and `port` keywords to pass after it: each
 /// name becomes one entry per address it has (libpq tries them in order, as it would its own
 /// lookups), `host` stays for TLS verification, and a socket directory or a literal address keeps
