@@ -86,7 +86,7 @@ void LoopImpl::register_task(TaskCore* t) noexcept {
   t->reg_prev = nullptr;
   t->reg_next = tasks_;
   if (tasks_ != nullptr) tasks_->reg_prev = t;
-  std::atomic_thread_fence(std::memory_order_release);
+  dbg::publish_fence();
   tasks_ = t;
   if (hooks) [[unlikely]]
     dbg::on_task_created(*this, t);

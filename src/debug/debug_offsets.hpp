@@ -31,6 +31,23 @@ inline constexpr std::uint32_t kDebugOffsetsVersion = 1;
 /// The section the table is placed in, so that a stripped program still has it.
 #define WEAVE_DEBUG_OFFSETS_SECTION ".weave_debug"
 
+/// Orders this thread's stores for a reader in another process (weave ps), which is outside the
+/// C++ memory model: a release fence. ThreadSanitizer does not model fences (g++ refuses them
+/// under -fsanitize=thread) and cannot see that reader anyway, so there a compiler barrier does.
+inline void publish_fence() noexcept {
+#if defined(__SANITIZE_THREAD__)
+  std::atomic_signal_fence(std::memory_order_release);
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  std::atomic_signal_fence(std::memory_order_release);
+#else
+  std::atomic_thread_fence(std::memory_order_release);
+#endif
+#else
+  std::atomic_thread_fence(std::memory_order_release);
+#endif
+}
+
 /// A seqlock-style generation count: bumped before and after each change of what it guards, so
 /// that it is odd while one is under way. One writer at a time (the owner's thread or a mutex).
 struct SeqCount {
@@ -39,7 +56,7 @@ struct SeqCount {
   std::uint64_t begin() noexcept {
     const std::uint64_t g = value.load(std::memory_order_relaxed);
     value.store(g + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
+    publish_fence();
     return g;
   }
   void end(std::uint64_t g) noexcept { value.store(g + 2, std::memory_order_release); }
