@@ -144,8 +144,8 @@ void ctx_reset(std::uint64_t key, TokenState& token);
 /// context, a thread's call from to_thread).
 class ContextScope {
  public:
-  explicit ContextScope(CtxWord* slot) noexcept;
-  ~ContextScope();
+  explicit ContextScope(CtxWord* slot) noexcept : saved_(t_ctx_scope) { t_ctx_scope = slot; }
+  ~ContextScope() { t_ctx_scope = saved_; }
   ContextScope(const ContextScope&) = delete;
   ContextScope& operator=(const ContextScope&) = delete;
 
@@ -165,9 +165,21 @@ class CtxHold {
   CtxWord word;
 };
 
-/// The current context, copied (a retained map; 0 when empty). Defined in contextvars.cpp.
-CtxWord ctx_capture() noexcept;
-void ctx_release(CtxWord w) noexcept;
+void ctx_retain_map(CtxWord map) noexcept;
+void ctx_release_slow(CtxWord w) noexcept;
+/// The current context, copied (a retained map; 0 when empty): inline, so that a callback made
+/// in the empty context (the common case) pays a few loads and no call.
+inline CtxWord ctx_capture() noexcept {
+  const CtxWord* slot = t_ctx_scope;
+  if (slot == nullptr) slot = t_current != nullptr ? &t_current->context : &t_ctx_base;
+  CtxWord w = *slot;
+  if ((w & 1) != 0) w = reinterpret_cast<const ContextImpl*>(w & ~CtxWord{1})->map;
+  if (w != 0) ctx_retain_map(w);
+  return w;
+}
+inline void ctx_release(CtxWord w) noexcept {
+  if (w != 0) ctx_release_slow(w);
+}
 /// Replaces the innermost scope's slot (nullptr: none); returns the previous one.
 CtxWord* ctx_swap_scope(CtxWord* slot) noexcept;
 }  // namespace detail

@@ -198,11 +198,6 @@ CtxWord* current_slot_for_write() noexcept {
   return slot;
 }
 
-/// The slot that holds the current map (a shared Context's own slot when the current word is one).
-CtxWord* current_map_slot() noexcept {
-  CtxWord* slot = current_slot();
-  return is_shared(*slot) ? &as_impl(*slot)->map : slot;
-}
 
 std::atomic<std::uint64_t> g_next_key{1};
 
@@ -269,14 +264,11 @@ void ctx_reset(std::uint64_t key, TokenState& token) {
   token.used = true;
 }
 
-CtxWord ctx_capture() noexcept {
-  CtxWord w = *current_map_slot();
-  map_retain(as_map(w));
-  return w;
+void ctx_retain_map(CtxWord map) noexcept {
+  map_retain(as_map(map));
 }
 
-void ctx_release(CtxWord w) noexcept {
-  if (w == 0) return;
+void ctx_release_slow(CtxWord w) noexcept {
   if (is_shared(w)) {
     ContextImpl* c = as_impl(w);
     if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -286,13 +278,6 @@ void ctx_release(CtxWord w) noexcept {
     return;
   }
   map_release(as_map(w));
-}
-
-ContextScope::ContextScope(CtxWord* slot) noexcept : saved_(t_ctx_scope) {
-  t_ctx_scope = slot;
-}
-ContextScope::~ContextScope() {
-  t_ctx_scope = saved_;
 }
 
 CtxWord* ctx_swap_scope(CtxWord* slot) noexcept {
