@@ -198,7 +198,6 @@ CtxWord* current_slot_for_write() noexcept {
   return slot;
 }
 
-
 std::atomic<std::uint64_t> g_next_key{1};
 
 }  // namespace
