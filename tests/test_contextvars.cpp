@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "support/bounded.hpp"
-#include "support/http.hpp"
 #include "support/steps.hpp"
 
 using namespace std::chrono_literals;

@@ -34,15 +34,16 @@ inline constexpr std::uint32_t kDebugOffsetsVersion = 1;
 /// Orders this thread's stores for a reader in another process (weave ps), which is outside the
 /// C++ memory model: a release fence. ThreadSanitizer does not model fences (g++ refuses them
 /// under -fsanitize=thread) and cannot see that reader anyway, so there a compiler barrier does.
-inline void publish_fence() noexcept {
 #if defined(__SANITIZE_THREAD__)
-  std::atomic_signal_fence(std::memory_order_release);
+#define WEAVE_UNDER_TSAN 1
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-  std::atomic_signal_fence(std::memory_order_release);
-#else
-  std::atomic_thread_fence(std::memory_order_release);
+#define WEAVE_UNDER_TSAN 1
 #endif
+#endif
+inline void publish_fence() noexcept {
+#ifdef WEAVE_UNDER_TSAN
+  std::atomic_signal_fence(std::memory_order_release);
 #else
   std::atomic_thread_fence(std::memory_order_release);
 #endif

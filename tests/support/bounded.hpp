@@ -9,6 +9,13 @@
 
 #include "weave/weave.hpp"
 
+/// ASSERT_EQ for a coroutine body (gtest's ASSERT_* return, which a coroutine cannot).
+#define CO_ASSERT_EQ(a, b)        \
+  do {                            \
+    EXPECT_EQ(a, b);              \
+    if (!((a) == (b))) co_return; \
+  } while (0)
+
 namespace weave_test {
 
 inline std::chrono::milliseconds scaled(std::chrono::milliseconds d) {

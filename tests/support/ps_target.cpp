@@ -206,11 +206,18 @@ int main(int argc, char** argv) {
   const int n = argc > 2 ? std::atoi(argv[2]) : 0;
   if (mode == "mixed") weave::run(mixed(n));
   if (mode == "spin") weave::run(spin());
+  if (mode == "undumpable") {
+    // Only CAP_SYS_PTRACE may read a process that is not dumpable, whoever its user is.
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    weave::run(spin());
+  }
   if (mode == "cycle") weave::run(cycle());
   if (mode == "spawn") weave::run(spawn());
   if (mode == "many") weave::run(many(n));
   if (mode == "threads") weave::run(threads());
   if (mode == "corrupt") weave::run(corrupt());
-  std::fprintf(stderr, "usage: ps_target mixed N | spin | cycle | spawn | many N\n");
+  std::fprintf(stderr,
+               "usage: ps_target mixed N | spin | undumpable | cycle | spawn | many N | threads | "
+               "corrupt\n");
   return 2;
 }
