@@ -70,7 +70,10 @@ void free_result(const ResultCount* result) noexcept {
 
 void ResultData::describe() {
   const int n = PQnfields(res);
-  columns.resize(static_cast<std::size_t>(n));
+  const auto count = static_cast<std::size_t>(n);
+  if (count > std::size(columns.few)) columns.more = std::make_unique<Column[]>(count);
+  columns.data = count > std::size(columns.few) ? columns.more.get() : columns.few;
+  columns.n = count;
   for (int i = 0; i < n; ++i) {
     Column& c = columns[static_cast<std::size_t>(i)];
     c.oid = PQftype(res, i);
@@ -317,13 +320,13 @@ std::vector<Row> rows_of(const detail::ResultPtr& r) {
 
 Coro<std::vector<Row>> Connection::fetch_params(Query q, Params params) {
   auto state = open_state(state_);
-  detail::ResultPtr r = co_await state->run(std::move(q), std::move(params), false);
+  detail::ResultPtr r = co_await state->run(q, params, false);
   co_return rows_of(r);
 }
 
 Coro<std::optional<Row>> Connection::fetchrow_params(Query q, Params params) {
   auto state = open_state(state_);
-  detail::ResultPtr r = co_await state->run(std::move(q), std::move(params), false);
+  detail::ResultPtr r = co_await state->run(q, params, false);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
   r->describe();
   ++r->refs;
@@ -332,7 +335,7 @@ Coro<std::optional<Row>> Connection::fetchrow_params(Query q, Params params) {
 
 Coro<std::string> Connection::execute_params(Query q, Params params, bool simple) {
   auto state = open_state(state_);
-  detail::ResultPtr r = co_await state->run(std::move(q), std::move(params), simple);
+  detail::ResultPtr r = co_await state->run(q, params, simple);
   co_return r ? std::string(PQcmdStatus(r->res)) : std::string();
 }
 
@@ -344,13 +347,15 @@ Coro<PreparedStatement> Connection::prepare(Query q) {
 
 Coro<std::vector<Row>> PreparedStatement::fetch_params(Params params) {
   auto state = open_state(state_);
-  detail::ResultPtr r = co_await state->run(query_, std::move(params), false, name_);
+  const Query q(query_);
+  detail::ResultPtr r = co_await state->run(q, params, false, &name_);
   co_return rows_of(r);
 }
 
 Coro<std::optional<Row>> PreparedStatement::fetchrow_params(Params params) {
   auto state = open_state(state_);
-  detail::ResultPtr r = co_await state->run(query_, std::move(params), false, name_);
+  const Query q(query_);
+  detail::ResultPtr r = co_await state->run(q, params, false, &name_);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
   r->describe();
   ++r->refs;
@@ -359,7 +364,8 @@ Coro<std::optional<Row>> PreparedStatement::fetchrow_params(Params params) {
 
 Coro<std::string> PreparedStatement::execute_params(Params params) {
   auto state = open_state(state_);
-  detail::ResultPtr r = co_await state->run(query_, std::move(params), false, name_);
+  const Query q(query_);
+  detail::ResultPtr r = co_await state->run(q, params, false, &name_);
   co_return r ? std::string(PQcmdStatus(r->res)) : std::string();
 }
 
