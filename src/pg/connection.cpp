@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <new>
 #include <stdexcept>
 #include <utility>
 
@@ -65,14 +66,27 @@ Field Row::field(std::size_t index) const {
 
 namespace detail {
 void free_result(const ResultCount* result) noexcept {
-  delete static_cast<const ResultData*>(result);
+  const_cast<ResultData*>(static_cast<const ResultData*>(result))->destroy();
+}
+
+ResultData* ResultData::make(PGresult* r) {
+  void* at = PQresultAlloc(r, sizeof(ResultData));
+  if (at == nullptr) {
+    PQclear(r);
+    throw std::bad_alloc();
+  }
+  return ::new (at) ResultData(r);
 }
 
 void ResultData::describe() {
   const int n = PQnfields(res);
   const auto count = static_cast<std::size_t>(n);
-  if (count > std::size(columns.few)) columns.more = std::make_unique<Column[]>(count);
-  columns.data = count > std::size(columns.few) ? columns.more.get() : columns.few;
+  columns.data = columns.few;
+  if (count > std::size(columns.few)) {
+    void* at = PQresultAlloc(res, count * sizeof(Column));
+    if (at == nullptr) throw std::bad_alloc();
+    columns.data = ::new (at) Column[count];
+  }
   columns.n = count;
   for (int i = 0; i < n; ++i) {
     Column& c = columns[static_cast<std::size_t>(i)];

@@ -213,10 +213,16 @@ Sent ConnectionState::send(const std::string& sql, const Params& params, bool si
 
 Coro<ResultPtr> ConnectionState::run(const Query& q, const Params& params, bool simple,
                                      const std::string* prepared) {
+  // The usual statement is the pipeline's coroutine itself, with no frame around it.
+  if (!simple && prepared == nullptr && !timeout_of(q)) return run_pipelined(q.sql, params);
+  return run_limited(q, params, simple, prepared);
+}
+
+Coro<ResultPtr> ConnectionState::run_limited(const Query& q, const Params& params, bool simple,
+                                             const std::string* prepared) {
   const auto limit = timeout_of(q);
   if (!simple && prepared == nullptr) {
-    if (limit) co_return co_await weave::timeout(*limit, run_pipelined(q.sql, params));
-    co_return co_await run_pipelined(q.sql, params);
+    co_return co_await weave::timeout(*limit, run_pipelined(q.sql, params));
   }
   if (limit) {
     co_return co_await weave::timeout(*limit, run_locked(q.sql, params, simple, prepared));

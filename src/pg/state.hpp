@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -35,16 +36,19 @@ struct Column {
   std::string_view name;
 };
 
+/// A result and its columns, placed inside the PGresult's own memory (PQresultAlloc): PQclear
+/// frees both, and taking a result allocates nothing more than libpq does.
 struct ResultData : ResultCount {
-  explicit ResultData(PGresult* r) noexcept : res(r) {}
   ResultData(const ResultData&) = delete;
   ResultData& operator=(const ResultData&) = delete;
-  ~ResultData() { PQclear(res); }
+  /// Wraps `r` (null for none), which the returned object owns. Errors: std::bad_alloc.
+  static ResultData* make(PGresult* r);
+  /// Frees the result and this with it.
+  void destroy() noexcept { PQclear(res); }
   /// Fills `columns`: for a result whose rows are handed out.
   void describe();
   PGresult* res;
-  /// The columns, in `few` when there are no more than fit there (no allocation for the
-  /// usual narrow result).
+  /// The columns, in `few` when there are no more than fit there.
   struct Columns {
     std::size_t size() const noexcept { return n; }
     const Column& operator[](std::size_t i) const noexcept { return data[i]; }
@@ -52,10 +56,13 @@ struct ResultData : ResultCount {
     Column* data = few;
     std::size_t n = 0;
     Column few[4];
-    std::unique_ptr<Column[]> more;
   };
   Columns columns;
+
+ private:
+  explicit ResultData(PGresult* r) noexcept : res(r) {}
 };
+static_assert(std::is_trivially_destructible_v<ResultData::Columns>);
 
 /// The library's own reference to a result (counted with the rows', on the loop thread).
 class ResultPtr {
@@ -63,7 +70,7 @@ class ResultPtr {
   ResultPtr() noexcept = default;
   ResultPtr(std::nullptr_t) noexcept {}  // NOLINT: as a null pointer
   /// Owns `r` (null for none).
-  explicit ResultPtr(PGresult* r) : p_(r != nullptr ? new ResultData(r) : nullptr) {
+  explicit ResultPtr(PGresult* r) : p_(r != nullptr ? ResultData::make(r) : nullptr) {
     if (p_ != nullptr) p_->refs = 1;
   }
   ResultPtr(const ResultPtr& o) noexcept : p_(o.p_) {
@@ -75,7 +82,7 @@ class ResultPtr {
     return *this;
   }
   ~ResultPtr() {
-    if (p_ != nullptr && --p_->refs == 0) delete p_;
+    if (p_ != nullptr && --p_->refs == 0) p_->destroy();
   }
   ResultData* operator->() const noexcept { return p_; }
   ResultData& operator*() const noexcept { return *p_; }
@@ -265,6 +272,9 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   /// the coroutine returned at once.
   Coro<ResultPtr> run(const Query& q, const Params& params, bool simple,
                       const std::string* prepared = nullptr);
+  /// run() with a timeout, or by the connection's lock.
+  Coro<ResultPtr> run_limited(const Query& q, const Params& params, bool simple,
+                              const std::string* prepared);
   Coro<ResultPtr> run_locked(const std::string& sql, const Params& params, bool simple,
                              const std::string* prepared);
   /// Flushes and reads the results of the one statement sent (outside pipeline mode): the last
