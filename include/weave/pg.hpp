@@ -127,6 +127,31 @@ Param encode_param(const std::optional<std::vector<T>>& v) {
   if (v) return encode_param(*v);
   return Param{std::nullopt, BinaryElement<T>::array_oid, false};
 }
+/// One parameter of an executemany set, as ParamSets::add(encode(v)) adds it; the kinds COPY
+/// writes directly (integers, double, bool, bytes, text) straight into the set's buffer.
+template <class T>
+void add_param(ParamSets& sets, const T& v) {
+  if constexpr (CopyDirect<T>) {
+    if (sets.ends.empty()) sets.types.push_back(BinaryElement<T>::oid);
+    ParamSets::Value value;
+    value.offset = sets.bytes.size();
+    value.length = static_cast<int>(CopyCodec<T>::size(v));
+    value.binary = CopyCodec<T>::kind != CopyRecords::kText;
+    sets.bytes.resize(value.offset + static_cast<std::size_t>(value.length) + 1);
+    char* end = CopyCodec<T>::write(sets.bytes.data() + value.offset, v);
+    *end = '\0';  // libpq reads a text value up to its NUL
+    sets.values.push_back(value);
+  } else {
+    sets.add(encode(v));
+  }
+}
+template <class T>
+requires CopyDirect<T>
+void add_param(ParamSets& sets, const std::optional<T>& v) {
+  if (v) return add_param(sets, *v);
+  if (sets.ends.empty()) sets.types.push_back(BinaryElement<T>::oid);
+  sets.values.push_back(ParamSets::Value{});
+}
 template <class... A>
 Params encode_params(const A&... args) {
   Params params;
@@ -305,7 +330,7 @@ class Connection {
     sets.values.reserve(rows.size() * sizeof...(A));
     sets.ends.reserve(rows.size());
     for (const auto& r : rows) {
-      std::apply([&sets](const auto&... a) { (sets.add(detail::encode(a)), ...); }, r);
+      std::apply([&sets](const auto&... a) { (detail::add_param(sets, a), ...); }, r);
       sets.end_set();
       if (sets.ends.size() == 1) sets.bytes.reserve(sets.bytes.size() * rows.size());
     }
