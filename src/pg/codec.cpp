@@ -622,6 +622,11 @@ void decode_full(const Field& f, float& out) {
   decode_floating(f, out);
 }
 void decode(const Field& f, std::string& out) {
+  if (f.binary && f.oid == kChar && f.text && f.text->size() == 1 &&
+      static_cast<unsigned char>((*f.text)[0] - 1) < 0x7f) {
+    out.assign(1, (*f.text)[0]);  // a "char" (pg_type's typcategory, ...) without a temporary
+    return;
+  }
   if (f.binary && !text_like(f.oid)) {
     out = binary_as_text(f);
   } else {
