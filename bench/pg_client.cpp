@@ -37,8 +37,15 @@ const std::map<std::string, std::string> kSql = {
 };
 constexpr std::size_t kBatchRows = 1000, kCopyRows = 10000;
 
+enum class Q { select1, pgtype, series, bytea, intarray, batch, copy };
+const std::map<std::string, Q> kQueries = {
+    {"select1", Q::select1},   {"pgtype", Q::pgtype}, {"series", Q::series}, {"bytea", Q::bytea},
+    {"intarray", Q::intarray}, {"batch", Q::batch},   {"copy", Q::copy}};
+
 struct Load {
   std::string query;
+  Q kind = Q::select1;
+  std::string sql;  // the query's text, looked up once
   std::int64_t pgtype_rows = 0;
   std::vector<Row7> rows;  // batch and copy
   bool counting = false, stop = false;
@@ -51,9 +58,9 @@ void require(bool ok, const std::string& what) {
 
 void check(const Load& load, const std::vector<pg::Row>& rows) {
   const std::string& q = load.query;
-  if (q == "select1") {
+  if (load.kind == Q::select1) {
     require(rows.size() == 1 && rows[0].get<int>(0) == 2, q);
-  } else if (q == "pgtype") {
+  } else if (load.kind == Q::pgtype) {
     require(static_cast<std::int64_t>(rows.size()) == load.pgtype_rows, q);
     for (const auto& r : rows) {
       require(!r.get<std::string_view>(0).empty(), q);  // typname, without a copy
@@ -65,14 +72,14 @@ void check(const Load& load, const std::vector<pg::Row>& rows) {
       require(r.get<bool>(7), q);
       (void)r.get<std::string>(8);
     }
-  } else if (q == "series") {
+  } else if (load.kind == Q::series) {
     require(rows.size() == 1000, q);
     int expect = 1;
     for (const auto& r : rows) require(r.get<int>(0) == expect++, q);
-  } else if (q == "bytea") {
+  } else if (load.kind == Q::bytea) {
     require(rows.size() == 100, q);
     for (const auto& r : rows) require(r.get<pg::Bytes>(0).data.size() == 1024, q);
-  } else if (q == "intarray") {
+  } else if (load.kind == Q::intarray) {
     require(rows.size() == 100, q);
     for (const auto& r : rows) {
       int sum = 0;
@@ -83,16 +90,16 @@ void check(const Load& load, const std::vector<pg::Row>& rows) {
 }
 
 weave::Coro<void> operation(Load& load, pg::Connection& conn) {
-  if (load.query == "batch") {
-    co_await conn.executemany(kSql.at("batch"), load.rows);
-  } else if (load.query == "copy") {
+  if (load.kind == Q::batch) {
+    co_await conn.executemany(load.sql, load.rows);
+  } else if (load.kind == Q::copy) {
     std::vector<std::string> columns = {"a", "b", "c", "d", "e", "f", "g"};
     std::string tag = co_await conn.copy_records_to_table("_copy", load.rows, columns);
     require(tag == "COPY 10000", "copy");
-  } else if (load.query == "pgtype") {
-    check(load, co_await conn.fetch(kSql.at("pgtype"), -1, true));
+  } else if (load.kind == Q::pgtype) {
+    check(load, co_await conn.fetch(load.sql, -1, true));
   } else {
-    check(load, co_await conn.fetch(kSql.at(load.query)));
+    check(load, co_await conn.fetch(load.sql));
   }
 }
 
@@ -116,6 +123,8 @@ weave::Coro<void> bench(std::string dsn, std::string query, double secs, int con
   using namespace std::chrono;
   Load load;
   load.query = query;
+  load.kind = kQueries.at(query);
+  if (query != "copy") load.sql = kSql.at(query);
   if (query == "batch" || query == "copy") {
     load.rows.assign(query == "batch" ? kBatchRows : kCopyRows,
                      Row7{10, 11, 10, "TESTTESTTEST", 10.333, 12341234, "123412341234"});

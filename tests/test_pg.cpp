@@ -437,6 +437,80 @@ TEST_F(Pg, ArraysAndNullsWithClearErrors) {
   run_bounded(arrays_and_nulls(dsn()));
 }
 
+weave::Coro<void> binary_array_parameters(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  // Integer, double, bool and bytea vectors go in the binary format, typed as the text format
+  // typed them; text vectors stay text (the server infers their array type).
+  const pg::Param ints = pg::detail::encode_params(std::vector<int>{1, 2})[0];
+  EXPECT_TRUE(ints.binary);
+  EXPECT_EQ(ints.oid, 1007u);
+  EXPECT_EQ(pg::detail::encode_params(std::vector<std::optional<std::int64_t>>{})[0].oid, 1016u);
+  EXPECT_FALSE(pg::detail::encode_params(std::vector<std::string>{"a"})[0].binary);
+  // Every kind at its extremes, with NULL elements first, in the middle and last, and empty.
+  using L16 = std::numeric_limits<std::int16_t>;
+  using L64 = std::numeric_limits<std::int64_t>;
+  const std::vector<std::int16_t> shorts = {L16::min(), -1, 0, L16::max()};
+  EXPECT_EQ(co_await echo<std::vector<std::int16_t>>(c, "int2[]", shorts), shorts);
+  const std::vector<std::int64_t> longs = {L64::min(), L64::max()};
+  EXPECT_EQ(co_await echo<std::vector<std::int64_t>>(c, "int8[]", longs), longs);
+  const std::vector<double> reals = {1.7976931348623157e308, 4.9e-324, -0.0,
+                                     -std::numeric_limits<double>::infinity()};
+  const auto got = co_await echo<std::vector<double>>(c, "float8[]", reals);
+  EXPECT_EQ(got, reals);
+  EXPECT_TRUE(got.size() == 4 && std::signbit(got[2]));
+  const std::vector<double> nan = {std::nan("")};
+  EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", nan), "{NaN}");
+  const std::vector<bool> flags = {true, false, true};
+  EXPECT_EQ(co_await echo<std::vector<bool>>(c, "bool[]", flags), flags);
+  pg::Bytes all;
+  for (int i = 0; i < 256; ++i) all.data += static_cast<char>(i);
+  std::vector<pg::Bytes> blobs(3);
+  blobs[0] = all;
+  blobs[2].data = "\"{,}\\";
+  EXPECT_EQ(co_await echo<std::vector<pg::Bytes>>(c, "bytea[]", blobs), blobs);
+  using OptInts = std::vector<std::optional<int>>;
+  const OptInts holes = {std::nullopt, 1, std::nullopt, std::numeric_limits<int>::min(),
+                         std::nullopt};
+  EXPECT_EQ(co_await echo<OptInts>(c, "int4[]", holes), holes);
+  const OptInts null_only = {std::nullopt};
+  EXPECT_EQ(co_await echo<OptInts>(c, "int4[]", null_only), null_only);
+  const OptInts null_first = {std::nullopt, 2};
+  EXPECT_EQ(co_await c.fetchval<std::string>("select array_dims($1)", null_first), "[1:2]");
+  const std::vector<double> no_reals;
+  const std::vector<bool> no_flags;
+  const std::vector<int> one_three = {1, 3}, one_minus_two = {1, -2};
+  EXPECT_EQ(co_await echo<std::vector<double>>(c, "float8[]", no_reals), no_reals);
+  EXPECT_EQ(co_await c.fetchval<int>("select cardinality($1)", no_flags), 0);
+  EXPECT_TRUE(co_await c.fetchval<bool>("select 3 = any($1)", one_three));
+  EXPECT_TRUE(
+      co_await c.fetchval<bool>("select $1::int4[] is null", std::optional<std::vector<int>>()));
+  const std::optional<std::vector<int>> four = std::vector<int>{4};
+  EXPECT_EQ(co_await c.fetchval<std::vector<int>>("select $1::int4[]", four), *four);
+  // A statement prepared for another array type gets the array as text, which the server
+  // converts as before.
+  pg::PreparedStatement wider = co_await c.prepare("select $1::int8[]");
+  const std::vector<std::int64_t> widened = {1, -2};
+  EXPECT_EQ(co_await wider.fetchval<std::vector<std::int64_t>>(one_minus_two), widened);
+  using OptLongs = std::vector<std::optional<std::int64_t>>;
+  const OptLongs wide_holes = {std::nullopt, 1, std::nullopt, std::numeric_limits<int>::min(),
+                               std::nullopt};
+  EXPECT_EQ(co_await wider.fetchval<OptLongs>(holes), wide_holes);
+  pg::PreparedStatement texts = co_await c.prepare("select $1::text[]::text");
+  const std::string digits = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char b : all.data) {
+    hex += digits[b >> 4];
+    hex += digits[b & 15];
+  }
+  EXPECT_EQ(co_await texts.fetchval<std::string>(blobs),
+            "{\"\\\\x" + hex + "\",\"\\\\x\",\"\\\\x227b2c7d5c\"}");
+  co_await c.close();
+}
+
+TEST_F(Pg, ArrayParametersGoInTheBinaryFormat) {
+  run_bounded(binary_array_parameters(dsn()));
+}
+
 weave::Coro<void> binary_formats(std::string dsn) {
   using namespace std::chrono;
   pg::Connection c = co_await pg::connect(dsn);

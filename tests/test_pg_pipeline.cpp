@@ -151,6 +151,80 @@ TEST_F(PgPipeline, StatementsInFlightTogetherShareOnePipeline) {
   run_bounded(shared_pipeline(dsn()));
 }
 
+// A statement issued on an idle connection reads its own results; those issued meanwhile wait
+// for it and then go out together. Cancelling either kind leaves the others answering.
+weave::Coro<void> cancelled_in_pipeline(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  // The first statement, cancelled on the server, with two queued behind it.
+  auto sleeping = weave::create_task(c.fetch("select pg_sleep(10)"));
+  co_await weave::sleep(50ms);
+  auto second = weave::create_task(c.fetchval<int>("select 2"));
+  auto third = weave::create_task(c.fetchval<int>("select $1::int", 3));
+  co_await weave::sleep(20ms);
+  auto t0 = weave::Clock::now();
+  sleeping.cancel();
+  EXPECT_THROW(co_await sleeping, weave::CancelledError);
+  EXPECT_EQ(co_await second, 2);
+  EXPECT_EQ(co_await third, 3);
+  EXPECT_LT(ms_since(t0), 1000.0);
+  // Sent behind a running statement and cancelled: dropped when its result comes.
+  auto first = weave::create_task(c.fetchval<std::string>("select pg_sleep(0.05)::text"));
+  co_await weave::sleep(10ms);
+  auto running = weave::create_task(c.fetchval<std::string>("select pg_sleep(0.3)::text"));
+  auto dropped = weave::create_task(c.fetchval<int>("select 5"));
+  auto after = weave::create_task(c.fetchval<int>("select 6"));
+  EXPECT_EQ(co_await first, "");
+  co_await weave::sleep(50ms);  // the three are in flight now
+  dropped.cancel();
+  EXPECT_THROW(co_await dropped, weave::CancelledError);
+  EXPECT_EQ(co_await running, "");
+  EXPECT_EQ(co_await after, 6);
+  // Sent alone behind another and cancelled: stopped on the server.
+  auto before = weave::create_task(c.fetchval<std::string>("select pg_sleep(0.05)::text"));
+  co_await weave::sleep(10ms);
+  auto alone = weave::create_task(c.fetch("select pg_sleep(10)"));
+  EXPECT_EQ(co_await before, "");
+  co_await weave::sleep(50ms);
+  t0 = weave::Clock::now();
+  alone.cancel();
+  EXPECT_THROW(co_await alone, weave::CancelledError);
+  EXPECT_EQ(co_await c.fetchval<int>("select $1::int", 7), 7);  // after the server stopped it
+  EXPECT_LT(ms_since(t0), 1000.0);
+  // A statement waiting for the connection's lock (held by a simple statement) is cancelled
+  // there: the next statement still runs.
+  auto simple = weave::create_task(c.execute("select pg_sleep(0.1)"));
+  co_await weave::sleep(20ms);
+  auto waiting = weave::create_task(c.fetchval<int>("select 8"));
+  co_await weave::sleep(20ms);
+  waiting.cancel();
+  EXPECT_THROW(co_await waiting, weave::CancelledError);
+  EXPECT_EQ(co_await simple, "SELECT 1");
+  EXPECT_EQ(co_await c.fetchval<int>("select $1::int", 9), 9);
+  co_await c.close();
+}
+
+TEST_F(PgPipeline, CancelledStatementsLeaveTheOthersInThePipelineAnswering) {
+  run_bounded(cancelled_in_pipeline(dsn()));
+}
+
+// The cache tells statements apart by their text and their parameters' types.
+weave::Coro<void> cache_by_types(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  const std::string sql = "select pg_typeof($1)::text";
+  EXPECT_EQ(co_await c.fetchval<std::string>(sql, std::int32_t{1}), "integer");
+  EXPECT_EQ(co_await c.fetchval<std::string>(sql, std::int64_t{1}), "bigint");
+  EXPECT_EQ(co_await c.fetchval<std::string>(sql, 1.5), "double precision");
+  EXPECT_EQ(co_await c.fetchval<std::string>(sql, std::int32_t{2}), "integer");
+  EXPECT_EQ(co_await c.fetchval<std::int64_t>(
+                "select count(*) from pg_prepared_statements where statement = $1", sql),
+            3);
+  co_await c.close();
+}
+
+TEST_F(PgPipeline, TheStatementCacheKeysOnTextAndParameterTypes) {
+  run_bounded(cache_by_types(dsn()));
+}
+
 weave::Coro<void> lost_pipeline(std::string dsn) {
   pg::Connection victim = co_await pg::connect(dsn);
   pg::Connection killer = co_await pg::connect(dsn);

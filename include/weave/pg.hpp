@@ -68,6 +68,99 @@ struct ResultCount {
 void free_result(const ResultCount* result) noexcept;
 }  // namespace detail
 
+namespace detail {
+/// The element type of an array parameter sent in the binary format, and that array's type.
+template <class T>
+struct BinaryElement {
+  static constexpr unsigned oid = 0, array_oid = 0;  // none: the text format
+};
+template <class T>
+requires(CopyKindOf<T>::direct) struct BinaryElement<T> {
+  static constexpr CopyRecords::Kind kind = CopyKindOf<T>::value;
+  static constexpr unsigned oid = kind == CopyRecords::kBool     ? 16
+                                  : kind == CopyRecords::kInt2   ? 21
+                                  : kind == CopyRecords::kInt4   ? 23
+                                  : kind == CopyRecords::kInt8   ? 20
+                                  : kind == CopyRecords::kFloat8 ? 701
+                                  : kind == CopyRecords::kBytes  ? 17
+                                                                 : 0;
+  static constexpr unsigned array_oid = oid == 16    ? 1000
+                                        : oid == 21  ? 1005
+                                        : oid == 23  ? 1007
+                                        : oid == 20  ? 1016
+                                        : oid == 701 ? 1022
+                                        : oid == 17  ? 1001
+                                                     : 0;
+};
+
+/// A statement's parameter: as encode(), and a vector of integers, doubles, bools or bytes (or
+/// their optionals, NULL elements) in PostgreSQL's binary array format, of the same array type
+/// the text format names, written in one pass (text elements keep the text format, whose
+/// array type the server infers).
+template <class T>
+Param encode_param(const T& v) {
+  return encode(v);
+}
+template <class T>
+requires(BinaryElement<T>::array_oid != 0) Param encode_param(const std::vector<T>& v) {
+  constexpr std::size_t kHeader = 20;  // ndim, flags, element type; size and lower bound
+  std::size_t size = v.empty() ? 12 : kHeader;
+  bool nulls = false;
+  for (const T& e : v) {
+    size += copy_size(e);
+    if constexpr (!CopyDirect<T>) nulls = nulls || !e;
+  }
+  std::string bytes(size, '\0');
+  char* p = put_be32(bytes.data(), v.empty() ? 0 : 1);
+  p = put_be32(p, nulls ? 1 : 0);
+  p = put_be32(p, BinaryElement<T>::oid);
+  if (!v.empty()) {
+    p = put_be32(p, static_cast<std::uint32_t>(v.size()));
+    p = put_be32(p, 1);
+  }
+  for (const T& e : v) p = copy_write(p, e);
+  return Param{std::move(bytes), BinaryElement<T>::array_oid, true};
+}
+/// NULL, or the vector as encode_param sends it.
+template <class T>
+Param encode_param(const std::optional<std::vector<T>>& v) {
+  if (v) return encode_param(*v);
+  return Param{std::nullopt, BinaryElement<T>::array_oid, false};
+}
+/// One parameter of an executemany set, as ParamSets::add(encode(v)) adds it; the kinds COPY
+/// writes directly (integers, double, bool, bytes, text) straight into the set's buffer.
+template <class T>
+void add_param(ParamSets& sets, const T& v) {
+  if constexpr (CopyDirect<T>) {
+    if (sets.ends.empty()) sets.types.push_back(BinaryElement<T>::oid);
+    ParamSets::Value value;
+    value.offset = sets.bytes.size();
+    value.length = static_cast<int>(CopyCodec<T>::size(v));
+    value.binary = CopyCodec<T>::kind != CopyRecords::kText;
+    sets.bytes.resize(value.offset + static_cast<std::size_t>(value.length) + 1);
+    char* end = CopyCodec<T>::write(sets.bytes.data() + value.offset, v);
+    *end = '\0';  // libpq reads a text value up to its NUL
+    sets.values.push_back(value);
+  } else {
+    sets.add(encode(v));
+  }
+}
+template <class T>
+requires CopyDirect<T>
+void add_param(ParamSets& sets, const std::optional<T>& v) {
+  if (v) return add_param(sets, *v);
+  if (sets.ends.empty()) sets.types.push_back(BinaryElement<T>::oid);
+  sets.values.push_back(ParamSets::Value{});
+}
+template <class... A>
+Params encode_params(const A&... args) {
+  Params params;
+  params.reserve(sizeof...(A));
+  (params.push_back(encode_param(args)), ...);
+  return params;
+}
+}  // namespace detail
+
 /// One row of a result. Cheap to copy: the rows of one result share it, counted without atomic
 /// operations (a result of 1,000 rows would otherwise pay 2,000 of them). Like a Future, a
 /// result's rows are not thread-safe: copy and destroy the rows of one result on one thread at
@@ -164,19 +257,19 @@ class PreparedStatement {
       : state_(std::move(state)), name_(std::move(name)), query_(std::move(query)) {}
   template <class... A>
   Coro<std::vector<Row>> fetch(const A&... args) {
-    return fetch_params(detail::encode_all(args...));
+    return fetch_params(detail::encode_params(args...));
   }
   template <class... A>
   Coro<std::optional<Row>> fetchrow(const A&... args) {
-    return fetchrow_params(detail::encode_all(args...));
+    return fetchrow_params(detail::encode_params(args...));
   }
   template <class T, class... A>
   Coro<T> fetchval(const A&... args) {
-    return value_of<T>(fetchrow_params(detail::encode_all(args...)));
+    return value_of<T>(fetchrow_params(detail::encode_params(args...)));
   }
   template <class... A>
   Coro<std::string> execute(const A&... args) {
-    return execute_params(detail::encode_all(args...));
+    return execute_params(detail::encode_params(args...));
   }
   Coro<std::vector<Row>> fetch_params(Params params);
   Coro<std::optional<Row>> fetchrow_params(Params params);
@@ -212,23 +305,23 @@ class Connection {
   /// Every row. Parameters are $1, $2, ... in the order given.
   template <class... A>
   Coro<std::vector<Row>> fetch(Query q, const A&... args) {
-    return fetch_params(std::move(q), detail::encode_all(args...));
+    return fetch_params(std::move(q), detail::encode_params(args...));
   }
   /// The first row, nullopt when there is none.
   template <class... A>
   Coro<std::optional<Row>> fetchrow(Query q, const A&... args) {
-    return fetchrow_params(std::move(q), detail::encode_all(args...));
+    return fetchrow_params(std::move(q), detail::encode_params(args...));
   }
   /// The first column of the first row. Errors: DataError when there is no row.
   template <class T, class... A>
   Coro<T> fetchval(Query q, const A&... args) {
-    return fetchval_of<T>(fetchrow_params(std::move(q), detail::encode_all(args...)));
+    return fetchval_of<T>(fetchrow_params(std::move(q), detail::encode_params(args...)));
   }
   /// The command tag ("INSERT 0 1"). Without arguments the simple protocol runs, so `sql` may
   /// hold several statements.
   template <class... A>
   Coro<std::string> execute(Query q, const A&... args) {
-    return execute_params(std::move(q), detail::encode_all(args...), sizeof...(A) == 0);
+    return execute_params(std::move(q), detail::encode_params(args...), sizeof...(A) == 0);
   }
   /// Runs `sql` once per parameter set in one pipeline: one round trip for the batch.
   template <class... A>
@@ -237,7 +330,7 @@ class Connection {
     sets.values.reserve(rows.size() * sizeof...(A));
     sets.ends.reserve(rows.size());
     for (const auto& r : rows) {
-      std::apply([&sets](const auto&... a) { (sets.add(detail::encode(a)), ...); }, r);
+      std::apply([&sets](const auto&... a) { (detail::add_param(sets, a), ...); }, r);
       sets.end_set();
       if (sets.ends.size() == 1) sets.bytes.reserve(sets.bytes.size() * rows.size());
     }
@@ -360,19 +453,19 @@ class Pool {
 
   template <class... A>
   Coro<std::vector<Row>> fetch(Query q, const A&... args) {
-    return run_fetch(std::move(q), detail::encode_all(args...));
+    return run_fetch(std::move(q), detail::encode_params(args...));
   }
   template <class... A>
   Coro<std::optional<Row>> fetchrow(Query q, const A&... args) {
-    return run_fetchrow(std::move(q), detail::encode_all(args...));
+    return run_fetchrow(std::move(q), detail::encode_params(args...));
   }
   template <class T, class... A>
   Coro<T> fetchval(Query q, const A&... args) {
-    return fetchval_of<T>(run_fetchrow(std::move(q), detail::encode_all(args...)));
+    return fetchval_of<T>(run_fetchrow(std::move(q), detail::encode_params(args...)));
   }
   template <class... A>
   Coro<std::string> execute(Query q, const A&... args) {
-    return run_execute(std::move(q), detail::encode_all(args...), sizeof...(A) == 0);
+    return run_execute(std::move(q), detail::encode_params(args...), sizeof...(A) == 0);
   }
 
   /// Waits until every connection is back, then closes them all.

@@ -498,9 +498,26 @@ Param encode(const Bytes& v) {
   return {v.data, kBytea, true};
 }
 
+namespace {
+/// A binary array's text literal, as encode_array writes it from the elements.
+std::string binary_array_text(const Field& f) {
+  BinaryArray array(f);
+  std::vector<Param> elements;
+  elements.reserve(array.size());
+  Field e;
+  unsigned element_oid = 0;
+  while (array.next(e)) {
+    element_oid = e.oid;
+    elements.push_back(e.text ? Param{std::string(*e.text), e.oid, true} : Param{});
+  }
+  return *encode_array(elements, element_oid).text;
+}
+}  // namespace
+
 Param to_text(const Param& p) {
   if (!p.binary || !p.text) return Param{p.text, p.oid, false};
   const Field f{std::string_view(*p.text), p.oid, "", true};
+  if (binary_array_element(p.oid) != 0) return {binary_array_text(f), p.oid, false};
   switch (p.oid) {
     case kFloat4: {
       float v = 0;
@@ -605,6 +622,11 @@ void decode_full(const Field& f, float& out) {
   decode_floating(f, out);
 }
 void decode(const Field& f, std::string& out) {
+  if (f.binary && f.oid == kChar && f.text && f.text->size() == 1 &&
+      static_cast<unsigned char>((*f.text)[0] - 1) < 0x7f) {
+    out.assign(1, (*f.text)[0]);  // a "char" (pg_type's typcategory, ...) without a temporary
+    return;
+  }
   if (f.binary && !text_like(f.oid)) {
     out = binary_as_text(f);
   } else {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <new>
 #include <stdexcept>
 #include <utility>
 
@@ -65,12 +66,28 @@ Field Row::field(std::size_t index) const {
 
 namespace detail {
 void free_result(const ResultCount* result) noexcept {
-  delete static_cast<const ResultData*>(result);
+  const_cast<ResultData*>(static_cast<const ResultData*>(result))->destroy();
+}
+
+ResultData* ResultData::make(PGresult* r) {
+  void* at = PQresultAlloc(r, sizeof(ResultData));
+  if (at == nullptr) {
+    PQclear(r);
+    throw std::bad_alloc();
+  }
+  return ::new (at) ResultData(r);
 }
 
 void ResultData::describe() {
   const int n = PQnfields(res);
-  columns.resize(static_cast<std::size_t>(n));
+  const auto count = static_cast<std::size_t>(n);
+  columns.data = columns.few;
+  if (count > std::size(columns.few)) {
+    void* at = PQresultAlloc(res, count * sizeof(Column));
+    if (at == nullptr) throw std::bad_alloc();
+    columns.data = ::new (at) Column[count];
+  }
+  columns.n = count;
   for (int i = 0; i < n; ++i) {
     Column& c = columns[static_cast<std::size_t>(i)];
     c.oid = PQftype(res, i);
@@ -317,13 +334,13 @@ std::vector<Row> rows_of(const detail::ResultPtr& r) {
 
 Coro<std::vector<Row>> Connection::fetch_params(Query q, Params params) {
   auto state = open_state(state_);
-  detail::ResultPtr r = co_await state->run(std::move(q), std::move(params), false);
+  detail::ResultPtr r = co_await state->run(q, params, false);
   co_return rows_of(r);
 }
 
 Coro<std::optional<Row>> Connection::fetchrow_params(Query q, Params params) {
   auto state = open_state(state_);
-  detail::ResultPtr r = co_await state->run(std::move(q), std::move(params), false);
+  detail::ResultPtr r = co_await state->run(q, params, false);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
   r->describe();
   ++r->refs;
@@ -332,7 +349,7 @@ Coro<std::optional<Row>> Connection::fetchrow_params(Query q, Params params) {
 
 Coro<std::string> Connection::execute_params(Query q, Params params, bool simple) {
   auto state = open_state(state_);
-  detail::ResultPtr r = co_await state->run(std::move(q), std::move(params), simple);
+  detail::ResultPtr r = co_await state->run(q, params, simple);
   co_return r ? std::string(PQcmdStatus(r->res)) : std::string();
 }
 
@@ -344,13 +361,15 @@ Coro<PreparedStatement> Connection::prepare(Query q) {
 
 Coro<std::vector<Row>> PreparedStatement::fetch_params(Params params) {
   auto state = open_state(state_);
-  detail::ResultPtr r = co_await state->run(query_, std::move(params), false, name_);
+  const Query q(query_);
+  detail::ResultPtr r = co_await state->run(q, params, false, &name_);
   co_return rows_of(r);
 }
 
 Coro<std::optional<Row>> PreparedStatement::fetchrow_params(Params params) {
   auto state = open_state(state_);
-  detail::ResultPtr r = co_await state->run(query_, std::move(params), false, name_);
+  const Query q(query_);
+  detail::ResultPtr r = co_await state->run(q, params, false, &name_);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
   r->describe();
   ++r->refs;
@@ -359,7 +378,8 @@ Coro<std::optional<Row>> PreparedStatement::fetchrow_params(Params params) {
 
 Coro<std::string> PreparedStatement::execute_params(Params params) {
   auto state = open_state(state_);
-  detail::ResultPtr r = co_await state->run(query_, std::move(params), false, name_);
+  const Query q(query_);
+  detail::ResultPtr r = co_await state->run(q, params, false, &name_);
   co_return r ? std::string(PQcmdStatus(r->res)) : std::string();
 }
 

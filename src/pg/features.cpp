@@ -116,18 +116,21 @@ Coro<void> Connection::executemany_sets(Query q, detail::ParamSets sets) {
     std::vector<int> lengths, formats;
     std::size_t begin = 0;
     for (const std::size_t end : sets.ends) {
-      values.clear();
-      lengths.clear();
-      formats.clear();
-      for (std::size_t i = begin; i < end; ++i) {
-        const detail::ParamSets::Value& v = sets.values[i];
-        values.push_back(v.length < 0 ? nullptr : sets.bytes.data() + v.offset);
-        lengths.push_back(v.length < 0 ? 0 : v.length);
-        formats.push_back(v.binary ? 1 : 0);
+      const std::size_t n = end - begin;
+      if (values.size() < n) {
+        values.resize(n);
+        lengths.resize(n);
+        formats.resize(n);
+      }
+      for (std::size_t i = 0; i < n; ++i) {
+        const detail::ParamSets::Value& v = sets.values[begin + i];
+        values[i] = v.length < 0 ? nullptr : sets.bytes.data() + v.offset;
+        lengths[i] = v.length < 0 ? 0 : v.length;
+        formats[i] = v.binary ? 1 : 0;
       }
       begin = end;
-      if (PQsendQueryPrepared(conn, "", static_cast<int>(values.size()), values.data(),
-                              lengths.data(), formats.data(), 0) == 0) {
+      if (PQsendQueryPrepared(conn, "", static_cast<int>(n), values.data(), lengths.data(),
+                              formats.data(), 0) == 0) {
         st.raise_send_failure();
       }
       st.queries++;

@@ -79,7 +79,7 @@ void ConnectionState::finish() noexcept {
 }
 
 void ConnectionState::wake() noexcept {
-  if (waiter && !waiter->done()) waiter->set_result();
+  io_ready.set();
 }
 
 void ConnectionState::on_readable() noexcept {
@@ -110,39 +110,29 @@ void ConnectionState::dispatch_notifications() noexcept {
 }
 
 Coro<void> ConnectionState::wait_io(bool write) {
+  if (!write) {
+    co_await readable();
+    co_return;
+  }
   check_open();
-  Future<void> ready = loop->create_future<void>();
-  waiter = ready;
+  io_ready.clear();
   struct Withdraw {
     ConnectionState* self;
-    bool write;
     ~Withdraw() {
-      self->waiter.reset();
-      if (write && self->watching) self->loop->remove_writer(self->fd);
+      if (self->watching) self->loop->remove_writer(self->fd);
     }
-  } withdraw{this, write};
-  if (write) {
-    loop->add_writer(fd, [this] {
-      // remove_writer destroys this callback (and its capture) while it runs: copy first.
-      ConnectionState* self = this;
-      self->loop->remove_writer(self->fd);
-      self->wake();
-    });
-  }
-  co_await ready;
+  } withdraw{this};
+  loop->add_writer(fd, [this] {
+    // remove_writer destroys this callback (and its capture) while it runs: copy first.
+    ConnectionState* self = this;
+    self->loop->remove_writer(self->fd);
+    self->wake();
+  });
+  co_await io_ready.wait();
 }
 
 Coro<void> ConnectionState::flush() {
-  for (;;) {
-    check_open();
-    int r = PQflush(conn);
-    if (r == 0) co_return;
-    if (r < 0) {
-      mark_lost("connection lost: " + libpq_message(conn));
-      check_open();
-    }
-    co_await wait_io(true);
-  }
+  while (!try_flush()) co_await wait_io(true);
 }
 
 Coro<void> ConnectionState::drain() {
@@ -191,57 +181,53 @@ void ConnectionState::raise_send_failure() {
 }
 
 Sent ConnectionState::send(const std::string& sql, const Params& params, bool simple,
-                           const std::string& prepared) {
+                           const std::string* prepared) {
   check_open();
   if (simple) {
     if (PQsendQuery(conn, sql.c_str()) == 0) raise_send_failure();
     return {};
   }
-  if (prepared.empty() && statements.capacity > 0) return send_cached(sql, params);
+  if (prepared == nullptr && statements.capacity > 0) return send_cached(sql, params);
   const int n = static_cast<int>(params.size());
   int ok = 0;
-  if (prepared.empty()) {
+  if (prepared == nullptr) {
     std::vector<Oid> types(params.size());
     for (std::size_t i = 0; i < params.size(); ++i) types[i] = params[i].oid;
     const Bound bound(params);
     ok = PQsendQueryParams(conn, sql.c_str(), n, types.data(), bound.values(), bound.lengths(),
                            bound.formats(), 0);
   } else {
-    auto known = prepared_formats.find(prepared);
+    auto known = prepared_formats.find(*prepared);
     const int format = known != prepared_formats.end() ? known->second : 0;
     // The server inferred this statement's parameter types: a value of another type goes as text.
-    auto typed = prepared_types.find(prepared);
+    auto typed = prepared_types.find(*prepared);
     const bool has_types = typed != prepared_types.end();
     const Bound bound(params, has_types ? typed->second.data() : nullptr,
                       has_types ? typed->second.size() : 0);
-    ok = PQsendQueryPrepared(conn, prepared.c_str(), n, bound.values(), bound.lengths(),
+    ok = PQsendQueryPrepared(conn, prepared->c_str(), n, bound.values(), bound.lengths(),
                              bound.formats(), format);
   }
   if (ok == 0) raise_send_failure();
   return {};
 }
 
-Coro<ResultPtr> ConnectionState::run(Query q, Params params, bool simple, std::string prepared) {
+Coro<ResultPtr> ConnectionState::run(const Query& q, const Params& params, bool simple,
+                                     const std::string* prepared) {
+  // The usual statement is the pipeline's coroutine itself, with no frame around it.
+  if (!simple && prepared == nullptr && !timeout_of(q)) return run_pipelined(q.sql, params);
+  return run_limited(q, params, simple, prepared);
+}
+
+Coro<ResultPtr> ConnectionState::run_limited(const Query& q, const Params& params, bool simple,
+                                             const std::string* prepared) {
   const auto limit = timeout_of(q);
-  for (int attempt = 0;; ++attempt) {
-    try {
-      if (!simple && prepared.empty()) {
-        if (limit) co_return co_await weave::timeout(*limit, run_pipelined(q.sql, params));
-        co_return co_await run_pipelined(q.sql, params);
-      }
-      if (limit) {
-        co_return co_await weave::timeout(*limit, run_locked(q.sql, params, simple, prepared));
-      }
-      co_return co_await run_locked(q.sql, params, simple, prepared);
-    } catch (const PostgresError& e) {
-      // asyncpg's InvalidCachedStatementError: the table under a cached statement changed. Out
-      // of a transaction the statement is prepared afresh and run again, once.
-      const bool stale = e.sqlstate() == "0A000" && prepared.empty() && !simple &&
-                         statements.capacity > 0 && attempt == 0 && conn != nullptr &&
-                         PQtransactionStatus(conn) == PQTRANS_IDLE;
-      if (!stale) throw;
-    }
+  if (!simple && prepared == nullptr) {
+    co_return co_await weave::timeout(*limit, run_pipelined(q.sql, params));
   }
+  if (limit) {
+    co_return co_await weave::timeout(*limit, run_locked(q.sql, params, simple, prepared));
+  }
+  co_return co_await run_locked(q.sql, params, simple, prepared);
 }
 
 Coro<ResultPtr> ConnectionState::await_outcome() {
@@ -291,7 +277,7 @@ Coro<std::string> ConnectionState::prepare(std::string sql) {
 }
 
 Coro<ResultPtr> ConnectionState::run_locked(const std::string& sql, const Params& params,
-                                            bool simple, const std::string& prepared) {
+                                            bool simple, const std::string* prepared) {
   auto held = co_await lock.scoped();
   const Sent sent = send(sql, params, simple, prepared);
   ++queries;
@@ -318,15 +304,15 @@ Coro<ResultPtr> ConnectionState::run_locked(const std::string& sql, const Params
     cancelled = std::current_exception();
   }
   if (cancelled) {
-    if (sent.pipelined) statements.erase(sent.key);  // whether the prepare ran is unknown
+    if (sent.pipelined) statements.erase(sent.entry);  // whether the prepare ran is unknown
     co_await abandon();
     std::rethrow_exception(cancelled);
   }
   if (error) {
     // A cached plan that no longer fits (the table changed) is prepared afresh next time.
     const char* state = PQresultErrorField(error->res, PG_DIAG_SQLSTATE);
-    if (!sent.key.empty() && state != nullptr && std::string_view(state) == "0A000") {
-      statements.erase(sent.key);
+    if (sent.entry != 0 && state != nullptr && std::string_view(state) == "0A000") {
+      statements.erase(sent.entry);
     }
     raise_error(error);
   }

@@ -13,7 +13,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "weave/future.hpp"
@@ -34,16 +36,33 @@ struct Column {
   std::string_view name;
 };
 
+/// A result and its columns, placed inside the PGresult's own memory (PQresultAlloc): PQclear
+/// frees both, and taking a result allocates nothing more than libpq does.
 struct ResultData : ResultCount {
-  explicit ResultData(PGresult* r) noexcept : res(r) {}
   ResultData(const ResultData&) = delete;
   ResultData& operator=(const ResultData&) = delete;
-  ~ResultData() { PQclear(res); }
+  /// Wraps `r` (null for none), which the returned object owns. Errors: std::bad_alloc.
+  static ResultData* make(PGresult* r);
+  /// Frees the result and this with it.
+  void destroy() noexcept { PQclear(res); }
   /// Fills `columns`: for a result whose rows are handed out.
   void describe();
   PGresult* res;
-  std::vector<Column> columns;
+  /// The columns, in `few` when there are no more than fit there.
+  struct Columns {
+    std::size_t size() const noexcept { return n; }
+    const Column& operator[](std::size_t i) const noexcept { return data[i]; }
+    Column& operator[](std::size_t i) noexcept { return data[i]; }
+    Column* data = few;
+    std::size_t n = 0;
+    Column few[4];
+  };
+  Columns columns;
+
+ private:
+  explicit ResultData(PGresult* r) noexcept : res(r) {}
 };
+static_assert(std::is_trivially_destructible_v<ResultData::Columns>);
 
 /// The library's own reference to a result (counted with the rows', on the loop thread).
 class ResultPtr {
@@ -51,7 +70,7 @@ class ResultPtr {
   ResultPtr() noexcept = default;
   ResultPtr(std::nullptr_t) noexcept {}  // NOLINT: as a null pointer
   /// Owns `r` (null for none).
-  explicit ResultPtr(PGresult* r) : p_(r != nullptr ? new ResultData(r) : nullptr) {
+  explicit ResultPtr(PGresult* r) : p_(r != nullptr ? ResultData::make(r) : nullptr) {
     if (p_ != nullptr) p_->refs = 1;
   }
   ResultPtr(const ResultPtr& o) noexcept : p_(o.p_) {
@@ -63,7 +82,7 @@ class ResultPtr {
     return *this;
   }
   ~ResultPtr() {
-    if (p_ != nullptr && --p_->refs == 0) delete p_;
+    if (p_ != nullptr && --p_->refs == 0) p_->destroy();
   }
   ResultData* operator->() const noexcept { return p_; }
   ResultData& operator*() const noexcept { return *p_; }
@@ -106,53 +125,87 @@ class Bound {
 };
 
 /// Prepared statements by text and parameter types, least recently used evicted first
-/// (asyncpg's statement cache; 100 by default).
+/// (asyncpg's statement cache; 100 by default). A statement is looked up by its text and its
+/// parameters' types as given, without building a key; a statement in flight refers to its
+/// entry by id, which stays meaningful after the entry was evicted.
 struct StatementCache {
   explicit StatementCache(std::size_t cap) : capacity(cap) {}
-  struct Entry;
-  /// The statement, or null; a hit becomes the most recent.
-  const Entry* find(const std::string& key);
-  /// Names a new statement; `evicted` gets the name of the one it pushed out, if any.
-  std::string insert(const std::string& key, std::optional<std::string>& evicted);
-  void erase(const std::string& key);
-  /// Sets the statement's result format from its first result's column types.
-  void learn(const std::string& key, const PGresult* res);
-
   struct Entry {
+    std::string sql;
+    std::vector<Oid> types;
+    std::size_t hash = 0;
     std::string name;
-    std::list<std::string>::iterator position;
+    std::uint64_t id = 0;
     /// 1 (binary) once the statement's first result showed that every column has a binary
     /// decoder; 0 (text) until then and for the others.
     int result_format = 0;
   };
+  using Position = std::list<Entry>::iterator;
+  /// What a lookup compares: a statement's text and its parameters' types.
+  struct Probe {
+    std::string_view sql;
+    const Params& params;
+    std::size_t hash;
+  };
+  static std::size_t hash_of(std::string_view sql, const Params& params) noexcept;
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(const Position& p) const noexcept { return p->hash; }
+    std::size_t operator()(const Probe& p) const noexcept { return p.hash; }
+  };
+  struct Equal {
+    using is_transparent = void;
+    bool operator()(const Position& a, const Position& b) const noexcept { return a == b; }
+    bool operator()(const Probe& a, const Position& b) const noexcept;
+    bool operator()(const Position& a, const Probe& b) const noexcept { return (*this)(b, a); }
+  };
+
+  /// The statement, or null; a hit becomes the most recent.
+  const Entry* find(const Probe& probe);
+  /// A new statement (the most recent); `evicted` gets the name of the one it pushed out.
+  const Entry& insert(const Probe& probe, std::optional<std::string>& evicted);
+  void erase(std::uint64_t id);
+  /// Sets the statement's result format from its first result's column types.
+  void learn(std::uint64_t id, const PGresult* res);
+
   std::size_t capacity;
-  std::unordered_map<std::string, Entry> entries;
-  std::list<std::string> order;  ///< keys, most recently used first
+  std::list<Entry> order;  ///< most recently used first
+  std::unordered_set<Position, Hash, Equal> entries;
   std::uint64_t next_id = 0;
 };
 
 /// How one statement went out: which result is the statement's, and what the cache did.
 struct Sent {
-  bool pipelined = false;  ///< a prepare (and maybe a DEALLOCATE) went first, then a sync
-  int query_index = 0;     ///< the statement's results come after this many ends
-  int prepare_index = -1;  ///< the prepare's, when there was one
-  std::string key;         ///< the cache key, empty when uncached
+  bool pipelined = false;   ///< a prepare (and maybe a DEALLOCATE) went first, then a sync
+  int query_index = 0;      ///< the statement's results come after this many ends
+  int prepare_index = -1;   ///< the prepare's, when there was one
+  std::uint64_t entry = 0;  ///< the cache entry's id, 0 when uncached
+};
+
+/// A pipelined statement's results as far as they have been read (see read_available).
+struct PipelineRead {
+  int index = 0;  ///< which statement of the pipeline the next result belongs to
+  ResultPtr last, error;
+};
+
+/// A statement waiting for the connection's pipeline (see pipeline.cpp). It lives in the frame
+/// of the coroutine that issued it; when that coroutine is cancelled after the statement went
+/// out, a heap copy (an orphan) takes its place in the pipeline until its results are read.
+struct Job {
+  const std::string* sql = nullptr;  ///< until sent
+  const Params* params = nullptr;
+  Event done;  ///< set once `last`/`error`/`failure` are in
+  Sent sent;
+  ResultPtr last, error;
+  std::exception_ptr failure;  ///< the connection failed under it
+  bool sent_out = false;
+  bool finished = false;  ///< its results are read (or it failed): no longer in a queue
+  bool orphan = false;    ///< nobody waits for it: freed when its results are read
 };
 
 /// One connection. The loop watches its socket for as long as it is open: each readable event
 /// reads what arrived (PQconsumeInput), delivers notifications and wakes the one statement
 /// waiting, so that a connection with listeners receives NOTIFY while idle.
-/// A statement waiting for the connection's pipeline (see pipeline.cpp).
-struct Job {
-  std::string sql;
-  Params params;
-  Future<void> done;
-  Sent sent;
-  ResultPtr last, error;
-  std::exception_ptr failure;  ///< the connection failed under it
-  bool sent_out = false;
-};
-using JobPtr = std::shared_ptr<Job>;
 
 struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   ConnectionState(PGconn* c, ConnectOptions opts);
@@ -171,8 +224,25 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
 
   /// Waits until the socket is readable (write=false) or writable or readable (write=true).
   Coro<void> wait_io(bool write);
+  /// `co_await readable()`: waits until the socket is readable, with no coroutine frame of its
+  /// own (the statement's hot path waits here once per round trip).
+  Event::WaitAwaiter readable() {
+    check_open();
+    io_ready.clear();
+    return io_ready.wait();
+  }
   /// Sends libpq's output buffer.
   Coro<void> flush();
+  /// Sends what it can of libpq's output buffer without waiting: true when all of it went.
+  bool try_flush() {
+    check_open();
+    const int r = PQflush(conn);
+    if (r < 0) {
+      mark_lost("connection lost: " + libpq_message(conn));
+      check_open();
+    }
+    return r == 0;
+  }
   /// True when the next result can be taken without waiting (checks the connection first).
   /// Loops wait with `while (!result_ready()) co_await wait_io(false);` and then take_result():
   /// a coroutine call per result that completes without suspending would deepen the stack
@@ -197,11 +267,16 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   /// Reads every result up to the end of the statement (or, in pipeline mode, the sync).
   Coro<void> drain();
 
-  /// Runs one statement under the connection's lock with its timeout: the last result.
-  /// `prepared`: the name of a statement prepare() made, or empty (the cache decides).
-  Coro<ResultPtr> run(Query q, Params params, bool simple, std::string prepared = {});
+  /// Runs one statement with its timeout: the last result. `prepared`: the name of a statement
+  /// prepare() made, or null (the cache decides). The arguments are the caller's, who awaits
+  /// the coroutine returned at once.
+  Coro<ResultPtr> run(const Query& q, const Params& params, bool simple,
+                      const std::string* prepared = nullptr);
+  /// run() with a timeout, or by the connection's lock.
+  Coro<ResultPtr> run_limited(const Query& q, const Params& params, bool simple,
+                              const std::string* prepared);
   Coro<ResultPtr> run_locked(const std::string& sql, const Params& params, bool simple,
-                             const std::string& prepared);
+                             const std::string* prepared);
   /// Flushes and reads the results of the one statement sent (outside pipeline mode): the last
   /// that is no error. Errors: the first error result's; CancelledError after abandon().
   Coro<ResultPtr> await_outcome();
@@ -209,20 +284,34 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   Coro<std::string> prepare(std::string sql);
   /// Sends the statement (no waiting): a cached prepared statement when there is one, else a
   /// prepare and the statement in one pipeline. Errors: as check_open, InterfaceError.
-  Sent send(const std::string& sql, const Params& params, bool simple, const std::string& prepared);
+  Sent send(const std::string& sql, const Params& params, bool simple, const std::string* prepared);
   /// `own_pipeline`: enter pipeline mode and sync for a miss (false: the caller's pipeline).
   Sent send_cached(const std::string& sql, const Params& params, bool own_pipeline = true);
-  /// Reads a pipelined statement's results up to its sync: its own result and the error.
-  /// `exit` leaves pipeline mode after.
-  Coro<std::pair<ResultPtr, ResultPtr>> read_pipelined(const Sent& sent, bool exit = true);
+  /// Takes every result of a pipelined statement that arrived, without waiting, into `read`:
+  /// its own result and the first error. True once its sync was read.
+  bool read_available(const Sent& sent, PipelineRead& read);
+  /// Reads a pipelined statement's results up to its sync: its own result and the error, and
+  /// leaves pipeline mode.
+  Coro<std::pair<ResultPtr, ResultPtr>> read_pipelined(const Sent& sent);
 
   /// Statements issued while others are in flight share one pipeline: each is sent at once
-  /// (with a sync of its own, so an error stays its own) and its results are handed to it.
+  /// (with a sync of its own, so an error stays its own) and its results are handed to it. A
+  /// statement issued on an idle connection runs in its own coroutine, with no task.
   Coro<ResultPtr> run_pipelined(const std::string& sql, const Params& params);
+  /// The result of a pipelined statement, or its error raised.
+  ResultPtr outcome(Job& job);
   /// The task that sends queued jobs and reads their results, while there are any.
   static Coro<void> drive(std::shared_ptr<ConnectionState> self);
+  /// Starts the driver task for the queued statements, or ends the pipeline's turn.
+  void hand_over();
+  void send_job(Job& job);
   void send_queued();
-  std::deque<JobPtr> queued, in_flight;
+  /// Every queued and in-flight statement fails with `failure`.
+  void fail_jobs(const std::exception_ptr& failure) noexcept;
+  /// The statement was cancelled: withdrawn when still queued, else left to the pipeline as
+  /// an orphan. True when it is alone in flight, so that cancelling it on the server hits it.
+  bool withdraw(Job& job);
+  std::deque<Job*> queued, in_flight;
   bool driving = false;
   [[noreturn]] void raise_send_failure();
   /// Raises the error `error` carries; a connection that died with it is marked lost.
@@ -239,8 +328,8 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   int fd = -1;
   EventLoop* loop;
   ConnectOptions options;
-  Lock lock;  ///< one statement (or pipeline, COPY) at a time
-  std::optional<Future<void>> waiter;
+  Lock lock;       ///< one statement (or pipeline, COPY) at a time
+  Event io_ready;  ///< set by the reader (and writer) callback for the one waiting statement
   bool watching = false;
   std::string lost;  ///< why the connection is unusable; empty while it is fine
   std::multimap<std::string, std::function<void(const Notification&)>, std::less<>> listeners;

@@ -9,11 +9,25 @@
 
 namespace weave::pg::detail {
 
-const StatementCache::Entry* StatementCache::find(const std::string& key) {
-  auto it = entries.find(key);
+std::size_t StatementCache::hash_of(std::string_view sql, const Params& params) noexcept {
+  std::size_t h = std::hash<std::string_view>{}(sql);
+  for (const Param& p : params) h = (h ^ p.oid) * 0x100000001b3ull;  // FNV-1a's step per type
+  return h;
+}
+
+bool StatementCache::Equal::operator()(const Probe& a, const Position& b) const noexcept {
+  if (a.hash != b->hash || a.sql != b->sql || a.params.size() != b->types.size()) return false;
+  for (std::size_t i = 0; i < b->types.size(); ++i) {
+    if (a.params[i].oid != b->types[i]) return false;
+  }
+  return true;
+}
+
+const StatementCache::Entry* StatementCache::find(const Probe& probe) {
+  auto it = entries.find(probe);
   if (it == entries.end()) return nullptr;
-  order.splice(order.begin(), order, it->second.position);
-  return &it->second;
+  if (*it != order.begin()) order.splice(order.begin(), order, *it);
+  return &**it;
 }
 
 int result_format_for(const PGresult* res) noexcept {
@@ -25,29 +39,46 @@ int result_format_for(const PGresult* res) noexcept {
   return 1;
 }
 
-void StatementCache::learn(const std::string& key, const PGresult* res) {
-  auto it = entries.find(key);
-  if (it != entries.end()) it->second.result_format = result_format_for(res);
-}
-
-std::string StatementCache::insert(const std::string& key, std::optional<std::string>& evicted) {
-  if (entries.size() >= capacity && !order.empty()) {
-    auto oldest = entries.find(order.back());
-    evicted = std::move(oldest->second.name);
-    entries.erase(oldest);
-    order.pop_back();
+namespace {
+StatementCache::Position find_id(std::list<StatementCache::Entry>& order, std::uint64_t id) {
+  for (auto it = order.begin(); it != order.end(); ++it) {
+    if (it->id == id) return it;
   }
-  order.push_front(key);
-  std::string name = "weave_stmt_" + std::to_string(++next_id);
-  entries.emplace(key, Entry{name, order.begin()});
-  return name;
+  return order.end();
+}
+}  // namespace
+
+void StatementCache::learn(std::uint64_t id, const PGresult* res) {
+  auto it = find_id(order, id);  // just inserted: at the front, or near it
+  if (it != order.end()) it->result_format = result_format_for(res);
 }
 
-void StatementCache::erase(const std::string& key) {
-  auto it = entries.find(key);
-  if (it == entries.end()) return;
-  order.erase(it->second.position);
+const StatementCache::Entry& StatementCache::insert(const Probe& probe,
+                                                    std::optional<std::string>& evicted) {
+  if (entries.size() >= capacity && !order.empty()) {
+    auto oldest = std::prev(order.end());
+    evicted = std::move(oldest->name);
+    entries.erase(oldest);
+    order.erase(oldest);
+  }
+  Entry e;
+  e.sql = probe.sql;
+  e.types.reserve(probe.params.size());
+  for (const Param& p : probe.params) e.types.push_back(p.oid);
+  e.hash = probe.hash;
+  e.id = ++next_id;
+  e.name = "weave_stmt_" + std::to_string(e.id);
+  order.push_front(std::move(e));
+  entries.insert(order.begin());
+  return order.front();
+}
+
+void StatementCache::erase(std::uint64_t id) {
+  if (id == 0) return;
+  auto it = find_id(order, id);
+  if (it == order.end()) return;
   entries.erase(it);
+  order.erase(it);
 }
 
 Bound::Bound(const Params& params, const Oid* types, std::size_t ntypes)
@@ -77,22 +108,13 @@ Bound::Bound(const Params& params, const Oid* types, std::size_t ntypes)
   }
 }
 
-namespace {
-std::string cache_key(const std::string& sql, const Params& params) {
-  std::string key;
-  for (const Param& p : params) key += std::to_string(p.oid) + ',';
-  key += '\n';
-  key += sql;
-  return key;
-}
-}  // namespace
-
 Sent ConnectionState::send_cached(const std::string& sql, const Params& params, bool own_pipeline) {
   const Bound bound(params);  // prepared with the parameters' own types
   const int n = bound.count();
   Sent sent;
-  sent.key = cache_key(sql, params);
-  if (const StatementCache::Entry* hit = statements.find(sent.key)) {
+  const StatementCache::Probe probe{sql, params, StatementCache::hash_of(sql, params)};
+  if (const StatementCache::Entry* hit = statements.find(probe)) {
+    sent.entry = hit->id;
     if (PQsendQueryPrepared(conn, hit->name.c_str(), n, bound.values(), bound.lengths(),
                             bound.formats(), hit->result_format) == 0) {
       raise_send_failure();
@@ -100,7 +122,9 @@ Sent ConnectionState::send_cached(const std::string& sql, const Params& params, 
     return sent;
   }
   std::optional<std::string> evicted;
-  const std::string name = statements.insert(sent.key, evicted);
+  const StatementCache::Entry& entry = statements.insert(probe, evicted);
+  sent.entry = entry.id;
+  const char* name = entry.name.c_str();
   if (own_pipeline && PQenterPipelineMode(conn) == 0) raise_send_failure();
   sent.pipelined = true;
   if (evicted) {
@@ -110,41 +134,50 @@ Sent ConnectionState::send_cached(const std::string& sql, const Params& params, 
     }
     ++sent.query_index;
   }
-  std::vector<Oid> types(params.size());
-  for (std::size_t i = 0; i < params.size(); ++i) types[i] = params[i].oid;
-  if (PQsendPrepare(conn, name.c_str(), sql.c_str(), n, types.data()) == 0) raise_send_failure();
+  if (PQsendPrepare(conn, name, sql.c_str(), n, entry.types.data()) == 0) raise_send_failure();
   sent.prepare_index = sent.query_index++;
-  if (PQsendQueryPrepared(conn, name.c_str(), n, bound.values(), bound.lengths(), bound.formats(),
-                          0) == 0 ||
+  if (PQsendQueryPrepared(conn, name, n, bound.values(), bound.lengths(), bound.formats(), 0) ==
+          0 ||
       (own_pipeline && PQpipelineSync(conn) == 0)) {
     raise_send_failure();
   }
   return sent;
 }
 
-Coro<std::pair<ResultPtr, ResultPtr>> ConnectionState::read_pipelined(const Sent& sent, bool exit) {
-  ResultPtr last, error;
-  int index = 0;  // which statement of the pipeline the next result belongs to
-  for (;;) {
-    while (!result_ready()) co_await wait_io(false);
-    ResultPtr r = take_result();
-    if (!r) {
-      ++index;
+bool ConnectionState::read_available(const Sent& sent, PipelineRead& read) {
+  while (result_ready()) {
+    PGresult* r = PQgetResult(conn);
+    if (r == nullptr) {
+      ++read.index;
       continue;
     }
-    ExecStatusType s = PQresultStatus(r->res);
-    if (s == PGRES_PIPELINE_SYNC) break;
-    if (s == PGRES_FATAL_ERROR) {
-      if (index == sent.prepare_index) statements.erase(sent.key);
-      if (!error) error = std::move(r);
-    } else if (index == sent.query_index && s != PGRES_PIPELINE_ABORTED) {
-      // A statement prepared just now ran in text: its columns pick the format of the next runs.
-      if (sent.prepare_index >= 0 && s == PGRES_TUPLES_OK) statements.learn(sent.key, r->res);
-      last = std::move(r);
+    const ExecStatusType s = PQresultStatus(r);
+    if (s == PGRES_PIPELINE_SYNC) {
+      PQclear(r);
+      return true;
     }
+    if (s == PGRES_FATAL_ERROR) {
+      if (read.index == sent.prepare_index) statements.erase(sent.entry);
+      if (!read.error) {
+        read.error = ResultPtr(r);
+        continue;
+      }
+    } else if (read.index == sent.query_index && s != PGRES_PIPELINE_ABORTED) {
+      // A statement prepared just now ran in text: its columns pick the format of the next runs.
+      if (sent.prepare_index >= 0 && s == PGRES_TUPLES_OK) statements.learn(sent.entry, r);
+      read.last = ResultPtr(r);
+      continue;
+    }
+    PQclear(r);  // the results of the others (prepare, DEALLOCATE) are not kept
   }
-  if (exit) PQexitPipelineMode(conn);
-  co_return std::make_pair(std::move(last), std::move(error));
+  return false;
+}
+
+Coro<std::pair<ResultPtr, ResultPtr>> ConnectionState::read_pipelined(const Sent& sent) {
+  PipelineRead read;
+  while (!read_available(sent, read)) co_await readable();
+  PQexitPipelineMode(conn);
+  co_return std::make_pair(std::move(read.last), std::move(read.error));
 }
 
 }  // namespace weave::pg::detail
