@@ -146,9 +146,19 @@ class LoopImpl {
     if (children) children->close();
   }
 
+  /// CLOCK_MONOTONIC in milliseconds (modulo 2^32) as of the last poll or timer check, which
+  /// read a clock anyway: a task starting a wait copies it (TaskCore::wait_since), so that
+  /// `weave ps` can tell how long it has waited without a clock read per wait.
+  std::uint32_t clock_ms = 0;
+
  private:
+  void note_clock(Clock::time_point now) noexcept {
+    clock_ms = static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
+  }
   void drain_threadsafe();
   bool timer_may_be_due() noexcept;
+  static Clock::time_point coarse_now() noexcept;
   static Clock::duration coarse_clock_slack() noexcept;
   void fire_timers();
   void run_ready();
