@@ -127,7 +127,6 @@ void LoopImpl::run_once() {
   // sleep(0s)). It is made once kPollBudget nodes have run since the last poll instead (as
   // Tokio's event_interval), so I/O is seen at most that many callbacks late and no ordering
   // among callbacks and timers changes. A poll that may block is always made.
-  hooks = static_cast<std::uint8_t>((hooks & ~dbg::kTrace) | dbg::trace_bit());
   std::optional<std::chrono::nanoseconds> timeout;
   if (!ready_.empty() || stopping || entry->pending()) {
     timeout = std::chrono::nanoseconds(0);
@@ -140,6 +139,7 @@ void LoopImpl::run_once() {
       dbg::on_block_forever(*this);
     backend_->poll(timeout);
     note_clock(coarse_now());
+    sync_trace_bit();
   }
   // Phase 2: calls from other threads.
   if (entry->pending()) drain_threadsafe();

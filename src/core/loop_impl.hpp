@@ -124,6 +124,12 @@ class LoopImpl {
   bool debug = false;
   /// dbg::kDebug|kStats|kTrace: which of src/debug's hooks run (each site tests this once).
   std::uint8_t hooks = 0;
+  /// Takes kTrace from the process-wide switch. Made when a run starts, at each poll (so at most
+  /// kPollBudget nodes late) and by a start or stop of tracing on this loop's thread (at once):
+  /// not every iteration, where one load and store cost a short iteration 3%.
+  void sync_trace_bit() noexcept {
+    hooks = static_cast<std::uint8_t>((hooks & ~dbg::kTrace) | dbg::trace_bit());
+  }
   dbg::LoopDebugPtr dbg_state;  ///< src/debug's per-loop state, made by the first hook
   /// The loop as an outside reader finds it (weave ps): linked while the loop lives.
   dbg::LoopRecord record;
