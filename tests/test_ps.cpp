@@ -14,11 +14,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -137,11 +139,11 @@ class Child {
 struct Row {
   long tid = 0;
   long id = 0;
-  std::string state, name, waits_on, site, awaiter, stack;
+  std::string state, name, waits_on, waited, site, awaiter, stack;
 };
 
-/// One ps row: tid, id, state, 'name', waits-on, site, awaiter, then the stack. False when it
-/// does not parse.
+/// One ps row: tid, id, state, 'name', waits-on, waited, site, awaiter, then the stack. False
+/// when it does not parse.
 bool parse_row(const std::string& line, Row& row) {
   std::size_t at = 0;
   auto token = [&](std::string& out) {
@@ -168,7 +170,9 @@ bool parse_row(const std::string& line, Row& row) {
   }
   if (at >= line.size()) return false;
   ++at;
-  if (!token(row.waits_on) || !token(row.site) || !token(row.awaiter)) return false;
+  if (!token(row.waits_on) || !token(row.waited) || !token(row.site) || !token(row.awaiter)) {
+    return false;
+  }
   while (at < line.size() && line[at] == ' ') ++at;
   row.stack = line.substr(at);
   return true;
@@ -239,6 +243,8 @@ TEST(Ps, TenThousandTasksInMixedWaits) {
   REQUIRE_PTRACE();
   Child child({WEAVE_PS_TARGET, "mixed", "10000"});
   ASSERT_TRUE(child.ready());
+  // Every wait began before the child said it was ready: each has lasted at least this long.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const Outcome r = run({WEAVE_TOOL, "ps", std::to_string(child.pid())});
   ASSERT_EQ(r.status, 0) << r.err;
   const Ps ps = parse_ps(r.out);
@@ -257,6 +263,8 @@ TEST(Ps, TenThousandTasksInMixedWaits) {
     const std::string kind = row.name.substr(0, row.name.rfind('-'));
     ++kinds[kind];
     EXPECT_EQ(row.state, "waiting") << row.name;
+    const double waited = std::strtod(row.waited.c_str(), nullptr);
+    EXPECT_TRUE(row.waited.back() == 's' && waited >= 0.3 && waited < 60) << row.waited;
     if (kind == "sleeper" || kind == "gathered" || kind == "grouped") {
       // An hour's sleep, begun less than a minute ago.
       EXPECT_TRUE(starts_with(row.waits_on, "sleep,due-in-35")) << row.name << " " << row.waits_on;

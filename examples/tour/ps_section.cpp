@@ -1,6 +1,6 @@
-// The tour looks at itself from outside: `weave pstree` run on this process while its loop is
-// blocked in a plain waitpid(), as a stuck program's loop would be. The tool reads the tasks
-// through the library's table of debug offsets, with no help from the loop.
+// The tour looks at itself from outside: `weave ps` and `weave pstree` run on this process while
+// its loop is blocked in a plain waitpid(), as a stuck program's loop would be. The tool reads
+// the tasks through the library's table of debug offsets, with no help from the loop.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
@@ -30,11 +30,12 @@ Coro<void> consume(weave::Queue<int>& queue) {
   (void)co_await queue.get();
 }
 
-/// Runs `weave pstree <this pid>` and waits for it without yielding: the loop is blocked, on
+/// Runs `weave COMMAND <this pid>` and waits for it without yielding: the loop is blocked, on
 /// purpose. Bounded: a tool that does not end in 10 s is killed.
-void pstree_of_myself() {
+void read_myself(const char* command) {
   const std::string pid = std::to_string(::getpid());
-  const char* argv[] = {WEAVE_TOOL_PATH, "pstree", pid.c_str(), nullptr};
+  const char* argv[] = {WEAVE_TOOL_PATH, command, pid.c_str(), nullptr};
+  std::fflush(stdout);  // the tool writes to the same stdout
   pid_t child = -1;
   const auto t0 = weave::Clock::now();
   if (::posix_spawn(&child, argv[0], nullptr, nullptr, const_cast<char**>(argv), environ) != 0) {
@@ -46,14 +47,14 @@ void pstree_of_myself() {
     if (weave::Clock::now() - t0 > 10s) {
       ::kill(child, SIGKILL);
       ::waitpid(child, &status, 0);
-      std::puts("(weave pstree did not finish in 10 s)");
+      std::printf("(weave %s did not finish in 10 s)\n", command);
       return;
     }
     std::this_thread::sleep_for(1ms);
   }
-  std::fflush(stdout);
-  std::printf("weave pstree read this process in %.0f ms while its loop was blocked\n",
+  std::printf("weave %s read this process in %.0f ms while its loop was blocked\n", command,
               tour::since(t0));
+  std::fflush(stdout);
 }
 
 }  // namespace
@@ -61,7 +62,7 @@ void pstree_of_myself() {
 namespace tour {
 
 Coro<void> ps_section() {
-  std::puts("\n== from outside: `weave pstree` of this process, its loop blocked in waitpid()");
+  std::puts("\n== from outside: `weave ps` and `weave pstree` of this process, its loop blocked");
   // Where YAMA allows tracing only by ancestors, let the tool (a child) read us.
   ::prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
   std::fflush(stdout);
@@ -69,8 +70,9 @@ Coro<void> ps_section() {
   co_await weave::task_group([&](weave::TaskGroup& tg) -> Coro<void> {
     weave::Task<void> fetcher = tg.create_task(fetch_all(), "fetch_all");
     weave::Task<void> consumer = tg.create_task(consume(queue), "consumer");
-    for (int i = 0; i < 3; ++i) co_await weave::sleep(0s);  // everyone is waiting now
-    pstree_of_myself();
+    co_await weave::sleep(50ms);  // everyone has been waiting for a while now
+    read_myself("ps");
+    read_myself("pstree");
     fetcher.cancel();
     consumer.cancel();
   });

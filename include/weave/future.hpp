@@ -80,7 +80,16 @@ struct UserCallbackBase : CallbackNode {
   static constexpr std::uint8_t kUserCallbackFlag = 0x80;
   DropFn drop;
   FutureCore* owner;
+  /// For call graphs: the future this callback completes on the owner's behalf (a TaskGroup's
+  /// parent task, shield's outer future), which thus awaits the owner; the tasks themselves
+  /// carry no such pointer (8 bytes in every frame).
+  FutureCore* awaiter = nullptr;
 };
+
+/// Names `awaiter` as the one awaiting the future that callback `id` was added to (see above).
+inline void set_callback_awaiter(std::uintptr_t id, FutureCore* awaiter) noexcept {
+  reinterpret_cast<UserCallbackBase*>(id)->awaiter = awaiter;
+}
 
 template <class HandleT>
 struct UserCallback : UserCallbackBase {

@@ -95,7 +95,7 @@ class TaskRef {
   /// if its loop was destroyed first (it can never run again).
   bool cancel(std::string_view msg = {}) { return detail::task_cancel(core_, msg); }
   /// Pending cancellation requests (asyncio's cancelling()).
-  int cancelling() const noexcept { return static_cast<int>(core_->cancel_requests); }
+  int cancelling() const noexcept;
   /// Withdraws one cancellation request; returns the remaining count.
   int uncancel() noexcept;
   std::string get_name() const;

@@ -45,6 +45,7 @@ LoopImpl::LoopImpl(EventLoop& o)
       backend_(io::make_backend()),
       entry(std::make_shared<EntryQueue>(backend_.get())),
       coarse_slack_(coarse_clock_slack()) {
+  note_clock(coarse_now());
   debug = dbg::env_debug();
   if (debug) hooks |= dbg::kDebug;
   if (dbg::env_stats()) hooks |= dbg::kStats;
@@ -126,7 +127,6 @@ void LoopImpl::run_once() {
   // sleep(0s)). It is made once kPollBudget nodes have run since the last poll instead (as
   // Tokio's event_interval), so I/O is seen at most that many callbacks late and no ordering
   // among callbacks and timers changes. A poll that may block is always made.
-  hooks = static_cast<std::uint8_t>((hooks & ~dbg::kTrace) | dbg::trace_bit());
   std::optional<std::chrono::nanoseconds> timeout;
   if (!ready_.empty() || stopping || entry->pending()) {
     timeout = std::chrono::nanoseconds(0);
@@ -138,6 +138,8 @@ void LoopImpl::run_once() {
     if (!timeout && hooks) [[unlikely]]
       dbg::on_block_forever(*this);
     backend_->poll(timeout);
+    note_clock(coarse_now());
+    sync_trace_bit();
   }
   // Phase 2: calls from other threads.
   if (entry->pending()) drain_threadsafe();
@@ -166,11 +168,15 @@ void LoopImpl::drain_threadsafe() {
 // anyway once kPollBudget nodes have run, which bounds how late a timer can be seen.
 bool LoopImpl::timer_may_be_due() noexcept {
   if (ran_since_clock_ >= kPollBudget) return true;
-  timespec ts{};
-  if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) return true;
-  const Clock::time_point coarse{std::chrono::seconds(ts.tv_sec) +
-                                 std::chrono::nanoseconds(ts.tv_nsec)};
+  const Clock::time_point coarse = coarse_now();
+  note_clock(coarse);
   return coarse + coarse_slack_ >= timers_.top().when;
+}
+
+Clock::time_point LoopImpl::coarse_now() noexcept {
+  timespec ts{};
+  (void)clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);  // cannot fail for a clock the kernel has
+  return Clock::time_point{std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)};
 }
 
 Clock::duration LoopImpl::coarse_clock_slack() noexcept {
@@ -182,6 +188,7 @@ Clock::duration LoopImpl::coarse_clock_slack() noexcept {
 void LoopImpl::fire_timers() {
   ran_since_clock_ = 0;
   const Clock::time_point now = Clock::now();
+  note_clock(now);
   if (hooks && !timers_.empty() && timers_.top().when <= now) [[unlikely]]
     last_fire_lag_ = now - timers_.top().when;
   while (!timers_.empty() && timers_.top().when <= now) {

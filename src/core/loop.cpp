@@ -68,6 +68,7 @@ void EventLoop::run_forever() {
   l.thread = std::this_thread::get_id();
   l.record.tid = detail::dbg::this_thread_tid();
   l.record.running = detail::current_task_slot();
+  l.sync_trace_bit();
   detail::set_running(this);
   struct Reset {
     LoopImpl& l;

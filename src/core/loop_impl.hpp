@@ -124,6 +124,12 @@ class LoopImpl {
   bool debug = false;
   /// dbg::kDebug|kStats|kTrace: which of src/debug's hooks run (each site tests this once).
   std::uint8_t hooks = 0;
+  /// Takes kTrace from the process-wide switch. Made when a run starts, at each poll (so at most
+  /// kPollBudget nodes late) and by a start or stop of tracing on this loop's thread (at once):
+  /// not every iteration, where one load and store cost a short iteration 3%.
+  void sync_trace_bit() noexcept {
+    hooks = static_cast<std::uint8_t>((hooks & ~dbg::kTrace) | dbg::trace_bit());
+  }
   dbg::LoopDebugPtr dbg_state;  ///< src/debug's per-loop state, made by the first hook
   /// The loop as an outside reader finds it (weave ps): linked while the loop lives.
   dbg::LoopRecord record;
@@ -146,9 +152,19 @@ class LoopImpl {
     if (children) children->close();
   }
 
+  /// CLOCK_MONOTONIC in milliseconds (modulo 2^32) as of the last poll or timer check, which
+  /// read a clock anyway: a task starting a wait copies it (TaskCore::wait_since), so that
+  /// `weave ps` can tell how long it has waited without a clock read per wait.
+  std::uint32_t clock_ms = 0;
+
  private:
+  void note_clock(Clock::time_point now) noexcept {
+    clock_ms = static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
+  }
   void drain_threadsafe();
   bool timer_may_be_due() noexcept;
+  static Clock::time_point coarse_now() noexcept;
   static Clock::duration coarse_clock_slack() noexcept;
   void fire_timers();
   void run_ready();

@@ -196,7 +196,8 @@ void begin_wait(TaskCore* task, std::coroutine_handle<> leaf, WaitKind kind, voi
   task->wait_kind = static_cast<std::uint8_t>(kind);
   task->waiting_on = target;
   if (kind != WaitKind::None) {
-    task->wait_site = site;  // a yield leaves it stale: call graphs ignore it under None
+    task->wait_site = site;  // a yield leaves both stale: readers ignore them under None
+    task->wait_since = task->loop()->impl().clock_ms;
     apply_pending_cancel(task);
   }
 }
@@ -206,6 +207,7 @@ void begin_sleep(TaskCore* task, std::coroutine_handle<> leaf, Clock::time_point
   task->leaf = leaf;
   task->wait_site = site;
   task->wait_kind = static_cast<std::uint8_t>(WaitKind::Timer);
+  task->wait_since = task->loop()->impl().clock_ms;
   task->loop()->impl().add_timer(task, when);  // sets the slot in waiting_on
   apply_pending_cancel(task);
 }
@@ -228,7 +230,7 @@ bool task_cancel(TaskCore* t, std::string_view msg) {
   // Detached from a destroyed loop: the task can never run again, and what it waits on (a
   // future of that loop) must not be touched.
   if (t->loop() == nullptr) return false;
-  ++t->cancel_requests;
+  ++t->extras().cancel_requests;  // in the side table: most tasks are never cancelled
   if (!msg.empty() || (t->flags & fflag::kCancelMsg) != 0) {
     t->extras().cancel_message = std::string(msg);
     t->flags |= fflag::kCancelMsg;
@@ -274,10 +276,15 @@ void check_not_self(TaskCore* awaited, TaskCore* awaiting) {
 namespace weave {
 
 int TaskRef::uncancel() noexcept {
-  if (core_->cancel_requests > 0 && --core_->cancel_requests == 0) {
-    core_->flags &= ~detail::fflag::kMustCancel;
-  }
-  return static_cast<int>(core_->cancel_requests);
+  if (core_->find_extras() == nullptr) return 0;
+  std::uint32_t& requests = core_->extras().cancel_requests;
+  if (requests > 0 && --requests == 0) core_->flags &= ~detail::fflag::kMustCancel;
+  return static_cast<int>(requests);
+}
+
+int TaskRef::cancelling() const noexcept {
+  const detail::FutureExtras* extras = core_->find_extras();
+  return extras != nullptr ? static_cast<int>(extras->cancel_requests) : 0;
 }
 
 std::string TaskRef::get_name() const {
@@ -387,7 +394,7 @@ void yield_now(std::coroutine_handle<> leaf) {
 }
 
 Coro<void> yield_frame() {
-  return sleep_frame(Clock::duration::zero(), CallSite{nullptr, 0});
+  return sleep_frame(Clock::duration::zero(), CallSite::none());
 }
 }  // namespace detail
 

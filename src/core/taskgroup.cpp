@@ -29,8 +29,9 @@ void TaskGroup::track(const TaskRef& task) {
     return;
   }
   tasks_.push_back(task);
-  task.core()->awaited_by = parent_->core();  // for call graphs: the child's awaiter
-  TaskRef(task).add_done_callback([this](const TaskRef& t) { on_task_done(t); });
+  const CallbackId id =
+      TaskRef(task).add_done_callback([this](const TaskRef& t) { on_task_done(t); });
+  detail::set_callback_awaiter(id, parent_->core());  // for call graphs: the child's awaiter
 }
 
 void TaskGroup::abort() {

@@ -22,6 +22,7 @@
 #include "core/timer_queue.hpp"
 #include "weave/coro.hpp"
 #include "weave/detail/multi_wait.hpp"
+#include "weave/future.hpp"
 
 namespace weave::detail::dbg {
 
@@ -72,6 +73,8 @@ struct DebugLayout {
     d.callback_fn = offsetof(CallbackNode, fn);
     d.multiwait_slot_owner = offsetof(MultiWait::Slot, owner);
     d.multiwait_task = offsetof(MultiWait, task_);
+    d.user_callback_flag = UserCallbackBase::kUserCallbackFlag;
+    d.callback_awaiter = offsetof(UserCallbackBase, awaiter);
   }
 };
 
@@ -136,10 +139,9 @@ void fill(DebugOffsets& d) noexcept {
   d.task_waiting_on = offsetof(TaskCore, waiting_on);
   d.task_reg_next = offsetof(TaskCore, reg_next);
   d.task_wait_site = offsetof(TaskCore, wait_site);
-  d.task_awaited_by = offsetof(TaskCore, awaited_by);
+  d.task_wait_since = offsetof(TaskCore, wait_since);
   d.task_size = sizeof(TaskCore);
-  d.site_file = offsetof(CallSite, file);
-  d.site_line = offsetof(CallSite, line);
+  d.site_line_shift = CallSite::kLineShift;
 
   d.frame_resume = 0;
   d.frame_promise = promise_offset();

@@ -27,7 +27,7 @@ struct TaskCore;
 namespace weave::detail::dbg {
 
 inline constexpr char kDebugOffsetsCookie[8] = {'w', 'e', 'a', 'v', 'e', 'd', 'b', 'g'};
-inline constexpr std::uint32_t kDebugOffsetsVersion = 1;
+inline constexpr std::uint32_t kDebugOffsetsVersion = 2;
 /// The section the table is placed in, so that a stripped program still has it.
 #define WEAVE_DEBUG_OFFSETS_SECTION ".weave_debug"
 
@@ -120,9 +120,11 @@ struct DebugOffsets {
   std::uint32_t node_prev_w, node_next_w, node_kind, node_state, node_flags, node_wait_kind;
   std::uint32_t node_id;
   std::uint32_t future_link, future_done_waiters, future_size;
-  std::uint32_t task_leaf, task_waiting_on, task_reg_next, task_wait_site, task_awaited_by;
+  // `wait_since` is CLOCK_MONOTONIC in milliseconds, modulo 2^32, when the wait began.
+  std::uint32_t task_leaf, task_waiting_on, task_reg_next, task_wait_site, task_wait_since;
   std::uint32_t task_size;
-  std::uint32_t site_file, site_line;
+  // A CallSite is one 64-bit word: the file's address below bit site_line_shift, the line above.
+  std::uint32_t site_line_shift;
 
   // Coroutine frames: the first word is the resume function; the promise (a TaskCore, whose
   // `link_` is the awaiting frame) is at frame_promise. A task's root frame is the task's address
@@ -133,6 +135,10 @@ struct DebugOffsets {
   // `multiwait_slot_run` is a completion slot; its owner's waiting task is the awaiter.
   std::uint64_t multiwait_slot_run;
   std::uint32_t callback_fn, multiwait_slot_owner, multiwait_task;
+  // A done-waiter that is a user callback (node_flags has user_callback_flag) names at
+  // callback_awaiter the future it completes on its owner's behalf, which awaits the owner: a
+  // TaskGroup's parent task, shield's outer future (or 0).
+  std::uint32_t user_callback_flag, callback_awaiter;
 
   // The extras map (libstdc++'s std::unordered_map<const FutureCore*, FutureExtras>): a singly
   // linked list of nodes from the map's before-begin node; each node holds the key and the

@@ -9,8 +9,9 @@
 //   wait kind is None); it is shown on the innermost frame outside namespace weave (the caller
 //   of sleep, not sleep's own frame).
 // - Awaited by: the done-waiters of a pending future are tasks awaiting it directly and the
-//   completion slots of gather/wait/as_completed (MultiWait::waiter_of); TaskGroup children and
-//   shield's inner task name their awaiter in `awaited_by`. A done future has no awaiter.
+//   completion slots of gather/wait/as_completed (MultiWait::waiter_of); the done callback that
+//   a TaskGroup or shield adds names the parent task or outer future (UserCallbackBase::awaiter).
+//   A done future has no awaiter.
 //   A cycle (a task awaiting what awaits it) is cut where it closes.
 //
 // An AsyncGenerator's promise keeps its consumer at `link_`'s offset for every Send (generator.hpp
@@ -48,12 +49,12 @@ bool inside_weave(const std::string& name) {
 
 /// Puts `site` on the innermost frame outside weave (the first one when all are inside).
 void place_site(std::vector<FrameCallGraphEntry>& stack, const CallSite* site) {
-  if (site == nullptr || site->file == nullptr || stack.empty()) return;
+  if (site == nullptr || site->file() == nullptr || stack.empty()) return;
   auto it = std::find_if(stack.begin(), stack.end(),
                          [](const FrameCallGraphEntry& e) { return !inside_weave(e.name); });
   FrameCallGraphEntry& e = it != stack.end() ? *it : stack.front();
-  e.file = site->file;
-  e.line = site->line;
+  e.file = site->file();
+  e.line = site->line();
 }
 
 std::vector<FrameCallGraphEntry> task_frames(TaskCore* t, const CallSite* caller) {
@@ -80,12 +81,13 @@ void add_unique(std::vector<FutureCore*>& out, FutureCore* f) {
 std::vector<FutureCore*> awaiters(FutureCore* f) {
   std::vector<FutureCore*> out;
   if (f->done()) return out;
-  if (f->is_task()) add_unique(out, static_cast<TaskCore*>(f)->awaited_by);
   f->done_waiters.for_each([&](Node* n) {
     if (n->kind == NodeKind::Task) {
       add_unique(out, static_cast<TaskCore*>(n));
     } else if (TaskCore* t = MultiWait::waiter_of(n)) {
       add_unique(out, t);
+    } else if ((n->flags & UserCallbackBase::kUserCallbackFlag) != 0) {
+      add_unique(out, static_cast<UserCallbackBase*>(n)->awaiter);
     }
   });
   return out;

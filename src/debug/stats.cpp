@@ -78,9 +78,9 @@ std::string task_name(const TaskCore* t) {
 
 std::string created_at(const FutureCore* f) {
   const FutureExtras* extras = f->find_extras();
-  if (extras == nullptr || extras->created_at.file == nullptr) return {};
-  return "\nTask created at File '" + std::string(extras->created_at.file) + "', line " +
-         std::to_string(extras->created_at.line);
+  if (extras == nullptr || extras->created_at.file() == nullptr) return {};
+  return "\nTask created at File '" + std::string(extras->created_at.file()) + "', line " +
+         std::to_string(extras->created_at.line());
 }
 
 std::string await_chain(const TaskCore* t) {
@@ -101,9 +101,10 @@ std::string await_chain(const TaskCore* t) {
     }
     const auto kind = static_cast<WaitKind>(task->wait_kind);
     out += " awaits " + std::string(wait_name(kind));
-    if (kind != WaitKind::None && task->wait_site != nullptr && task->wait_site->file != nullptr) {
-      out += " at File '" + std::string(task->wait_site->file) + "', line " +
-             std::to_string(task->wait_site->line);
+    if (kind != WaitKind::None && task->wait_site != nullptr &&
+        task->wait_site->file() != nullptr) {
+      out += " at File '" + std::string(task->wait_site->file()) + "', line " +
+             std::to_string(task->wait_site->line());
     }
     // A task awaited is followed; a plain future ends the chain.
     const auto* next =

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/loop_impl.hpp"
 #include "debug/debug_mode.hpp"
 #include "weave/errors.hpp"
 
@@ -354,12 +355,15 @@ void start(Options options) {
     if (g_options.dump_signal != 0) signal(g_options.dump_signal, on_dump_signal);
   }
   g_trace_bit.store(kTrace);
+  if (detail::LoopImpl* loop = detail::running_impl())
+    loop->sync_trace_bit();  // others see it at their poll
 }
 
 std::size_t stop() {
   std::lock_guard lock(g_mutex);
   if (g_trace_bit.load() == 0) return 0;
   g_trace_bit.store(0);
+  if (detail::LoopImpl* loop = detail::running_impl()) loop->sync_trace_bit();
   const std::size_t n = write_locked(g_options.path, flight_since());
   g_generation.fetch_add(1);  // buffers stay until the next start(): a writer may still hold one
   if (g_options.flight_recorder) {

@@ -84,7 +84,7 @@ namespace {
 /// Column widths: the widest field of each column (capped, so that one long file name does not
 /// push every row), at least the header's.
 struct Widths {
-  std::size_t tid = 6, id = 4, state = 7, name = 6, waits = 8, site = 4, awaiter = 7;
+  std::size_t tid = 6, id = 4, state = 7, name = 6, waits = 8, waited = 6, site = 4, awaiter = 7;
 };
 
 Widths widths(const Index& ix, const Snapshot& s) {
@@ -99,6 +99,7 @@ Widths widths(const Index& ix, const Snapshot& s) {
       fit(w.state, std::strlen(t.state));
       fit(w.name, quoted(t.name).size());
       fit(w.waits, t.waits_on.size());
+      fit(w.waited, t.waited.size());
       fit(w.site, t.site.size());
       fit(w.awaiter, awaiter_ids(ix, t).size());
     }
@@ -111,8 +112,7 @@ Widths widths(const Index& ix, const Snapshot& s) {
 void print_ps(Target& target, const Snapshot& s, std::FILE* out) {
   const Index ix = index(s);
   const Widths w = widths(ix, s);
-  std::fprintf(out, "# pid %d: %zu loop(s)%s; how long a task has waited: not recorded\n",
-               static_cast<int>(target.pid()), s.loops.size(),
+  std::fprintf(out, "# pid %d: %zu loop(s)%s\n", static_cast<int>(target.pid()), s.loops.size(),
                s.names_consistent ? "" : "; names possibly inconsistent");
   std::string line;
   pad(line, "THREAD", w.tid);
@@ -120,6 +120,7 @@ void print_ps(Target& target, const Snapshot& s, std::FILE* out) {
   pad(line, "STATE", w.state);
   pad(line, "NAME", w.name);
   pad(line, "WAITS-ON", w.waits);
+  pad(line, "WAITED", w.waited);
   pad(line, "SITE", w.site);
   pad(line, "AWAITER", w.awaiter);
   line += "STACK\n";
@@ -136,6 +137,7 @@ void print_ps(Target& target, const Snapshot& s, std::FILE* out) {
       pad(line, t->state, w.state);
       pad(line, quoted(t->name), w.name);
       pad(line, t->waits_on, w.waits);
+      pad(line, t->waited, w.waited);
       pad(line, t->site, w.site);
       pad(line, awaiter_ids(ix, *t), w.awaiter);
       for (std::size_t i = 0; i < t->frames.size(); ++i) {

@@ -3,10 +3,10 @@
 // - a task's frames: `leaf` is the innermost coroutine; each frame's promise (a TaskCore) holds
 //   its awaiting frame in `link_`; the chain ends at the task's root frame (the task's address
 //   minus the promise's offset in a frame). A frame's first word is its resume function.
-// - awaiters: `awaited_by` (a TaskGroup's parent, shield's outer future), then the done-waiters:
-//   a task node is a task awaiting directly; a callback node running MultiWait's slot function is
-//   a completion slot of gather/wait/as_completed, whose owner names the waiting task. An awaiter
-//   that is a plain future is followed to its own awaiters.
+// - awaiters, from the done-waiters: a task node is a task awaiting directly; a callback node
+//   running MultiWait's slot function is a completion slot of gather/wait/as_completed, whose
+//   owner names the waiting task; a user callback may name its awaiter (a TaskGroup's parent,
+//   shield's outer future). An awaiter that is a plain future is followed to its own awaiters.
 // Every read may fail or return garbage (the target runs on): each walk is capped and every
 // pointer checked, and a row whose walk was cut says so.
 
@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -46,7 +47,7 @@ void drop_repeats(LoopSnapshot& walk);
 
 class Walker {
  public:
-  explicit Walker(Target& t) : t_(t), m_(t.memory()), d_(t.offsets()) {}
+  explicit Walker(Target& t) : m_(t.memory()), d_(t.offsets()) {}
 
   /// The names of named tasks, by task address (the extras map).
   std::unordered_map<std::uint64_t, std::string> names(bool& consistent);
@@ -57,6 +58,7 @@ class Walker {
   bool walk_registry(std::uint64_t record, LoopSnapshot& out);
   TaskRow task(std::uint64_t addr, std::uint64_t running);
   std::string sleep_due(std::uint64_t task, std::uint64_t slot);
+  std::string waited_since(std::uint32_t since) const;
   void frames(std::uint64_t task, std::uint64_t leaf, TaskRow& row);
   void awaiters(std::uint64_t future, std::vector<std::uint64_t>& out, int depth, bool& cut);
   std::string waits_on(std::uint8_t kind, std::uint64_t task, std::uint64_t target);
@@ -66,7 +68,6 @@ class Walker {
     return m_.get<T>(base + offset);
   }
 
-  Target& t_;
   Remote& m_;
   std::uint64_t timers_begin_ = 0, timers_end_ = 0;  ///< the walked loop's timer heap
   std::int64_t now_ns_ = 0;                          ///< CLOCK_MONOTONIC at the walk
@@ -185,6 +186,16 @@ bool Walker::walk_registry(std::uint64_t record, LoopSnapshot& out) {
   return true;
 }
 
+/// "1.250s": the time since `since`, the target's CLOCK_MONOTONIC in milliseconds modulo 2^32
+/// when the wait began (read from a clock the loop had read anyway, so a few ms early at most).
+std::string Walker::waited_since(std::uint32_t since) const {
+  const auto now_ms = static_cast<std::uint32_t>(now_ns_ / 1000000);
+  const std::uint32_t ms = now_ms - since;  // modulo 2^32: right across the wrap
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3fs", static_cast<double>(ms) / 1e3);
+  return buf;
+}
+
 /// ",due-in-1.250s" from the task's entry in the timer heap, or nothing when it does not check.
 std::string Walker::sleep_due(std::uint64_t task, std::uint64_t slot) {
   if (timers_end_ <= timers_begin_ || d_.timer_entry_size == 0) return "";
@@ -229,6 +240,7 @@ TaskRow Walker::task(std::uint64_t addr, std::uint64_t running) {
     row.state = "?";
     row.waits_on = "?";
     row.site = "-";
+    row.waited = "-";
     return row;
   }
   auto at = [&](std::uint32_t off, auto zero) {
@@ -248,13 +260,17 @@ TaskRow Walker::task(std::uint64_t addr, std::uint64_t running) {
     row.state = static_cast<wd::WaitKind>(kind) == wd::WaitKind::None ? "ready" : "waiting";
   }
   row.waits_on = addr == running ? std::string("-") : waits_on(kind, addr, waiting_on);
+  row.waited = std::strcmp(row.state, "waiting") == 0
+                   ? waited_since(at(d_.task_wait_since, std::uint32_t{}))
+                   : std::string("-");
   row.site = "-";
   const std::uint64_t site = at(d_.task_wait_site, std::uint64_t{});
   if (addr != running && static_cast<wd::WaitKind>(kind) != wd::WaitKind::None && plausible(site)) {
-    const auto file = field<std::uint64_t>(site, d_.site_file);
-    const auto line = field<std::uint32_t>(site, d_.site_line);
-    std::optional<std::string> name = file ? m_.c_string(*file, 4096) : std::nullopt;
-    if (name && line) row.site = *name + ":" + std::to_string(*line);
+    const std::uint64_t bits = field<std::uint64_t>(site, 0).value_or(0);
+    const std::uint64_t file = bits & ((std::uint64_t{1} << d_.site_line_shift) - 1);
+    const auto line = static_cast<unsigned>(bits >> d_.site_line_shift);
+    std::optional<std::string> name = file != 0 ? m_.c_string(file, 4096) : std::nullopt;
+    if (name && line != 0) row.site = *name + ":" + std::to_string(line);
   }
   frames(addr, at(d_.task_leaf, std::uint64_t{}), row);
   bool cut = false;
@@ -305,10 +321,6 @@ void Walker::awaiters(std::uint64_t future, std::vector<std::uint64_t>& out, int
   };
   const auto state = field<std::uint8_t>(future, d_.node_state);
   if (!state || static_cast<wd::FutureState>(*state) != wd::FutureState::Pending) return;
-  const auto flags = field<std::uint8_t>(future, d_.node_flags);
-  if (flags && (*flags & wd::fflag::kIsTask) != 0) {
-    add(field<std::uint64_t>(future, d_.task_awaited_by).value_or(0));
-  }
   const std::uint64_t head = field<std::uint64_t>(future, d_.future_done_waiters).value_or(0);
   std::uint64_t n = head;
   for (std::size_t i = 0; n != 0; ++i) {
@@ -326,6 +338,8 @@ void Walker::awaiters(std::uint64_t future, std::vector<std::uint64_t>& out, int
     } else if (field<std::uint64_t>(n, d_.callback_fn).value_or(0) == d_.multiwait_slot_run) {
       const std::uint64_t owner = field<std::uint64_t>(n, d_.multiwait_slot_owner).value_or(0);
       if (plausible(owner)) add(field<std::uint64_t>(owner, d_.multiwait_task).value_or(0));
+    } else if ((field<std::uint8_t>(n, d_.node_flags).value_or(0) & d_.user_callback_flag) != 0) {
+      add(field<std::uint64_t>(n, d_.callback_awaiter).value_or(0));
     }
     n = field<std::uint64_t>(n, d_.node_next_w).value_or(0);
     if (n == head) return;

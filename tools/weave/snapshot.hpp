@@ -18,6 +18,7 @@ struct TaskRow {
   const char* state = "";               ///< running, ready, waiting, done
   std::string waits_on;                 ///< "-", "sleep", "task:ID", "future:0x...", ...
   std::string site;                     ///< file:line of the weave call it is suspended in, or "-"
+  std::string waited;                   ///< how long it has waited ("1.250s"), or "-"
   std::vector<std::uint64_t> frames;    ///< resume addresses, innermost first
   std::vector<std::uint64_t> awaiters;  ///< tasks awaiting it (addresses)
   bool truncated = false;               ///< a walk was cut: a bad pointer or a cap

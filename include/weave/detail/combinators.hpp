@@ -393,9 +393,7 @@ Coro<typename F::value_type> shield_impl(F inner, CallSite site) {
   using T = typename F::value_type;
   if (inner.done()) co_return inner.result();
   Future<T> outer = get_running_loop().template create_future<T>();
-  // For call graphs: the inner task is awaited by the outer future (asyncio's awaited_by).
-  if (inner.core()->is_task()) static_cast<TaskCore*>(inner.core())->awaited_by = outer.core();
-  inner.add_done_callback([outer](F f) mutable {
+  const CallbackId id = inner.add_done_callback([outer](F f) mutable {
     if (outer.cancelled()) {
       if (!f.cancelled()) (void)f.exception();  // mark retrieved, as asyncio
       return;
@@ -410,6 +408,8 @@ Coro<typename F::value_type> shield_impl(F inner, CallSite site) {
       outer.set_result(f.result());
     }
   });
+  // For call graphs: the inner future is awaited by the outer one (asyncio's awaited_by).
+  set_callback_awaiter(id, outer.core());
   auto waiting = outer.operator co_await();
   waiting.site = &site;
   co_return co_await waiting;

@@ -60,21 +60,38 @@ struct Withdrawable {
 /// Where a weave call was made, for call graphs: filled by `CallSite::here()` as a default
 /// argument, so that it names the caller's line (a trivial type: g++ 12 destroys a braced default
 /// argument inside co_await twice, and clang 14 has no std::source_location).
+///
+/// One word, because the argument lives in the caller's coroutine frame for as long as the call
+/// is awaited: the file's address in the low 48 bits (user-space addresses on x86-64 and AArch64
+/// Linux fit in 47 and 48), the line in the high 16 (saturated at 65535).
 struct CallSite {
-  const char* file;
-  unsigned line;
-  static constexpr CallSite here(const char* f = __builtin_FILE(),
-                                 unsigned l = __builtin_LINE()) noexcept {
-    return CallSite{f, l};
+  std::uintptr_t bits;
+
+  static constexpr unsigned kLineShift = 48;
+  static constexpr std::uintptr_t kFileMask = (std::uintptr_t{1} << kLineShift) - 1;
+  static constexpr unsigned kMaxLine = 0xffff;
+
+  static CallSite here(const char* f = __builtin_FILE(), unsigned l = __builtin_LINE()) noexcept {
+    return make(f, l);
   }
+  static CallSite make(const char* f, unsigned l) noexcept {
+    const std::uintptr_t line = l < kMaxLine ? l : kMaxLine;
+    return CallSite{(reinterpret_cast<std::uintptr_t>(f) & kFileMask) | (line << kLineShift)};
+  }
+  static constexpr CallSite none() noexcept { return CallSite{0}; }
+  const char* file() const noexcept { return reinterpret_cast<const char*>(bits & kFileMask); }
+  unsigned line() const noexcept { return static_cast<unsigned>(bits >> kLineShift); }
 };
+static_assert(sizeof(CallSite) == sizeof(void*) && sizeof(void*) == 8,
+              "CallSite packs a 48-bit address and a line into one 64-bit word");
 
 /// Rarely used fields, allocated on first use and kept in a table beside the futures (future.cpp),
 /// so that the common task carries no pointer to them: a million idle tasks save 8 MB.
 struct FutureExtras {
   std::string name;
   std::string cancel_message;
-  CallSite created_at{nullptr, 0};  ///< a task's create_task call, kept in debug mode
+  CallSite created_at = CallSite::none();  ///< a task's create_task call, kept in debug mode
+  std::uint32_t cancel_requests = 0;       ///< asyncio's _num_cancels_requested (tasks)
 };
 
 struct FutureCore : Node {
@@ -100,9 +117,10 @@ struct FutureCore : Node {
 
   void* link_ = nullptr;  ///< the loop (futures, task roots) or the awaiting coroutine (nested)
   WaiterList done_waiters;
-  std::uint32_t refs = 0;             ///< handles (Future<T>, Task<T>, TaskRef) alive
-  std::uint32_t cancel_requests = 0;  ///< asyncio's _num_cancels_requested
-  std::exception_ptr exception;       ///< the exception, or the CancelledError when cancelled
+  std::exception_ptr exception;  ///< the exception, or the CancelledError when cancelled
+  /// Handles (Future<T>, Task<T>, TaskRef) alive. Last, so that a TaskCore's first field fills
+  /// the 4 bytes after it (a derived class may use a non-POD base's tail padding).
+  std::uint32_t refs = 0;
 
  private:
   void drop_extras() noexcept;
@@ -110,6 +128,10 @@ struct FutureCore : Node {
 
 struct TaskCore : FutureCore {
   TaskCore() noexcept : FutureCore(NodeKind::Task) {}
+
+  /// When the current wait began: the loop's clock_ms (CLOCK_MONOTONIC in milliseconds, modulo
+  /// 2^32) at begin_wait/begin_sleep, for `weave ps`; meaningful while the wait kind is not None.
+  std::uint32_t wait_since = 0;
 
   /// The innermost coroutine: where a step resumes it, and while it runs the frame running now
   /// (a nested Coro's start and return move it), so that a call graph starts there.
@@ -124,10 +146,9 @@ struct TaskCore : FutureCore {
   /// awaiting frame; set by begin_wait/begin_sleep, meaningful only while the task is suspended
   /// on something (a yield, wait kind None, leaves it stale).
   const CallSite* wait_site = nullptr;
-  /// Who awaits this task when no done-waiter says so: a TaskGroup's parent task, shield's outer
-  /// future (gather, wait and plain awaits are found among the done-waiters).
-  FutureCore* awaited_by = nullptr;
 };
+// Every coroutine frame embeds one (the promise): each word here is 8 MB for a million tasks.
+static_assert(sizeof(TaskCore) == 112, "TaskCore grew: mind the bytes of every frame");
 
 // ---- operations, defined in src/core ----------------------------------------------------------
 EventLoop* running_loop_or_null() noexcept;
