@@ -69,6 +69,8 @@ void EventLoop::run_forever() {
   l.record.tid = detail::dbg::this_thread_tid();
   l.record.running = detail::current_task_slot();
   detail::set_running(this);
+  if (l.hooks) [[unlikely]]
+    detail::dbg::on_run(l);
   struct Reset {
     LoopImpl& l;
     ~Reset() {

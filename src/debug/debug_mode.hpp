@@ -84,6 +84,8 @@ struct StepToken {
 };
 void before_node(LoopImpl& l, Node* n, StepToken& tok) noexcept;
 void after_node(LoopImpl& l, StepToken& tok) noexcept;
+/// run_forever begins: the time since the last step is no step's.
+void on_run(LoopImpl& l) noexcept;
 /// Once per iteration, before the batch runs; `polled`: the backend was polled since the last
 /// batch (it may have blocked: the next step's start is read afresh).
 void on_iteration(LoopImpl& l, std::size_t ready_depth, Clock::duration lag, bool polled) noexcept;
@@ -96,6 +98,19 @@ void on_block_forever(LoopImpl& l) noexcept;
 /// servers; each pending task.
 void on_loop_destroyed(LoopImpl& l, bool closed) noexcept;
 void on_task_destroyed_pending(LoopImpl& l, TaskCore* t) noexcept;
+
+/// A CallSite's file (nullptr when none was captured) and line: the one place src/debug reads
+/// a CallSite's fields.
+inline const char* site_file(const CallSite& s) noexcept {
+  return s.file;
+}
+inline unsigned site_line(const CallSite& s) noexcept {
+  return s.line;
+}
+/// "File 'f', line N" of a captured site.
+inline std::string site_text(const CallSite& s) {
+  return "File '" + std::string(site_file(s)) + "', line " + std::to_string(site_line(s));
+}
 
 /// The task's name and what it waits on, for reports (the call-graph formatter replaces it).
 std::string task_name(const TaskCore* t);

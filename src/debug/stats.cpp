@@ -190,9 +190,8 @@ std::string task_name(const TaskCore* t) {
 
 std::string created_at(const FutureCore* f) {
   const FutureExtras* extras = f->find_extras();
-  if (extras == nullptr || extras->created_at.file == nullptr) return {};
-  return "\nTask created at File '" + std::string(extras->created_at.file) + "', line " +
-         std::to_string(extras->created_at.line);
+  if (extras == nullptr || site_file(extras->created_at) == nullptr) return {};
+  return "\nTask created at " + site_text(extras->created_at);
 }
 
 std::string await_chain(const TaskCore* t) {
@@ -213,9 +212,9 @@ std::string await_chain(const TaskCore* t) {
     }
     const auto kind = static_cast<WaitKind>(task->wait_kind);
     out += " awaits " + std::string(wait_name(kind));
-    if (kind != WaitKind::None && task->wait_site != nullptr && task->wait_site->file != nullptr) {
-      out += " at File '" + std::string(task->wait_site->file) + "', line " +
-             std::to_string(task->wait_site->line);
+    const CallSite* site = task->wait_site;
+    if (kind != WaitKind::None && site != nullptr && site_file(*site) != nullptr) {
+      out += " at " + site_text(*site);
     }
     // A task awaited is followed; a plain future ends the chain.
     const auto* next =
@@ -321,6 +320,10 @@ void after_node(LoopImpl& l, StepToken& tok) noexcept {
     trace_slice("callback", 0, t == nullptr ? &kCallback : &kTimer, tok.start, end, 0);
   }
   if (tok.held) task_release(t);
+}
+
+void on_run(LoopImpl& l) noexcept {
+  if (l.dbg_state) l.dbg_state->fresh = false;
 }
 
 void on_iteration(LoopImpl& l, std::size_t ready_depth, Clock::duration lag, bool polled) noexcept {
