@@ -127,6 +127,19 @@ void trace_task_begin(std::uint32_t id, const std::string* name, std::uint64_t t
 void trace_task_end(std::uint32_t id, const std::string* name, std::uint64_t ts) noexcept;
 void trace_flow_start(std::uint64_t flow, std::uint64_t ts) noexcept;
 void trace_counter(const char* name, std::int64_t value, std::uint64_t ts) noexcept;
+/// An I/O wait of a task on the timeline: an async slice (category "io") named "OP fd N", from
+/// the task's suspension to its wake-up. Callers test LoopImpl::hooks & kTrace first.
+struct IoWaitTrace;
+void trace_io_begin(IoWaitTrace& w, const char* op, int fd) noexcept;
+void trace_io_end(IoWaitTrace& w) noexcept;
+struct IoWaitTrace {
+  IoWaitTrace() = default;
+  IoWaitTrace(const IoWaitTrace&) = delete;
+  IoWaitTrace& operator=(const IoWaitTrace&) = delete;
+  ~IoWaitTrace() { trace_io_end(*this); }  // a wait cut short by a cancellation ends too
+  std::uint64_t id = 0;                    ///< 0: not recorded
+  std::string name;
+};
 /// Flight recorder: the watchdog saw a stall.
 void trace_stall_dump() noexcept;
 

@@ -295,6 +295,22 @@ void trace_counter(const char* name, std::int64_t value, std::uint64_t ts) noexc
   const std::string n = name;  // counters are few (one a changed depth), and named short
   record('C', "loop", &n, ts, static_cast<std::uint64_t>(value), 0);
 }
+void trace_io_begin(IoWaitTrace& w, const char* op, int fd) noexcept {
+  static std::atomic<std::uint64_t> ids{0};
+  try {
+    w.name = std::string(op) + " fd " + std::to_string(fd);
+  } catch (...) {
+    return;
+  }
+  // Apart from task ids: the writer pairs begins and ends by id.
+  w.id = (std::uint64_t{1} << 63) | ++ids;
+  record('b', "io", &w.name, ticks(), 0, w.id);
+}
+void trace_io_end(IoWaitTrace& w) noexcept {
+  if (w.id == 0) return;
+  record('e', "io", &w.name, ticks(), 0, w.id);
+  w.id = 0;
+}
 void trace_stall_dump() noexcept {
   if (g_trace_bit.load() == 0) return;
   std::lock_guard lock(g_mutex);
