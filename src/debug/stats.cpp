@@ -94,6 +94,8 @@ class TaskTable {
   }
   /// Changes whenever a record may have moved (a removal, a growth).
   std::uint64_t moves() const noexcept { return moves_; }
+  /// For the outside reader's offsets: where the records' vector lies in the table.
+  static constexpr std::size_t slots_offset() noexcept;
 
  private:
   void grow() {
@@ -120,10 +122,17 @@ class TaskTable {
   std::size_t max_disp_ = 0;  ///< the furthest any record lies from its home
   std::uint64_t moves_ = 0;
 };
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+constexpr std::size_t TaskTable::slots_offset() noexcept {
+  return offsetof(TaskTable, slots_);
+}
+#pragma GCC diagnostic pop
 }  // namespace
 
 struct LoopDebug {
   LoopDebug() noexcept { init_ticks(); }
+  std::uint64_t stats_on = 0;  ///< mirrors kStats, for the outside reader (weave ps)
   TaskTable tasks;
   LoopStats totals;
   Watchdog* watchdog = nullptr;
@@ -148,9 +157,20 @@ void destroy(LoopDebug* d) noexcept {
 }
 
 namespace {
-LoopDebug& state(LoopImpl& l) {
-  if (!l.dbg_state) l.dbg_state.reset(new LoopDebug);
+[[gnu::noinline]] LoopDebug& make_state(LoopImpl& l) {
+  l.dbg_state.reset(new LoopDebug);
+  l.dbg_state->stats_on = (l.hooks & kStats) != 0 ? 1 : 0;
+  publish_fence();
+  l.record.stats = l.dbg_state.get();
   return *l.dbg_state;
+}
+LoopDebug& state(LoopImpl& l) {
+  if (!l.dbg_state) [[unlikely]]
+    return make_state(l);
+  return *l.dbg_state;
+}
+std::size_t io_watches(const LoopImpl& l) noexcept {
+  return l.fd_callback_count() + l.transports.size() + l.datagrams.size() + l.servers.size();
 }
 bool tracks_tasks(const LoopImpl& l) noexcept {
   return (l.hooks & (kStats | kTrace)) != 0;
@@ -328,7 +348,10 @@ void on_run(LoopImpl& l) noexcept {
 
 void on_iteration(LoopImpl& l, std::size_t ready_depth, Clock::duration lag, bool polled) noexcept {
   LoopDebug& d = state(l);
-  if (polled) d.fresh = false;  // the poll may have blocked: that time is no step's
+  if (polled) {
+    d.fresh = false;                      // the poll may have blocked: that time is no step's
+    d.totals.io_watches = io_watches(l);  // for the outside reader, as often as I/O is seen
+  }
   LoopStats& s = d.totals;
   ++s.iterations;
   s.ready_depth = ready_depth;
@@ -467,6 +490,28 @@ void on_task_destroyed_pending(LoopImpl& l, TaskCore* t) noexcept {
                                   {}});
 }
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+void fill_stats_offsets(DebugOffsets& d) noexcept {
+  d.stats_on = offsetof(LoopDebug, stats_on);
+  d.stats_iterations = offsetof(LoopDebug, totals) + offsetof(LoopStats, iterations);
+  d.stats_ready_depth = offsetof(LoopDebug, totals) + offsetof(LoopStats, ready_depth);
+  d.stats_lag_ns = offsetof(LoopDebug, totals) + offsetof(LoopStats, lag);
+  d.stats_io_watches = offsetof(LoopDebug, totals) + offsetof(LoopStats, io_watches);
+  d.stats_slots = offsetof(LoopDebug, tasks) + TaskTable::slots_offset();
+  d.rec_size = sizeof(TaskRec);
+  d.rec_key = offsetof(TaskRec, key);
+  d.rec_mark = offsetof(TaskRec, mark);
+  d.rec_busy = offsetof(TaskRec, busy);
+  d.rec_scheduled = offsetof(TaskRec, scheduled);
+  d.rec_idle = offsetof(TaskRec, idle);
+  d.rec_steps = offsetof(TaskRec, steps);
+  d.rec_wakeups = offsetof(TaskRec, wakeups);
+  d.rec_waiting = offsetof(TaskRec, waiting);
+  d.tick_base = reinterpret_cast<std::uintptr_t>(&g_tick_base);
+}
+#pragma GCC diagnostic pop
+
 }  // namespace weave::detail::dbg
 
 namespace weave {
@@ -480,8 +525,10 @@ void EventLoop::set_stats(bool enabled) noexcept {
       l.dbg_state->totals = LoopStats{};
       l.dbg_state->tasks.clear();
     }
+    detail::dbg::state(l).stats_on = 1;
   } else {
     l.hooks &= static_cast<std::uint8_t>(~detail::dbg::kStats);
+    if (l.dbg_state) l.dbg_state->stats_on = 0;
   }
 }
 
@@ -493,8 +540,7 @@ LoopStats EventLoop::stats() const {
   if (l.dbg_state) s = l.dbg_state->totals;
   s.tasks.clear();
   s.enabled = true;
-  s.io_watches =
-      l.fd_callback_count() + l.transports.size() + l.datagrams.size() + l.servers.size();
+  s.io_watches = detail::dbg::io_watches(l);
   const std::uint64_t now = detail::dbg::ticks();
   l.for_each_task([&](detail::TaskCore* t) {
     TaskStats ts;
