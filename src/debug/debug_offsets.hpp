@@ -27,7 +27,7 @@ struct TaskCore;
 namespace weave::detail::dbg {
 
 inline constexpr char kDebugOffsetsCookie[8] = {'w', 'e', 'a', 'v', 'e', 'd', 'b', 'g'};
-inline constexpr std::uint32_t kDebugOffsetsVersion = 2;
+inline constexpr std::uint32_t kDebugOffsetsVersion = 3;
 /// The section the table is placed in, so that a stripped program still has it.
 #define WEAVE_DEBUG_OFFSETS_SECTION ".weave_debug"
 
@@ -81,7 +81,7 @@ struct LoopRecord {
   TaskCore* const* running = nullptr;
   std::uint64_t serial = 0;  ///< the loop's serial (LoopImpl::serial)
   std::int32_t tid = 0;      ///< the kernel thread id of the loop's thread (last run_forever)
-  /// Version 2: the loop's statistics (stats.cpp's LoopDebug), once a hook made them.
+  /// Version 3: the loop's statistics (stats.cpp's LoopDebug), once a hook made them.
   const void* stats = nullptr;
 };
 
@@ -142,7 +142,7 @@ struct DebugOffsets {
   std::uint32_t map_first, map_size, map_node_next, map_node_key, map_node_name;
   std::uint32_t string_data, string_size;
 
-  // Version 2: statistics (loop.set_stats, WEAVE_STATS). LoopRecord::stats (0: none) holds
+  // Version 3: statistics (loop.set_stats, WEAVE_STATS). LoopRecord::stats (0: none) holds
   // `stats_on` (1 while on), the loop's totals and its table of task records (a std::vector of
   // records; a record whose key is a task's address is that task's). Times are ticks: with
   // TickBase::tsc set, TSC ticks, converted by the rate between (tick0, ns0) and now (the TSC

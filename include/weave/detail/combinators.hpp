@@ -301,7 +301,7 @@ template <class T>
 class AsCompleted {
  public:
   AsCompleted(std::vector<Task<T>> tasks, std::optional<Clock::duration> timeout,
-              detail::CallSite site = {nullptr, 0})
+              detail::CallSite site = detail::CallSite::here(nullptr, 0))
       : tasks_(std::move(tasks)), site_(site) {
     std::vector<detail::FutureCore*> cores;
     for (const Task<T>& t : tasks_) cores.push_back(t.core());
