@@ -5,6 +5,11 @@
 //   timers  N tasks each sleeping a random 0..999 ms; every timer must fire, never early, and in
 //           deadline order (checked below); prints the latest deadline beside the total time
 //   idle    N tasks each waiting on one Event that is never set; bytes per task
+// An optional third argument switches src/debug's machinery on for the run, to price it against
+// the same binary with it off (bench/debug_overhead.sh): `stats` (loop.set_stats), `trace` (a
+// trace whose buffer holds the whole run, so that every event is recorded) or `flight` (the
+// flight recorder: the default 8 MiB ring, the oldest events overwritten); the line then ends in
+// trace_bytes= (the buffers' memory) and trace_dropped=. The trace is never written out.
 // It prints one line: test=T n=N secs=S [tasks_per_s= | ns_per_yield=] base_rss_kb= peak_rss_kb=
 // bytes_per_task=, as the peers do (base is VmRSS before the loop exists, peak is VmHWM at the
 // end). The process leaves through _Exit, as the peers do, so that a million suspended tasks are
@@ -19,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "weave/trace.hpp"
 #include "weave/weave.hpp"
 
 namespace {
@@ -152,7 +158,7 @@ Coro<void> idle_main(long n, weave::Event& never) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: micro spawn|yield|timers|idle N\n");
+    std::fprintf(stderr, "usage: micro spawn|yield|timers|idle N [stats|trace|flight]\n");
     return 2;
   }
   const std::string test = argv[1];
@@ -163,7 +169,20 @@ int main(int argc, char** argv) {
   }
   const long base = status_kb("VmRSS");
   char extra[160] = "";
+  const std::string mode = argc > 3 ? argv[3] : "";
   weave::EventLoop loop;
+  if (mode == "stats") {
+    loop.set_stats(true);
+  } else if (mode == "trace" || mode == "flight") {
+    weave::trace::Options o;
+    o.path = "/dev/null";
+    o.flight_recorder = mode == "flight";
+    if (mode == "trace") o.memory_budget = o.thread_buffer = std::size_t{1} << 30;
+    weave::trace::start(o);
+  } else if (!mode.empty()) {
+    std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
+    return 2;
+  }
   weave::Event never;
   TimerCheck check;
   const Clock::time_point t0 = Clock::now();
@@ -199,6 +218,11 @@ int main(int argc, char** argv) {
   }
   const double secs = seconds_since(t0);
   const long peak = status_kb("VmHWM");
+  if (weave::trace::active()) {
+    std::snprintf(extra + std::strlen(extra), sizeof extra - std::strlen(extra),
+                  " trace_bytes=%zu trace_dropped=%llu", weave::trace::memory_used(),
+                  static_cast<unsigned long long>(weave::trace::dropped()));
+  }
   std::printf("test=%s n=%ld secs=%.3f%s base_rss_kb=%ld peak_rss_kb=%ld bytes_per_task=%.0f\n",
               test.c_str(), n, secs, extra, base, peak,
               static_cast<double>(peak - base) * 1024.0 / static_cast<double>(n));

@@ -66,7 +66,8 @@ const std::string kSleepFrame =
     "1000000000l> >, weave::detail::CallSite)";
 const std::string kTimeoutFrame =
     "weave::detail::timeout_at_impl<weave::Coro<void> >(std::chrono::time_point<std::chrono::_V2::"
-    "steady_clock, std::chrono::duration<long, std::ratio<1l, 1000000000l> > >, weave::Coro<void>)";
+    "steady_clock, std::chrono::duration<long, std::ratio<1l, 1000000000l> > >, weave::Coro<void>, "
+    "weave::detail::CallSite)";
 
 // ---- asyncio's documentation example: a TaskGroup child prints its graph ----------------------
 std::string g_text;
@@ -226,7 +227,10 @@ weave::Coro<void> waits_for_coro() {
   co_await weave::wait_for(sleeper(), 10s);
 }
 
+int g_wait_for_line = 0;
+
 weave::Coro<void> waits_for_task(weave::Task<void> t) {
+  g_wait_for_line = __LINE__ + 1;
   co_await weave::wait_for(t, 10s);
 }
 
@@ -248,12 +252,12 @@ TEST(CallGraph, WaitForCoroutineAndTask) {
       "weave::detail::timeout_at_impl<weave::Coro<void> "
       ">(std::chrono::time_point<std::chrono::_V2::"
       "steady_clock, std::chrono::duration<long, std::ratio<1l, 1000000000l> > >, "
-      "weave::Coro<void>)";
+      "weave::Coro<void>, weave::detail::CallSite)";
   const std::string timeout_task =
       "weave::detail::timeout_at_impl<weave::Task<void> "
       ">(std::chrono::time_point<std::chrono::_V2::"
       "steady_clock, std::chrono::duration<long, std::ratio<1l, 1000000000l> > >, "
-      "weave::Task<void>)";
+      "weave::Task<void>, weave::detail::CallSite)";
   const std::string expected =
       "* Task(name='a', id=0xID)\n"
       "  + Call stack:\n"
@@ -281,8 +285,59 @@ TEST(CallGraph, WaitForCoroutineAndTask) {
       "      |   in async " +
       timeout_task +
       "\n"
-      "      |   in async (anonymous namespace)::waits_for_task(weave::Task<void>)";
+      "      |   " +
+      at(g_wait_for_line) + "(anonymous namespace)::waits_for_task(weave::Task<void>)";
   EXPECT_EQ(normalise(g_text), expected);
+}
+
+// ---- gather over a vector, wait, as_completed: the line of the wait -------------------------
+int g_gather_line = 0;
+int g_wait_line = 0;
+int g_as_completed_line = 0;
+
+weave::Coro<void> gathers(std::vector<weave::Task<void>> tasks) {
+  g_gather_line = __LINE__ + 1;
+  co_await weave::gather(std::move(tasks));
+}
+
+weave::Coro<void> waits(std::vector<weave::Task<void>> tasks) {
+  g_wait_line = __LINE__ + 1;
+  (void)co_await weave::wait(tasks);
+}
+
+weave::Coro<void> iterates(std::vector<weave::Task<void>> tasks) {
+  g_as_completed_line = __LINE__ + 1;
+  auto it = weave::as_completed(std::move(tasks));
+  for (auto next : it) co_await next;
+}
+
+/// The first frame line of `task`'s call graph that names a file, or "".
+std::string site_line(const weave::Task<void>& task) {
+  const std::string text = normalise(weave::format_call_graph(task));
+  const std::size_t at = text.find("File '");
+  return at == std::string::npos ? "" : text.substr(at, text.find('\n', at) - at);
+}
+
+weave::Coro<void> multi_wait_main() {
+  weave::Task<void> s1 = weave::create_task(sleeper(), "s1");
+  weave::Task<void> s2 = weave::create_task(sleeper(), "s2");
+  weave::Task<void> s3 = weave::create_task(sleeper(), "s3");
+  weave::Task<void> g = weave::create_task(gathers({s1}), "gathers");
+  weave::Task<void> w = weave::create_task(waits({s2}), "waits");
+  weave::Task<void> i = weave::create_task(iterates({s3}), "iterates");
+  co_await settle();
+  g_text = site_line(g) + "\n" + site_line(w) + "\n" + site_line(i);
+  for (weave::Task<void>* t : {&g, &w, &i, &s1, &s2, &s3}) t->cancel();
+  co_await weave::gather_settled(g, w, i, s1, s2, s3);
+}
+
+TEST(CallGraph, GatherWaitAndAsCompletedNameTheirLine) {
+  g_text.clear();
+  run_bounded(multi_wait_main());
+  const std::string vec = "(std::vector<weave::Task<void>, std::allocator<weave::Task<void> > >)";
+  EXPECT_EQ(g_text, at(g_gather_line) + "(anonymous namespace)::gathers" + vec + "\n" +
+                        at(g_wait_line) + "(anonymous namespace)::waits" + vec + "\n" +
+                        at(g_as_completed_line) + "(anonymous namespace)::iterates" + vec);
 }
 
 // ---- queue waits: the line of get() and put()
@@ -367,7 +422,7 @@ TEST(CallGraph, GetStackAndPrintStackOldestFirst) {
       "weave::detail::timeout_at_impl<weave::Coro<void> "
       ">(std::chrono::time_point<std::chrono::_V2::"
       "steady_clock, std::chrono::duration<long, std::ratio<1l, 1000000000l> > >, "
-      "weave::Coro<void>)";
+      "weave::Coro<void>, weave::detail::CallSite)";
   const std::string line = std::to_string(g_sleep_line);
   const std::string expected = "(anonymous namespace)::waits_for_coro()\n" + timeout_coro +
                                "\n"

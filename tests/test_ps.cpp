@@ -19,6 +19,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -453,6 +454,52 @@ TEST(Ps, ProcessSpawningTasksNeverGivesAnInvalidRow) {
     rows += ps.rows.size();
   }
   EXPECT_GT(rows, 20u);
+}
+
+/// The whitespace-separated fields of the ps row naming `name`, or none.
+std::vector<std::string> row_fields(const std::string& out, const std::string& name) {
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(" '" + name + "' ") == std::string::npos) continue;
+    std::istringstream fields(line);
+    std::vector<std::string> f;
+    for (std::string w; fields >> w;) f.push_back(w);
+    return f;
+  }
+  return {};
+}
+
+TEST(Ps, StatisticsColumnsOfALoopWithStatsOn) {
+  REQUIRE_PTRACE();
+  Child child({WEAVE_PS_TARGET, "stats"});
+  ASSERT_TRUE(child.ready());
+  const Outcome r = run({WEAVE_TOOL, "ps", std::to_string(child.pid())});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("AWAITER  BUSY-S     SCHED-S    IDLE-S     STEPS      WAKEUPS    STACK"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(" task(s), consistent after 1 walk(s); iterations "), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(" ms\n"), std::string::npos) << r.out;  // ..., io N, lag X ms
+  // THREAD TASK STATE NAME WAITS-ON SITE AWAITER BUSY-S SCHED-S IDLE-S STEPS WAKEUPS STACK...
+  const std::vector<std::string> y = row_fields(r.out, "yielder");
+  ASSERT_GE(y.size(), 13u) << r.out;
+  EXPECT_EQ(y[2], "waiting");
+  EXPECT_EQ(y[10], "11");           // its first step and 10 yields
+  EXPECT_EQ(y[11], "0");            // a yield is no wake-up, and the event never came
+  EXPECT_GT(std::stod(y[9]), 0.0);  // suspended since its last step
+  EXPECT_LT(std::stod(y[7]), 1.0);
+  const std::vector<std::string> s = row_fields(r.out, "sleeper");
+  ASSERT_GE(s.size(), 13u) << r.out;
+  EXPECT_EQ(s[10], "1");
+  EXPECT_EQ(s[11], "0");
+  // Without statistics there are no such columns.
+  Child plain({WEAVE_PS_TARGET, "cycle"});
+  ASSERT_TRUE(plain.ready());
+  const Outcome p = run({WEAVE_TOOL, "ps", std::to_string(plain.pid())});
+  ASSERT_EQ(p.status, 0) << p.err;
+  EXPECT_EQ(p.out.find("BUSY-S"), std::string::npos);
+  EXPECT_EQ(p.out.find("iterations"), std::string::npos);
 }
 
 TEST(Ps, NotAWeaveProcess) {

@@ -11,6 +11,8 @@
 #include <sstream>
 #include <string>
 
+#include "support/bounded.hpp"
+#include "support/net.hpp"
 #include "weave/trace.hpp"
 #include "weave/weave.hpp"
 
@@ -240,6 +242,67 @@ TEST(Trace, FlightRecorderDumpsOnAStall) {
   }
   weave::set_stall_reporter(nullptr);
   weave::trace::stop();
+  std::remove(path.c_str());
+}
+
+// ---- I/O waits ---------------------------------------------------------------------------------
+struct IoFds {
+  int listening = -1;
+  int accepted = -1;
+};
+
+weave::Coro<void> line_echo(weave::StreamReader reader, weave::StreamWriter writer) {
+  writer.write(co_await reader.readline());  // waits for the client's line
+  co_await writer.drain();
+  writer.close();
+}
+
+/// An accept, a receive and a stream's read, each made to wait 5 ms for its peer.
+weave::Coro<void> io_waits(IoFds& fds) {
+  weave::EventLoop& loop = weave::get_running_loop();
+  weave::Socket server(AF_INET, SOCK_STREAM);
+  server.bind(weave::SocketAddress::ip("127.0.0.1", 0));
+  server.listen();
+  fds.listening = server.fd();
+  auto accepting = loop.create_task(loop.sock_accept(server.fd()), "acceptor");
+  co_await weave::sleep(5ms);
+  weave::Socket client(AF_INET, SOCK_STREAM);
+  co_await loop.sock_connect(client.fd(), server.getsockname());
+  auto [conn, peer] = co_await accepting;
+  fds.accepted = conn.fd();
+  auto receiving = loop.create_task(loop.sock_recv(conn.fd(), 16), "receiver");
+  co_await weave::sleep(5ms);
+  co_await loop.sock_sendall(client.fd(), "ping");
+  CO_ASSERT_EQ(co_await receiving, "ping");
+
+  weave::Server echo = co_await weave::start_server(line_echo, "127.0.0.1", 0);
+  auto [reader, writer] = co_await weave::open_connection("127.0.0.1", weave_test::port_of(echo));
+  co_await weave::sleep(5ms);  // the server's readline waits
+  writer.write("x\n");
+  CO_ASSERT_EQ(co_await reader.readline(), "x\n");
+  writer.close();
+  echo.close();
+  co_await echo.wait_closed();
+}
+
+TEST(Trace, IoWaitsAreAsyncSlicesNamingTheFdAndTheOperation) {
+  const std::string path = temp_path("io.json");
+  weave::trace::Options o;
+  o.path = path;
+  weave::trace::start(o);
+  IoFds fds;
+  weave_test::run_bounded(io_waits(fds));
+  weave::trace::stop();
+  EXPECT_EQ(check(path), 0);
+  const std::string text = slurp(path);
+  const std::string accept =
+      "\"cat\":\"io\",\"name\":\"sock_accept fd " + std::to_string(fds.listening) + "\"";
+  const std::string recv =
+      "\"cat\":\"io\",\"name\":\"sock_recv_into fd " + std::to_string(fds.accepted) + "\"";
+  EXPECT_EQ(count(text, "\"ph\":\"b\",\"pid\""), count(text, "\"ph\":\"e\",\"pid\""));
+  EXPECT_EQ(count(text, accept), 2u) << text;  // its begin and its end
+  EXPECT_EQ(count(text, recv), 2u);
+  EXPECT_GE(count(text, "\"cat\":\"io\",\"name\":\"readuntil fd "), 2u);
   std::remove(path.c_str());
 }
 

@@ -37,7 +37,7 @@ def check(events):
             if dur < 0:
                 errors.append(f"event {i}: negative dur")
             st = stacks.setdefault(key, [])
-            while st and st[-1] <= ts:
+            while st and st[-1] <= ts + 1e-6:  # µs with 3 decimals: a rounding apart is after
                 st.pop()
             if st and ts + dur > st[-1] + 1e-6:
                 errors.append(f"event {i}: slice [{ts}, {ts + dur}] overlaps its parent ending {st[-1]}")

@@ -66,8 +66,20 @@ struct awaited {
   using type = typename std::decay_t<A>::value_type;
 };
 
+/// Awaits `aw`; a future or task's wait names `site` (it lives in the caller's frame).
 template <class A>
-Coro<typename awaited<A>::type> timeout_at_impl(Clock::time_point when, A aw) {
+auto await_at(A& aw, const CallSite* site) {
+  if constexpr (requires { aw.operator co_await().site; }) {
+    auto waiting = aw.operator co_await();
+    waiting.site = site;
+    return waiting;
+  } else {
+    return std::move(aw).operator co_await();
+  }
+}
+
+template <class A>
+Coro<typename awaited<A>::type> timeout_at_impl(Clock::time_point when, A aw, CallSite site) {
   using T = typename awaited<A>::type;
   TaskRef self(require_task("enter a timeout"));
   const int cancelling_at_enter = self.cancelling();
@@ -83,11 +95,12 @@ Coro<typename awaited<A>::type> timeout_at_impl(Clock::time_point when, A aw) {
   std::exception_ptr error;
   std::optional<Outcome<T>> result;
   try {
+    auto waiting = await_at(aw, &site);
     if constexpr (std::is_void_v<T>) {
-      co_await std::move(aw);
+      co_await waiting;
       result.emplace(std::monostate{});
     } else {
-      result.emplace(co_await std::move(aw));
+      result.emplace(co_await waiting);
     }
   } catch (const CancelledError&) {
     cancelled = true;
@@ -156,16 +169,19 @@ auto timeout(std::optional<Clock::duration> delay, F&& fn) {
 /// Awaits `awaitable` (Coro, Task or Future) with a deadline. Errors: TimeoutError when the
 /// deadline passes first (the awaitable is cancelled: a Coro is abandoned at its await, a Task
 /// or Future is cancelled); otherwise whatever the awaitable raises. Cancellation from outside
-/// propagates as CancelledError.
+/// propagates as CancelledError. `site` is the caller's line, for call graphs (leave it
+/// defaulted): a task waiting here on a Task or Future shows it.
 template <class A>
-requires(!std::invocable<A&, Timeout&>) auto timeout_at(Clock::time_point when, A&& awaitable) {
-  return detail::timeout_at_impl(when, std::forward<A>(awaitable));
+requires(!std::invocable<A&, Timeout&>) auto timeout_at(
+    Clock::time_point when, A&& awaitable, detail::CallSite site = detail::CallSite::here()) {
+  return detail::timeout_at_impl(when, std::forward<A>(awaitable), site);
 }
 
 /// timeout_at(now + delay, awaitable).
 template <class A>
-requires(!std::invocable<A&, Timeout&>) auto timeout(Clock::duration delay, A&& awaitable) {
-  return timeout_at(Clock::now() + delay, std::forward<A>(awaitable));
+requires(!std::invocable<A&, Timeout&>) auto timeout(
+    Clock::duration delay, A&& awaitable, detail::CallSite site = detail::CallSite::here()) {
+  return timeout_at(Clock::now() + delay, std::forward<A>(awaitable), site);
 }
 
 namespace detail {
@@ -186,27 +202,31 @@ Coro<typename F::value_type> wait_for_now(F fut) {
   throw TimeoutError();
 }
 template <class F>
-Coro<typename F::value_type> wait_forever(F fut) {
-  co_return co_await fut;
+Coro<typename F::value_type> wait_forever(F fut, CallSite site) {
+  auto waiting = fut.operator co_await();
+  waiting.site = &site;
+  co_return co_await waiting;
 }
 }  // namespace detail
 
 /// asyncio.wait_for(aw, None): waits with no deadline.
+/// `site` is the caller's line, for call graphs (leave it defaulted).
 template <class A>
-auto wait_for(A&& awaitable, std::nullopt_t) {
+auto wait_for(A&& awaitable, std::nullopt_t, detail::CallSite site = detail::CallSite::here()) {
   using F = decltype(detail::as_future(std::forward<A>(awaitable)));
-  return detail::wait_forever<F>(detail::as_future(std::forward<A>(awaitable)));
+  return detail::wait_forever<F>(detail::as_future(std::forward<A>(awaitable)), site);
 }
 
 /// asyncio.wait_for: timeout(delay, awaitable); a delay <= 0 cancels at once unless the
 /// awaitable is already done. Errors: TimeoutError; the awaitable's own exception.
 template <class A>
-auto wait_for(A&& awaitable, Clock::duration delay) {
+auto wait_for(A&& awaitable, Clock::duration delay,
+              detail::CallSite site = detail::CallSite::here()) {
   using F = decltype(detail::as_future(std::forward<A>(awaitable)));
   if (delay <= Clock::duration::zero()) {
     return detail::wait_for_now<F>(detail::as_future(std::forward<A>(awaitable)));
   }
-  return timeout(delay, std::forward<A>(awaitable));
+  return timeout(delay, std::forward<A>(awaitable), site);
 }
 
 }  // namespace weave

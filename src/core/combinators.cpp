@@ -93,8 +93,9 @@ void CompletionQueue::expire() noexcept {
 namespace {
 struct WaitAwaiter {
   WaitState* state;
+  const CallSite* site;
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) { state->suspend(require_task("wait"), h); }
+  void await_suspend(std::coroutine_handle<> h) { state->suspend(require_task("wait"), h, site); }
   void await_resume() const { checkpoint(current_task_core()); }
 };
 }  // namespace
@@ -104,12 +105,12 @@ struct WaitAwaiter {
 namespace weave {
 
 Coro<WaitResult> wait(std::vector<TaskRef> tasks, ReturnWhen return_when,
-                      std::optional<Clock::duration> timeout) {
+                      std::optional<Clock::duration> timeout, detail::CallSite site) {
   if (tasks.empty()) throw ValueError("Set of Tasks/Futures is empty.");
   std::vector<detail::FutureCore*> cores;
   cores.reserve(tasks.size());
   for (const TaskRef& t : tasks) cores.push_back(t.core());
-  co_await detail::wait_cores(std::move(cores), return_when, timeout);
+  co_await detail::wait_cores(std::move(cores), return_when, timeout, &site);
   WaitResult result;
   for (TaskRef& t : tasks) (t.done() ? result.done : result.pending).push_back(std::move(t));
   co_return result;
@@ -117,7 +118,7 @@ Coro<WaitResult> wait(std::vector<TaskRef> tasks, ReturnWhen return_when,
 
 namespace detail {
 Coro<void> wait_cores(std::vector<FutureCore*> cores, ReturnWhen return_when,
-                      std::optional<Clock::duration> timeout) {
+                      std::optional<Clock::duration> timeout, const CallSite* site) {
   struct Guard {
     WaitState* state;
     std::optional<TimerHandle> timer;
@@ -131,7 +132,8 @@ Coro<void> wait_cores(std::vector<FutureCore*> cores, ReturnWhen return_when,
     WaitState* s = guard.state;
     guard.timer = get_running_loop().call_later(*timeout, [s] { s->expire(); });
   }
-  co_await WaitAwaiter{guard.state};
+  WaitAwaiter waiting{guard.state, site};
+  co_await waiting;
 }
 }  // namespace detail
 

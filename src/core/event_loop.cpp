@@ -221,7 +221,7 @@ void LoopImpl::iteration_hook(Node* batch) {
   std::size_t depth = 0;
   for (Node* m = batch; m != nullptr; m = m->next_ready) ++depth;
   const Clock::duration lag = std::exchange(last_fire_lag_, Clock::duration(0));
-  dbg::on_iteration(*this, depth, lag);
+  dbg::on_iteration(*this, depth, lag, ran_since_poll_ == 0);
 }
 
 void LoopImpl::run_node(Node* n) {

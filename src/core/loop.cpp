@@ -70,6 +70,8 @@ void EventLoop::run_forever() {
   l.record.running = detail::current_task_slot();
   l.sync_trace_bit();
   detail::set_running(this);
+  if (l.hooks) [[unlikely]]
+    detail::dbg::on_run(l);
   struct Reset {
     LoopImpl& l;
     ~Reset() {

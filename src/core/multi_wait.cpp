@@ -33,9 +33,9 @@ void MultiWait::arm(bool done_now) {
   }
 }
 
-void MultiWait::suspend(TaskCore* task, std::coroutine_handle<> h) {
+void MultiWait::suspend(TaskCore* task, std::coroutine_handle<> h, const CallSite* site) {
   task_ = task;
-  begin_wait(task, h, WaitKind::Custom, this);
+  begin_wait(task, h, WaitKind::Custom, this, site);
 }
 
 void MultiWait::finish() noexcept {

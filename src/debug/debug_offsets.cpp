@@ -35,6 +35,9 @@ SeqCount g_loops_generation;
 const void* g_extras_map = nullptr;
 SeqCount g_extras_generation;
 
+// stats.cpp: the statistics' layout (its types are its own).
+void fill_stats_offsets(DebugOffsets& d) noexcept;
+
 void link_loop(LoopRecord* r) noexcept {
   std::lock_guard lock(g_loops_mutex);
   const std::uint64_t g = g_loops_generation.begin();
@@ -154,6 +157,9 @@ void fill(DebugOffsets& d) noexcept {
   d.map_node_name = 2 * sizeof(void*) + offsetof(FutureExtras, name);
   d.string_data = 0;
   d.string_size = sizeof(void*);
+
+  d.loop_stats = offsetof(LoopRecord, stats);
+  fill_stats_offsets(d);
 }
 
 #pragma GCC diagnostic pop

@@ -27,7 +27,7 @@ struct TaskCore;
 namespace weave::detail::dbg {
 
 inline constexpr char kDebugOffsetsCookie[8] = {'w', 'e', 'a', 'v', 'e', 'd', 'b', 'g'};
-inline constexpr std::uint32_t kDebugOffsetsVersion = 2;
+inline constexpr std::uint32_t kDebugOffsetsVersion = 3;
 /// The section the table is placed in, so that a stripped program still has it.
 #define WEAVE_DEBUG_OFFSETS_SECTION ".weave_debug"
 
@@ -81,6 +81,8 @@ struct LoopRecord {
   TaskCore* const* running = nullptr;
   std::uint64_t serial = 0;  ///< the loop's serial (LoopImpl::serial)
   std::int32_t tid = 0;      ///< the kernel thread id of the loop's thread (last run_forever)
+  /// Version 3: the loop's statistics (stats.cpp's LoopDebug), once a hook made them.
+  const void* stats = nullptr;
 };
 
 /// Links `r` into the process's list of loops / unlinks it (any thread, under a mutex).
@@ -145,6 +147,18 @@ struct DebugOffsets {
   // extras, whose `name` is a std::string (data pointer, size).
   std::uint32_t map_first, map_size, map_node_next, map_node_key, map_node_name;
   std::uint32_t string_data, string_size;
+
+  // Version 3: statistics (loop.set_stats, WEAVE_STATS). LoopRecord::stats (0: none) holds
+  // `stats_on` (1 while on), the loop's totals and its table of task records (a std::vector of
+  // records; a record whose key is a task's address is that task's). Times are ticks: with
+  // TickBase::tsc set, TSC ticks, converted by the rate between (tick0, ns0) and now (the TSC
+  // and CLOCK_MONOTONIC are the machine's, the same for the reader); else nanoseconds.
+  std::uint32_t loop_stats;
+  std::uint32_t stats_on, stats_iterations, stats_ready_depth, stats_lag_ns, stats_io_watches;
+  std::uint32_t stats_slots;  ///< the std::vector of records
+  std::uint32_t rec_size, rec_key, rec_mark, rec_busy, rec_scheduled, rec_idle, rec_steps;
+  std::uint32_t rec_wakeups, rec_waiting;
+  std::uint64_t tick_base;  ///< address of the TickBase (tick0, ns0, tsc: three 64-bit words)
 };
 
 }  // namespace weave::detail::dbg

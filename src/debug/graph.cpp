@@ -49,12 +49,12 @@ bool inside_weave(const std::string& name) {
 
 /// Puts `site` on the innermost frame outside weave (the first one when all are inside).
 void place_site(std::vector<FrameCallGraphEntry>& stack, const CallSite* site) {
-  if (site == nullptr || site->file() == nullptr || stack.empty()) return;
+  if (site == nullptr || dbg::site_file(*site) == nullptr || stack.empty()) return;
   auto it = std::find_if(stack.begin(), stack.end(),
                          [](const FrameCallGraphEntry& e) { return !inside_weave(e.name); });
   FrameCallGraphEntry& e = it != stack.end() ? *it : stack.front();
-  e.file = site->file();
-  e.line = site->line();
+  e.file = dbg::site_file(*site);
+  e.line = dbg::site_line(*site);
 }
 
 std::vector<FrameCallGraphEntry> task_frames(TaskCore* t, const CallSite* caller) {

@@ -41,7 +41,10 @@ static_assert(sizeof(Event) == 64);
 
 struct Buffer {
   std::atomic_flag busy = ATOMIC_FLAG_INIT;
-  std::vector<Event> ring;
+  /// Not value-initialised: a page is touched when the first event lands on it, so that a big
+  /// buffer costs what it holds.
+  std::unique_ptr<Event[]> ring;
+  std::size_t capacity = 0;
   std::size_t next = 0, size = 0;
   std::uint64_t generation = 0;
   long tid = 0;
@@ -70,7 +73,8 @@ Buffer* my_buffer() noexcept {
   if (bytes == 0 || g_used.load() + bytes > g_options.memory_budget) return nullptr;
   try {
     auto b = std::make_unique<Buffer>();
-    b->ring.resize(bytes / sizeof(Event));
+    b->capacity = bytes / sizeof(Event);
+    b->ring.reset(new Event[b->capacity]);
     b->generation = gen;
     b->tid = static_cast<long>(::syscall(SYS_gettid));
     t_buffer = b.get();
@@ -81,7 +85,7 @@ Buffer* my_buffer() noexcept {
   return t_buffer;
 }
 
-void record(char ph, const char* cat, std::string_view name, std::uint64_t ts, std::uint64_t dur,
+void record(char ph, const char* cat, const std::string* name, std::uint64_t ts, std::uint64_t dur,
             std::uint64_t id) noexcept {
   Buffer* b = my_buffer();
   if (b == nullptr) {
@@ -93,7 +97,7 @@ void record(char ph, const char* cat, std::string_view name, std::uint64_t ts, s
     b->unlock();
     return;
   }
-  if (b->size == b->ring.size() && !g_options.flight_recorder) {
+  if (b->size == b->capacity && !g_options.flight_recorder) {
     b->unlock();
     ++g_dropped;
     return;
@@ -104,11 +108,11 @@ void record(char ph, const char* cat, std::string_view name, std::uint64_t ts, s
   e.id = id;
   e.cat = cat;
   e.ph = ph;
-  const std::size_t n = std::min(name.size(), sizeof e.name - 1);
-  std::memcpy(e.name, name.data(), n);
+  const std::size_t n = name != nullptr ? std::min(name->size(), sizeof e.name - 1) : 0;
+  if (n != 0) std::memcpy(e.name, name->data(), n);
   e.name[n] = '\0';
-  b->next = (b->next + 1) % b->ring.size();
-  if (b->size < b->ring.size()) {
+  if (++b->next == b->capacity) b->next = 0;
+  if (b->size < b->capacity) {
     ++b->size;
   } else {
     ++g_dropped;  // overwritten (flight mode)
@@ -143,12 +147,16 @@ std::size_t write_locked(const std::string& path, std::uint64_t since) {
     Event e;
   };
   std::vector<Item> items;
+  const double rate = ns_per_tick();
   for (auto& b : g_buffers) {
     b->lock();
-    const std::size_t cap = b->ring.size();
+    const std::size_t cap = b->capacity;
     const std::size_t first = (b->next + cap - b->size) % cap;
     for (std::size_t i = 0; i < b->size; ++i) {
-      const Event& e = b->ring[(first + i) % cap];
+      Event e = b->ring[(first + i) % cap];
+      const std::uint64_t ts = ticks_to_ns(e.ts, rate);
+      if (e.ph == 'X') e.dur = ticks_to_ns(e.ts + e.dur, rate) - ts;
+      e.ts = ts;
       if (e.ts >= since) items.push_back({b->tid, e});
     }
     b->unlock();
@@ -204,7 +212,11 @@ std::size_t write_locked(const std::string& path, std::uint64_t since) {
                  it.tid, ts);
     json_string(f, e.cat);
     std::fprintf(f, ",\"name\":");
-    json_string(f, e.name);
+    if (e.name[0] == '\0' && e.id != 0 && e.ph != 's' && e.ph != 'f') {
+      std::fprintf(f, "\"Task-%llu\"", static_cast<unsigned long long>(e.id));
+    } else {
+      json_string(f, e.name);
+    }
     switch (e.ph) {
       case 'X':
         std::fprintf(f, ",\"dur\":%.3f", static_cast<double>(e.dur) / 1000.0);
@@ -261,26 +273,44 @@ void on_dump_signal(int) {
 }  // namespace
 
 std::atomic<std::uint8_t> g_trace_bit{0};
-std::uint64_t trace_now() noexcept {
-  return now_ns();
+
+namespace {
+const std::string kWakeUp = "wake-up";
 }
 
-void trace_slice(const char* cat, const std::string& name, std::uint64_t ts, std::uint64_t end,
-                 std::uint64_t flow_in) noexcept {
-  record('X', cat, name, ts, end - ts, 0);
-  if (flow_in != 0) record('f', "wake", "wake-up", ts, 0, flow_in);
+void trace_slice(const char* cat, std::uint32_t task_id, const std::string* name, std::uint64_t ts,
+                 std::uint64_t end, std::uint64_t flow_in) noexcept {
+  record('X', cat, name, ts, end - ts, task_id);
+  if (flow_in != 0) record('f', "wake", &kWakeUp, ts, 0, flow_in);
 }
-void trace_task_begin(std::uint32_t id, const std::string& name) noexcept {
-  record('b', "task", name, now_ns(), 0, id);
+void trace_task_begin(std::uint32_t id, const std::string* name, std::uint64_t ts) noexcept {
+  record('b', "task", name, ts, 0, id);
 }
-void trace_task_end(std::uint32_t id, const std::string& name) noexcept {
-  record('e', "task", name, now_ns(), 0, id);
+void trace_task_end(std::uint32_t id, const std::string* name, std::uint64_t ts) noexcept {
+  record('e', "task", name, ts, 0, id);
 }
-void trace_flow_start(std::uint64_t flow) noexcept {
-  record('s', "wake", "wake-up", now_ns(), 0, flow);
+void trace_flow_start(std::uint64_t flow, std::uint64_t ts) noexcept {
+  record('s', "wake", &kWakeUp, ts, 0, flow);
 }
-void trace_counter(const char* name, std::int64_t value) noexcept {
-  record('C', "loop", name, now_ns(), static_cast<std::uint64_t>(value), 0);
+void trace_counter(const char* name, std::int64_t value, std::uint64_t ts) noexcept {
+  const std::string n = name;  // counters are few (one a changed depth), and named short
+  record('C', "loop", &n, ts, static_cast<std::uint64_t>(value), 0);
+}
+void trace_io_begin(IoWaitTrace& w, const char* op, int fd) noexcept {
+  static std::atomic<std::uint64_t> ids{0};
+  try {
+    w.name = std::string(op) + " fd " + std::to_string(fd);
+  } catch (...) {
+    return;
+  }
+  // Apart from task ids: the writer pairs begins and ends by id.
+  w.id = (std::uint64_t{1} << 63) | ++ids;
+  record('b', "io", &w.name, ticks(), 0, w.id);
+}
+void trace_io_end(IoWaitTrace& w) noexcept {
+  if (w.id == 0) return;
+  record('e', "io", &w.name, ticks(), 0, w.id);
+  w.id = 0;
 }
 void trace_stall_dump() noexcept {
   if (g_trace_bit.load() == 0) return;
@@ -320,7 +350,9 @@ bool env_debug() noexcept {
 bool env_stats() noexcept {
   static const bool on = [] {
     const char* v = std::getenv("WEAVE_STATS");
-    return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+    const bool set = v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+    if (set) init_ticks();
+    return set;
   }();
   return on;
 }
@@ -332,6 +364,7 @@ namespace weave::trace {
 using namespace detail::dbg;
 
 void start(Options options) {
+  init_ticks();
   std::lock_guard lock(g_mutex);
   if (g_trace_bit.load() != 0) throw RuntimeError("a trace is already being recorded");
   g_generation.fetch_add(1);

@@ -17,8 +17,9 @@ namespace weave::detail {
 
 class ReadyWait final : public Withdrawable, public io::ReadyListener {
  public:
-  ReadyWait(LoopImpl& loop, int fd, io::Interest interest) noexcept
-      : loop_(loop), fd_(fd), interest_(interest) {}
+  /// `op` names the wait on a trace's timeline (the sock_* call).
+  ReadyWait(LoopImpl& loop, int fd, io::Interest interest, const char* op) noexcept
+      : loop_(loop), fd_(fd), interest_(interest), op_(op) {}
 
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
@@ -30,15 +31,19 @@ class ReadyWait final : public Withdrawable, public io::ReadyListener {
     }
     loop_.backend_->watch(fd_, interest_, this);  // may throw: the task resumes with the error
     begin_wait(task_, h, WaitKind::Custom, static_cast<Withdrawable*>(this));
+    if ((loop_.hooks & dbg::kTrace) != 0) [[unlikely]]
+      dbg::trace_io_begin(trace_, op_, fd_);
   }
   void await_resume() const { checkpoint(task_); }
 
   void on_ready() noexcept override {
     loop_.backend_->unwatch(fd_, interest_);
+    dbg::trace_io_end(trace_);
     wake(task_);
   }
   bool withdraw(std::string_view) override {
     loop_.backend_->unwatch(fd_, interest_);
+    dbg::trace_io_end(trace_);
     wake_cancelled(task_);
     return true;
   }
@@ -47,7 +52,9 @@ class ReadyWait final : public Withdrawable, public io::ReadyListener {
   LoopImpl& loop_;
   int fd_;
   io::Interest interest_;
+  const char* op_;
   TaskCore* task_ = nullptr;
+  dbg::IoWaitTrace trace_;
 };
 
 }  // namespace weave::detail

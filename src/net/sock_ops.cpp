@@ -32,7 +32,7 @@ Coro<std::size_t> EventLoop::sock_recv_into(int fd, std::span<char> buffer) {
     if (n >= 0) co_return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
     if (!would_block(errno)) throw os_error(errno, "recv");
-    co_await ReadyWait(*impl_, fd, Interest::Read);
+    co_await ReadyWait(*impl_, fd, Interest::Read, "sock_recv_into");
   }
 }
 
@@ -52,7 +52,7 @@ Coro<void> EventLoop::sock_sendall(int fd, std::string_view data) {
     }
     if (errno == EINTR) continue;
     if (!would_block(errno)) throw os_error(errno, "send");
-    co_await ReadyWait(*impl_, fd, Interest::Write);
+    co_await ReadyWait(*impl_, fd, Interest::Write, "sock_sendall");
   }
 }
 
@@ -64,7 +64,7 @@ Coro<std::pair<Socket, SocketAddress>> EventLoop::sock_accept(int fd) {
     if (conn >= 0) co_return std::pair<Socket, SocketAddress>(Socket::adopt(conn), peer);
     if (errno == EINTR) continue;
     if (!would_block(errno)) throw os_error(errno, "accept");
-    co_await ReadyWait(*impl_, fd, Interest::Read);
+    co_await ReadyWait(*impl_, fd, Interest::Read, "sock_accept");
   }
 }
 
@@ -75,7 +75,7 @@ Coro<void> EventLoop::sock_connect(int fd, SocketAddress address) {
   } while (rc < 0 && errno == EINTR);
   if (rc == 0) co_return;
   if (errno != EINPROGRESS && !would_block(errno)) throw os_error(errno, "connect");
-  co_await ReadyWait(*impl_, fd, Interest::Write);
+  co_await ReadyWait(*impl_, fd, Interest::Write, "sock_connect");
   int err = 0;
   socklen_t len = sizeof err;
   if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
@@ -91,7 +91,7 @@ Coro<std::pair<std::size_t, SocketAddress>> EventLoop::sock_recvfrom_into(int fd
     if (n >= 0) co_return std::pair<std::size_t, SocketAddress>(static_cast<std::size_t>(n), from);
     if (errno == EINTR) continue;
     if (!would_block(errno)) throw os_error(errno, "recvfrom");
-    co_await ReadyWait(*impl_, fd, Interest::Read);
+    co_await ReadyWait(*impl_, fd, Interest::Read, "sock_recvfrom_into");
   }
 }
 
@@ -109,7 +109,7 @@ Coro<std::size_t> EventLoop::sock_sendto(int fd, std::string_view data, SocketAd
     if (n >= 0) co_return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
     if (!would_block(errno)) throw os_error(errno, "sendto");
-    co_await ReadyWait(*impl_, fd, Interest::Write);
+    co_await ReadyWait(*impl_, fd, Interest::Write, "sock_sendto");
   }
 }
 
@@ -150,7 +150,7 @@ Coro<std::size_t> EventLoop::sock_sendfile(int fd, int file, std::uint64_t offse
       if (n == 0) break;  // the file shrank under us
       if (errno == EINTR) continue;
       if (would_block(errno)) {
-        co_await ReadyWait(*impl_, fd, Interest::Write);
+        co_await ReadyWait(*impl_, fd, Interest::Write, "sock_sendfile");
         continue;
       }
       if (sent == 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
@@ -184,7 +184,7 @@ Coro<std::size_t> EventLoop::sock_sendfile(int fd, int file, std::uint64_t offse
       n = ::read(file, buf.get(), want);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && would_block(errno)) {
-      co_await ReadyWait(*impl_, file, Interest::Read);
+      co_await ReadyWait(*impl_, file, Interest::Read, "sock_sendfile");
       continue;
     }
     if (n < 0) throw os_error(errno, "read");

@@ -13,6 +13,7 @@
 
 #include <mutex>
 
+#include "core/loop_impl.hpp"
 #include "net/pipes.hpp"
 #include "net/socket_transport.hpp"
 #include "net/stream_state.hpp"
@@ -71,6 +72,23 @@ void StreamState::maybe_resume_transport() noexcept {
   }
 }
 
+namespace {
+/// The stream's fd, for a trace's I/O wait (-1 when its transport has none).
+int stream_fd(const StreamState& s) {
+  if (!s.transport) return -1;
+  const ExtraInfo info = s.transport->get_extra_info("socket");
+  const int* fd = std::any_cast<int>(&info);
+  return fd != nullptr ? *fd : -1;
+}
+
+/// Starts `w` when the running loop records a trace.
+void trace_stream_wait(dbg::IoWaitTrace& w, const char* op, const StreamState& s) {
+  LoopImpl* l = running_impl();
+  if (l != nullptr && (l->hooks & dbg::kTrace) != 0) [[unlikely]]
+    dbg::trace_io_begin(w, op, stream_fd(s));
+}
+}  // namespace
+
 Coro<void> StreamState::wait_for_data(const char* what) {
   if (waiting) {
     throw RuntimeError(std::string(what) +
@@ -87,6 +105,8 @@ Coro<void> StreamState::wait_for_data(const char* what) {
     ~Reset() { flag = false; }
   } reset{waiting};
   data_ready.clear();
+  dbg::IoWaitTrace trace;
+  trace_stream_wait(trace, what, *this);
   co_await data_ready.wait();
 }
 
@@ -434,7 +454,11 @@ Coro<void> StreamWriter::drain() {
     if (s->lost_error) std::rethrow_exception(s->lost_error);
     throw os_error(ECONNRESET, "Connection lost");
   }
-  while (s->writing_paused && !s->lost) co_await s->drain_ready.wait();
+  while (s->writing_paused && !s->lost) {
+    detail::dbg::IoWaitTrace trace;
+    detail::trace_stream_wait(trace, "drain", *s);
+    co_await s->drain_ready.wait();
+  }
   // As asyncio's _drain_helper: a waiting drain ends with the loss's error, or normally when
   // the connection closed cleanly.
   if (s->lost_error) std::rethrow_exception(s->lost_error);

@@ -10,6 +10,8 @@
 //   corrupt    tasks whose fields the reader must survive: a garbage leaf frame, a frame that
 //              names itself as its awaiter, a done-waiter list in unmapped memory; and one "fine"
 //   threads    three loops: the main thread's and two more, each with a task "on-<thread>"
+//   stats      statistics on (WEAVE_STATS=1): "yielder" yields 10 times, then waits on an event;
+//              "sleeper" sleeps
 //
 // Under YAMA's ptrace_scope 1 only an ancestor may read a process's memory, and the reader (the
 // `weave` program the test starts) is the target's sibling: the target allows any reader. That
@@ -196,6 +198,19 @@ weave::Coro<void> threads() {
   co_await t;
 }
 
+weave::Coro<void> yield_then_wait() {
+  for (int i = 0; i < 10; ++i) co_await weave::sleep(0s);
+  co_await g_never.wait();
+}
+
+weave::Coro<void> with_stats() {
+  weave::Task<void> y = weave::create_task(yield_then_wait(), "yielder");
+  weave::Task<void> s = weave::create_task(sleeper(), "sleeper");
+  co_await weave::sleep(20ms);
+  announce();
+  co_await g_never.wait();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -216,8 +231,12 @@ int main(int argc, char** argv) {
   if (mode == "many") weave::run(many(n));
   if (mode == "threads") weave::run(threads());
   if (mode == "corrupt") weave::run(corrupt());
+  if (mode == "stats") {
+    ::setenv("WEAVE_STATS", "1", 1);  // read when the loop is made
+    weave::run(with_stats());
+  }
   std::fprintf(stderr,
                "usage: ps_target mixed N | spin | undumpable | cycle | spawn | many N | threads | "
-               "corrupt\n");
+               "corrupt | stats\n");
   return 2;
 }

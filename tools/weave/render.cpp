@@ -109,11 +109,50 @@ Widths widths(const Index& ix, const Snapshot& s) {
 
 }  // namespace
 
+namespace {
+
+// Statistics columns, when a loop has statistics on: fixed widths, "-" where a task has no
+// record (its loop has them off, or it began before they were switched on).
+constexpr const char* kStatsHeader = "BUSY-S     SCHED-S    IDLE-S     STEPS      WAKEUPS    ";
+
+bool any_stats(const Snapshot& s) {
+  for (const LoopSnapshot& l : s.loops) {
+    if (l.stats) return true;
+  }
+  return false;
+}
+
+std::string task_stats(const TaskRow& t) {
+  char buf[96];
+  if (!t.has_stats) {
+    std::snprintf(buf, sizeof buf, "%-11s%-11s%-11s%-11s%-11s", "-", "-", "-", "-", "-");
+  } else {
+    std::snprintf(buf, sizeof buf, "%-11.6f%-11.6f%-11.3f%-11llu%-11llu", t.busy_s, t.scheduled_s,
+                  t.idle_s, static_cast<unsigned long long>(t.steps),
+                  static_cast<unsigned long long>(t.wakeups));
+  }
+  return buf;
+}
+
+/// The loop header's statistics, or nothing when the loop has them off.
+std::string loop_stats(const LoopSnapshot& l) {
+  if (!l.stats) return {};
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "; iterations %llu, ready %llu, io %llu, lag %.3f ms",
+                static_cast<unsigned long long>(l.iterations),
+                static_cast<unsigned long long>(l.ready_depth),
+                static_cast<unsigned long long>(l.io_watches), l.lag_s * 1e3);
+  return buf;
+}
+
+}  // namespace
+
 void print_ps(Target& target, const Snapshot& s, std::FILE* out) {
   const Index ix = index(s);
   const Widths w = widths(ix, s);
   std::fprintf(out, "# pid %d: %zu loop(s)%s\n", static_cast<int>(target.pid()), s.loops.size(),
                s.names_consistent ? "" : "; names possibly inconsistent");
+  const bool stats = any_stats(s);
   std::string line;
   pad(line, "THREAD", w.tid);
   pad(line, "TASK", w.id);
@@ -123,13 +162,14 @@ void print_ps(Target& target, const Snapshot& s, std::FILE* out) {
   pad(line, "WAITED", w.waited);
   pad(line, "SITE", w.site);
   pad(line, "AWAITER", w.awaiter);
+  if (stats) line += kStatsHeader;
   line += "STACK\n";
   std::fwrite(line.data(), 1, line.size(), out);
   for (const LoopSnapshot& l : s.loops) {
-    std::fprintf(out, "# loop %llu thread %d: %zu task(s), %s after %d walk(s)%s\n",
+    std::fprintf(out, "# loop %llu thread %d: %zu task(s), %s after %d walk(s)%s%s\n",
                  static_cast<unsigned long long>(l.serial), l.tid, l.tasks.size(),
                  l.consistent ? "consistent" : "possibly inconsistent", l.attempts,
-                 l.truncated ? ", registry walk cut" : "");
+                 l.truncated ? ", registry walk cut" : "", loop_stats(l).c_str());
     for (const TaskRow* t : sorted(l.tasks)) {
       line.clear();
       pad(line, std::to_string(l.tid), w.tid);
@@ -140,6 +180,7 @@ void print_ps(Target& target, const Snapshot& s, std::FILE* out) {
       pad(line, t->waited, w.waited);
       pad(line, t->site, w.site);
       pad(line, awaiter_ids(ix, *t), w.awaiter);
+      if (stats) line += task_stats(*t);
       for (std::size_t i = 0; i < t->frames.size(); ++i) {
         if (i != 0) line += " <- ";
         line += target.frame_name(t->frames[i]);

@@ -12,6 +12,11 @@
 
 #include "snapshot.hpp"
 
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+#include <cstring>
+
 #include <sched.h>
 #include <time.h>
 
@@ -56,6 +61,8 @@ class Walker {
 
  private:
   bool walk_registry(std::uint64_t record, LoopSnapshot& out);
+  void stats(std::uint64_t record, LoopSnapshot& out);
+  double seconds_per_tick(std::uint64_t& now_tick);
   TaskRow task(std::uint64_t addr, std::uint64_t running);
   std::string sleep_due(std::uint64_t task, std::uint64_t slot);
   std::string waited_since(std::uint32_t since) const;
@@ -138,9 +145,13 @@ LoopSnapshot Walker::loop(std::uint64_t record) {
     const bool ok = walk_registry(record, walk);
     const auto g2 = m_.get_fresh<std::uint64_t>(record + d_.loop_generation);
     walk.consistent = ok && g1 && g2 && *g1 == *g2 && *g1 % 2 == 0;
-    if (walk.consistent) return walk;
+    if (walk.consistent) {
+      stats(record, walk);
+      return walk;
+    }
     if (attempt + 1 == kAttempts) {
       drop_repeats(walk);
+      stats(record, walk);
       return walk;
     }
     sched_yield();
@@ -194,6 +205,80 @@ std::string Walker::waited_since(std::uint32_t since) const {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3fs", static_cast<double>(ms) / 1e3);
   return buf;
+}
+
+/// The target's stamps in seconds: TSC ticks at the rate between its base pair and now (the TSC
+/// and CLOCK_MONOTONIC are the machine's), or nanoseconds.
+double Walker::seconds_per_tick(std::uint64_t& now_tick) {
+  const auto tick0 = m_.get_fresh<std::uint64_t>(d_.tick_base);
+  const auto ns0 = m_.get_fresh<std::uint64_t>(d_.tick_base + 8);
+  const auto tsc = m_.get_fresh<std::uint64_t>(d_.tick_base + 16);
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  const auto now_ns = static_cast<std::uint64_t>(now.tv_sec) * 1000000000u +
+                      static_cast<std::uint64_t>(now.tv_nsec);
+  now_tick = now_ns;
+  if (!tick0 || !ns0 || !tsc || *tsc == 0) return 1e-9;
+#if defined(__x86_64__)
+  now_tick = __rdtsc();
+  if (now_tick <= *tick0 || now_ns <= *ns0) return 0;
+  return static_cast<double>(now_ns - *ns0) * 1e-9 / static_cast<double>(now_tick - *tick0);
+#else
+  return 0;
+#endif
+}
+
+/// The loop's statistics and its tasks' records, when the loop has statistics on. Read once,
+/// after the walk: figures that move at every step need no consistency of their own.
+void Walker::stats(std::uint64_t record, LoopSnapshot& out) {
+  const std::uint64_t st = m_.get_fresh<std::uint64_t>(record + d_.loop_stats).value_or(0);
+  if (!plausible(st) || m_.get_fresh<std::uint64_t>(st + d_.stats_on).value_or(0) != 1) return;
+  std::uint64_t now = 0;
+  const double spt = seconds_per_tick(now);
+  out.stats = true;
+  out.iterations = m_.get_fresh<std::uint64_t>(st + d_.stats_iterations).value_or(0);
+  out.ready_depth = m_.get_fresh<std::uint64_t>(st + d_.stats_ready_depth).value_or(0);
+  out.io_watches = m_.get_fresh<std::uint64_t>(st + d_.stats_io_watches).value_or(0);
+  out.lag_s =
+      static_cast<double>(m_.get_fresh<std::int64_t>(st + d_.stats_lag_ns).value_or(0)) / 1e9;
+  const std::uint64_t begin = m_.get_fresh<std::uint64_t>(st + d_.stats_slots).value_or(0);
+  const std::uint64_t end =
+      m_.get_fresh<std::uint64_t>(st + d_.stats_slots + d_.vector_end).value_or(0);
+  if (!plausible(begin) || end <= begin || d_.rec_size == 0) return;
+  const std::uint64_t count = (end - begin) / d_.rec_size;
+  if (count > 4 * kMaxTasks) return;
+  std::vector<unsigned char> recs(count * d_.rec_size);
+  if (!m_.read(begin, recs.data(), recs.size())) return;
+  auto word = [&](std::uint64_t i, std::uint32_t off) {
+    std::uint64_t v = 0;
+    std::memcpy(&v, recs.data() + i * d_.rec_size + off, sizeof v);
+    return v;
+  };
+  std::unordered_map<std::uint64_t, std::uint64_t> by_task;
+  by_task.reserve(out.tasks.size() * 2);
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const std::uint64_t key = word(i, d_.rec_key);
+    if (key != 0) by_task.emplace(key, i);
+  }
+  for (TaskRow& row : out.tasks) {
+    auto it = by_task.find(row.address);
+    if (it == by_task.end()) continue;
+    const std::uint64_t i = it->second;
+    row.has_stats = true;
+    row.busy_s = static_cast<double>(word(i, d_.rec_busy)) * spt;
+    row.scheduled_s = static_cast<double>(word(i, d_.rec_scheduled)) * spt;
+    row.idle_s = static_cast<double>(word(i, d_.rec_idle)) * spt;
+    row.steps = word(i, d_.rec_steps);
+    row.wakeups = word(i, d_.rec_wakeups) & 0xffffffffu;
+    // Since its last change: suspended (idle) or queued (scheduled), as loop.stats() counts it.
+    const std::uint64_t mark = word(i, d_.rec_mark);
+    const bool waiting = (word(i, d_.rec_waiting) & 0xffffffffu) != 0;
+    const std::string_view state = row.state;
+    if (now > mark && state != "running") {
+      (waiting && state == "waiting" ? row.idle_s : row.scheduled_s) +=
+          static_cast<double>(now - mark) * spt;
+    }
+  }
 }
 
 /// ",due-in-1.250s" from the task's entry in the timer heap, or nothing when it does not check.

@@ -22,6 +22,10 @@ struct TaskRow {
   std::vector<std::uint64_t> frames;    ///< resume addresses, innermost first
   std::vector<std::uint64_t> awaiters;  ///< tasks awaiting it (addresses)
   bool truncated = false;               ///< a walk was cut: a bad pointer or a cap
+  // Statistics, when its loop has them on (LoopSnapshot::stats) and the task has a record.
+  bool has_stats = false;
+  double busy_s = 0, scheduled_s = 0, idle_s = 0;
+  std::uint64_t steps = 0, wakeups = 0;
 };
 
 struct LoopSnapshot {
@@ -31,6 +35,10 @@ struct LoopSnapshot {
   bool consistent = false;  ///< the registry did not change during the walk kept
   int attempts = 0;
   bool truncated = false;  ///< the registry walk was cut (a bad link, a cycle, the cap)
+  // Statistics (loop.set_stats / WEAVE_STATS), read when the loop has them on.
+  bool stats = false;
+  std::uint64_t iterations = 0, ready_depth = 0, io_watches = 0;
+  double lag_s = 0;
 };
 
 struct Snapshot {

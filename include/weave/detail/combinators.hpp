@@ -108,6 +108,7 @@ class GatherWait final : public MultiWait {
 
 struct GatherAwaiter {
   GatherWait* state;
+  const CallSite* site = nullptr;  ///< the caller's gather, for call graphs
   GatherAwaiter(std::vector<FutureCore*> children, bool settled)
       : state(new GatherWait(std::move(children), settled)) {}
   GatherAwaiter(const GatherAwaiter&) = delete;
@@ -117,7 +118,7 @@ struct GatherAwaiter {
     state->arm(/*done_now=*/true);
     return state->finished();
   }
-  void await_suspend(std::coroutine_handle<> h) { state->suspend(require_task("gather"), h); }
+  void await_suspend(std::coroutine_handle<> h) { state->suspend(require_task("gather"), h, site); }
   void await_resume() const {
     if (TaskCore* t = current_task_core()) checkpoint(t);
     if (state->error) std::rethrow_exception(state->error);
@@ -137,13 +138,16 @@ auto gather_tuple(F... futs)
   }
 }
 
+// The site is a parameter, so it lives in this frame for the whole wait.
 template <bool Settled, class F>
-auto gather_vector(std::vector<F> futs)
+auto gather_vector(std::vector<F> futs, CallSite site)
     -> Coro<std::vector<std::conditional_t<Settled, Outcome<typename F::value_type>, slot_t<F>>>> {
   std::vector<FutureCore*> cores;
   cores.reserve(futs.size());
   for (const F& f : futs) cores.push_back(f.core());
-  co_await GatherAwaiter(std::move(cores), Settled);
+  GatherAwaiter waiting(std::move(cores), Settled);
+  waiting.site = &site;
+  co_await waiting;
   std::vector<std::conditional_t<Settled, Outcome<typename F::value_type>, slot_t<F>>> out;
   out.reserve(futs.size());
   for (const F& f : futs) {
@@ -216,13 +220,17 @@ auto gather(A&&... awaitables) {
   return std::apply([](auto... f) { return detail::gather_tuple<false>(std::move(f)...); },
                     std::move(futs));
 }
+/// The vector forms take the caller's line, for call graphs (`site`: leave it defaulted; the
+/// variadic form has none, as a default argument cannot follow a pack).
 template <class T>
-Coro<std::vector<detail::slot_t<Task<T>>>> gather(std::vector<Coro<T>> coros) {
-  return detail::gather_vector<false>(detail::to_tasks(std::move(coros)));
+Coro<std::vector<detail::slot_t<Task<T>>>> gather(
+    std::vector<Coro<T>> coros, detail::CallSite site = detail::CallSite::here()) {
+  return detail::gather_vector<false>(detail::to_tasks(std::move(coros)), site);
 }
 template <class T>
-Coro<std::vector<detail::slot_t<Task<T>>>> gather(std::vector<Task<T>> tasks) {
-  return detail::gather_vector<false>(std::move(tasks));
+Coro<std::vector<detail::slot_t<Task<T>>>> gather(
+    std::vector<Task<T>> tasks, detail::CallSite site = detail::CallSite::here()) {
+  return detail::gather_vector<false>(std::move(tasks), site);
 }
 
 /// gather(return_exceptions=True): each result is an Outcome holding a value or the exception.
@@ -235,23 +243,28 @@ auto gather_settled(A&&... awaitables) {
                     std::move(futs));
 }
 template <class T>
-Coro<std::vector<Outcome<T>>> gather_settled(std::vector<Coro<T>> coros) {
-  return detail::gather_vector<true>(detail::to_tasks(std::move(coros)));
+Coro<std::vector<Outcome<T>>> gather_settled(std::vector<Coro<T>> coros,
+                                             detail::CallSite site = detail::CallSite::here()) {
+  return detail::gather_vector<true>(detail::to_tasks(std::move(coros)), site);
 }
 template <class T>
-Coro<std::vector<Outcome<T>>> gather_settled(std::vector<Task<T>> tasks) {
-  return detail::gather_vector<true>(std::move(tasks));
+Coro<std::vector<Outcome<T>>> gather_settled(std::vector<Task<T>> tasks,
+                                             detail::CallSite site = detail::CallSite::here()) {
+  return detail::gather_vector<true>(std::move(tasks), site);
 }
 
 /// asyncio.wait: waits until `return_when` holds or `timeout` passes; splits the tasks into
 /// done and pending. Never raises the tasks' exceptions and never cancels them.
 /// Errors: ValueError for an empty set. Cancellation: the wait is withdrawn; tasks keep running.
+/// `site` is the caller's line, for call graphs (leave it defaulted).
 Coro<WaitResult> wait(std::vector<TaskRef> tasks, ReturnWhen return_when = ALL_COMPLETED,
-                      std::optional<Clock::duration> timeout = std::nullopt);
+                      std::optional<Clock::duration> timeout = std::nullopt,
+                      detail::CallSite site = detail::CallSite::here());
 template <class T>
 Coro<WaitResult> wait(const std::vector<Task<T>>& tasks, ReturnWhen return_when = ALL_COMPLETED,
-                      std::optional<Clock::duration> timeout = std::nullopt) {
-  return wait(std::vector<TaskRef>(tasks.begin(), tasks.end()), return_when, timeout);
+                      std::optional<Clock::duration> timeout = std::nullopt,
+                      detail::CallSite site = detail::CallSite::here()) {
+  return wait(std::vector<TaskRef>(tasks.begin(), tasks.end()), return_when, timeout, site);
 }
 
 /// wait() over plain Futures (asyncio.wait accepts futures as well as tasks).
@@ -262,18 +275,20 @@ struct FutureWaitResult {
 };
 namespace detail {
 /// wait()'s wait over any futures and tasks; the caller splits them afterwards.
+/// `site` lives in the caller's frame (wait()'s parameter) for the whole wait.
 Coro<void> wait_cores(std::vector<FutureCore*> cores, ReturnWhen return_when,
-                      std::optional<Clock::duration> timeout);
+                      std::optional<Clock::duration> timeout, const CallSite* site);
 }  // namespace detail
 template <class T>
 Coro<FutureWaitResult<T>> wait(std::vector<Future<T>> futures,
                                ReturnWhen return_when = ALL_COMPLETED,
-                               std::optional<Clock::duration> timeout = std::nullopt) {
+                               std::optional<Clock::duration> timeout = std::nullopt,
+                               detail::CallSite site = detail::CallSite::here()) {
   if (futures.empty()) throw ValueError("Set of Tasks/Futures is empty.");
   std::vector<detail::FutureCore*> cores;
   cores.reserve(futures.size());
   for (const Future<T>& f : futures) cores.push_back(f.core());
-  co_await detail::wait_cores(std::move(cores), return_when, timeout);
+  co_await detail::wait_cores(std::move(cores), return_when, timeout, &site);
   FutureWaitResult<T> result;
   for (Future<T>& f : futures) (f.done() ? result.done : result.pending).push_back(std::move(f));
   co_return result;
@@ -285,8 +300,9 @@ Coro<FutureWaitResult<T>> wait(std::vector<Future<T>> futures,
 template <class T>
 class AsCompleted {
  public:
-  AsCompleted(std::vector<Task<T>> tasks, std::optional<Clock::duration> timeout)
-      : tasks_(std::move(tasks)) {
+  AsCompleted(std::vector<Task<T>> tasks, std::optional<Clock::duration> timeout,
+              detail::CallSite site = detail::CallSite::none())
+      : tasks_(std::move(tasks)), site_(site) {
     std::vector<detail::FutureCore*> cores;
     for (const Task<T>& t : tasks_) cores.push_back(t.core());
     state_ = new detail::CompletionQueue(std::move(cores));
@@ -310,7 +326,7 @@ class AsCompleted {
     bool await_ready() { return ready_index().has_value(); }
     void await_suspend(std::coroutine_handle<> h) {
       owner_->state_->waiting_ = true;
-      owner_->state_->suspend(detail::require_task("await as_completed()"), h);
+      owner_->state_->suspend(detail::require_task("await as_completed()"), h, &owner_->site_);
     }
     T await_resume() {
       if (detail::TaskCore* t = detail::current_task_core()) detail::checkpoint(t);
@@ -377,14 +393,16 @@ class AsCompleted {
 
  private:
   std::vector<Task<T>> tasks_;
+  detail::CallSite site_;  ///< as_completed()'s caller, for call graphs
   detail::CompletionQueue* state_;
   std::size_t given_ = 0;  ///< tasks next() gave out
 };
 
 template <class T>
 AsCompleted<T> as_completed(std::vector<Task<T>> tasks,
-                            std::optional<Clock::duration> timeout = std::nullopt) {
-  return AsCompleted<T>(std::move(tasks), timeout);
+                            std::optional<Clock::duration> timeout = std::nullopt,
+                            detail::CallSite site = detail::CallSite::here()) {
+  return AsCompleted<T>(std::move(tasks), timeout, site);
 }
 
 namespace detail {

@@ -33,8 +33,9 @@ class MultiWait : public Withdrawable {
   /// with `done_now`, seen at once, in order (asyncio 3.12's gather: children that finished
   /// eagerly complete the gather before it is awaited, with no trip through the ready queue).
   void arm(bool done_now = false);
-  /// Suspends `task` on this state until finish().
-  void suspend(TaskCore* task, std::coroutine_handle<> h);
+  /// Suspends `task` on this state until finish(); `site`, if given, is the caller's weave call
+  /// (gather, wait, as_completed), kept for call graphs while the task waits.
+  void suspend(TaskCore* task, std::coroutine_handle<> h, const CallSite* site = nullptr);
   /// The owner lets go; pending slots keep the state alive until they ran. With `retrieved`,
   /// whatever the children raise from now on counts as handed over (never reported).
   void abandon(bool retrieved = false) noexcept;
