@@ -481,18 +481,20 @@ TEST(Ps, StatisticsColumnsOfALoopWithStatsOn) {
   EXPECT_NE(r.out.find(" task(s), consistent after 1 walk(s); iterations "), std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find(" ms\n"), std::string::npos) << r.out;  // ..., io N, lag X ms
-  // THREAD TASK STATE NAME WAITS-ON SITE AWAITER BUSY-S SCHED-S IDLE-S STEPS WAKEUPS STACK...
+  // THREAD TASK STATE NAME WAITS-ON WAITED SITE AWAITER BUSY-S SCHED-S IDLE-S STEPS WAKEUPS
+  // STACK...
   const std::vector<std::string> y = row_fields(r.out, "yielder");
-  ASSERT_GE(y.size(), 13u) << r.out;
+  ASSERT_GE(y.size(), 14u) << r.out;
   EXPECT_EQ(y[2], "waiting");
-  EXPECT_EQ(y[10], "11");           // its first step and 10 yields
-  EXPECT_EQ(y[11], "0");            // a yield is no wake-up, and the event never came
-  EXPECT_GT(std::stod(y[9]), 0.0);  // suspended since its last step
-  EXPECT_LT(std::stod(y[7]), 1.0);
+  EXPECT_EQ(y[5].back(), 's') << y[5];  // how long it has waited
+  EXPECT_EQ(y[11], "11");               // its first step and 10 yields
+  EXPECT_EQ(y[12], "0");                // a yield is no wake-up, and the event never came
+  EXPECT_GT(std::stod(y[10]), 0.0);     // suspended since its last step
+  EXPECT_LT(std::stod(y[8]), 1.0);
   const std::vector<std::string> s = row_fields(r.out, "sleeper");
-  ASSERT_GE(s.size(), 13u) << r.out;
-  EXPECT_EQ(s[10], "1");
-  EXPECT_EQ(s[11], "0");
+  ASSERT_GE(s.size(), 14u) << r.out;
+  EXPECT_EQ(s[11], "1");
+  EXPECT_EQ(s[12], "0");
   // Without statistics there are no such columns.
   Child plain({WEAVE_PS_TARGET, "cycle"});
   ASSERT_TRUE(plain.ready());

@@ -131,15 +131,24 @@ void trace_counter(const char* name, std::int64_t value, std::uint64_t ts) noexc
 /// the task's suspension to its wake-up. Callers test LoopImpl::hooks & kTrace first.
 struct IoWaitTrace;
 void trace_io_begin(IoWaitTrace& w, const char* op, int fd) noexcept;
-void trace_io_end(IoWaitTrace& w) noexcept;
+void trace_io_end_recorded(IoWaitTrace& w) noexcept;
+/// An I/O wait's slice, in the waiting frame: small (every idle connection's read holds one)
+/// and, with no trace on, never a call.
 struct IoWaitTrace {
   IoWaitTrace() = default;
   IoWaitTrace(const IoWaitTrace&) = delete;
   IoWaitTrace& operator=(const IoWaitTrace&) = delete;
-  ~IoWaitTrace() { trace_io_end(*this); }  // a wait cut short by a cancellation ends too
-  std::uint64_t id = 0;                    ///< 0: not recorded
-  std::string name;
+  ~IoWaitTrace() { end(); }  // a wait cut short by a cancellation ends too
+  void end() noexcept {
+    if (id != 0) trace_io_end_recorded(*this);
+  }
+  std::uint64_t id = 0;  ///< 0: not recorded
+  const char* op = nullptr;
+  int fd = -1;
 };
+inline void trace_io_end(IoWaitTrace& w) noexcept {
+  w.end();
+}
 /// Flight recorder: the watchdog saw a stall.
 void trace_stall_dump() noexcept;
 

@@ -296,20 +296,30 @@ void trace_counter(const char* name, std::int64_t value, std::uint64_t ts) noexc
   const std::string n = name;  // counters are few (one a changed depth), and named short
   record('C', "loop", &n, ts, static_cast<std::uint64_t>(value), 0);
 }
+namespace {
+/// "OP fd N", the slice's name, made at its begin and again at its end (the frame keeps only
+/// the parts).
+void record_io(char ph, const IoWaitTrace& w) noexcept {
+  char buf[sizeof(Event::name)];
+  std::snprintf(buf, sizeof buf, "%s fd %d", w.op, w.fd);
+  try {
+    const std::string name(buf);
+    record(ph, "io", &name, ticks(), 0, w.id);
+  } catch (...) {  // no memory for the name: the slice is lost, not the program
+  }
+}
+}  // namespace
+
 void trace_io_begin(IoWaitTrace& w, const char* op, int fd) noexcept {
   static std::atomic<std::uint64_t> ids{0};
-  try {
-    w.name = std::string(op) + " fd " + std::to_string(fd);
-  } catch (...) {
-    return;
-  }
+  w.op = op;
+  w.fd = fd;
   // Apart from task ids: the writer pairs begins and ends by id.
   w.id = (std::uint64_t{1} << 63) | ++ids;
-  record('b', "io", &w.name, ticks(), 0, w.id);
+  record_io('b', w);
 }
-void trace_io_end(IoWaitTrace& w) noexcept {
-  if (w.id == 0) return;
-  record('e', "io", &w.name, ticks(), 0, w.id);
+void trace_io_end_recorded(IoWaitTrace& w) noexcept {
+  record_io('e', w);
   w.id = 0;
 }
 void trace_stall_dump() noexcept {
