@@ -3,6 +3,7 @@
 // NULLs and extremes, server errors with their SQLSTATE, and a connection lost mid-query.
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -91,6 +92,19 @@ weave::Coro<void> connect_by_names(std::string conninfo) {
 
 TEST_F(Pg, ConnectsToTheHostNamesAfterTheFirstAndToPgHost) {
   const std::string rest = " user=postgres sslmode=disable dbname=" + database();
+  // The service file is this process's own (both backends' runs of this test may overlap); it
+  // and the variables go however the test ends, so that no later test reads them.
+  const std::string file =
+      ::testing::TempDir() + "weave_pg_service." + std::to_string(::getpid()) + ".conf";
+  struct Cleanup {
+    const std::string& file;
+    ~Cleanup() {
+      unsetenv("PGHOST");
+      unsetenv("PGSERVICE");
+      unsetenv("PGSERVICEFILE");
+      std::remove(file.c_str());
+    }
+  } cleanup{file};
   // the first host does not resolve, the second is a socket directory with no server, the
   // third is the server by name
   run_bounded(connect_by_names("host=no-such-host.invalid,/nonexistent,localhost port=1,2," +
@@ -99,7 +113,6 @@ TEST_F(Pg, ConnectsToTheHostNamesAfterTheFirstAndToPgHost) {
   run_bounded(connect_by_names("port=" + port() + rest));
   unsetenv("PGHOST");
   // Host names from a connection service: resolved here too, the conninfo's own keys first.
-  const std::string file = ::testing::TempDir() + "weave_pg_service.conf";
   {
     std::ofstream out(file);
     out << "# a comment\n[other]\nhost=no-such-host.invalid\n[weave]\n"
@@ -115,9 +128,6 @@ TEST_F(Pg, ConnectsToTheHostNamesAfterTheFirstAndToPgHost) {
   run_bounded(connect_by_names("service=weave" + rest));
   ASSERT_EQ(setenv("PGSERVICE", "weave", 1), 0);
   run_bounded(connect_by_names(rest));
-  unsetenv("PGSERVICE");
-  unsetenv("PGSERVICEFILE");
-  std::remove(file.c_str());
 }
 
 weave::Coro<void> refused() {
