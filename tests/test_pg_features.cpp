@@ -326,15 +326,15 @@ weave::Coro<void> copies_as_encoded(std::string dsn) {
   // lengths are the server's error, and the connection stays usable.
   co_await c.execute("create temp table m(a text, b int4)");
   std::vector<pg::Params> mixed;
-  mixed.push_back(pg::detail::encode_all(1, 2));
-  mixed.push_back(pg::detail::encode_all("two", 3));
+  mixed.push_back(pg::detail::encode_params(1, 2));
+  mixed.push_back(pg::detail::encode_params("two", 3));
   std::vector<std::string> every_column;
   EXPECT_EQ(co_await c.copy_rows_in("m", std::move(mixed), every_column), "COPY 2");
   EXPECT_EQ(co_await c.fetchval<std::string>("select string_agg(a || b, ',' order by b) from m"),
             "12,two3");
   std::vector<pg::Params> ragged;
-  ragged.push_back(pg::detail::encode_all("x", 4));
-  ragged.push_back(pg::detail::encode_all("y"));
+  ragged.push_back(pg::detail::encode_params("x", 4));
+  ragged.push_back(pg::detail::encode_params("y"));
   try {
     co_await c.copy_rows_in("m", std::move(ragged), every_column);
     ADD_FAILURE() << "a row without its second value";
@@ -387,8 +387,8 @@ weave::Coro<void> binary_copies(std::string dsn) {
   }
   // Encoded parameters take the same path (their text read back into values).
   std::vector<pg::Params> params;
-  params.push_back(pg::detail::encode_all(1, 2, std::int64_t(3), 4.5, std::optional<double>(), true,
-                                          pg::Bytes{"\x01\xff"}, "t\\", "v", "[1]"));
+  params.push_back(pg::detail::encode_params(1, 2, std::int64_t(3), 4.5, std::optional<double>(),
+                                             true, pg::Bytes{"\x01\xff"}, "t\\", "v", "[1]"));
   std::vector<std::string> every_column;
   EXPECT_EQ(co_await c.copy_rows_in("b", std::move(params), every_column), "COPY 1");
   auto from_params = co_await c.fetchrow("select * from b where s = 1");

@@ -19,7 +19,9 @@ class ReadyWait final : public Withdrawable, public io::ReadyListener {
  public:
   /// `op` names the wait on a trace's timeline (the sock_* call).
   ReadyWait(LoopImpl& loop, int fd, io::Interest interest, const char* op) noexcept
-      : loop_(loop), fd_(fd), interest_(interest), op_(op) {}
+      : loop_(loop), fd_(fd), interest_(interest) {
+    trace_.op = op;  // kept where the trace's slice keeps it
+  }
 
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
@@ -32,7 +34,7 @@ class ReadyWait final : public Withdrawable, public io::ReadyListener {
     loop_.backend_->watch(fd_, interest_, this);  // may throw: the task resumes with the error
     begin_wait(task_, h, WaitKind::Custom, static_cast<Withdrawable*>(this));
     if ((loop_.hooks & dbg::kTrace) != 0) [[unlikely]]
-      dbg::trace_io_begin(trace_, op_, fd_);
+      dbg::trace_io_begin(trace_, trace_.op, fd_);
   }
   void await_resume() const { checkpoint(task_); }
 
@@ -52,7 +54,6 @@ class ReadyWait final : public Withdrawable, public io::ReadyListener {
   LoopImpl& loop_;
   int fd_;
   io::Interest interest_;
-  const char* op_;
   TaskCore* task_ = nullptr;
   dbg::IoWaitTrace trace_;
 };

@@ -111,14 +111,6 @@ Param encode(const std::vector<T>& v) {
   return encode_array(elements, oid);
 }
 
-template <class... A>
-Params encode_all(const A&... args) {
-  Params params;
-  params.reserve(sizeof...(A));
-  (params.push_back(encode(args)), ...);
-  return params;
-}
-
 /// executemany's parameter sets, encoded eagerly into one buffer: no container per set. The
 /// first set's types are the statement's; a later binary value of another type is kept as text.
 struct ParamSets {
