@@ -88,8 +88,8 @@ inline const CtxValue* ctx_lookup(const CtxMap* m, std::uint64_t key) noexcept {
 
 /// Which slot holds the current context: the innermost ContextScope's, else the running task's,
 /// else the thread's base one (contextvars.cpp defines them).
-extern constinit thread_local CtxWord* t_ctx_scope;
-extern constinit thread_local CtxWord t_ctx_base;
+extern constinit thread_local CtxWord* t_ctx_scope WEAVE_HOT_TLS;
+extern constinit thread_local CtxWord t_ctx_base WEAVE_HOT_TLS;
 
 /// The last lookup of this thread (CPython's ContextVar keeps one such cache per variable). A
 /// map never changes, so a hit needs the same map and key, and no map freed since: a freed map's
@@ -100,7 +100,7 @@ struct CtxGetCache {
   const CtxValue* value = nullptr;
   std::uint64_t frees = 0;
 };
-extern constinit thread_local CtxGetCache t_ctx_cache;
+extern constinit thread_local CtxGetCache t_ctx_cache WEAVE_HOT_TLS;
 /// How many maps were freed, in any thread.
 extern std::atomic<std::uint64_t> g_ctx_map_frees;
 /// ctx_lookup(map, key), remembered in t_ctx_cache.

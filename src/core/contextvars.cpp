@@ -15,9 +15,9 @@
 
 namespace weave::detail {
 
-constinit thread_local CtxWord* t_ctx_scope = nullptr;
-constinit thread_local CtxWord t_ctx_base = 0;
-constinit thread_local CtxGetCache t_ctx_cache{};
+constinit thread_local CtxWord* t_ctx_scope WEAVE_HOT_TLS = nullptr;
+constinit thread_local CtxWord t_ctx_base WEAVE_HOT_TLS = 0;
+constinit thread_local CtxGetCache t_ctx_cache WEAVE_HOT_TLS{};
 std::atomic<std::uint64_t> g_ctx_map_frees{0};
 
 namespace {

@@ -21,7 +21,7 @@
 namespace weave::detail {
 
 namespace {
-thread_local EventLoop* t_running = nullptr;
+constinit thread_local EventLoop* t_running WEAVE_HOT_TLS = nullptr;
 }
 
 LoopImpl* running_impl() noexcept {

@@ -17,7 +17,7 @@ namespace weave::detail {
 
 void destroy_task_frame(TaskCore* t) noexcept;
 
-constinit thread_local TaskCore* t_current = nullptr;
+constinit thread_local TaskCore* t_current WEAVE_HOT_TLS = nullptr;
 
 namespace {
 std::atomic<std::uint32_t> g_task_counter{0};

@@ -156,7 +156,11 @@ EventLoop* running_loop_or_null() noexcept;
 /// reports it (asyncio's "coroutine ... was never awaited"); a cold call (stats.cpp).
 [[gnu::cold]] void coro_never_awaited(void* frame) noexcept;
 /// The running task (task.cpp defines it); constinit, so other files read it with no TLS wrapper.
-extern constinit thread_local TaskCore* t_current;
+/// The library is position-independent, where a thread_local is reached through the general
+/// dynamic model (three instructions after the linker relaxes it, in every await); the hot ones
+/// are initial-exec, one load: a few words of static TLS, which a dlopen of the library can get.
+#define WEAVE_HOT_TLS __attribute__((tls_model("initial-exec")))
+extern constinit thread_local TaskCore* t_current WEAVE_HOT_TLS;
 inline TaskCore* current_task_core() noexcept {
   return t_current;
 }
