@@ -1,7 +1,7 @@
 // Per-thread free lists of coroutine frames by 8-byte size class. A frame freed on another
 // thread joins that thread's lists (frames are plain memory, so this is safe); memory is never
 // given back, which is the usual trade of a pool: a million tasks' worth stays reserved for the
-// next million. Frames above kMaxPooled bytes go to operator new.
+// next million. Frames above kMaxPooledFrame bytes go to operator new.
 //
 // Alignment: a frame's size is a multiple of its alignment (sizeof always is, and both compilers
 // pass the frame's padded size). A size that is an odd multiple of 8 therefore belongs to a frame
@@ -23,31 +23,11 @@
 
 #include "weave/detail/frame_alloc.hpp"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define WEAVE_NO_FRAME_POOL 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define WEAVE_NO_FRAME_POOL 1
-#endif
-#endif
-
 namespace weave::detail {
 
-#ifdef WEAVE_NO_FRAME_POOL
-
-void* allocate_frame(std::size_t size) {
-  return ::operator new(size);
-}
-void deallocate_frame(void* p, std::size_t) noexcept {
-  ::operator delete(p);
-}
-
-#else
+#ifndef WEAVE_NO_FRAME_POOL
 
 namespace {
-constexpr std::size_t kGranule = 8;
-constexpr std::size_t kMaxPooled = 1024;
-constexpr std::size_t kClasses = kMaxPooled / kGranule;
 constexpr std::size_t kFirstSlab = 64 * 1024;
 constexpr std::size_t kLastSlab = 2 * 1024 * 1024;
 
@@ -62,57 +42,32 @@ void* new_slab(std::size_t bytes) {
   return slab;
 }
 
-struct FreeFrame {
-  FreeFrame* next;
-};
-
-struct FramePool {
-  FreeFrame* free[kClasses + 1] = {};
+/// The slab a thread carves new frames from.
+struct Slab {
   char* bump = nullptr;  ///< the unused tail of the current slab
   char* bump_end = nullptr;
   std::size_t next_slab = kFirstSlab;
-
-  // Out of line, so that the pop from a free list stays a few instructions without spills.
-  [[gnu::noinline]] void* carve(std::size_t bytes) {
-    // 16-aligned unless the size is an odd multiple of 8 (see the file comment); the skipped
-    // 8 bytes, if any, are lost.
-    if (bytes % 16 == 0 && reinterpret_cast<std::uintptr_t>(bump) % 16 != 0) bump += 8;
-    if (bump == nullptr || static_cast<std::size_t>(bump_end - bump) < bytes) {
-      // The slab's tail is abandoned; slabs are never freed (see the file comment).
-      bump = static_cast<char*>(new_slab(next_slab));
-      bump_end = bump + next_slab;
-      if (next_slab < kLastSlab) next_slab *= 2;
-    }
-    void* p = bump;
-    bump += bytes;
-    return p;
-  }
 };
-
-thread_local FramePool t_pool;
+thread_local Slab t_slab;
 }  // namespace
 
-void* allocate_frame(std::size_t size) {
-  const std::size_t cls = (size + kGranule - 1) / kGranule;
-  if (cls > kClasses) return ::operator new(size);
-  FramePool& pool = t_pool;
-  if (FreeFrame* f = pool.free[cls]) {
-    pool.free[cls] = f->next;
-    return f;
-  }
-  return pool.carve(cls * kGranule);
-}
+constinit thread_local FrameLists t_frame_lists{};
 
-void deallocate_frame(void* p, std::size_t size) noexcept {
-  const std::size_t cls = (size + kGranule - 1) / kGranule;
-  if (cls > kClasses) {
-    ::operator delete(p);
-    return;
+void* carve_frame(std::size_t cls) {
+  const std::size_t bytes = cls * kFrameGranule;
+  Slab& s = t_slab;
+  // 16-aligned unless the size is an odd multiple of 8 (see the file comment); the skipped
+  // 8 bytes, if any, are lost.
+  if (bytes % 16 == 0 && reinterpret_cast<std::uintptr_t>(s.bump) % 16 != 0) s.bump += 8;
+  if (s.bump == nullptr || static_cast<std::size_t>(s.bump_end - s.bump) < bytes) {
+    // The slab's tail is abandoned; slabs are never freed (see the file comment).
+    s.bump = static_cast<char*>(new_slab(s.next_slab));
+    s.bump_end = s.bump + s.next_slab;
+    if (s.next_slab < kLastSlab) s.next_slab *= 2;
   }
-  FramePool& pool = t_pool;
-  auto* f = static_cast<FreeFrame*>(p);
-  f->next = pool.free[cls];
-  pool.free[cls] = f;
+  void* p = s.bump;
+  s.bump += bytes;
+  return p;
 }
 
 #endif
