@@ -386,6 +386,120 @@ TEST(CallGraph, QueueGetAndPutWaits) {
   EXPECT_EQ(normalise(g_text), expected);
 }
 
+// ---- locks: the line of each wait, with the frames of the waits that are coroutines ----------
+int g_lock_line = 0;
+int g_event_line = 0;
+int g_cond_line = 0;
+int g_pred_line = 0;
+int g_sem_line = 0;
+int g_barrier_line = 0;
+
+weave::Coro<void> locker(weave::Lock& lock) {
+  g_lock_line = __LINE__ + 1;
+  (void)co_await lock.acquire();
+}
+
+weave::Coro<void> event_waiter(weave::Event& event) {
+  g_event_line = __LINE__ + 1;
+  co_await event.wait();
+}
+
+weave::Coro<void> cond_waiter(weave::Condition& cond) {
+  auto held = co_await cond.scoped();
+  g_cond_line = __LINE__ + 1;
+  (void)co_await cond.wait();
+}
+
+bool never() {
+  return false;
+}
+
+weave::Coro<void> pred_waiter(weave::Condition& cond) {
+  auto held = co_await cond.scoped();
+  g_pred_line = __LINE__ + 1;
+  (void)co_await cond.wait_for(never);
+}
+
+weave::Coro<void> sem_waiter(weave::Semaphore& sem) {
+  g_sem_line = __LINE__ + 1;
+  (void)co_await sem.acquire();
+}
+
+weave::Coro<void> barrier_waiter(weave::Barrier& barrier) {
+  g_barrier_line = __LINE__ + 1;
+  (void)co_await barrier.wait();
+}
+
+weave::Coro<void> locks_main() {
+  weave::Lock lock;
+  weave::Event event;
+  weave::Condition cond;
+  weave::Condition pred_cond;
+  weave::Semaphore sem(0);
+  weave::Barrier barrier(2);
+  (void)co_await lock.acquire();
+  std::vector<weave::Task<void>> tasks;
+  tasks.push_back(weave::create_task(locker(lock), "lock"));
+  tasks.push_back(weave::create_task(event_waiter(event), "event"));
+  tasks.push_back(weave::create_task(cond_waiter(cond), "condition"));
+  tasks.push_back(weave::create_task(pred_waiter(pred_cond), "predicate"));
+  tasks.push_back(weave::create_task(sem_waiter(sem), "semaphore"));
+  tasks.push_back(weave::create_task(barrier_waiter(barrier), "barrier"));
+  co_await settle();
+  g_text.clear();
+  for (const weave::Task<void>& t : tasks) g_text += weave::format_call_graph(t) + "\n";
+  for (weave::Task<void>& t : tasks) t.cancel();
+  (void)co_await weave::gather_settled(tasks);
+  lock.release();
+}
+
+TEST(CallGraph, LockWaitsNameTheirLine) {
+  run_bounded(locks_main());
+  const std::string cond_wait = "in async weave::Condition::wait(weave::detail::CallSite)\n";
+  const std::string expected =
+      "* Task(name='lock', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      at(g_lock_line) +
+      "(anonymous namespace)::locker(weave::Lock&)\n"
+      "* Task(name='event', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      at(g_event_line) +
+      "(anonymous namespace)::event_waiter(weave::Event&)\n"
+      "* Task(name='condition', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      cond_wait + "  |   " + at(g_cond_line) +
+      "(anonymous namespace)::cond_waiter(weave::Condition&)\n"
+      "* Task(name='predicate', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      cond_wait +
+      "  |   in async weave::Condition::wait_for<bool (*)()>(bool (*)(), "
+      "weave::detail::CallSite)\n"
+      "  |   " +
+      at(g_pred_line) +
+      "(anonymous namespace)::pred_waiter(weave::Condition&)\n"
+      "* Task(name='semaphore', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      at(g_sem_line) +
+      "(anonymous namespace)::sem_waiter(weave::Semaphore&)\n"
+      "* Task(name='barrier', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      cond_wait +
+      "  |   in async weave::Condition::wait_for<weave::Barrier::wait_filled("
+      "weave::detail::CallSite)::{lambda()#1}>(weave::Barrier::wait_filled("
+      "weave::detail::CallSite)::{lambda()#1}, weave::detail::CallSite)\n"
+      "  |   in async weave::Barrier::wait_filled(weave::detail::CallSite)\n"
+      "  |   in async weave::Barrier::wait(weave::detail::CallSite)\n"
+      "  |   " +
+      at(g_barrier_line) + "(anonymous namespace)::barrier_waiter(weave::Barrier&)\n";
+  EXPECT_EQ(normalise(g_text), expected);
+}
+
 // ---- get_stack / print_stack
 // ----------------------------------------------------------------------
 std::string read_all(std::FILE* f) {
