@@ -500,6 +500,58 @@ TEST(CallGraph, LockWaitsNameTheirLine) {
   EXPECT_EQ(normalise(g_text), expected);
 }
 
+// ---- a stream read: the line of read(), through the reader's own frames ----------------------
+int g_read_line = 0;
+int g_readline_line = 0;
+
+weave::Coro<void> stream_reader(weave::StreamReader reader) {
+  g_read_line = __LINE__ + 1;
+  (void)co_await reader.read(10);
+}
+
+weave::Coro<void> line_reader(weave::StreamReader reader) {
+  g_readline_line = __LINE__ + 1;
+  (void)co_await reader.readline();
+}
+
+weave::Coro<void> stream_main() {
+  weave::StreamReader reader;
+  weave::StreamReader lines;
+  lines.feed_data("no newline yet");
+  weave::Task<void> r = weave::create_task(stream_reader(reader), "reader");
+  weave::Task<void> l = weave::create_task(line_reader(lines), "lines");
+  co_await settle();
+  g_text = weave::format_call_graph(r) + "\n" + weave::format_call_graph(l);
+  r.cancel();
+  l.cancel();
+  (void)co_await weave::gather_settled(r, l);
+}
+
+TEST(CallGraph, StreamReadsNameTheirLine) {
+  g_text.clear();
+  run_bounded(stream_main());
+  const std::string wait_for_data =
+      "  |   in async weave::detail::StreamState::wait_for_data(char const*, "
+      "weave::detail::CallSite)\n";
+  const std::string expected =
+      "* Task(name='reader', id=0xID)\n"
+      "  + Call stack:\n" +
+      wait_for_data +
+      "  |   in async weave::StreamReader::read[abi:cxx11](long, weave::detail::CallSite)\n"
+      "  |   " +
+      at(g_read_line) +
+      "(anonymous namespace)::stream_reader(weave::StreamReader)\n"
+      "* Task(name='lines', id=0xID)\n"
+      "  + Call stack:\n" +
+      wait_for_data +
+      "  |   in async weave::StreamReader::readuntil(std::__cxx11::basic_string<char, "
+      "std::char_traits<char>, std::allocator<char> >, weave::detail::CallSite)\n"
+      "  |   in async weave::StreamReader::readline[abi:cxx11](weave::detail::CallSite)\n"
+      "  |   " +
+      at(g_readline_line) + "(anonymous namespace)::line_reader(weave::StreamReader)";
+  EXPECT_EQ(normalise(g_text), expected);
+}
+
 // ---- get_stack / print_stack
 // ----------------------------------------------------------------------
 std::string read_all(std::FILE* f) {
