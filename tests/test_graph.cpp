@@ -121,7 +121,10 @@ weave::Coro<void> sleeper() {
   co_await weave::sleep(10s);
 }
 
+int g_variadic_line = 0;
+
 weave::Coro<void> gatherer() {
+  g_variadic_line = __LINE__ + 1;
   co_await weave::gather(sleeper(), sleeper());
 }
 
@@ -160,9 +163,10 @@ TEST(CallGraph, TaskGroupGatherSleep) {
       "    * Task(name='gatherer', id=0xID)\n"
       "      + Call stack:\n"
       "      |   in async weave::detail::gather_tuple<false, weave::Task<void>, weave::Task<void> "
-      ">(weave::Task<void>, "
-      "weave::Task<void>)\n"
-      "      |   in async (anonymous namespace)::gatherer()\n"
+      ">(weave::detail::CallSite, weave::Task<void>, weave::Task<void>)\n"
+      "      |   " +
+      at(g_variadic_line) +
+      "(anonymous namespace)::gatherer()\n"
       "      + Awaited by:\n"
       "        * Task(name='Task-N', id=0xID)\n"
       "          + Call stack:\n"
