@@ -121,7 +121,10 @@ weave::Coro<void> sleeper() {
   co_await weave::sleep(10s);
 }
 
+int g_variadic_line = 0;
+
 weave::Coro<void> gatherer() {
+  g_variadic_line = __LINE__ + 1;
   co_await weave::gather(sleeper(), sleeper());
 }
 
@@ -160,9 +163,10 @@ TEST(CallGraph, TaskGroupGatherSleep) {
       "    * Task(name='gatherer', id=0xID)\n"
       "      + Call stack:\n"
       "      |   in async weave::detail::gather_tuple<false, weave::Task<void>, weave::Task<void> "
-      ">(weave::Task<void>, "
-      "weave::Task<void>)\n"
-      "      |   in async (anonymous namespace)::gatherer()\n"
+      ">(weave::detail::CallSite, weave::Task<void>, weave::Task<void>)\n"
+      "      |   " +
+      at(g_variadic_line) +
+      "(anonymous namespace)::gatherer()\n"
       "      + Awaited by:\n"
       "        * Task(name='Task-N', id=0xID)\n"
       "          + Call stack:\n"
@@ -383,6 +387,172 @@ TEST(CallGraph, QueueGetAndPutWaits) {
       "  |   in async weave::Queue<int>::put_slowly(int&, weave::detail::CallSite const*)\n"
       "  |   " +
       at(g_put_line) + "(anonymous namespace)::producer(weave::Queue<int>&)";
+  EXPECT_EQ(normalise(g_text), expected);
+}
+
+// ---- locks: the line of each wait, with the frames of the waits that are coroutines ----------
+int g_lock_line = 0;
+int g_event_line = 0;
+int g_cond_line = 0;
+int g_pred_line = 0;
+int g_sem_line = 0;
+int g_barrier_line = 0;
+
+weave::Coro<void> locker(weave::Lock& lock) {
+  g_lock_line = __LINE__ + 1;
+  (void)co_await lock.acquire();
+}
+
+weave::Coro<void> event_waiter(weave::Event& event) {
+  g_event_line = __LINE__ + 1;
+  co_await event.wait();
+}
+
+weave::Coro<void> cond_waiter(weave::Condition& cond) {
+  auto held = co_await cond.scoped();
+  g_cond_line = __LINE__ + 1;
+  (void)co_await cond.wait();
+}
+
+bool never() {
+  return false;
+}
+
+weave::Coro<void> pred_waiter(weave::Condition& cond) {
+  auto held = co_await cond.scoped();
+  g_pred_line = __LINE__ + 1;
+  (void)co_await cond.wait_for(never);
+}
+
+weave::Coro<void> sem_waiter(weave::Semaphore& sem) {
+  g_sem_line = __LINE__ + 1;
+  (void)co_await sem.acquire();
+}
+
+weave::Coro<void> barrier_waiter(weave::Barrier& barrier) {
+  g_barrier_line = __LINE__ + 1;
+  (void)co_await barrier.wait();
+}
+
+weave::Coro<void> locks_main() {
+  weave::Lock lock;
+  weave::Event event;
+  weave::Condition cond;
+  weave::Condition pred_cond;
+  weave::Semaphore sem(0);
+  weave::Barrier barrier(2);
+  (void)co_await lock.acquire();
+  std::vector<weave::Task<void>> tasks;
+  tasks.push_back(weave::create_task(locker(lock), "lock"));
+  tasks.push_back(weave::create_task(event_waiter(event), "event"));
+  tasks.push_back(weave::create_task(cond_waiter(cond), "condition"));
+  tasks.push_back(weave::create_task(pred_waiter(pred_cond), "predicate"));
+  tasks.push_back(weave::create_task(sem_waiter(sem), "semaphore"));
+  tasks.push_back(weave::create_task(barrier_waiter(barrier), "barrier"));
+  co_await settle();
+  g_text.clear();
+  for (const weave::Task<void>& t : tasks) g_text += weave::format_call_graph(t) + "\n";
+  for (weave::Task<void>& t : tasks) t.cancel();
+  (void)co_await weave::gather_settled(tasks);
+  lock.release();
+}
+
+TEST(CallGraph, LockWaitsNameTheirLine) {
+  run_bounded(locks_main());
+  const std::string cond_wait = "in async weave::Condition::wait(weave::detail::CallSite)\n";
+  const std::string expected =
+      "* Task(name='lock', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      at(g_lock_line) +
+      "(anonymous namespace)::locker(weave::Lock&)\n"
+      "* Task(name='event', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      at(g_event_line) +
+      "(anonymous namespace)::event_waiter(weave::Event&)\n"
+      "* Task(name='condition', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      cond_wait + "  |   " + at(g_cond_line) +
+      "(anonymous namespace)::cond_waiter(weave::Condition&)\n"
+      "* Task(name='predicate', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      cond_wait +
+      "  |   in async weave::Condition::wait_for<bool (*)()>(bool (*)(), "
+      "weave::detail::CallSite)\n"
+      "  |   " +
+      at(g_pred_line) +
+      "(anonymous namespace)::pred_waiter(weave::Condition&)\n"
+      "* Task(name='semaphore', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      at(g_sem_line) +
+      "(anonymous namespace)::sem_waiter(weave::Semaphore&)\n"
+      "* Task(name='barrier', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   " +
+      cond_wait +
+      "  |   in async weave::Condition::wait_for<weave::Barrier::wait_filled("
+      "weave::detail::CallSite)::{lambda()#1}>(weave::Barrier::wait_filled("
+      "weave::detail::CallSite)::{lambda()#1}, weave::detail::CallSite)\n"
+      "  |   in async weave::Barrier::wait_filled(weave::detail::CallSite)\n"
+      "  |   in async weave::Barrier::wait(weave::detail::CallSite)\n"
+      "  |   " +
+      at(g_barrier_line) + "(anonymous namespace)::barrier_waiter(weave::Barrier&)\n";
+  EXPECT_EQ(normalise(g_text), expected);
+}
+
+// ---- a stream read: the line of read(), through the reader's own frames ----------------------
+int g_read_line = 0;
+int g_readline_line = 0;
+
+weave::Coro<void> stream_reader(weave::StreamReader reader) {
+  g_read_line = __LINE__ + 1;
+  (void)co_await reader.read(10);
+}
+
+weave::Coro<void> line_reader(weave::StreamReader reader) {
+  g_readline_line = __LINE__ + 1;
+  (void)co_await reader.readline();
+}
+
+weave::Coro<void> stream_main() {
+  weave::StreamReader reader;
+  weave::StreamReader lines;
+  lines.feed_data("no newline yet");
+  weave::Task<void> r = weave::create_task(stream_reader(reader), "reader");
+  weave::Task<void> l = weave::create_task(line_reader(lines), "lines");
+  co_await settle();
+  g_text = weave::format_call_graph(r) + "\n" + weave::format_call_graph(l);
+  r.cancel();
+  l.cancel();
+  (void)co_await weave::gather_settled(r, l);
+}
+
+TEST(CallGraph, StreamReadsNameTheirLine) {
+  g_text.clear();
+  run_bounded(stream_main());
+  const std::string wait_for_data =
+      "  |   in async weave::detail::StreamState::wait_for_data(char const*, "
+      "weave::detail::CallSite)\n";
+  const std::string expected =
+      "* Task(name='reader', id=0xID)\n"
+      "  + Call stack:\n" +
+      wait_for_data +
+      "  |   in async weave::StreamReader::read[abi:cxx11](long, weave::detail::CallSite)\n"
+      "  |   " +
+      at(g_read_line) +
+      "(anonymous namespace)::stream_reader(weave::StreamReader)\n"
+      "* Task(name='lines', id=0xID)\n"
+      "  + Call stack:\n" +
+      wait_for_data +
+      "  |   in async weave::StreamReader::readuntil(std::__cxx11::basic_string<char, "
+      "std::char_traits<char>, std::allocator<char> >, weave::detail::CallSite)\n"
+      "  |   in async weave::StreamReader::readline[abi:cxx11](weave::detail::CallSite)\n"
+      "  |   " +
+      at(g_readline_line) + "(anonymous namespace)::line_reader(weave::StreamReader)";
   EXPECT_EQ(normalise(g_text), expected);
 }
 

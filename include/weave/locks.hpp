@@ -52,7 +52,8 @@ namespace detail {
 template <class L, class Inner>
 class ScopedAwaiter {
  public:
-  ScopedAwaiter(L& owner, Inner& prim) noexcept : owner_(owner), inner_(prim) {}
+  ScopedAwaiter(L& owner, Inner& prim, CallSite site) noexcept
+      : owner_(owner), inner_(prim, site) {}
   bool await_ready() { return inner_.await_ready(); }
   void await_suspend(std::coroutine_handle<> h) { inner_.await_suspend(h); }
   Held<L> await_resume() {
@@ -85,11 +86,19 @@ class Lock {
   ///
   /// **Errors**: CancelledError; RuntimeError outside a task when it has to wait, or when the
   /// lock is bound to another event loop.
-  [[nodiscard]] AcquireAwaiter acquire() noexcept { return AcquireAwaiter(*this); }
+  ///
+  /// `site`, here and in every wait of this file: the caller's line, which call graphs show while
+  /// the task waits; leave it defaulted.
+  [[nodiscard]] AcquireAwaiter acquire(detail::CallSite site = detail::CallSite::here()) noexcept {
+    return AcquireAwaiter(*this, site);
+  }
 
   /// `auto held = co_await lock.scoped();` acquires and releases when `held` is destroyed.
   /// **Cancellation** and **Errors**: as acquire().
-  [[nodiscard]] detail::ScopedAwaiter<Lock, Lock> scoped() noexcept { return {*this, *this}; }
+  [[nodiscard]] detail::ScopedAwaiter<Lock, Lock> scoped(
+      detail::CallSite site = detail::CallSite::here()) noexcept {
+    return {*this, *this, site};
+  }
 
   /// Releases the lock and wakes the first waiter. Errors: RuntimeError when not locked.
   void release();
@@ -124,7 +133,9 @@ class Event {
   ///
   /// **Errors**: CancelledError; RuntimeError outside a task when it has to wait, or when the
   /// event is bound to another event loop.
-  [[nodiscard]] WaitAwaiter wait() noexcept { return WaitAwaiter(*this); }
+  [[nodiscard]] WaitAwaiter wait(detail::CallSite site = detail::CallSite::here()) noexcept {
+    return WaitAwaiter(*this, site);
+  }
 
   /// Sets the flag and wakes every waiter, in the order they began to wait.
   void set() noexcept;
@@ -153,10 +164,16 @@ class Condition {
   Condition& operator=(const Condition&) = delete;
 
   /// Acquires the underlying lock. **Cancellation** and **Errors**: as Lock::acquire().
-  [[nodiscard]] Lock::AcquireAwaiter acquire() noexcept { return lock_.acquire(); }
+  [[nodiscard]] Lock::AcquireAwaiter acquire(
+      detail::CallSite site = detail::CallSite::here()) noexcept {
+    return lock_.acquire(site);
+  }
   /// Acquires the underlying lock until the result is destroyed. **Cancellation** and
   /// **Errors**: as Lock::acquire().
-  [[nodiscard]] detail::ScopedAwaiter<Condition, Lock> scoped() noexcept { return {*this, lock_}; }
+  [[nodiscard]] detail::ScopedAwaiter<Condition, Lock> scoped(
+      detail::CallSite site = detail::CallSite::here()) noexcept {
+    return {*this, lock_, site};
+  }
   /// Releases the underlying lock. Errors: RuntimeError when not locked.
   void release() { lock_.release(); }
   bool locked() const noexcept { return lock_.locked(); }
@@ -171,15 +188,16 @@ class Condition {
   ///
   /// **Errors**: RuntimeError when the lock is not held, outside a task, or when the condition
   /// is bound to another loop; CancelledError.
-  Coro<bool> wait();
+  Coro<bool> wait(detail::CallSite site = detail::CallSite::here());
 
   /// Waits until `pred()` is truthy; returns its last result. The lock must be held; `pred` is
   /// evaluated with it held. **Cancellation** and **Errors**: as wait().
   template <class Pred>
-  Coro<std::decay_t<std::invoke_result_t<Pred&>>> wait_for(Pred pred) {
+  Coro<std::decay_t<std::invoke_result_t<Pred&>>> wait_for(
+      Pred pred, detail::CallSite site = detail::CallSite::here()) {
     auto result = pred();
     while (!result) {
-      co_await wait();
+      co_await wait(site);
       result = pred();
     }
     co_return result;
@@ -219,11 +237,14 @@ class Semaphore {
   ///
   /// **Errors**: CancelledError; RuntimeError outside a task when it has to wait, or when the
   /// semaphore is bound to another event loop.
-  [[nodiscard]] AcquireAwaiter acquire() noexcept { return AcquireAwaiter(*this); }
+  [[nodiscard]] AcquireAwaiter acquire(detail::CallSite site = detail::CallSite::here()) noexcept {
+    return AcquireAwaiter(*this, site);
+  }
   /// Acquires a slot until the result is destroyed. **Cancellation** and **Errors**: as
   /// acquire().
-  [[nodiscard]] detail::ScopedAwaiter<Semaphore, Semaphore> scoped() noexcept {
-    return {*this, *this};
+  [[nodiscard]] detail::ScopedAwaiter<Semaphore, Semaphore> scoped(
+      detail::CallSite site = detail::CallSite::here()) noexcept {
+    return {*this, *this, site};
   }
   /// Gives a slot back and wakes the first waiter.
   void release() noexcept;
@@ -253,8 +274,9 @@ class BoundedSemaphore : public Semaphore {
   void release();
   /// Acquires a slot until the result is destroyed. **Cancellation** and **Errors**: as
   /// Semaphore::acquire().
-  [[nodiscard]] detail::ScopedAwaiter<BoundedSemaphore, Semaphore> scoped() noexcept {
-    return {*this, *this};
+  [[nodiscard]] detail::ScopedAwaiter<BoundedSemaphore, Semaphore> scoped(
+      detail::CallSite site = detail::CallSite::here()) noexcept {
+    return {*this, *this, site};
   }
 
  private:
@@ -277,16 +299,16 @@ class Barrier {
   ///
   /// **Errors**: BrokenBarrierError when the barrier is broken by abort() or reset by reset()
   /// while this task waits, or broken when it arrives; CancelledError.
-  Coro<int> wait();
+  Coro<int> wait(detail::CallSite site = detail::CallSite::here());
 
   /// Returns the barrier to its empty state; tasks waiting get BrokenBarrierError.
   /// **Cancellation**: as Lock::acquire() on the barrier's internal lock; nothing changes unless
   /// it completes. **Errors**: CancelledError.
-  Coro<void> reset();
+  Coro<void> reset(detail::CallSite site = detail::CallSite::here());
 
   /// Breaks the barrier: current and future wait() calls raise BrokenBarrierError until reset().
   /// **Cancellation** and **Errors**: as reset().
-  Coro<void> abort();
+  Coro<void> abort(detail::CallSite site = detail::CallSite::here());
 
   int parties() const noexcept { return parties_; }
   /// Tasks waiting in the filling barrier (0 while it drains).
@@ -301,8 +323,8 @@ class Barrier {
     Resetting,  ///< reset() while tasks wait: they leave with BrokenBarrierError
     Broken,     ///< abort(): every wait raises BrokenBarrierError
   };
-  Coro<void> block();
-  Coro<void> wait_filled();
+  Coro<void> block(detail::CallSite site);
+  Coro<void> wait_filled(detail::CallSite site);
   void exit();
 
   Condition cond_;

@@ -111,7 +111,9 @@ class Queue {
   ///
   /// **Errors**: CancelledError; RuntimeError outside a task when it has to wait, or when the
   /// queue is bound to another event loop.
-  [[nodiscard]] Event::WaitAwaiter join() noexcept { return finished_.wait(); }
+  [[nodiscard]] Event::WaitAwaiter join(detail::CallSite site = detail::CallSite::here()) noexcept {
+    return finished_.wait(site);
+  }
 
   /// The queue drained as a generator: `while (auto item = co_await items.next())` gets each
   /// item as get() does and ends (nullopt) once the queue is shut down and empty. An item given

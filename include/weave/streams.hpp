@@ -71,30 +71,37 @@ class StreamReader {
 
   /// Up to `n` bytes (n < 0: everything until EOF); empty at EOF. Errors: the connection's
   /// error (e.g. std::system_error ECONNRESET).
-  Coro<std::string> read(std::ptrdiff_t n = -1);
+  ///
+  /// `site`, here and in every wait of this file: the caller's line, which call graphs show
+  /// while the task waits; leave it defaulted.
+  Coro<std::string> read(std::ptrdiff_t n = -1, detail::CallSite site = detail::CallSite::here());
   /// Up to and including "\n"; the rest at EOF. Errors: ValueError when the line exceeds the
   /// limit (the line is dropped from the buffer).
-  Coro<std::string> readline();
+  Coro<std::string> readline(detail::CallSite site = detail::CallSite::here());
   /// Exactly `n` bytes. Errors: IncompleteReadError (with `partial`) at EOF before `n`.
-  Coro<std::string> readexactly(std::size_t n);
+  Coro<std::string> readexactly(std::size_t n, detail::CallSite site = detail::CallSite::here());
   /// Up to and including `separator`. Errors: IncompleteReadError at EOF first (expected = 0);
   /// LimitOverrunError when the limit is reached first (the data stays buffered); ValueError for
   /// an empty separator. The separator is taken by value: the coroutine starts only when
   /// awaited, so a view could outlive the caller's string (as in create_task(readuntil(...))).
-  Coro<std::string> readuntil(std::string separator = "\n");
+  Coro<std::string> readuntil(std::string separator = "\n",
+                              detail::CallSite site = detail::CallSite::here());
   /// Python 3.13's readuntil with several separators: up to and including the one whose match
   /// ends first (the shortest, when several end at once). Errors: as readuntil; ValueError for
   /// no separator or an empty one.
-  Coro<std::string> readuntil(std::vector<std::string> separators);
-  Coro<std::string> readuntil(std::initializer_list<std::string_view> separators) {
-    return readuntil(std::vector<std::string>(separators.begin(), separators.end()));
+  Coro<std::string> readuntil(std::vector<std::string> separators,
+                              detail::CallSite site = detail::CallSite::here());
+  Coro<std::string> readuntil(std::initializer_list<std::string_view> separators,
+                              detail::CallSite site = detail::CallSite::here()) {
+    return readuntil(std::vector<std::string>(separators.begin(), separators.end()), site);
   }
   /// `async for line in reader`: each line as readline() returns it ("\n" included; the last
   /// may lack it), until EOF. The generator holds its own handle to the reader.
   /// Errors: as readline().
-  AsyncGenerator<std::string> lines();
+  AsyncGenerator<std::string> lines(detail::CallSite site = detail::CallSite::here());
   /// Reads into `buffer` without an intermediate string; returns the count (0 at EOF).
-  Coro<std::size_t> read_into(std::span<char> buffer);
+  Coro<std::size_t> read_into(std::span<char> buffer,
+                              detail::CallSite site = detail::CallSite::here());
   /// True when the buffer is empty and EOF was fed.
   bool at_eof() const noexcept;
 
@@ -121,11 +128,11 @@ class StreamWriter {
   void write_eof();
   /// Waits while the transport's buffer is above its high-water mark. Errors: the connection's
   /// error, or std::system_error(ECONNRESET) once the connection is lost.
-  Coro<void> drain();
+  Coro<void> drain(detail::CallSite site = detail::CallSite::here());
   void close();
   bool is_closing() const noexcept;
   /// Waits until the connection is closed. Errors: the error that closed it, if any.
-  Coro<void> wait_closed();
+  Coro<void> wait_closed(detail::CallSite site = detail::CallSite::here());
   /// "peername", "sockname", "socket" (see Transport::get_extra_info); over TLS also
   /// "peercert", "cipher", "ssl_object", "sslcontext".
   ExtraInfo get_extra_info(std::string_view name) const;

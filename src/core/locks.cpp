@@ -61,20 +61,20 @@ void Event::set() noexcept {
 
 // ---- Condition ----------------------------------------------------------------------------------
 
-Coro<bool> Condition::wait() {
+Coro<bool> Condition::wait(detail::CallSite site) {
   if (!locked()) throw RuntimeError("cannot wait on un-acquired lock");
   lock_.release();
   // C++ cannot co_await in a handler, so each error is kept and acted on after its block.
   std::exception_ptr error;
   try {
-    co_await detail::Park(waiters_, binding_, "Condition", detail::NoGrant{});
+    co_await detail::Park(waiters_, binding_, "Condition", detail::NoGrant{}, &site);
   } catch (...) {
     error = std::current_exception();
   }
   // The lock must be held again however the wait ended; a cancellation meanwhile is deferred.
   for (;;) {
     try {
-      co_await lock_.acquire();
+      co_await lock_.acquire(site);
       break;
     } catch (const CancelledError&) {
       error = std::current_exception();
@@ -150,9 +150,9 @@ Barrier::Barrier(int parties) : parties_(parties) {
   if (parties < 1) throw ValueError("parties must be > 0");
 }
 
-Coro<int> Barrier::wait() {
-  auto held = co_await cond_.scoped();
-  co_await block();
+Coro<int> Barrier::wait(detail::CallSite site) {
+  auto held = co_await cond_.scoped(site);
+  co_await block(site);
   const int index = count_++;
   std::exception_ptr error;
   try {
@@ -160,7 +160,7 @@ Coro<int> Barrier::wait() {
       state_ = State::Draining;  // the last one in releases the others
       cond_.notify_all();
     } else {
-      co_await wait_filled();
+      co_await wait_filled(site);
     }
   } catch (...) {
     error = std::current_exception();
@@ -171,15 +171,15 @@ Coro<int> Barrier::wait() {
   co_return index;
 }
 
-Coro<void> Barrier::block() {
+Coro<void> Barrier::block(detail::CallSite site) {
   // A draining or resetting barrier lets its current waiters out before anyone new comes in.
   co_await cond_.wait_for(
-      [this] { return state_ != State::Draining && state_ != State::Resetting; });
+      [this] { return state_ != State::Draining && state_ != State::Resetting; }, site);
   if (state_ == State::Broken) throw BrokenBarrierError();
 }
 
-Coro<void> Barrier::wait_filled() {
-  co_await cond_.wait_for([this] { return state_ != State::Filling; });
+Coro<void> Barrier::wait_filled(detail::CallSite site) {
+  co_await cond_.wait_for([this] { return state_ != State::Filling; }, site);
   if (state_ == State::Broken || state_ == State::Resetting) throw BrokenBarrierError();
 }
 
@@ -191,14 +191,14 @@ void Barrier::exit() {
   }
 }
 
-Coro<void> Barrier::reset() {
-  auto held = co_await cond_.scoped();
+Coro<void> Barrier::reset(detail::CallSite site) {
+  auto held = co_await cond_.scoped(site);
   state_ = count_ > 0 ? State::Resetting : State::Filling;
   cond_.notify_all();
 }
 
-Coro<void> Barrier::abort() {
-  auto held = co_await cond_.scoped();
+Coro<void> Barrier::abort(detail::CallSite site) {
+  auto held = co_await cond_.scoped(site);
   state_ = State::Broken;
   cond_.notify_all();
 }

@@ -72,7 +72,7 @@ Coro<Socket> connect_one(EventLoop& loop, SocketAddress address,
 }
 
 Coro<void> wait_event(Event& event) {
-  co_await event.wait();
+  co_await event.wait(CallSite::none());  // create_connection takes no caller line to pass on
 }
 
 /// The attempts of one race; lives in connect_any's frame, which outlives every attempt.

@@ -28,9 +28,9 @@ struct StreamState {
   void feed_eof() noexcept;
   void set_exception(std::exception_ptr e) noexcept;
   void maybe_resume_transport() noexcept;
-  /// Waits until data, EOF or an error arrives. Errors: RuntimeError when another coroutine is
-  /// already waiting on this reader.
-  Coro<void> wait_for_data(const char* what);
+  /// Waits until data, EOF or an error arrives; `site` is the reader call's caller. Errors:
+  /// RuntimeError when another coroutine is already waiting on this reader.
+  Coro<void> wait_for_data(const char* what, CallSite site);
 
   std::string buffer;
   std::size_t offset = 0;  ///< buffered bytes start here

@@ -89,7 +89,7 @@ void trace_stream_wait(dbg::IoWaitTrace& w, const char* op, const StreamState& s
 }
 }  // namespace
 
-Coro<void> StreamState::wait_for_data(const char* what) {
+Coro<void> StreamState::wait_for_data(const char* what, CallSite site) {
   if (waiting) {
     throw RuntimeError(std::string(what) +
                        "() called while another coroutine is already waiting for incoming data");
@@ -107,7 +107,7 @@ Coro<void> StreamState::wait_for_data(const char* what) {
   data_ready.clear();
   dbg::IoWaitTrace trace;
   trace_stream_wait(trace, what, *this);
-  co_await data_ready.wait();
+  co_await data_ready.wait(site);
 }
 
 StreamLife::~StreamLife() {
@@ -269,7 +269,7 @@ std::exception_ptr StreamReader::exception() const noexcept {
   return state_->error;
 }
 
-Coro<std::string> StreamReader::read(std::ptrdiff_t n) {
+Coro<std::string> StreamReader::read(std::ptrdiff_t n, detail::CallSite site) {
   auto s = state_;  // the handle may be moved from while we wait
   if (s->error) std::rethrow_exception(s->error);
   if (n == 0) co_return std::string();
@@ -277,22 +277,22 @@ Coro<std::string> StreamReader::read(std::ptrdiff_t n) {
     // Everything until EOF, gathered in limit-sized blocks as asyncio does.
     std::string all;
     for (;;) {
-      std::string block = co_await read(static_cast<std::ptrdiff_t>(s->limit));
+      std::string block = co_await read(static_cast<std::ptrdiff_t>(s->limit), site);
       if (block.empty()) break;
       all += block;
     }
     co_return all;
   }
-  if (s->size() == 0 && !s->eof) co_await s->wait_for_data("read");
+  if (s->size() == 0 && !s->eof) co_await s->wait_for_data("read", site);
   if (s->error && s->size() == 0) std::rethrow_exception(s->error);
   co_return s->take(static_cast<std::size_t>(n));
 }
 
-Coro<std::size_t> StreamReader::read_into(std::span<char> buffer) {
+Coro<std::size_t> StreamReader::read_into(std::span<char> buffer, detail::CallSite site) {
   auto s = state_;
   if (s->error) std::rethrow_exception(s->error);
   if (buffer.empty()) co_return 0;
-  if (s->size() == 0 && !s->eof) co_await s->wait_for_data("read_into");
+  if (s->size() == 0 && !s->eof) co_await s->wait_for_data("read_into", site);
   if (s->error && s->size() == 0) std::rethrow_exception(s->error);
   const std::size_t n = std::min(buffer.size(), s->size());
   std::memcpy(buffer.data(), s->buffer.data() + s->offset, n);
@@ -300,19 +300,20 @@ Coro<std::size_t> StreamReader::read_into(std::span<char> buffer) {
   co_return n;
 }
 
-Coro<std::string> StreamReader::readexactly(std::size_t n) {
+Coro<std::string> StreamReader::readexactly(std::size_t n, detail::CallSite site) {
   auto s = state_;
   if (s->error) std::rethrow_exception(s->error);
   if (n == 0) co_return std::string();
   while (s->size() < n) {
     if (s->eof) throw IncompleteReadError(s->take(s->size()), n);
-    co_await s->wait_for_data("readexactly");
+    co_await s->wait_for_data("readexactly", site);
     if (s->error) std::rethrow_exception(s->error);
   }
   co_return s->take(n);
 }
 
-Coro<std::string> StreamReader::readuntil(std::vector<std::string> separators) {
+Coro<std::string> StreamReader::readuntil(std::vector<std::string> separators,
+                                          detail::CallSite site) {
   auto s = state_;
   if (separators.empty()) throw ValueError("Separator should contain at least one element");
   // The shortest first, so that of the matches ending at one place the shortest wins.
@@ -342,7 +343,7 @@ Coro<std::string> StreamReader::readuntil(std::vector<std::string> separators) {
       }
     }
     if (s->eof) throw IncompleteReadError(s->take(s->size()), 0);
-    co_await s->wait_for_data("readuntil");
+    co_await s->wait_for_data("readuntil", site);
     if (s->error) std::rethrow_exception(s->error);
   }
   if (match_start > s->limit) {
@@ -351,7 +352,7 @@ Coro<std::string> StreamReader::readuntil(std::vector<std::string> separators) {
   co_return s->take(match_end);
 }
 
-Coro<std::string> StreamReader::readuntil(std::string separator) {
+Coro<std::string> StreamReader::readuntil(std::string separator, detail::CallSite site) {
   auto s = state_;
   const std::size_t seplen = separator.size();
   if (seplen == 0) throw ValueError("Separator should be at least one-byte string");
@@ -370,7 +371,7 @@ Coro<std::string> StreamReader::readuntil(std::string separator) {
       }
     }
     if (s->eof) throw IncompleteReadError(s->take(s->size()), 0);
-    co_await s->wait_for_data("readuntil");
+    co_await s->wait_for_data("readuntil", site);
     if (s->error) std::rethrow_exception(s->error);
   }
   if (isep > s->limit) {
@@ -380,25 +381,25 @@ Coro<std::string> StreamReader::readuntil(std::string separator) {
 }
 
 namespace {
-AsyncGenerator<std::string> reader_lines(StreamReader reader) {
+AsyncGenerator<std::string> reader_lines(StreamReader reader, detail::CallSite site) {
   for (;;) {
-    std::string line = co_await reader.readline();
+    std::string line = co_await reader.readline(site);
     if (line.empty()) co_return;
     co_yield std::move(line);
   }
 }
 }  // namespace
 
-AsyncGenerator<std::string> StreamReader::lines() {
-  return reader_lines(*this);
+AsyncGenerator<std::string> StreamReader::lines(detail::CallSite site) {
+  return reader_lines(*this, site);
 }
 
-Coro<std::string> StreamReader::readline() {
+Coro<std::string> StreamReader::readline(detail::CallSite site) {
   auto s = state_;
   std::string line;
   std::optional<std::string> overrun;
   try {
-    line = co_await readuntil("\n");
+    line = co_await readuntil("\n", site);
   } catch (const IncompleteReadError& e) {
     line = e.partial;
   } catch (const LimitOverrunError& e) {
@@ -443,12 +444,12 @@ Transport& StreamWriter::transport() const noexcept {
   return *state_->transport;
 }
 
-Coro<void> StreamWriter::drain() {
+Coro<void> StreamWriter::drain(detail::CallSite site) {
   auto s = state_;
   if (s->error) std::rethrow_exception(s->error);
   if (s->transport->is_closing()) {
     // Let connection_lost run first, so that the loss is reported below (asyncio yields too).
-    co_await sleep(std::chrono::seconds(0));
+    co_await sleep(std::chrono::seconds(0), site);
   }
   if (s->lost) {
     if (s->lost_error) std::rethrow_exception(s->lost_error);
@@ -457,7 +458,7 @@ Coro<void> StreamWriter::drain() {
   while (s->writing_paused && !s->lost) {
     detail::dbg::IoWaitTrace trace;
     detail::trace_stream_wait(trace, "drain", *s);
-    co_await s->drain_ready.wait();
+    co_await s->drain_ready.wait(site);
   }
   // As asyncio's _drain_helper: a waiting drain ends with the loss's error, or normally when
   // the connection closed cleanly.
@@ -468,7 +469,7 @@ Coro<void> StreamWriter::start_tls(SSLContext context, std::string server_hostna
                                    std::optional<Clock::duration> ssl_handshake_timeout,
                                    std::optional<Clock::duration> ssl_shutdown_timeout) {
   auto s = state_;
-  co_await drain();
+  co_await drain(detail::CallSite::none());  // the TLS handshake's caller is not known here
   std::shared_ptr<Protocol> protocol = s->protocol.lock();
   if (!protocol || s->lost) throw RuntimeError("start_tls: the connection is closed");
   std::shared_ptr<Transport> upgraded = co_await get_running_loop().start_tls(
@@ -478,9 +479,9 @@ Coro<void> StreamWriter::start_tls(SSLContext context, std::string server_hostna
   s->reading_paused = false;  // the TLS transport starts reading; the old one reads for it
 }
 
-Coro<void> StreamWriter::wait_closed() {
+Coro<void> StreamWriter::wait_closed(detail::CallSite site) {
   auto s = state_;
-  if (!s->lost) co_await s->closed.wait();
+  if (!s->lost) co_await s->closed.wait(site);
   if (s->lost_error) std::rethrow_exception(s->lost_error);
 }
 

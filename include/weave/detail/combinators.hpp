@@ -125,12 +125,15 @@ struct GatherAwaiter {
   }
 };
 
+// The site is a parameter, so it lives in this frame for the whole wait.
 template <bool Settled, class... F>
-auto gather_tuple(F... futs)
+auto gather_tuple(CallSite site, F... futs)
     -> Coro<std::conditional_t<Settled, std::tuple<Outcome<typename F::value_type>...>,
                                std::tuple<slot_t<F>...>>> {
   std::vector<FutureCore*> cores{futs.core()...};
-  co_await GatherAwaiter(std::move(cores), Settled);
+  GatherAwaiter waiting(std::move(cores), Settled);
+  waiting.site = &site;
+  co_await waiting;
   if constexpr (Settled) {
     co_return std::make_tuple(outcome_of(futs)...);
   } else {
@@ -206,22 +209,66 @@ class CompletionQueue final : public MultiWait {
   bool expired_ = false;
 };
 
+template <bool Settled, class... A>
+auto gather_at(CallSite site, A&&... awaitables) {
+  // A braced list evaluates left to right, so the children start in argument order.
+  std::tuple<decltype(as_future(std::forward<A>(awaitables)))...> futs{
+      as_future(std::forward<A>(awaitables))...};
+  return std::apply([site](auto... f) { return gather_tuple<Settled>(site, std::move(f)...); },
+                    std::move(futs));
+}
+
 }  // namespace detail
+
+// A default argument cannot follow a pack, so the caller's line reaches gather(a, b, ...) through
+// fixed-arity overloads of up to six children (partial ordering prefers them to the pack); a
+// longer gather has no line in call graphs.
+#define WEAVE_SITED_GATHER(name, settled)                                                        \
+  template <class A1>                                                                            \
+  auto name(A1&& a1, detail::CallSite site = detail::CallSite::here()) {                         \
+    return detail::gather_at<settled>(site, std::forward<A1>(a1));                               \
+  }                                                                                              \
+  template <class A1, class A2>                                                                  \
+  auto name(A1&& a1, A2&& a2, detail::CallSite site = detail::CallSite::here()) {                \
+    return detail::gather_at<settled>(site, std::forward<A1>(a1), std::forward<A2>(a2));         \
+  }                                                                                              \
+  template <class A1, class A2, class A3>                                                        \
+  auto name(A1&& a1, A2&& a2, A3&& a3, detail::CallSite site = detail::CallSite::here()) {       \
+    return detail::gather_at<settled>(site, std::forward<A1>(a1), std::forward<A2>(a2),          \
+                                      std::forward<A3>(a3));                                     \
+  }                                                                                              \
+  template <class A1, class A2, class A3, class A4>                                              \
+  auto name(A1&& a1, A2&& a2, A3&& a3, A4&& a4,                                                  \
+            detail::CallSite site = detail::CallSite::here()) {                                  \
+    return detail::gather_at<settled>(site, std::forward<A1>(a1), std::forward<A2>(a2),          \
+                                      std::forward<A3>(a3), std::forward<A4>(a4));               \
+  }                                                                                              \
+  template <class A1, class A2, class A3, class A4, class A5>                                    \
+  auto name(A1&& a1, A2&& a2, A3&& a3, A4&& a4, A5&& a5,                                         \
+            detail::CallSite site = detail::CallSite::here()) {                                  \
+    return detail::gather_at<settled>(site, std::forward<A1>(a1), std::forward<A2>(a2),          \
+                                      std::forward<A3>(a3), std::forward<A4>(a4),                \
+                                      std::forward<A5>(a5));                                     \
+  }                                                                                              \
+  template <class A1, class A2, class A3, class A4, class A5, class A6>                          \
+  auto name(A1&& a1, A2&& a2, A3&& a3, A4&& a4, A5&& a5, A6&& a6,                                \
+            detail::CallSite site = detail::CallSite::here()) {                                  \
+    return detail::gather_at<settled>(site, std::forward<A1>(a1), std::forward<A2>(a2),          \
+                                      std::forward<A3>(a3), std::forward<A4>(a4),                \
+                                      std::forward<A5>(a5), std::forward<A6>(a6));               \
+  }                                                                                              \
+  template <class... A>                                                                          \
+  auto name(A&&... awaitables) {                                                                 \
+    return detail::gather_at<settled>(detail::CallSite::none(), std::forward<A>(awaitables)...); \
+  }
 
 /// asyncio.gather: runs the children concurrently and returns their results in argument order
 /// (std::monostate for void children). Children may be Coro (wrapped in a task at once), Task or
 /// Future. Errors: the first child exception propagates at once; the other children keep running.
-/// Cancellation: cancelling the awaiting task cancels every child.
-template <class... A>
-auto gather(A&&... awaitables) {
-  // A braced list evaluates left to right, so the children start in argument order.
-  std::tuple<decltype(detail::as_future(std::forward<A>(awaitables)))...> futs{
-      detail::as_future(std::forward<A>(awaitables))...};
-  return std::apply([](auto... f) { return detail::gather_tuple<false>(std::move(f)...); },
-                    std::move(futs));
-}
-/// The vector forms take the caller's line, for call graphs (`site`: leave it defaulted; the
-/// variadic form has none, as a default argument cannot follow a pack).
+/// Cancellation: cancelling the awaiting task cancels every child. `site`: the caller's line, for
+/// call graphs (leave it defaulted).
+WEAVE_SITED_GATHER(gather, false)
+/// The vector forms take the caller's line too.
 template <class T>
 Coro<std::vector<detail::slot_t<Task<T>>>> gather(
     std::vector<Coro<T>> coros, detail::CallSite site = detail::CallSite::here()) {
@@ -234,14 +281,8 @@ Coro<std::vector<detail::slot_t<Task<T>>>> gather(
 }
 
 /// gather(return_exceptions=True): each result is an Outcome holding a value or the exception.
-template <class... A>
-auto gather_settled(A&&... awaitables) {
-  // A braced list evaluates left to right, so the children start in argument order.
-  std::tuple<decltype(detail::as_future(std::forward<A>(awaitables)))...> futs{
-      detail::as_future(std::forward<A>(awaitables))...};
-  return std::apply([](auto... f) { return detail::gather_tuple<true>(std::move(f)...); },
-                    std::move(futs));
-}
+WEAVE_SITED_GATHER(gather_settled, true)
+#undef WEAVE_SITED_GATHER
 template <class T>
 Coro<std::vector<Outcome<T>>> gather_settled(std::vector<Coro<T>> coros,
                                              detail::CallSite site = detail::CallSite::here()) {

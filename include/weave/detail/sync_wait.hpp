@@ -147,18 +147,20 @@ struct NoGrant {
 ///   WaitQueue waiters_; LoopBinding binding_; static constexpr const char* kName;
 /// `R` is what `co_await` yields: bool (asyncio's `True`) or void.
 ///
-/// One word: the primitive's address, its lowest bit set while the task is suspended here. The
-/// awaiter sits in the frame of every waiting task, so a second word (the task) would cost a
-/// million idle tasks 8 MB; the task is the current one whenever it is needed (on resume, and
+/// Two words: the primitive's address, its lowest bit set while the task is suspended here, and
+/// the caller's line, which the task's wait_site points to while it waits (call graphs). The
+/// awaiter sits in the frame of every waiting task, so a third word (the task) would cost a
+/// million idle tasks 8 MB more; the task is the current one whenever it is needed (on resume, and
 /// when a suspended frame is torn down, see destroy_task_frame).
 template <class Prim, class R = bool>
 class PrimitiveAwaiter {
  public:
-  explicit PrimitiveAwaiter(Prim& prim) noexcept : bits_(reinterpret_cast<std::uintptr_t>(&prim)) {}
+  PrimitiveAwaiter(Prim& prim, CallSite site) noexcept
+      : bits_(reinterpret_cast<std::uintptr_t>(&prim)), site_(site) {}
   // Movable before it is awaited, so that generic code (wait_for, gather) can carry it into a
   // coroutine frame of its own.
   PrimitiveAwaiter(PrimitiveAwaiter&& o) noexcept
-      : bits_(std::exchange(o.bits_, o.bits_ & ~kSuspended)) {}
+      : bits_(std::exchange(o.bits_, o.bits_ & ~kSuspended)), site_(o.site_) {}
   PrimitiveAwaiter& operator=(PrimitiveAwaiter&&) = delete;
   ~PrimitiveAwaiter() {
     // Torn down while suspended (its loop is going away): unlink the task it parked.
@@ -172,7 +174,7 @@ class PrimitiveAwaiter {
     TaskCore* t = require_task(Prim::kWaitWhat);
     prim().binding_.check(Prim::kName);
     bits_ |= kSuspended;
-    prim().waiters_.park(t, h);
+    prim().waiters_.park(t, h, &site_);
   }
   R await_resume() {
     if ((bits_ & kSuspended) != 0) {
@@ -193,6 +195,7 @@ class PrimitiveAwaiter {
   static constexpr std::uintptr_t kSuspended = 1;
   static_assert(alignof(Prim) > 1, "the lowest bit of the address is the suspended flag");
   std::uintptr_t bits_;
+  CallSite site_;  ///< the caller's line, for call graphs
 };
 
 }  // namespace weave::detail
