@@ -5,6 +5,8 @@
 // taken where the awaits are).
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <chrono>
@@ -553,6 +555,41 @@ TEST(CallGraph, StreamReadsNameTheirLine) {
       "  |   in async weave::StreamReader::readline[abi:cxx11](weave::detail::CallSite)\n"
       "  |   " +
       at(g_readline_line) + "(anonymous namespace)::line_reader(weave::StreamReader)";
+  EXPECT_EQ(normalise(g_text), expected);
+}
+
+// ---- the low-level socket API: the line of sock_recv, through sock_recv_into's frame ----------
+int g_sock_recv_line = 0;
+
+weave::Coro<void> sock_receiver(int fd) {
+  g_sock_recv_line = __LINE__ + 1;
+  (void)co_await weave::get_running_loop().sock_recv(fd, 10);
+}
+
+weave::Coro<void> sock_main() {
+  int fds[2];
+  CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  weave::Task<void> r = weave::create_task(sock_receiver(fds[0]), "receiver");
+  co_await settle();
+  g_text = weave::format_call_graph(r);
+  r.cancel();
+  (void)co_await weave::gather_settled(r);
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(CallGraph, SockRecvNamesItsLine) {
+  g_text.clear();
+  run_bounded(sock_main());
+  const std::string expected =
+      "* Task(name='receiver', id=0xID)\n"
+      "  + Call stack:\n"
+      "  |   in async weave::EventLoop::sock_recv_into(int, std::span<char, "
+      "18446744073709551615ul>, weave::detail::CallSite)\n"
+      "  |   in async weave::EventLoop::sock_recv[abi:cxx11](int, unsigned long, "
+      "weave::detail::CallSite)\n"
+      "  |   " +
+      at(g_sock_recv_line) + "(anonymous namespace)::sock_receiver(int)";
   EXPECT_EQ(normalise(g_text), expected);
 }
 

@@ -298,7 +298,8 @@ class EventLoop {
 
   // ---- I/O readiness and the low-level socket API (asyncio's add_reader and loop.sock_*) ----
   // The fds are the caller's: non-blocking, and closed only after their callbacks are removed
-  // and no sock_* call on them is pending.
+  // and no sock_* call on them is pending. `site`, in each sock_* call: the caller's line, which
+  // call graphs and weave ps show while the task waits in it; leave it defaulted.
 
   /// Calls `fn` once per iteration while `fd` is readable, until remove_reader(fd); replaces an
   /// earlier reader of `fd`. Errors: std::system_error when the backend refuses the fd (epoll
@@ -311,32 +312,42 @@ class EventLoop {
 
   /// Up to `nbytes` from the socket; empty at end of stream. Errors: std::system_error
   /// (ECONNRESET, ...). Cancellation: the wait is withdrawn, nothing was read.
-  Coro<std::string> sock_recv(int fd, std::size_t nbytes);
+  Coro<std::string> sock_recv(int fd, std::size_t nbytes,
+                              detail::CallSite site = detail::CallSite::here());
   /// Reads into `buffer`; returns the count (0 at end of stream).
-  Coro<std::size_t> sock_recv_into(int fd, std::span<char> buffer);
+  Coro<std::size_t> sock_recv_into(int fd, std::span<char> buffer,
+                                   detail::CallSite site = detail::CallSite::here());
   /// Sends all of `data`, which must stay alive until the call completes. Errors:
   /// std::system_error (EPIPE, ECONNRESET, ...). Cancellation: part of `data` may have been sent.
-  Coro<void> sock_sendall(int fd, std::string_view data);
+  Coro<void> sock_sendall(int fd, std::string_view data,
+                          detail::CallSite site = detail::CallSite::here());
   /// A connection from the listening socket `fd` (non-blocking, close-on-exec) and its peer.
-  Coro<std::pair<Socket, SocketAddress>> sock_accept(int fd);
+  Coro<std::pair<Socket, SocketAddress>> sock_accept(
+      int fd, detail::CallSite site = detail::CallSite::here());
   /// Connects `fd` to `address`. Errors: std::system_error (ECONNREFUSED, ...).
-  Coro<void> sock_connect(int fd, SocketAddress address);
+  Coro<void> sock_connect(int fd, SocketAddress address,
+                          detail::CallSite site = detail::CallSite::here());
   // The same with the Socket itself, as asyncio passes the socket object; it must outlive the
   // call.
-  Coro<std::string> sock_recv(const Socket& sock, std::size_t nbytes) {
-    return sock_recv(sock.fd(), nbytes);
+  Coro<std::string> sock_recv(const Socket& sock, std::size_t nbytes,
+                              detail::CallSite site = detail::CallSite::here()) {
+    return sock_recv(sock.fd(), nbytes, site);
   }
-  Coro<std::size_t> sock_recv_into(const Socket& sock, std::span<char> buffer) {
-    return sock_recv_into(sock.fd(), buffer);
+  Coro<std::size_t> sock_recv_into(const Socket& sock, std::span<char> buffer,
+                                   detail::CallSite site = detail::CallSite::here()) {
+    return sock_recv_into(sock.fd(), buffer, site);
   }
-  Coro<void> sock_sendall(const Socket& sock, std::string_view data) {
-    return sock_sendall(sock.fd(), data);
+  Coro<void> sock_sendall(const Socket& sock, std::string_view data,
+                          detail::CallSite site = detail::CallSite::here()) {
+    return sock_sendall(sock.fd(), data, site);
   }
-  Coro<std::pair<Socket, SocketAddress>> sock_accept(const Socket& sock) {
-    return sock_accept(sock.fd());
+  Coro<std::pair<Socket, SocketAddress>> sock_accept(
+      const Socket& sock, detail::CallSite site = detail::CallSite::here()) {
+    return sock_accept(sock.fd(), site);
   }
-  Coro<void> sock_connect(const Socket& sock, SocketAddress address) {
-    return sock_connect(sock.fd(), address);
+  Coro<void> sock_connect(const Socket& sock, SocketAddress address,
+                          detail::CallSite site = detail::CallSite::here()) {
+    return sock_connect(sock.fd(), address, site);
   }
 
   // ---- datagrams, sendfile and names of the low-level API (asyncio 3.11+ sock_recvfrom, ...) ----
@@ -344,13 +355,16 @@ class EventLoop {
   /// asyncio's loop.sock_recvfrom: one datagram of at most `bufsize` bytes (longer ones are
   /// truncated, as recvfrom(2) does) and its sender. Errors: std::system_error. Cancellation:
   /// the wait is withdrawn, nothing was read.
-  Coro<std::pair<std::string, SocketAddress>> sock_recvfrom(int fd, std::size_t bufsize);
+  Coro<std::pair<std::string, SocketAddress>> sock_recvfrom(
+      int fd, std::size_t bufsize, detail::CallSite site = detail::CallSite::here());
   /// asyncio's loop.sock_recvfrom_into: the datagram into `buffer`; its length (at most the
   /// buffer's) and its sender.
-  Coro<std::pair<std::size_t, SocketAddress>> sock_recvfrom_into(int fd, std::span<char> buffer);
+  Coro<std::pair<std::size_t, SocketAddress>> sock_recvfrom_into(
+      int fd, std::span<char> buffer, detail::CallSite site = detail::CallSite::here());
   /// asyncio's loop.sock_sendto: sends `data` as one datagram to `address`; returns the count
   /// sent. Errors: std::system_error (EMSGSIZE, ...).
-  Coro<std::size_t> sock_sendto(int fd, std::string_view data, SocketAddress address);
+  Coro<std::size_t> sock_sendto(int fd, std::string_view data, SocketAddress address,
+                                detail::CallSite site = detail::CallSite::here());
   /// asyncio's loop.sock_sendfile: sends `count` bytes (nullopt: to the end) of the open file
   /// `file` from `offset` over the connected stream socket `fd`, with sendfile(2) (zero-copy)
   /// when the file allows it, and otherwise (not a regular file, or the kernel refuses) with
@@ -361,7 +375,8 @@ class EventLoop {
   /// been sent; the file's position is then unspecified.
   Coro<std::size_t> sock_sendfile(int fd, int file, std::uint64_t offset = 0,
                                   std::optional<std::size_t> count = std::nullopt,
-                                  bool fallback = true);
+                                  bool fallback = true,
+                                  detail::CallSite site = detail::CallSite::here());
   /// asyncio's loop.sendfile: sends `count` bytes (nullopt: to the end) of the open file `file`
   /// from `offset` over `transport`. A plain TCP or Unix socket transport flushes its buffer,
   /// then sends with sock_sendfile (zero-copy); its reading is paused and write() raises

@@ -17,9 +17,11 @@ namespace weave::detail {
 
 class ReadyWait final : public Withdrawable, public io::ReadyListener {
  public:
-  /// `op` names the wait on a trace's timeline (the sock_* call).
-  ReadyWait(LoopImpl& loop, int fd, io::Interest interest, const char* op) noexcept
-      : loop_(loop), fd_(fd), interest_(interest) {
+  /// `op` names the wait on a trace's timeline (the sock_* call); `site`, the sock_* call's
+  /// caller, names it in call graphs (it lives in the sock_* call's frame).
+  ReadyWait(LoopImpl& loop, int fd, io::Interest interest, const char* op,
+            const CallSite* site = nullptr) noexcept
+      : loop_(loop), fd_(fd), interest_(interest), site_(site) {
     trace_.op = op;  // kept where the trace's slice keeps it
   }
 
@@ -32,7 +34,7 @@ class ReadyWait final : public Withdrawable, public io::ReadyListener {
                          (interest_ == io::Interest::Read ? " to be readable" : " to be writable"));
     }
     loop_.backend_->watch(fd_, interest_, this);  // may throw: the task resumes with the error
-    begin_wait(task_, h, WaitKind::Custom, static_cast<Withdrawable*>(this));
+    begin_wait(task_, h, WaitKind::Custom, static_cast<Withdrawable*>(this), site_);
     if ((loop_.hooks & dbg::kTrace) != 0) [[unlikely]]
       dbg::trace_io_begin(trace_, trace_.op, fd_);
   }
@@ -55,6 +57,7 @@ class ReadyWait final : public Withdrawable, public io::ReadyListener {
   int fd_;
   io::Interest interest_;
   TaskCore* task_ = nullptr;
+  const CallSite* site_;
   dbg::IoWaitTrace trace_;
 };
 

@@ -26,24 +26,25 @@ bool would_block(int err) noexcept {
 }
 }  // namespace
 
-Coro<std::size_t> EventLoop::sock_recv_into(int fd, std::span<char> buffer) {
+Coro<std::size_t> EventLoop::sock_recv_into(int fd, std::span<char> buffer, detail::CallSite site) {
   for (;;) {
     const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
     if (n >= 0) co_return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
     if (!would_block(errno)) throw os_error(errno, "recv");
-    co_await ReadyWait(*impl_, fd, Interest::Read, "sock_recv_into");
+    co_await ReadyWait(*impl_, fd, Interest::Read, "sock_recv_into", &site);
   }
 }
 
-Coro<std::string> EventLoop::sock_recv(int fd, std::size_t nbytes) {
+Coro<std::string> EventLoop::sock_recv(int fd, std::size_t nbytes, detail::CallSite site) {
   std::string data(nbytes, '\0');
-  const std::size_t n = co_await sock_recv_into(fd, std::span<char>(data.data(), data.size()));
+  const std::size_t n =
+      co_await sock_recv_into(fd, std::span<char>(data.data(), data.size()), site);
   data.resize(n);
   co_return data;
 }
 
-Coro<void> EventLoop::sock_sendall(int fd, std::string_view data) {
+Coro<void> EventLoop::sock_sendall(int fd, std::string_view data, detail::CallSite site) {
   while (!data.empty()) {
     const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n >= 0) {
@@ -52,11 +53,11 @@ Coro<void> EventLoop::sock_sendall(int fd, std::string_view data) {
     }
     if (errno == EINTR) continue;
     if (!would_block(errno)) throw os_error(errno, "send");
-    co_await ReadyWait(*impl_, fd, Interest::Write, "sock_sendall");
+    co_await ReadyWait(*impl_, fd, Interest::Write, "sock_sendall", &site);
   }
 }
 
-Coro<std::pair<Socket, SocketAddress>> EventLoop::sock_accept(int fd) {
+Coro<std::pair<Socket, SocketAddress>> EventLoop::sock_accept(int fd, detail::CallSite site) {
   for (;;) {
     SocketAddress peer;
     *peer.size_ptr() = sizeof(sockaddr_storage);
@@ -64,18 +65,18 @@ Coro<std::pair<Socket, SocketAddress>> EventLoop::sock_accept(int fd) {
     if (conn >= 0) co_return std::pair<Socket, SocketAddress>(Socket::adopt(conn), peer);
     if (errno == EINTR) continue;
     if (!would_block(errno)) throw os_error(errno, "accept");
-    co_await ReadyWait(*impl_, fd, Interest::Read, "sock_accept");
+    co_await ReadyWait(*impl_, fd, Interest::Read, "sock_accept", &site);
   }
 }
 
-Coro<void> EventLoop::sock_connect(int fd, SocketAddress address) {
+Coro<void> EventLoop::sock_connect(int fd, SocketAddress address, detail::CallSite site) {
   int rc;
   do {
     rc = ::connect(fd, address.data(), address.size());
   } while (rc < 0 && errno == EINTR);
   if (rc == 0) co_return;
   if (errno != EINPROGRESS && !would_block(errno)) throw os_error(errno, "connect");
-  co_await ReadyWait(*impl_, fd, Interest::Write, "sock_connect");
+  co_await ReadyWait(*impl_, fd, Interest::Write, "sock_connect", &site);
   int err = 0;
   socklen_t len = sizeof err;
   if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
@@ -83,7 +84,8 @@ Coro<void> EventLoop::sock_connect(int fd, SocketAddress address) {
 }
 
 Coro<std::pair<std::size_t, SocketAddress>> EventLoop::sock_recvfrom_into(int fd,
-                                                                          std::span<char> buffer) {
+                                                                          std::span<char> buffer,
+                                                                          detail::CallSite site) {
   for (;;) {
     SocketAddress from;
     *from.size_ptr() = sizeof(sockaddr_storage);
@@ -91,25 +93,27 @@ Coro<std::pair<std::size_t, SocketAddress>> EventLoop::sock_recvfrom_into(int fd
     if (n >= 0) co_return std::pair<std::size_t, SocketAddress>(static_cast<std::size_t>(n), from);
     if (errno == EINTR) continue;
     if (!would_block(errno)) throw os_error(errno, "recvfrom");
-    co_await ReadyWait(*impl_, fd, Interest::Read, "sock_recvfrom_into");
+    co_await ReadyWait(*impl_, fd, Interest::Read, "sock_recvfrom_into", &site);
   }
 }
 
-Coro<std::pair<std::string, SocketAddress>> EventLoop::sock_recvfrom(int fd, std::size_t bufsize) {
+Coro<std::pair<std::string, SocketAddress>> EventLoop::sock_recvfrom(int fd, std::size_t bufsize,
+                                                                     detail::CallSite site) {
   std::string data(bufsize, '\0');
-  auto [n, from] = co_await sock_recvfrom_into(fd, std::span<char>(data.data(), data.size()));
+  auto [n, from] = co_await sock_recvfrom_into(fd, std::span<char>(data.data(), data.size()), site);
   data.resize(n);
   co_return std::pair<std::string, SocketAddress>(std::move(data), from);
 }
 
-Coro<std::size_t> EventLoop::sock_sendto(int fd, std::string_view data, SocketAddress address) {
+Coro<std::size_t> EventLoop::sock_sendto(int fd, std::string_view data, SocketAddress address,
+                                         detail::CallSite site) {
   for (;;) {
     const ssize_t n =
         ::sendto(fd, data.data(), data.size(), MSG_NOSIGNAL, address.data(), address.size());
     if (n >= 0) co_return static_cast<std::size_t>(n);
     if (errno == EINTR) continue;
     if (!would_block(errno)) throw os_error(errno, "sendto");
-    co_await ReadyWait(*impl_, fd, Interest::Write, "sock_sendto");
+    co_await ReadyWait(*impl_, fd, Interest::Write, "sock_sendto", &site);
   }
 }
 
@@ -131,7 +135,8 @@ std::optional<std::size_t> bytes_to_send(int file, std::uint64_t offset,
 }  // namespace
 
 Coro<std::size_t> EventLoop::sock_sendfile(int fd, int file, std::uint64_t offset,
-                                           std::optional<std::size_t> count, bool fallback) {
+                                           std::optional<std::size_t> count, bool fallback,
+                                           detail::CallSite site) {
   bool regular = false;
   const std::optional<std::size_t> total = bytes_to_send(file, offset, count, &regular);
   std::size_t sent = 0;
@@ -150,7 +155,7 @@ Coro<std::size_t> EventLoop::sock_sendfile(int fd, int file, std::uint64_t offse
       if (n == 0) break;  // the file shrank under us
       if (errno == EINTR) continue;
       if (would_block(errno)) {
-        co_await ReadyWait(*impl_, fd, Interest::Write, "sock_sendfile");
+        co_await ReadyWait(*impl_, fd, Interest::Write, "sock_sendfile", &site);
         continue;
       }
       if (sent == 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
@@ -184,12 +189,12 @@ Coro<std::size_t> EventLoop::sock_sendfile(int fd, int file, std::uint64_t offse
       n = ::read(file, buf.get(), want);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && would_block(errno)) {
-      co_await ReadyWait(*impl_, file, Interest::Read, "sock_sendfile");
+      co_await ReadyWait(*impl_, file, Interest::Read, "sock_sendfile", &site);
       continue;
     }
     if (n < 0) throw os_error(errno, "read");
     if (n == 0) break;
-    co_await sock_sendall(fd, std::string_view(buf.get(), static_cast<std::size_t>(n)));
+    co_await sock_sendall(fd, std::string_view(buf.get(), static_cast<std::size_t>(n)), site);
     sent += static_cast<std::size_t>(n);
   }
   co_return sent;
