@@ -690,6 +690,48 @@ TEST_F(Pg, TextReadAsAStringViewWithoutACopy) {
   run_bounded(text_views(dsn()));
 }
 
+// A NULL and an empty value are told apart in every kind of column (a fixed-size binary type, a
+// NUL-free text type, a type whose length is asked), in both formats, in the first row and the
+// later ones, also with more columns than a result keeps inline.
+weave::Coro<void> nulls_and_empty_values(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  const std::string sql =
+      "select i as n, case when i % 2 = 0 then null else i end::int4, "
+      "case when i % 2 = 1 then null else '' end::text, "
+      "case when i % 3 = 0 then null else '' end::bytea, "
+      "case when i = 1 then null else 'n' || i end::name, "
+      "case when i = 2 then null else (i > 2) end, "
+      "case when i = 3 then '' else null end::varchar "
+      "from generate_series(1, 4) as s(i) order by 1";
+  for (int run = 0; run < 2; ++run) {
+    std::vector<pg::Row> rows = co_await c.fetch(sql);
+    EXPECT_EQ(rows.size(), 4u);
+    if (rows.size() != 4) co_return;
+    for (int i = 1; i <= 4; ++i) {
+      const pg::Row& r = rows[static_cast<std::size_t>(i - 1)];
+      EXPECT_EQ(r.field(0).binary, run == 1);
+      EXPECT_EQ(r.get<int>(0), i);
+      EXPECT_EQ(r.get<std::optional<int>>(1), i % 2 == 0 ? std::nullopt : std::optional<int>(i));
+      EXPECT_EQ(r.get<std::optional<std::string>>(2),
+                i % 2 == 1 ? std::nullopt : std::optional<std::string>(""));
+      EXPECT_EQ(r.is_null(3), i % 3 == 0) << i;
+      if (i % 3 != 0) {
+        EXPECT_EQ(r.get<pg::Bytes>(3), pg::Bytes{});
+      }
+      EXPECT_EQ(r.get<std::optional<std::string>>(4),
+                i == 1 ? std::nullopt : std::optional<std::string>("n" + std::to_string(i)));
+      EXPECT_EQ(r.get<std::optional<bool>>(5), i == 2 ? std::nullopt : std::optional<bool>(i > 2));
+      EXPECT_EQ(r.get<std::optional<std::string_view>>(6),
+                i == 3 ? std::optional<std::string_view>("") : std::nullopt);
+    }
+  }
+  co_await c.close();
+}
+
+TEST_F(Pg, NullsAndEmptyValuesApartInEveryKindOfColumn) {
+  run_bounded(nulls_and_empty_values(dsn()));
+}
+
 // Rows share their result: a copy, a moved row and a row assigned over another keep it alive
 // after the vector that held them is gone.
 weave::Coro<void> rows_outlive_their_vector(std::string dsn) {

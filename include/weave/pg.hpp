@@ -59,13 +59,36 @@ namespace detail {
 struct ResultData;
 struct ConnectionState;
 struct PoolState;
-/// The references to one result: its rows and the library's handles. Not atomic: a result's
-/// rows are counted on one thread at a time (see Row).
+/// What a row's field needs of its column, read once per result.
+struct Column {
+  /// `width` of a column whose values' lengths are asked of the library, one by one.
+  static constexpr int kAskLength = 0;
+  /// `width` of a column whose values are text without NUL bytes (name, text, ...): their
+  /// length is their terminator's position (the library terminates every value).
+  static constexpr int kTerminated = -1;
+  unsigned oid = 0;
+  bool binary = false;
+  /// A binary type's fixed size (int4: 4, ...), kTerminated or kAskLength.
+  int width = kAskLength;
+  std::string_view name;
+};
+
+/// One result as its rows see it: the references to it (its rows and the library's handles)
+/// and, once its rows are handed out, its columns and where each field's bytes are, so that
+/// reading a field calls nothing. Not atomic: a result's rows are counted on one thread at a
+/// time (see Row).
 struct ResultCount {
   mutable std::size_t refs = 0;
+  const Column* columns = nullptr;
+  std::size_t ncolumns = 0;
+  /// Per row, per column (row after row): the field's bytes, nullptr for NULL.
+  const char* const* values = nullptr;
 };
 /// Frees the result once its last reference went.
 void free_result(const ResultCount* result) noexcept;
+/// The length of a field of a kAskLength column.
+std::size_t field_length(const ResultCount* result, int row, std::size_t column) noexcept;
+[[noreturn]] void no_column(std::size_t index);
 }  // namespace detail
 
 namespace detail {
@@ -187,8 +210,27 @@ class Row {
   /// The index of the column `name`. Errors: std::out_of_range when there is none.
   std::size_t index_of(std::string_view name) const;
   bool is_null(std::size_t index) const;
-  /// The raw field; index out of range throws std::out_of_range.
-  Field field(std::size_t index) const;
+  /// The raw field; index out of range throws std::out_of_range. Inline: it runs once per field
+  /// read, and reads only what the result's description put aside.
+  Field field(std::size_t index) const {
+    const detail::ResultCount& r = *result_;
+    if (index >= r.ncolumns) detail::no_column(index);
+    const detail::Column& column = r.columns[index];
+    Field f;
+    f.oid = column.oid;
+    f.column = column.name;
+    f.binary = column.binary;
+    const char* value = r.values[static_cast<std::size_t>(row_) * r.ncolumns + index];
+    if (value == nullptr) return f;
+    if (column.width > 0) {
+      f.text = std::string_view(value, static_cast<std::size_t>(column.width));
+    } else if (column.width == detail::Column::kTerminated) {
+      f.text = std::string_view(value);
+    } else {
+      f.text = std::string_view(value, detail::field_length(result_, row_, index));
+    }
+    return f;
+  }
 
   /// The value converted to T; NULL only into std::optional. Errors: DataError (NULL into a
   /// non-optional, text that is no T), std::out_of_range (no such column).
@@ -208,7 +250,6 @@ class Row {
   }
 
  private:
-  const detail::ResultData& data() const noexcept;
   const detail::ResultCount* result_;
   int row_;
 };

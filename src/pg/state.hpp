@@ -28,16 +28,8 @@ namespace weave::pg::detail {
 /// binary decoder, else text (0).
 int result_format_for(const PGresult* res) noexcept;
 
-/// What a row's field needs of its column, read from libpq once per result instead of once
-/// per field.
-struct Column {
-  unsigned oid = 0;
-  bool binary = false;
-  std::string_view name;
-};
-
-/// A result and its columns, placed inside the PGresult's own memory (PQresultAlloc): PQclear
-/// frees both, and taking a result allocates nothing more than libpq does.
+/// A result with its columns and where its fields are, placed inside the PGresult's own memory
+/// (PQresultAlloc): PQclear frees them all, and a result costs no allocation of its own.
 struct ResultData : ResultCount {
   ResultData(const ResultData&) = delete;
   ResultData& operator=(const ResultData&) = delete;
@@ -45,24 +37,17 @@ struct ResultData : ResultCount {
   static ResultData* make(PGresult* r);
   /// Frees the result and this with it.
   void destroy() noexcept { PQclear(res); }
-  /// Fills `columns`: for a result whose rows are handed out.
-  void describe();
+  /// Fills the columns and the values of the first `rows` rows: for a result whose rows are
+  /// handed out. Errors: std::bad_alloc.
+  void describe(int rows);
   PGresult* res;
-  /// The columns, in `few` when there are no more than fit there.
-  struct Columns {
-    std::size_t size() const noexcept { return n; }
-    const Column& operator[](std::size_t i) const noexcept { return data[i]; }
-    Column& operator[](std::size_t i) noexcept { return data[i]; }
-    Column* data = few;
-    std::size_t n = 0;
-    Column few[4];
-  };
-  Columns columns;
+  /// Where `columns` points when there are no more than fit here.
+  Column few_columns[4];
 
  private:
   explicit ResultData(PGresult* r) noexcept : res(r) {}
 };
-static_assert(std::is_trivially_destructible_v<ResultData::Columns>);
+static_assert(std::is_trivially_destructible_v<Column>);
 
 /// The library's own reference to a result (counted with the rows', on the loop thread).
 class ResultPtr {
