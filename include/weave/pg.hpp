@@ -175,6 +175,57 @@ void add_param(ParamSets& sets, const std::optional<T>& v) {
   if (sets.ends.empty()) sets.types.push_back(BinaryElement<T>::oid);
   sets.values.push_back(ParamSets::Value{});
 }
+/// The type a parameter of a direct kind is sent as (0: text, which the server infers).
+template <class T>
+struct DirectOid {
+  static constexpr unsigned value = BinaryElement<T>::oid;
+};
+template <class T>
+struct DirectOid<std::optional<T>> : DirectOid<T> {};
+/// The bytes a direct value takes in ParamSets' buffer, its NUL included (none for NULL).
+template <class T>
+std::size_t direct_size(const T& v) noexcept {
+  return CopyCodec<T>::size(v) + 1;
+}
+template <class T>
+std::size_t direct_size(const std::optional<T>& v) noexcept {
+  return v ? CopyCodec<T>::size(*v) + 1 : 0;
+}
+/// Writes `v` at `p` (`base` + its offset) and describes it in `value`; returns its end.
+template <class T>
+char* put_direct(const char* base, char* p, ParamSets::Value& value, const T& v) noexcept {
+  value.offset = static_cast<std::size_t>(p - base);
+  char* end = CopyCodec<T>::write(p, v);
+  value.length = static_cast<int>(end - p);
+  value.binary = CopyCodec<T>::kind != CopyRecords::kText;
+  *end = '\0';  // libpq reads a text value up to its NUL
+  return end + 1;
+}
+template <class T>
+char* put_direct(const char* base, char* p, ParamSets::Value& value,
+                 const std::optional<T>& v) noexcept {
+  if (!v) {
+    value = ParamSets::Value{};
+    return p;
+  }
+  return put_direct(base, p, value, *v);
+}
+/// One executemany set of direct kinds only: the buffer and the values grow once for the set
+/// (per value they grew twice, each growth checked and the bytes zeroed first).
+template <class... A>
+void add_direct_set(ParamSets& sets, const std::tuple<A...>& row) {
+  if (sets.ends.empty()) sets.types = {DirectOid<std::remove_cvref_t<A>>::value...};
+  const std::size_t at = sets.bytes.size(), first = sets.values.size();
+  const std::size_t size =
+      std::apply([](const auto&... v) { return (std::size_t{0} + ... + direct_size(v)); }, row);
+  sets.bytes.resize(at + size);
+  sets.values.resize(first + sizeof...(A));
+  const char* base = sets.bytes.data();
+  char* p = sets.bytes.data() + at;
+  ParamSets::Value* value = sets.values.data() + first;
+  std::apply([&](const auto&... v) { ((p = put_direct(base, p, *value++, v)), ...); }, row);
+  sets.end_set();
+}
 template <class... A>
 Params encode_params(const A&... args) {
   Params params;
@@ -371,8 +422,12 @@ class Connection {
     sets.values.reserve(rows.size() * sizeof...(A));
     sets.ends.reserve(rows.size());
     for (const auto& r : rows) {
-      std::apply([&sets](const auto&... a) { (detail::add_param(sets, a), ...); }, r);
-      sets.end_set();
+      if constexpr ((detail::CopyKindOf<std::remove_cvref_t<A>>::direct && ...)) {
+        detail::add_direct_set(sets, r);
+      } else {
+        std::apply([&sets](const auto&... a) { (detail::add_param(sets, a), ...); }, r);
+        sets.end_set();
+      }
       if (sets.ends.size() == 1) sets.bytes.reserve(sets.bytes.size() * rows.size());
     }
     return executemany_sets(std::move(q), std::move(sets));
