@@ -86,9 +86,10 @@ std::string libpq_message(PGconn* conn);
 /// `name` quoted as an SQL identifier. Errors: InterfaceError.
 std::string quote_identifier(PGconn* conn, const std::string& name);
 
-/// libpq's parameter arrays for one execution. A binary parameter whose type is not the one the
-/// statement was prepared with (`types`, when known) goes as text, which the server parses into
-/// its type as before.
+/// libpq's parameter arrays for one execution. Where the statement's parameter types are known
+/// (`types`: a prepare()d statement's, as the server inferred them), a binary parameter of
+/// another type goes as text, which the server parses into its type as before, and a time value
+/// of that type goes in binary (see Param::time).
 class Bound {
  public:
   Bound(const Params& params, const Oid* types = nullptr, std::size_t ntypes = 0);
@@ -124,6 +125,9 @@ struct StatementCache {
     /// 1 (binary) once the statement's first result showed that every column has a binary
     /// decoder; 0 (text) until then and for the others.
     int result_format = 0;
+    /// The parameter types the server inferred (described with the prepare, in its pipeline);
+    /// empty until that description is read.
+    std::vector<Oid> server_types;
   };
   using Position = std::list<Entry>::iterator;
   /// What a lookup compares: a statement's text and its parameters' types.
@@ -152,6 +156,8 @@ struct StatementCache {
   void erase(std::uint64_t id);
   /// Sets the statement's result format from its first result's column types.
   void learn(std::uint64_t id, const PGresult* res);
+  /// Keeps the parameter types of the statement's description.
+  void learn_types(std::uint64_t id, const PGresult* described);
 
   std::size_t capacity;
   std::list<Entry> order;  ///< most recently used first
@@ -164,6 +170,7 @@ struct Sent {
   bool pipelined = false;   ///< a prepare (and maybe a DEALLOCATE) went first, then a sync
   int query_index = 0;      ///< the statement's results come after this many ends
   int prepare_index = -1;   ///< the prepare's, when there was one
+  int describe_index = -1;  ///< the description's of its parameters, after the prepare
   std::uint64_t entry = 0;  ///< the cache entry's id, 0 when uncached
 };
 
