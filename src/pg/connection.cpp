@@ -164,8 +164,11 @@ void ResultData::describe(int rows) {
   // their address).
   const std::size_t fields = count * static_cast<std::size_t>(rows);
   if (fields == 0) return;
-  void* at = PQresultAlloc(res, fields * sizeof(const char*));
-  if (at == nullptr) throw std::bad_alloc();
+  void* at = few_values;
+  if (fields > std::size(few_values)) {
+    at = PQresultAlloc(res, fields * sizeof(const char*));
+    if (at == nullptr) throw std::bad_alloc();
+  }
   auto* slots = static_cast<const char**>(at);
   const std::ptrdiff_t null_at = null_field_offset();
   const char* null_value = null_at >= 0 ? reinterpret_cast<const char*>(res) + null_at : nullptr;

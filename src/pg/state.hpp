@@ -41,8 +41,10 @@ struct ResultData : ResultCount {
   /// handed out. Errors: std::bad_alloc.
   void describe(int rows);
   PGresult* res;
-  /// Where `columns` points when there are no more than fit here.
+  /// Where `columns` and `values` point when there are no more than fit here (a one-row result
+  /// of a few columns takes no allocation).
   Column few_columns[4];
+  const char* few_values[4];
 
  private:
   explicit ResultData(PGresult* r) noexcept : res(r) {}
