@@ -710,6 +710,17 @@ weave::Coro<void> binary_formats(std::string dsn) {
     EXPECT_TRUE(binary->field(0).binary) << e;
     EXPECT_EQ(binary->get<std::string>(0), text->get<std::string>(0)) << e;
   }
+  // A "char" into a C++ char: its one byte in both formats, NUL and high-bit bytes included.
+  for (const auto& [expr, byte] : std::vector<std::pair<std::string, char>>{
+           {"'x'::\"char\"", 'x'}, {"''::\"char\"", '\0'}, {"(-56)::int4::\"char\"", '\xc8'}}) {
+    const std::string sql = "select " + expr;
+    std::optional<pg::Row> text = co_await c.fetchrow(sql);
+    std::optional<pg::Row> binary = co_await c.fetchrow(sql);
+    EXPECT_EQ(text ? text->get<char>(0) : '?', byte) << expr;
+    EXPECT_EQ(binary ? binary->get<char>(0) : '?', byte) << expr;
+  }
+  EXPECT_THROW(co_await second_run<char>(c, "select 'ab'::text"), pg::DataError);
+  EXPECT_THROW(co_await c.fetchval<char>("select 'cd'::text"), pg::DataError);
   // Conversions between the numeric types, bounds checked as the text format's are.
   EXPECT_EQ(co_await second_run<double>(c, "select 7::int4"), 7.0);
   EXPECT_EQ(co_await second_run<double>(c, "select 0.5::float4"), 0.5);

@@ -663,6 +663,27 @@ void decode_full(const Field& f, double& out) {
 void decode_full(const Field& f, float& out) {
   decode_floating(f, out);
 }
+void decode_full(const Field& f, char& out) {
+  const std::string_view t = require_text(f);
+  if (f.oid != kChar && f.oid != 0) {  // 0: an element of a text array
+    throw DataError("column \"" + std::string(f.column) + "\": a " + type_name(f.oid) +
+                    " value is no \"char\": read it as std::string");
+  }
+  if (f.binary) {
+    out = sized(f, 1)[0];
+  } else if (t.size() <= 1) {  // the text format: the byte itself, nothing for '\0'
+    out = t.empty() ? '\0' : t[0];
+  } else {  // a high-bit byte, as charout writes it: \ooo
+    if (t.size() != 4 || t[0] != '\\') bad_value(f, t, "a \"char\"");
+    int v = 0;
+    for (char c : t.substr(1)) {
+      if (c < '0' || c > '7') bad_value(f, t, "a \"char\"");
+      v = v * 8 + (c - '0');
+    }
+    out = static_cast<char>(v);
+  }
+}
+
 void decode(const Field& f, std::string& out) {
   if (f.binary && f.oid == kChar && f.text && f.text->size() == 1 &&
       static_cast<unsigned char>((*f.text)[0] - 1) < 0x7f) {

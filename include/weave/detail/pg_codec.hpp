@@ -454,6 +454,16 @@ inline void decode(const Field& f, float& out) {
   decode_full(f, out);
 }
 void decode(const Field& f, std::string& out);
+/// A "char" value (pg_type's typcategory, ...) as its one byte ('\0' for the empty one).
+/// Errors: DataError for another type.
+void decode_full(const Field& f, char& out);
+inline void decode(const Field& f, char& out) {
+  if (f.binary && f.oid == 18 && f.text && f.text->size() == 1) {
+    out = (*f.text)[0];
+    return;
+  }
+  decode_full(f, out);
+}
 /// The text without a copy, valid as long as the row's result: for text-like types (text,
 /// varchar, char(n), name, json, jsonb) and for the types that always arrive as text (numeric,
 /// inet, ...). Others (integers, bytea, time values) raise DataError: read them as std::string.
