@@ -12,6 +12,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -19,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -288,6 +290,9 @@ class Row {
   template <class T, std::integral I>
   T get(I index) const {
     T out{};
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool> && sizeof(T) > 1) {
+      if (integer(static_cast<std::size_t>(index), out)) return out;
+    }
     detail::decode(field(static_cast<std::size_t>(index)), out);
     return out;
   }
@@ -301,6 +306,33 @@ class Row {
   }
 
  private:
+  /// A non-NULL binary int2/int4/int8/oid field of its fixed size, in range for I, straight
+  /// into `out`, without a Field; false for anything else, which decode() then reads or reports.
+  template <class I>
+  bool integer(std::size_t index, I& out) const noexcept {
+    const detail::ResultCount& r = *result_;
+    if (index >= r.ncolumns) return false;
+    const detail::Column& column = r.columns[index];
+    const char* p = r.values[static_cast<std::size_t>(row_) * r.ncolumns + index];
+    if (p == nullptr || !column.binary) return false;
+    long long v = 0;
+    if (column.oid == 23 && column.width == 4) {
+      v = static_cast<std::int32_t>(detail::load_be32(p));
+    } else if (column.oid == 26 && column.width == 4) {
+      v = detail::load_be32(p);
+    } else if (column.oid == 20 && column.width == 8) {
+      v = static_cast<std::int64_t>(detail::load_be64(p));
+    } else if (column.oid == 21 && column.width == 2) {
+      std::uint16_t u;
+      std::memcpy(&u, p, sizeof u);
+      v = static_cast<std::int16_t>(__builtin_bswap16(u));
+    } else {
+      return false;
+    }
+    if (!std::in_range<I>(v)) return false;
+    out = static_cast<I>(v);
+    return true;
+  }
   const detail::ResultCount* result_;
   int row_;
 };
