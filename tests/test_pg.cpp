@@ -316,6 +316,33 @@ weave::Coro<void> binary_parameters(std::string dsn) {
     EXPECT_EQ(got[1].get<std::string>(7), "first");
     EXPECT_EQ(got[0].get<std::string>(7), "");
   }
+  // The same without the float4 column: every value of a direct kind, a set written at once.
+  co_await c.execute("truncate p");
+  using Direct = std::tuple<std::int16_t, std::optional<int>, std::int64_t, double, bool,
+                            std::optional<pg::Bytes>, std::string>;
+  std::vector<Direct> direct = {{L16::max(), 1, L64::min(), -0.0, true, all, "first"},
+                                {L16::min(), std::nullopt, 3, 1e300, false, std::nullopt, ""},
+                                {0, 7, 0, 0.5, true, pg::Bytes{}, std::string(300, 'x')}};
+  co_await c.executemany(
+      "insert into p (s, i, l, d, ok, raw, t) values ($1, $2, $3, $4, $5, $6, $7)", direct);
+  auto back = co_await c.fetch("select s, i, l, d, ok, raw, t from p order by s");
+  EXPECT_EQ(back.size(), 3u);
+  if (back.size() == 3) {
+    EXPECT_EQ(back[0].get<std::int16_t>(0), L16::min());
+    EXPECT_EQ(back[0].get<std::optional<int>>(1), std::nullopt);
+    EXPECT_EQ(back[0].get<std::int64_t>(2), 3);
+    EXPECT_EQ(back[0].get<double>(3), 1e300);
+    EXPECT_FALSE(back[0].get<bool>(4));
+    EXPECT_TRUE(back[0].is_null(5));
+    EXPECT_EQ(back[0].get<std::string>(6), "");
+    EXPECT_EQ(back[1].get<std::optional<int>>(1), 7);
+    EXPECT_EQ(back[1].get<pg::Bytes>(5), pg::Bytes{});
+    EXPECT_EQ(back[1].get<std::string>(6), std::string(300, 'x'));
+    EXPECT_EQ(back[2].get<std::int64_t>(2), L64::min());
+    EXPECT_TRUE(std::signbit(back[2].get<double>(3)));
+    EXPECT_EQ(back[2].get<pg::Bytes>(5), all);
+    EXPECT_EQ(back[2].get<std::string>(6), "first");
+  }
   const std::vector<double> reals = {0.1, -2.5};
   EXPECT_EQ(co_await c.fetchval<std::string>("select $1::text", reals), "{0.1,-2.5}");
   const std::vector<bool> flags = {true, false};
@@ -386,6 +413,131 @@ weave::Coro<void> times(std::string dsn) {
 
 TEST_F(Pg, DatesTimestampsAndIntervals) {
   run_bounded(times(dsn()));
+}
+
+// A time value carries its binary form: the big-endian microseconds (days for a date) since
+// 2000-01-01 that PostgreSQL's binary format holds, for a parameter of its own type only.
+TEST(PgTimes, TimeValuesHaveTheirBinaryFormForTheirOwnTypes) {
+  using namespace std::chrono;
+  using Micro = time_point<system_clock, microseconds>;
+  const Micro pre_epoch = Micro(sys_days(year(1969) / 12 / 31)) + hours(23) + minutes(59) +
+                          seconds(59) + microseconds(999999);
+  const pg::Param point = pg::detail::encode(pre_epoch);
+  for (unsigned type : {1114u, 1184u}) {  // timestamp, timestamptz
+    const std::optional<pg::Param> b = pg::detail::time_in_binary(point, type);
+    ASSERT_TRUE(b && b->binary && b->text);
+    EXPECT_EQ(b->oid, type);
+    const long long us = -946'684'800'000'001LL;  // one microsecond before 1970, from 2000
+    std::string expect(8, '\0');
+    for (int i = 0; i < 8; ++i) {
+      expect[static_cast<std::size_t>(i)] =
+          static_cast<char>(static_cast<unsigned long long>(us) >> (56 - 8 * i));
+    }
+    EXPECT_EQ(*b->text, expect);
+  }
+  EXPECT_FALSE(pg::detail::time_in_binary(point, 1082));  // a date parameter: the text
+  EXPECT_FALSE(pg::detail::time_in_binary(point, 25));
+  const pg::Param date = pg::detail::encode(sys_days(year(1999) / 12 / 31));
+  const std::optional<pg::Param> d = pg::detail::time_in_binary(date, 1082);
+  ASSERT_TRUE(d && d->text);
+  EXPECT_EQ(*d->text, std::string("\xff\xff\xff\xff", 4));  // day -1
+  EXPECT_FALSE(pg::detail::time_in_binary(date, 1114));     // midnight in which zone: the text
+  const pg::Param interval = pg::detail::encode(microseconds(-1));
+  const std::optional<pg::Param> i = pg::detail::time_in_binary(interval, 1186);
+  ASSERT_TRUE(i && i->text);
+  EXPECT_EQ(*i->text, std::string(8, '\xff') + std::string(8, '\0'));  // no days, no months
+  EXPECT_FALSE(pg::detail::time_in_binary(pg::detail::encode("2000-01-01"), 1114));
+  EXPECT_FALSE(pg::detail::time_in_binary(pg::detail::encode(std::optional<Micro>()), 1114));
+}
+
+// Time values into parameters whose types the server inferred (a prepare()d statement, and a
+// cached statement after its first run) go in binary; elsewhere as text. Either way the same
+// values arrive, far from UTC too: a time point into a timestamp is its UTC wall clock, not
+// shifted by the session's time zone. Extremes of PostgreSQL's ranges, before 1970, to the
+// microsecond (to std::chrono::year's last, 32767); infinity has no C++ value and reads as a
+// DataError.
+weave::Coro<void> binary_times(std::string dsn) {
+  using namespace std::chrono;
+  using Micro = time_point<system_clock, microseconds>;
+  pg::Connection c = co_await pg::connect(dsn);
+  co_await c.execute("set time zone 'Pacific/Kiritimati'");  // +14 (-10:40 before 1995)
+  co_await c.execute(
+      "create temp table tt(n int, ts timestamp, tz timestamptz, d date, iv interval)");
+  const Micro t = Micro(sys_days(year(2024) / 2 / 29)) + hours(23) + minutes(59) + seconds(58) +
+                  microseconds(123456);
+  const Micro pre_epoch = Micro(sys_days(year(1969) / 12 / 31)) + hours(23) + minutes(59) +
+                          seconds(59) + microseconds(999999);
+  const Micro lowest = Micro(sys_days(year(-4712) / 11 / 24));  // 4713-11-24 BC
+  const Micro highest = Micro(sys_days(year::max() / 12 / 31)) + hours(23) + minutes(59) +
+                        seconds(59) + microseconds(999999);
+  const std::vector<Micro> points = {t, pre_epoch, lowest, highest};
+  const std::vector<sys_days> dates = {sys_days(year(-4712) / 1 / 1),
+                                       sys_days(year(1969) / 12 / 31),
+                                       sys_days(year::max() / 12 / 31)};
+  const std::vector<microseconds> intervals = {microseconds(-90'061'000'001), microseconds(1),
+                                               microseconds(6'000'000'000'000'000'001),
+                                               microseconds(-6'000'000'000'000'000'001)};
+  const std::string insert = "insert into tt values ($1, $2, $3, $4, $5)";
+  pg::PreparedStatement prepared = co_await c.prepare(insert);
+  int n = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    const Micro p = points[i];
+    const sys_days d = dates[i % dates.size()];
+    const microseconds iv = intervals[i];
+    co_await prepared.execute(++n, p, p, d, iv);   // binary
+    co_await c.execute(insert, ++n, p, p, d, iv);  // the cache's first run: text
+    co_await c.execute(insert, ++n, p, p, d, iv);  // its next runs: binary
+  }
+  const std::string select = "select ts, tz, d, iv, ts::text from tt where n = $1";
+  pg::PreparedStatement read = co_await c.prepare(select);
+  for (int k = 1; k <= n; ++k) {
+    const std::size_t i = static_cast<std::size_t>(k - 1) / 3;
+    for (int way = 0; way < 2; ++way) {  // prepared (binary results), cached (text, then binary)
+      std::optional<pg::Row> row;
+      if (way == 0) {
+        row = co_await read.fetchrow(k);
+      } else {
+        row = co_await c.fetchrow(select, k);
+      }
+      if (!row) {
+        ADD_FAILURE() << "no row " << k;
+        co_return;
+      }
+      EXPECT_EQ(row->get<Micro>(0), points[i]) << k;
+      EXPECT_EQ(row->get<Micro>(1), points[i]) << k;
+      EXPECT_EQ(row->get<sys_days>(2), dates[i % dates.size()]) << k;
+      EXPECT_EQ(row->get<microseconds>(3), intervals[i]) << k;
+    }
+  }
+  // Not shifted: the timestamp holds the UTC wall clock.
+  EXPECT_EQ(co_await c.fetchval<std::string>("select ts::text from tt where n = 1"),
+            "2024-02-29 23:59:58.123456");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select ts::text from tt where n = 3"),
+            "2024-02-29 23:59:58.123456");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select tz::text from tt where n = 1"),
+            "2024-03-01 13:59:58.123456+14");
+  EXPECT_EQ(co_await c.fetchval<std::string>("select ts::text from tt where n = 4"),
+            "1969-12-31 23:59:59.999999");
+  // A string into a timestamp parameter stays text: the server parses it (and its zone).
+  pg::PreparedStatement stamp = co_await c.prepare("select $1::timestamp::text");
+  EXPECT_EQ(co_await stamp.fetchval<std::string>("epoch"), "1970-01-01 00:00:00");
+  EXPECT_EQ(co_await stamp.fetchval<std::string>(t), "2024-02-29 23:59:58.123456");
+  // A date into a timestamp parameter keeps the text (midnight of the session's zone for a
+  // timestamptz), and a time point into a date parameter too.
+  pg::PreparedStatement day = co_await c.prepare("select $1::date::text, $2::timestamp::text");
+  std::optional<pg::Row> both = co_await day.fetchrow(t, sys_days(year(1969) / 12 / 31));
+  EXPECT_EQ(both ? both->get<std::string>(0) : "", "2024-02-29");
+  EXPECT_EQ(both ? both->get<std::string>(1) : "", "1969-12-31 00:00:00");
+  for (int run = 0; run < 2; ++run) {  // text, then binary
+    EXPECT_THROW(co_await c.fetchval<Micro>("select 'infinity'::timestamp"), pg::DataError);
+    EXPECT_THROW(co_await c.fetchval<Micro>("select '-infinity'::timestamptz"), pg::DataError);
+    EXPECT_THROW(co_await c.fetchval<sys_days>("select 'infinity'::date"), pg::DataError);
+  }
+  co_await c.close();
+}
+
+TEST_F(Pg, TimeParametersGoInBinaryWhereTheServerTypedThem) {
+  run_bounded(binary_times(dsn()));
 }
 
 weave::Coro<void> arrays_and_nulls(std::string dsn) {
@@ -558,6 +710,17 @@ weave::Coro<void> binary_formats(std::string dsn) {
     EXPECT_TRUE(binary->field(0).binary) << e;
     EXPECT_EQ(binary->get<std::string>(0), text->get<std::string>(0)) << e;
   }
+  // A "char" into a C++ char: its one byte in both formats, NUL and high-bit bytes included.
+  for (const auto& [expr, byte] : std::vector<std::pair<std::string, char>>{
+           {"'x'::\"char\"", 'x'}, {"''::\"char\"", '\0'}, {"(-56)::int4::\"char\"", '\xc8'}}) {
+    const std::string sql = "select " + expr;
+    std::optional<pg::Row> text = co_await c.fetchrow(sql);
+    std::optional<pg::Row> binary = co_await c.fetchrow(sql);
+    EXPECT_EQ(text ? text->get<char>(0) : '?', byte) << expr;
+    EXPECT_EQ(binary ? binary->get<char>(0) : '?', byte) << expr;
+  }
+  EXPECT_THROW(co_await second_run<char>(c, "select 'ab'::text"), pg::DataError);
+  EXPECT_THROW(co_await c.fetchval<char>("select 'cd'::text"), pg::DataError);
   // Conversions between the numeric types, bounds checked as the text format's are.
   EXPECT_EQ(co_await second_run<double>(c, "select 7::int4"), 7.0);
   EXPECT_EQ(co_await second_run<double>(c, "select 0.5::float4"), 0.5);
@@ -688,6 +851,48 @@ weave::Coro<void> text_views(std::string dsn) {
 
 TEST_F(Pg, TextReadAsAStringViewWithoutACopy) {
   run_bounded(text_views(dsn()));
+}
+
+// A NULL and an empty value are told apart in every kind of column (a fixed-size binary type, a
+// NUL-free text type, a type whose length is asked), in both formats, in the first row and the
+// later ones, also with more columns than a result keeps inline.
+weave::Coro<void> nulls_and_empty_values(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  const std::string sql =
+      "select i as n, case when i % 2 = 0 then null else i end::int4, "
+      "case when i % 2 = 1 then null else '' end::text, "
+      "case when i % 3 = 0 then null else '' end::bytea, "
+      "case when i = 1 then null else 'n' || i end::name, "
+      "case when i = 2 then null else (i > 2) end, "
+      "case when i = 3 then '' else null end::varchar "
+      "from generate_series(1, 4) as s(i) order by 1";
+  for (int run = 0; run < 2; ++run) {
+    std::vector<pg::Row> rows = co_await c.fetch(sql);
+    EXPECT_EQ(rows.size(), 4u);
+    if (rows.size() != 4) co_return;
+    for (int i = 1; i <= 4; ++i) {
+      const pg::Row& r = rows[static_cast<std::size_t>(i - 1)];
+      EXPECT_EQ(r.field(0).binary, run == 1);
+      EXPECT_EQ(r.get<int>(0), i);
+      EXPECT_EQ(r.get<std::optional<int>>(1), i % 2 == 0 ? std::nullopt : std::optional<int>(i));
+      EXPECT_EQ(r.get<std::optional<std::string>>(2),
+                i % 2 == 1 ? std::nullopt : std::optional<std::string>(""));
+      EXPECT_EQ(r.is_null(3), i % 3 == 0) << i;
+      if (i % 3 != 0) {
+        EXPECT_EQ(r.get<pg::Bytes>(3), pg::Bytes{});
+      }
+      EXPECT_EQ(r.get<std::optional<std::string>>(4),
+                i == 1 ? std::nullopt : std::optional<std::string>("n" + std::to_string(i)));
+      EXPECT_EQ(r.get<std::optional<bool>>(5), i == 2 ? std::nullopt : std::optional<bool>(i > 2));
+      EXPECT_EQ(r.get<std::optional<std::string_view>>(6),
+                i == 3 ? std::optional<std::string_view>("") : std::nullopt);
+    }
+  }
+  co_await c.close();
+}
+
+TEST_F(Pg, NullsAndEmptyValuesApartInEveryKindOfColumn) {
+  run_bounded(nulls_and_empty_values(dsn()));
 }
 
 // Rows share their result: a copy, a moved row and a row assigned over another keep it alive

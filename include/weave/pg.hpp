@@ -12,6 +12,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -19,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -59,13 +61,36 @@ namespace detail {
 struct ResultData;
 struct ConnectionState;
 struct PoolState;
-/// The references to one result: its rows and the library's handles. Not atomic: a result's
-/// rows are counted on one thread at a time (see Row).
+/// What a row's field needs of its column, read once per result.
+struct Column {
+  /// `width` of a column whose values' lengths are asked of the library, one by one.
+  static constexpr int kAskLength = 0;
+  /// `width` of a column whose values are text without NUL bytes (name, text, ...): their
+  /// length is their terminator's position (the library terminates every value).
+  static constexpr int kTerminated = -1;
+  unsigned oid = 0;
+  bool binary = false;
+  /// A binary type's fixed size (int4: 4, ...), kTerminated or kAskLength.
+  int width = kAskLength;
+  std::string_view name;
+};
+
+/// One result as its rows see it: the references to it (its rows and the library's handles)
+/// and, once its rows are handed out, its columns and where each field's bytes are, so that
+/// reading a field calls nothing. Not atomic: a result's rows are counted on one thread at a
+/// time (see Row).
 struct ResultCount {
   mutable std::size_t refs = 0;
+  const Column* columns = nullptr;
+  std::size_t ncolumns = 0;
+  /// Per row, per column (row after row): the field's bytes, nullptr for NULL.
+  const char* const* values = nullptr;
 };
 /// Frees the result once its last reference went.
 void free_result(const ResultCount* result) noexcept;
+/// The length of a field of a kAskLength column.
+std::size_t field_length(const ResultCount* result, int row, std::size_t column) noexcept;
+[[noreturn]] void no_column(std::size_t index);
 }  // namespace detail
 
 namespace detail {
@@ -152,6 +177,57 @@ void add_param(ParamSets& sets, const std::optional<T>& v) {
   if (sets.ends.empty()) sets.types.push_back(BinaryElement<T>::oid);
   sets.values.push_back(ParamSets::Value{});
 }
+/// The type a parameter of a direct kind is sent as (0: text, which the server infers).
+template <class T>
+struct DirectOid {
+  static constexpr unsigned value = BinaryElement<T>::oid;
+};
+template <class T>
+struct DirectOid<std::optional<T>> : DirectOid<T> {};
+/// The bytes a direct value takes in ParamSets' buffer, its NUL included (none for NULL).
+template <class T>
+std::size_t direct_size(const T& v) noexcept {
+  return CopyCodec<T>::size(v) + 1;
+}
+template <class T>
+std::size_t direct_size(const std::optional<T>& v) noexcept {
+  return v ? CopyCodec<T>::size(*v) + 1 : 0;
+}
+/// Writes `v` at `p` (`base` + its offset) and describes it in `value`; returns its end.
+template <class T>
+char* put_direct(const char* base, char* p, ParamSets::Value& value, const T& v) noexcept {
+  value.offset = static_cast<std::size_t>(p - base);
+  char* end = CopyCodec<T>::write(p, v);
+  value.length = static_cast<int>(end - p);
+  value.binary = CopyCodec<T>::kind != CopyRecords::kText;
+  *end = '\0';  // libpq reads a text value up to its NUL
+  return end + 1;
+}
+template <class T>
+char* put_direct(const char* base, char* p, ParamSets::Value& value,
+                 const std::optional<T>& v) noexcept {
+  if (!v) {
+    value = ParamSets::Value{};
+    return p;
+  }
+  return put_direct(base, p, value, *v);
+}
+/// One executemany set of direct kinds only: the buffer and the values grow once for the set
+/// (per value they grew twice, each growth checked and the bytes zeroed first).
+template <class... A>
+void add_direct_set(ParamSets& sets, const std::tuple<A...>& row) {
+  if (sets.ends.empty()) sets.types = {DirectOid<std::remove_cvref_t<A>>::value...};
+  const std::size_t at = sets.bytes.size(), first = sets.values.size();
+  const std::size_t size =
+      std::apply([](const auto&... v) { return (std::size_t{0} + ... + direct_size(v)); }, row);
+  sets.bytes.resize(at + size);
+  sets.values.resize(first + sizeof...(A));
+  const char* base = sets.bytes.data();
+  char* p = sets.bytes.data() + at;
+  ParamSets::Value* value = sets.values.data() + first;
+  std::apply([&](const auto&... v) { ((p = put_direct(base, p, *value++, v)), ...); }, row);
+  sets.end_set();
+}
 template <class... A>
 Params encode_params(const A&... args) {
   Params params;
@@ -187,14 +263,36 @@ class Row {
   /// The index of the column `name`. Errors: std::out_of_range when there is none.
   std::size_t index_of(std::string_view name) const;
   bool is_null(std::size_t index) const;
-  /// The raw field; index out of range throws std::out_of_range.
-  Field field(std::size_t index) const;
+  /// The raw field; index out of range throws std::out_of_range. Inline: it runs once per field
+  /// read, and reads only what the result's description put aside.
+  Field field(std::size_t index) const {
+    const detail::ResultCount& r = *result_;
+    if (index >= r.ncolumns) detail::no_column(index);
+    const detail::Column& column = r.columns[index];
+    Field f;
+    f.oid = column.oid;
+    f.column = column.name;
+    f.binary = column.binary;
+    const char* value = r.values[static_cast<std::size_t>(row_) * r.ncolumns + index];
+    if (value == nullptr) return f;
+    if (column.width > 0) {
+      f.text = std::string_view(value, static_cast<std::size_t>(column.width));
+    } else if (column.width == detail::Column::kTerminated) {
+      f.text = std::string_view(value);
+    } else {
+      f.text = std::string_view(value, detail::field_length(result_, row_, index));
+    }
+    return f;
+  }
 
   /// The value converted to T; NULL only into std::optional. Errors: DataError (NULL into a
   /// non-optional, text that is no T), std::out_of_range (no such column).
   template <class T, std::integral I>
   T get(I index) const {
     T out{};
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool> && sizeof(T) > 1) {
+      if (integer(static_cast<std::size_t>(index), out)) return out;
+    }
     detail::decode(field(static_cast<std::size_t>(index)), out);
     return out;
   }
@@ -208,7 +306,33 @@ class Row {
   }
 
  private:
-  const detail::ResultData& data() const noexcept;
+  /// A non-NULL binary int2/int4/int8/oid field of its fixed size, in range for I, straight
+  /// into `out`, without a Field; false for anything else, which decode() then reads or reports.
+  template <class I>
+  bool integer(std::size_t index, I& out) const noexcept {
+    const detail::ResultCount& r = *result_;
+    if (index >= r.ncolumns) return false;
+    const detail::Column& column = r.columns[index];
+    const char* p = r.values[static_cast<std::size_t>(row_) * r.ncolumns + index];
+    if (p == nullptr || !column.binary) return false;
+    long long v = 0;
+    if (column.oid == 23 && column.width == 4) {
+      v = static_cast<std::int32_t>(detail::load_be32(p));
+    } else if (column.oid == 26 && column.width == 4) {
+      v = detail::load_be32(p);
+    } else if (column.oid == 20 && column.width == 8) {
+      v = static_cast<std::int64_t>(detail::load_be64(p));
+    } else if (column.oid == 21 && column.width == 2) {
+      std::uint16_t u;
+      std::memcpy(&u, p, sizeof u);
+      v = static_cast<std::int16_t>(__builtin_bswap16(u));
+    } else {
+      return false;
+    }
+    if (!std::in_range<I>(v)) return false;
+    out = static_cast<I>(v);
+    return true;
+  }
   const detail::ResultCount* result_;
   int row_;
 };
@@ -330,8 +454,12 @@ class Connection {
     sets.values.reserve(rows.size() * sizeof...(A));
     sets.ends.reserve(rows.size());
     for (const auto& r : rows) {
-      std::apply([&sets](const auto&... a) { (detail::add_param(sets, a), ...); }, r);
-      sets.end_set();
+      if constexpr ((detail::CopyKindOf<std::remove_cvref_t<A>>::direct && ...)) {
+        detail::add_direct_set(sets, r);
+      } else {
+        std::apply([&sets](const auto&... a) { (detail::add_param(sets, a), ...); }, r);
+        sets.end_set();
+      }
       if (sets.ends.size() == 1) sets.bytes.reserve(sets.bytes.size() * rows.size());
     }
     return executemany_sets(std::move(q), std::move(sets));

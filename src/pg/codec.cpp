@@ -536,10 +536,21 @@ Param to_text(const Param& p) {
   }
 }
 
+namespace {
+/// Microseconds from 1970-01-01 (the system clock's epoch) to 2000-01-01 (PostgreSQL's).
+constexpr std::int64_t kEpochMicroseconds = kEpochDays * 86'400'000'000LL;
+}  // namespace
+
 Param encode(sys_days v) {
   std::string suffix;
   std::string text = format_date(v, suffix);
-  return {text + suffix, 0};
+  Param p{text + suffix, 0};
+  const long long d = v.time_since_epoch().count() - kEpochDays;
+  if (std::in_range<std::int32_t>(d)) {  // beyond, the server's text error stands
+    p.time = Param::Time::date;
+    p.time_value = d;
+  }
+  return p;
 }
 
 Param encode_timestamp(Timestamp v) {
@@ -547,7 +558,13 @@ Param encode_timestamp(Timestamp v) {
   long long us = (v - d).count();
   std::string suffix;
   std::string text = format_date(d, suffix);
-  return {text + " " + format_clock(us) + "+00" + suffix, 0};
+  Param p{text + " " + format_clock(us) + "+00" + suffix, 0};
+  const std::int64_t since_1970 = v.time_since_epoch().count();
+  if (since_1970 >= std::numeric_limits<std::int64_t>::min() + kEpochMicroseconds) {
+    p.time = Param::Time::point;
+    p.time_value = since_1970 - kEpochMicroseconds;
+  }
+  return p;
 }
 
 Param encode_interval(microseconds v) {
@@ -555,7 +572,32 @@ Param encode_interval(microseconds v) {
   if (us == std::numeric_limits<long long>::min()) throw DataError("interval out of range");
   std::string text = us < 0 ? "-" : "";
   text.append(format_clock(us < 0 ? -us : us));
-  return {std::move(text), 0};
+  Param p{std::move(text), 0};
+  p.time = Param::Time::interval;
+  p.time_value = us;
+  return p;
+}
+
+std::optional<Param> time_in_binary(const Param& p, unsigned type) {
+  if (!p.text) return std::nullopt;
+  const auto u = static_cast<std::uint64_t>(p.time_value);
+  switch (p.time) {
+    case Param::Time::point:
+      if (type != kTimestamp && type != kTimestamptz) return std::nullopt;
+      return binary_param(u, type);
+    case Param::Time::date:
+      if (type != kDate) return std::nullopt;
+      return binary_param(static_cast<std::uint32_t>(u), type);
+    case Param::Time::interval: {  // microseconds, then 0 days and 0 months, as the text says
+      if (type != kInterval) return std::nullopt;
+      Param out = binary_param(u, type);
+      out.text->append(8, '\0');
+      return out;
+    }
+    case Param::Time::none:
+      break;
+  }
+  return std::nullopt;
 }
 
 Param encode_array(const std::vector<Param>& elements, unsigned element_oid) {
@@ -621,6 +663,27 @@ void decode_full(const Field& f, double& out) {
 void decode_full(const Field& f, float& out) {
   decode_floating(f, out);
 }
+void decode_full(const Field& f, char& out) {
+  const std::string_view t = require_text(f);
+  if (f.oid != kChar && f.oid != 0) {  // 0: an element of a text array
+    throw DataError("column \"" + std::string(f.column) + "\": a " + type_name(f.oid) +
+                    " value is no \"char\": read it as std::string");
+  }
+  if (f.binary) {
+    out = sized(f, 1)[0];
+  } else if (t.size() <= 1) {  // the text format: the byte itself, nothing for '\0'
+    out = t.empty() ? '\0' : t[0];
+  } else {  // a high-bit byte, as charout writes it: \ooo
+    if (t.size() != 4 || t[0] != '\\') bad_value(f, t, "a \"char\"");
+    int v = 0;
+    for (char c : t.substr(1)) {
+      if (c < '0' || c > '7') bad_value(f, t, "a \"char\"");
+      v = v * 8 + (c - '0');
+    }
+    out = static_cast<char>(v);
+  }
+}
+
 void decode(const Field& f, std::string& out) {
   if (f.binary && f.oid == kChar && f.text && f.text->size() == 1 &&
       static_cast<unsigned char>((*f.text)[0] - 1) < 0x7f) {

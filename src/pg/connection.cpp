@@ -28,45 +28,34 @@ PostgresError::PostgresError(std::string sqlstate, std::string message, std::str
 // ---- Row ---------------------------------------------------------------------------------------
 
 std::size_t Row::size() const noexcept {
-  return data().columns.size();
+  return result_->ncolumns;
 }
 std::string_view Row::column_name(std::size_t index) const {
-  if (index >= size()) throw std::out_of_range("no column " + std::to_string(index));
-  return data().columns[index].name;
+  if (index >= size()) detail::no_column(index);
+  return result_->columns[index].name;
 }
 std::size_t Row::index_of(std::string_view name) const {
-  const auto& columns = data().columns;
-  for (std::size_t i = 0; i < columns.size(); ++i) {
-    if (name == columns[i].name) return i;
+  for (std::size_t i = 0; i < result_->ncolumns; ++i) {
+    if (name == result_->columns[i].name) return i;
   }
   throw std::out_of_range("no column named \"" + std::string(name) + "\"");
 }
 bool Row::is_null(std::size_t index) const {
   return !field(index).text;
 }
-const detail::ResultData& Row::data() const noexcept {
-  return *static_cast<const detail::ResultData*>(result_);
-}
-Field Row::field(std::size_t index) const {
-  const detail::ResultData& data = this->data();
-  if (index >= data.columns.size()) throw std::out_of_range("no column " + std::to_string(index));
-  const detail::Column& column = data.columns[index];
-  Field f;
-  f.oid = column.oid;
-  f.column = column.name;
-  f.binary = column.binary;
-  const int col = static_cast<int>(index);
-  // A NULL has length 0: only an empty value needs the third call.
-  const int length = PQgetlength(data.res, row_, col);
-  if (length > 0 || PQgetisnull(data.res, row_, col) == 0) {
-    f.text = std::string_view(PQgetvalue(data.res, row_, col), static_cast<std::size_t>(length));
-  }
-  return f;
-}
 
 namespace detail {
 void free_result(const ResultCount* result) noexcept {
   const_cast<ResultData*>(static_cast<const ResultData*>(result))->destroy();
+}
+
+std::size_t field_length(const ResultCount* result, int row, std::size_t column) noexcept {
+  const PGresult* res = static_cast<const ResultData*>(result)->res;
+  return static_cast<std::size_t>(PQgetlength(res, row, static_cast<int>(column)));
+}
+
+void no_column(std::size_t index) {
+  throw std::out_of_range("no column " + std::to_string(index));
 }
 
 ResultData* ResultData::make(PGresult* r) {
@@ -78,22 +67,119 @@ ResultData* ResultData::make(PGresult* r) {
   return ::new (at) ResultData(r);
 }
 
-void ResultData::describe() {
+namespace {
+/// The size of a binary value of type `oid` when the type has one, else Column::kAskLength.
+int fixed_width(unsigned oid) noexcept {
+  switch (oid) {
+    case 16:  // bool
+    case 18:  // "char"
+      return 1;
+    case 21:  // int2
+      return 2;
+    case 23:    // int4
+    case 26:    // oid
+    case 700:   // float4
+    case 1082:  // date
+      return 4;
+    case 20:    // int8
+    case 701:   // float8
+    case 1114:  // timestamp
+    case 1184:  // timestamptz
+      return 8;
+    case 1186:  // interval
+    case 2950:  // uuid
+      return 16;
+    default:
+      return Column::kAskLength;
+  }
+}
+
+/// libpq points a NULL field's value at a byte inside the PGresult itself (its `null_field`),
+/// the same byte for every NULL of the result, and a value, even an empty one, at memory of
+/// its own: so a field is NULL exactly when its value pointer is that byte, and one call
+/// (PQgetvalue) tells both. That is libpq's implementation, not its documented contract: the
+/// offset of that byte is found once on a result built through the public API, and -1 (every
+/// NULL then asked with PQgetisnull) when libpq does not behave so.
+std::ptrdiff_t null_field_offset() noexcept {
+  static const std::ptrdiff_t offset = [] {
+    PGresult* r = PQmakeEmptyPGresult(nullptr, PGRES_TUPLES_OK);
+    if (r == nullptr) return std::ptrdiff_t{-1};
+    char name[] = "n";
+    PGresAttDesc column{name, 0, 0, 0, 23, 4, -1};
+    std::ptrdiff_t found = -1;
+    if (PQsetResultAttrs(r, 1, &column) != 0 && PQsetvalue(r, 0, 0, nullptr, -1) != 0 &&
+        PQsetvalue(r, 1, 0, name, 1) != 0 && PQgetisnull(r, 0, 0) == 1) {
+      const char* null_value = PQgetvalue(r, 0, 0);
+      const std::ptrdiff_t at = null_value - reinterpret_cast<const char*>(r);
+      // Inside the result's own struct, and not where a value goes.
+      if (at >= 0 && at < 1024 && PQgetvalue(r, 1, 0) != null_value) found = at;
+    }
+    PQclear(r);
+    return found;
+  }();
+  return offset;
+}
+
+/// How a column's lengths are found: a fixed binary size (when the first row has it: a size is
+/// not trusted that a row does not show), a terminator, or libpq's.
+int width_of(const PGresult* res, int column, unsigned oid, bool binary) noexcept {
+  if (!binary) return Column::kAskLength;
+  switch (oid) {
+    case 19:    // name
+    case 25:    // text
+    case 1042:  // bpchar
+    case 1043:  // varchar
+      return Column::kTerminated;
+    default:
+      break;
+  }
+  const int width = fixed_width(oid);
+  if (width == Column::kAskLength || PQntuples(res) == 0 || PQgetisnull(res, 0, column) != 0) {
+    return width;
+  }
+  return PQgetlength(res, 0, column) == width ? width : Column::kAskLength;
+}
+}  // namespace
+
+void ResultData::describe(int rows) {
   const int n = PQnfields(res);
   const auto count = static_cast<std::size_t>(n);
-  columns.data = columns.few;
-  if (count > std::size(columns.few)) {
+  Column* described = few_columns;
+  if (count > std::size(few_columns)) {
     void* at = PQresultAlloc(res, count * sizeof(Column));
     if (at == nullptr) throw std::bad_alloc();
-    columns.data = ::new (at) Column[count];
+    described = ::new (at) Column[count];
   }
-  columns.n = count;
   for (int i = 0; i < n; ++i) {
-    Column& c = columns[static_cast<std::size_t>(i)];
+    Column& c = described[static_cast<std::size_t>(i)];
     c.oid = PQftype(res, i);
     c.binary = PQfformat(res, i) == 1;
     c.name = PQfname(res, i);
+    c.width = width_of(res, i, c.oid, c.binary);
   }
+  columns = described;
+  ncolumns = count;
+  // Every field's value, in one pass: rows read them with no call (all of them, as a driver
+  // that decodes a result at once does, in one libpq call each where the NULLs are known by
+  // their address).
+  const std::size_t fields = count * static_cast<std::size_t>(rows);
+  if (fields == 0) return;
+  void* at = few_values;
+  if (fields > std::size(few_values)) {
+    at = PQresultAlloc(res, fields * sizeof(const char*));
+    if (at == nullptr) throw std::bad_alloc();
+  }
+  auto* slots = static_cast<const char**>(at);
+  const std::ptrdiff_t null_at = null_field_offset();
+  const char* null_value = null_at >= 0 ? reinterpret_cast<const char*>(res) + null_at : nullptr;
+  for (int row = 0; row < rows; ++row) {
+    for (int i = 0; i < n; ++i, ++slots) {
+      const char* v = PQgetvalue(res, row, i);
+      if (v == null_value || (null_value == nullptr && PQgetisnull(res, row, i) != 0)) v = nullptr;
+      *slots = v;
+    }
+  }
+  values = static_cast<const char* const*>(at);
 }
 }  // namespace detail
 
@@ -323,8 +409,8 @@ std::shared_ptr<detail::ConnectionState> open_state(
 std::vector<Row> rows_of(const detail::ResultPtr& r) {
   std::vector<Row> rows;
   if (!r) return rows;
-  r->describe();
   const int n = PQntuples(r->res);
+  r->describe(n);
   rows.reserve(static_cast<std::size_t>(n));
   r->refs += static_cast<std::size_t>(n);  // one reference per row, counted at once
   for (int i = 0; i < n; ++i) rows.emplace_back(r.get(), i);
@@ -342,7 +428,7 @@ Coro<std::optional<Row>> Connection::fetchrow_params(Query q, Params params) {
   auto state = open_state(state_);
   detail::ResultPtr r = co_await state->run(q, params, false);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
-  r->describe();
+  r->describe(1);
   ++r->refs;
   co_return Row(r.get(), 0);
 }
@@ -371,7 +457,7 @@ Coro<std::optional<Row>> PreparedStatement::fetchrow_params(Params params) {
   const Query q(query_);
   detail::ResultPtr r = co_await state->run(q, params, false, &name_);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
-  r->describe();
+  r->describe(1);
   ++r->refs;
   co_return Row(r.get(), 0);
 }

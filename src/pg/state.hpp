@@ -28,16 +28,8 @@ namespace weave::pg::detail {
 /// binary decoder, else text (0).
 int result_format_for(const PGresult* res) noexcept;
 
-/// What a row's field needs of its column, read from libpq once per result instead of once
-/// per field.
-struct Column {
-  unsigned oid = 0;
-  bool binary = false;
-  std::string_view name;
-};
-
-/// A result and its columns, placed inside the PGresult's own memory (PQresultAlloc): PQclear
-/// frees both, and taking a result allocates nothing more than libpq does.
+/// A result with its columns and where its fields are, placed inside the PGresult's own memory
+/// (PQresultAlloc): PQclear frees them all, and a result costs no allocation of its own.
 struct ResultData : ResultCount {
   ResultData(const ResultData&) = delete;
   ResultData& operator=(const ResultData&) = delete;
@@ -45,24 +37,19 @@ struct ResultData : ResultCount {
   static ResultData* make(PGresult* r);
   /// Frees the result and this with it.
   void destroy() noexcept { PQclear(res); }
-  /// Fills `columns`: for a result whose rows are handed out.
-  void describe();
+  /// Fills the columns and the values of the first `rows` rows: for a result whose rows are
+  /// handed out. Errors: std::bad_alloc.
+  void describe(int rows);
   PGresult* res;
-  /// The columns, in `few` when there are no more than fit there.
-  struct Columns {
-    std::size_t size() const noexcept { return n; }
-    const Column& operator[](std::size_t i) const noexcept { return data[i]; }
-    Column& operator[](std::size_t i) noexcept { return data[i]; }
-    Column* data = few;
-    std::size_t n = 0;
-    Column few[4];
-  };
-  Columns columns;
+  /// Where `columns` and `values` point when there are no more than fit here (a one-row result
+  /// of a few columns takes no allocation).
+  Column few_columns[4];
+  const char* few_values[4];
 
  private:
   explicit ResultData(PGresult* r) noexcept : res(r) {}
 };
-static_assert(std::is_trivially_destructible_v<ResultData::Columns>);
+static_assert(std::is_trivially_destructible_v<Column>);
 
 /// The library's own reference to a result (counted with the rows', on the loop thread).
 class ResultPtr {
@@ -101,9 +88,10 @@ std::string libpq_message(PGconn* conn);
 /// `name` quoted as an SQL identifier. Errors: InterfaceError.
 std::string quote_identifier(PGconn* conn, const std::string& name);
 
-/// libpq's parameter arrays for one execution. A binary parameter whose type is not the one the
-/// statement was prepared with (`types`, when known) goes as text, which the server parses into
-/// its type as before.
+/// libpq's parameter arrays for one execution. Where the statement's parameter types are known
+/// (`types`: a prepare()d statement's, as the server inferred them), a binary parameter of
+/// another type goes as text, which the server parses into its type as before, and a time value
+/// of that type goes in binary (see Param::time).
 class Bound {
  public:
   Bound(const Params& params, const Oid* types = nullptr, std::size_t ntypes = 0);
@@ -139,6 +127,9 @@ struct StatementCache {
     /// 1 (binary) once the statement's first result showed that every column has a binary
     /// decoder; 0 (text) until then and for the others.
     int result_format = 0;
+    /// The parameter types the server inferred (described with the prepare, in its pipeline);
+    /// empty until that description is read.
+    std::vector<Oid> server_types;
   };
   using Position = std::list<Entry>::iterator;
   /// What a lookup compares: a statement's text and its parameters' types.
@@ -167,6 +158,8 @@ struct StatementCache {
   void erase(std::uint64_t id);
   /// Sets the statement's result format from its first result's column types.
   void learn(std::uint64_t id, const PGresult* res);
+  /// Keeps the parameter types of the statement's description.
+  void learn_types(std::uint64_t id, const PGresult* described);
 
   std::size_t capacity;
   std::list<Entry> order;  ///< most recently used first
@@ -179,6 +172,7 @@ struct Sent {
   bool pipelined = false;   ///< a prepare (and maybe a DEALLOCATE) went first, then a sync
   int query_index = 0;      ///< the statement's results come after this many ends
   int prepare_index = -1;   ///< the prepare's, when there was one
+  int describe_index = -1;  ///< the description's of its parameters, after the prepare
   std::uint64_t entry = 0;  ///< the cache entry's id, 0 when uncached
 };
 

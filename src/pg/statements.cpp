@@ -53,6 +53,15 @@ void StatementCache::learn(std::uint64_t id, const PGresult* res) {
   if (it != order.end()) it->result_format = result_format_for(res);
 }
 
+void StatementCache::learn_types(std::uint64_t id, const PGresult* described) {
+  auto it = find_id(order, id);
+  if (it == order.end()) return;
+  it->server_types.resize(static_cast<std::size_t>(PQnparams(described)));
+  for (std::size_t i = 0; i < it->server_types.size(); ++i) {
+    it->server_types[i] = PQparamtype(described, static_cast<int>(i));
+  }
+}
+
 const StatementCache::Entry& StatementCache::insert(const Probe& probe,
                                                     std::optional<std::string>& evicted) {
   if (entries.size() >= capacity && !order.empty()) {
@@ -97,10 +106,18 @@ Bound::Bound(const Params& params, const Oid* types, std::size_t ntypes)
   }
   for (std::size_t i = 0; i < n; ++i) {
     const Param* p = &params[i];
-    if (p->binary && p->text && types != nullptr && i < ntypes && types[i] != p->oid) {
-      if (converted_.empty()) converted_.reserve(n);  // c_str() stays put
-      converted_.push_back(to_text(*p));
-      p = &converted_.back();
+    if (types != nullptr && i < ntypes && p->text) {
+      std::optional<Param> other;
+      if (p->binary && types[i] != p->oid) {
+        other = to_text(*p);
+      } else if (p->time != Param::Time::none) {
+        other = time_in_binary(*p, types[i]);
+      }
+      if (other) {
+        if (converted_.empty()) converted_.reserve(n);  // c_str() stays put
+        converted_.push_back(std::move(*other));
+        p = &converted_.back();
+      }
     }
     values_[i] = p->text ? p->text->data() : nullptr;
     lengths_[i] = p->text ? static_cast<int>(p->text->size()) : 0;
@@ -109,18 +126,20 @@ Bound::Bound(const Params& params, const Oid* types, std::size_t ntypes)
 }
 
 Sent ConnectionState::send_cached(const std::string& sql, const Params& params, bool own_pipeline) {
-  const Bound bound(params);  // prepared with the parameters' own types
-  const int n = bound.count();
+  const int n = static_cast<int>(params.size());
   Sent sent;
   const StatementCache::Probe probe{sql, params, StatementCache::hash_of(sql, params)};
   if (const StatementCache::Entry* hit = statements.find(probe)) {
     sent.entry = hit->id;
+    // Prepared with the parameters' own types: only a time value (untyped) may go otherwise.
+    const Bound bound(params, hit->server_types.data(), hit->server_types.size());
     if (PQsendQueryPrepared(conn, hit->name.c_str(), n, bound.values(), bound.lengths(),
                             bound.formats(), hit->result_format) == 0) {
       raise_send_failure();
     }
     return sent;
   }
+  const Bound bound(params);
   std::optional<std::string> evicted;
   const StatementCache::Entry& entry = statements.insert(probe, evicted);
   sent.entry = entry.id;
@@ -136,6 +155,10 @@ Sent ConnectionState::send_cached(const std::string& sql, const Params& params, 
   }
   if (PQsendPrepare(conn, name, sql.c_str(), n, entry.types.data()) == 0) raise_send_failure();
   sent.prepare_index = sent.query_index++;
+  // The parameter types the server infers, for the next runs (no round trip of its own): a time
+  // value then goes in binary where the parameter has its type.
+  if (PQsendDescribePrepared(conn, name) == 0) raise_send_failure();
+  sent.describe_index = sent.query_index++;
   if (PQsendQueryPrepared(conn, name, n, bound.values(), bound.lengths(), bound.formats(), 0) ==
           0 ||
       (own_pipeline && PQpipelineSync(conn) == 0)) {
@@ -162,6 +185,8 @@ bool ConnectionState::read_available(const Sent& sent, PipelineRead& read) {
         read.error = ResultPtr(r);
         continue;
       }
+    } else if (read.index == sent.describe_index && s == PGRES_COMMAND_OK) {
+      statements.learn_types(sent.entry, r);
     } else if (read.index == sent.query_index && s != PGRES_PIPELINE_ABORTED) {
       // A statement prepared just now ran in text: its columns pick the format of the next runs.
       if (sent.prepare_index >= 0 && s == PGRES_TUPLES_OK) statements.learn(sent.entry, r);

@@ -52,9 +52,18 @@ struct Field {
 /// (PostgreSQL's binary form of `oid`: integers, floats, bool, bytea, which the server then does
 /// not parse) or text.
 struct Param {
+  /// What a time value sent as text (its type inferred by the server) is.
+  enum class Time : unsigned char { none, point, date, interval };
   std::optional<std::string> text;
   unsigned oid = 0;
   bool binary = false;
+  /// A time value's binary form, kept with its text: where the statement's parameter type is
+  /// known (a prepare()d statement's, from the server) to be its own (timestamp or timestamptz
+  /// for a point, date, interval) it goes in the binary format instead, which the server
+  /// neither parses nor shifts by the session's time zone. `time_value`: microseconds since
+  /// 2000-01-01 00:00 UTC (a point), days since 2000-01-01 (a date), microseconds (an interval).
+  Time time = Time::none;
+  std::int64_t time_value = 0;
 };
 using Params = std::vector<Param>;
 
@@ -77,6 +86,9 @@ Param encode_interval(std::chrono::microseconds v);
 Param encode_array(const std::vector<Param>& elements, unsigned element_oid);
 /// The parameter in the text format (a binary one converted, a text one as it is).
 Param to_text(const Param& p);
+/// A time value in the binary format of `type`, the statement's parameter type; nullopt when it
+/// is not the value's type (or not a time value): the text then goes as it is.
+std::optional<Param> time_in_binary(const Param& p, unsigned type);
 
 inline Param encode(const std::string& v) {
   return encode(std::string_view(v));
@@ -442,6 +454,16 @@ inline void decode(const Field& f, float& out) {
   decode_full(f, out);
 }
 void decode(const Field& f, std::string& out);
+/// A "char" value (pg_type's typcategory, ...) as its one byte ('\0' for the empty one).
+/// Errors: DataError for another type.
+void decode_full(const Field& f, char& out);
+inline void decode(const Field& f, char& out) {
+  if (f.binary && f.oid == 18 && f.text && f.text->size() == 1) {
+    out = (*f.text)[0];
+    return;
+  }
+  decode_full(f, out);
+}
 /// The text without a copy, valid as long as the row's result: for text-like types (text,
 /// varchar, char(n), name, json, jsonb) and for the types that always arrive as text (numeric,
 /// inet, ...). Others (integers, bytea, time values) raise DataError: read them as std::string.
