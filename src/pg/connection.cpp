@@ -175,7 +175,8 @@ void ResultData::describe(int rows) {
   for (int row = 0; row < rows; ++row) {
     for (int i = 0; i < n; ++i, ++slots) {
       const char* v = PQgetvalue(res, row, i);
-      if (v == null_value || (null_value == nullptr && PQgetisnull(res, row, i) != 0)) v = nullptr;
+      // libpq's PQsetvalue points empty values at that byte too: it only marks a candidate.
+      if ((null_value == nullptr || v == null_value) && PQgetisnull(res, row, i) != 0) v = nullptr;
       *slots = v;
     }
   }
