@@ -28,8 +28,8 @@ namespace weave::detail {
 #ifndef WEAVE_NO_FRAME_POOL
 
 namespace {
-constexpr std::size_t kFirstSlab = 64 * 1024;
-constexpr std::size_t kLastSlab = 2 * 1024 * 1024;
+constexpr std::size_t kFirstSlab = std::size_t{64} * 1024;
+constexpr std::size_t kLastSlab = std::size_t{2} * 1024 * 1024;
 
 // A slab is mapped with its pages already present: one system call faults in what a spawn
 // storm would otherwise fault in a page at a time (a trap per 4 KiB: 49,000 of them for a
