@@ -32,10 +32,16 @@ fail() {
   exit 0  # the tests fail with this message; the fixture itself has nothing to clean up
 }
 
+# A port below the kernel's ephemeral range: a port there is never handed to another test's
+# socket bound to port 0 or connecting out, which could take it while a killed server restarts.
 free_port() {
-  local p
+  local p lo=32768 first=10000 span
+  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  span=$((lo - first))
+  # An ephemeral range that starts low leaves no such ports: any unprivileged one then.
+  [ "$span" -ge 1000 ] || { first=20000; span=40000; }
   for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((first + RANDOM % span))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
   done
   return 1
