@@ -12,7 +12,6 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -314,24 +313,8 @@ class Row {
     if (index >= r.ncolumns) return false;
     const detail::Column& column = r.columns[index];
     const char* p = r.values[static_cast<std::size_t>(row_) * r.ncolumns + index];
-    if (p == nullptr || !column.binary) return false;
-    long long v = 0;
-    if (column.oid == 23 && column.width == 4) {
-      v = static_cast<std::int32_t>(detail::load_be32(p));
-    } else if (column.oid == 26 && column.width == 4) {
-      v = detail::load_be32(p);
-    } else if (column.oid == 20 && column.width == 8) {
-      v = static_cast<std::int64_t>(detail::load_be64(p));
-    } else if (column.oid == 21 && column.width == 2) {
-      std::uint16_t u;
-      std::memcpy(&u, p, sizeof u);
-      v = static_cast<std::int16_t>(__builtin_bswap16(u));
-    } else {
-      return false;
-    }
-    if (!std::in_range<I>(v)) return false;
-    out = static_cast<I>(v);
-    return true;
+    return p != nullptr && column.binary && column.width > 0 &&
+           detail::binary_integer_at(column.oid, p, static_cast<std::size_t>(column.width), out);
   }
   const detail::ResultCount* result_;
   int row_;

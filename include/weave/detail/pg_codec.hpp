@@ -382,24 +382,21 @@ inline std::uint64_t load_be64(const char* p) noexcept {
   std::memcpy(&v, p, sizeof v);
   return __builtin_bswap64(v);
 }
-/// A binary int2/int4/int8/oid field read straight into `out`; false for anything else (NULL,
-/// text, another type, a value out of range), which the full decoder then handles or reports.
-/// Inline: it runs once per field of a result.
+/// The `n` bytes at `p` of a binary int2/int4/int8/oid value of type `oid`, read straight into
+/// `out`; false for another type or size, or a value out of range for I. Inline: it runs once
+/// per field of a result.
 template <class I>
-bool binary_integer_fast(const Field& f, I& out) noexcept {
-  if (!f.binary || !f.text) return false;
-  const char* p = f.text->data();
-  const std::size_t n = f.text->size();
+bool binary_integer_at(unsigned oid, const char* p, std::size_t n, I& out) noexcept {
   long long v = 0;
-  if (f.oid == 23 && n == 4) {
+  if (oid == 23 && n == 4) {
     v = static_cast<std::int32_t>(load_be32(p));
-  } else if (f.oid == 20 && n == 8) {
+  } else if (oid == 20 && n == 8) {
     v = static_cast<std::int64_t>(load_be64(p));
-  } else if (f.oid == 21 && n == 2) {
+  } else if (oid == 21 && n == 2) {
     std::uint16_t u;
     std::memcpy(&u, p, sizeof u);
     v = static_cast<std::int16_t>(__builtin_bswap16(u));
-  } else if (f.oid == 26 && n == 4) {
+  } else if (oid == 26 && n == 4) {
     v = load_be32(p);
   } else {
     return false;
@@ -407,6 +404,12 @@ bool binary_integer_fast(const Field& f, I& out) noexcept {
   if (!std::in_range<I>(v)) return false;
   out = static_cast<I>(v);
   return true;
+}
+/// The same of a field; false for anything else (NULL, text too), which the full decoder then
+/// handles or reports.
+template <class I>
+bool binary_integer_fast(const Field& f, I& out) noexcept {
+  return f.binary && f.text && binary_integer_at(f.oid, f.text->data(), f.text->size(), out);
 }
 
 // The full decoders: the text format, conversions between types, and the errors.
