@@ -18,8 +18,8 @@ if(BUILD_SHARED_LIBS)
 else()
   set(WEAVE_CONFIG_NEEDS_OPENSSL TRUE)
 endif()
-# Likewise libpq for a static weave::pg.
-if(TARGET weave_pg AND NOT BUILD_SHARED_LIBS)
+# libpq is a public dependency of weave::pg (its header calls PQgetvalue inline).
+if(TARGET weave_pg)
   set(WEAVE_CONFIG_NEEDS_LIBPQ TRUE)
 else()
   set(WEAVE_CONFIG_NEEDS_LIBPQ FALSE)

@@ -895,6 +895,95 @@ TEST_F(Pg, NullsAndEmptyValuesApartInEveryKindOfColumn) {
   run_bounded(nulls_and_empty_values(dsn()));
 }
 
+// Row::get reads binary columns of the fixed-size types and of the text types straight from
+// libpq's bytes, without a Field. It must read what the Field decoder reads, raise what that
+// raises (NULL into a non-optional, a value out of range for the type asked, a type it does not
+// read) and leave every other pair to it.
+template <class T>
+void expect_direct_read_as_decoded(const pg::Row& r, std::size_t column) {
+  std::optional<T> decoded;
+  bool decoder_threw = false;
+  try {
+    T out{};
+    pg::detail::decode(r.field(column), out);
+    decoded = out;
+  } catch (const pg::DataError&) {
+    decoder_threw = true;
+  }
+  if (decoder_threw) {
+    EXPECT_THROW((void)r.get<T>(column), pg::DataError) << r.column_name(column);
+  } else {
+    EXPECT_EQ(r.get<T>(column), *decoded) << r.column_name(column);
+  }
+}
+
+weave::Coro<void> direct_reads(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  const std::string sql =
+      "select v.* from (values "
+      "(true, 'a'::\"char\", '-32768'::int2, '-2147483648'::int4, '-9223372036854775808'::int8, "
+      " 4294967295::oid, '-1.5'::float4, 1e300::float8, 'name'::name, 'text'::text, "
+      " 'v'::varchar, 'bp'::bpchar, 1), "
+      "(false, ''::\"char\", 32767::int2, 2147483647::int4, 9223372036854775807::int8, 0::oid, "
+      " 'Infinity'::float4, '-0'::float8, ''::name, ''::text, ''::varchar, ''::bpchar, 2), "
+      "(null, null, null, null, null, null, null, null, null, null, null, null, 3)) "
+      "as v(b, ch, i2, i4, i8, o, f4, f8, nm, tx, vc, bp, n) order by n";
+  for (int run = 0; run < 2; ++run) {
+    std::vector<pg::Row> rows = co_await c.fetch(sql);
+    EXPECT_EQ(rows.size(), 3u);
+    for (const pg::Row& r : rows) {
+      EXPECT_EQ(r.field(0).binary, run == 1);
+      for (std::size_t i = 0; i < 12; ++i) {
+        expect_direct_read_as_decoded<bool>(r, i);
+        expect_direct_read_as_decoded<char>(r, i);
+        expect_direct_read_as_decoded<std::int16_t>(r, i);
+        expect_direct_read_as_decoded<std::int32_t>(r, i);
+        expect_direct_read_as_decoded<std::int64_t>(r, i);
+        expect_direct_read_as_decoded<double>(r, i);
+        expect_direct_read_as_decoded<float>(r, i);
+        expect_direct_read_as_decoded<std::string>(r, i);
+        expect_direct_read_as_decoded<std::string_view>(r, i);
+      }
+    }
+    if (rows.size() == 3) {
+      // The values themselves, so that the comparison above is not of two wrong reads.
+      EXPECT_EQ(rows[0].get<bool>(0), true);
+      EXPECT_EQ(rows[0].get<char>(1), 'a');
+      EXPECT_EQ(rows[1].get<char>(1), '\0');
+      EXPECT_EQ(rows[0].get<std::int16_t>(2), -32768);
+      EXPECT_EQ(rows[1].get<std::int32_t>(3), 2147483647);
+      EXPECT_EQ(rows[0].get<std::int64_t>(4), std::numeric_limits<std::int64_t>::min());
+      EXPECT_EQ(rows[0].get<std::int64_t>(5), 4294967295);
+      EXPECT_THROW((void)rows[0].get<std::int32_t>(5), pg::DataError);  // oid out of range
+      EXPECT_THROW((void)rows[0].get<std::int16_t>(3), pg::DataError);
+      EXPECT_EQ(rows[0].get<float>(6), -1.5f);
+      EXPECT_EQ(rows[1].get<float>(6), std::numeric_limits<float>::infinity());
+      EXPECT_EQ(rows[0].get<double>(7), 1e300);
+      EXPECT_TRUE(std::signbit(rows[1].get<double>(7)));
+      EXPECT_EQ(rows[0].get<std::string_view>(8), "name");
+      EXPECT_EQ(rows[0].get<std::string>(9), "text");
+      EXPECT_EQ(rows[0].get<std::string>(11), "bp");
+      EXPECT_EQ(rows[1].get<std::string>(9), "");
+      for (std::size_t i = 0; i < 12; ++i) {
+        EXPECT_TRUE(rows[2].is_null(i));
+        EXPECT_FALSE(rows[1].is_null(i));
+      }
+      try {
+        (void)rows[2].get<std::int64_t>(4);
+        ADD_FAILURE() << "NULL read into an int64";
+      } catch (const pg::DataError& e) {
+        EXPECT_NE(std::string(e.what()).find("i8"), std::string::npos) << e.what();
+      }
+      EXPECT_THROW((void)rows[0].get<bool>(12 + 1), std::out_of_range);
+    }
+  }
+  co_await c.close();
+}
+
+TEST_F(Pg, DirectReadsMatchTheFieldDecoder) {
+  run_bounded(direct_reads(dsn()));
+}
+
 // Rows share their result: a copy, a moved row and a row assigned over another keep it alive
 // after the vector that held them is gone.
 weave::Coro<void> rows_outlive_their_vector(std::string dsn) {

@@ -2,8 +2,8 @@
 /// \file pg.hpp
 /// weave::pg: a PostgreSQL client in asyncpg's roles (connect, fetch/fetchrow/fetchval/execute,
 /// executemany, transaction, Pool, LISTEN/NOTIFY, COPY) on libpq's asynchronous API. The loop
-/// drives libpq's socket; nothing that can block runs on the loop thread. libpq stays private
-/// to the library: this header does not include it.
+/// drives libpq's socket; nothing that can block runs on the loop thread. This header does not
+/// include libpq's: it declares the one libpq function a row's field read calls inline.
 ///
 ///   weave::pg::Connection conn = co_await weave::pg::connect("postgresql://u@host/db");
 ///   int n = co_await conn.fetchval<int>("select $1::int + 1", 41);
@@ -26,6 +26,13 @@
 #include "weave/clock.hpp"
 #include "weave/coro.hpp"
 #include "weave/detail/pg_codec.hpp"
+
+// libpq's PQgetvalue, as libpq-fe.h declares it (PGresult is `struct pg_result`): a field read
+// is this one call, as in a C client, with nothing put aside per field beforehand.
+extern "C" {
+struct pg_result;
+char* PQgetvalue(const pg_result* res, int tup_num, int field_num);
+}
 
 namespace weave::pg {
 
@@ -67,28 +74,48 @@ struct Column {
   /// `width` of a column whose values are text without NUL bytes (name, text, ...): their
   /// length is their terminator's position (the library terminates every value).
   static constexpr int kTerminated = -1;
+  /// What Row::get reads a binary column's values as without a Field: the types of one form
+  /// (a fixed size, or text), each read one way. none for every other column.
+  enum class Kind : unsigned char {
+    none,
+    boolean,
+    character,
+    int2,
+    int4,
+    int8,
+    oid,
+    float4,
+    float8,
+    text
+  };
   unsigned oid = 0;
   bool binary = false;
+  Kind kind = Kind::none;
   /// A binary type's fixed size (int4: 4, ...), kTerminated or kAskLength.
   int width = kAskLength;
   std::string_view name;
 };
 
-/// One result as its rows see it: the references to it (its rows and the library's handles)
-/// and, once its rows are handed out, its columns and where each field's bytes are, so that
-/// reading a field calls nothing. Not atomic: a result's rows are counted on one thread at a
-/// time (see Row).
+/// One result as its rows see it: the references to it (its rows and the library's handles),
+/// the library's result, and, once its rows are handed out, its columns. Not atomic: a
+/// result's rows are counted on one thread at a time (see Row).
 struct ResultCount {
   mutable std::size_t refs = 0;
+  pg_result* res = nullptr;
   const Column* columns = nullptr;
   std::size_t ncolumns = 0;
-  /// Per row, per column (row after row): the field's bytes, nullptr for NULL.
-  const char* const* values = nullptr;
+  /// Where libpq points every NULL of this result (and nothing else but PQsetvalue's empty
+  /// values): a value elsewhere is not NULL, one here is asked. nullptr when that is not known
+  /// of this libpq, and every value is asked.
+  const char* null_value = nullptr;
 };
 /// Frees the result once its last reference went.
 void free_result(const ResultCount* result) noexcept;
 /// The length of a field of a kAskLength column.
 std::size_t field_length(const ResultCount* result, int row, std::size_t column) noexcept;
+/// Whether a field whose value is at ResultCount::null_value (or any, when that is unknown) is
+/// NULL.
+bool field_is_null(const ResultCount* result, int row, std::size_t column) noexcept;
 [[noreturn]] void no_column(std::size_t index);
 }  // namespace detail
 
@@ -263,7 +290,7 @@ class Row {
   std::size_t index_of(std::string_view name) const;
   bool is_null(std::size_t index) const;
   /// The raw field; index out of range throws std::out_of_range. Inline: it runs once per field
-  /// read, and reads only what the result's description put aside.
+  /// read.
   Field field(std::size_t index) const {
     const detail::ResultCount& r = *result_;
     if (index >= r.ncolumns) detail::no_column(index);
@@ -272,7 +299,7 @@ class Row {
     f.oid = column.oid;
     f.column = column.name;
     f.binary = column.binary;
-    const char* value = r.values[static_cast<std::size_t>(row_) * r.ncolumns + index];
+    const char* value = value_at(index);
     if (value == nullptr) return f;
     if (column.width > 0) {
       f.text = std::string_view(value, static_cast<std::size_t>(column.width));
@@ -289,9 +316,7 @@ class Row {
   template <class T, std::integral I>
   T get(I index) const {
     T out{};
-    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool> && sizeof(T) > 1) {
-      if (integer(static_cast<std::size_t>(index), out)) return out;
-    }
+    if (direct(static_cast<std::size_t>(index), out)) return out;
     detail::decode(field(static_cast<std::size_t>(index)), out);
     return out;
   }
@@ -305,16 +330,81 @@ class Row {
   }
 
  private:
-  /// A non-NULL binary int2/int4/int8/oid field of its fixed size, in range for I, straight
-  /// into `out`, without a Field; false for anything else, which decode() then reads or reports.
-  template <class I>
-  bool integer(std::size_t index, I& out) const noexcept {
+  /// The field's bytes, nullptr for NULL; `index` is in range.
+  const char* value_at(std::size_t index) const noexcept {
+    const detail::ResultCount& r = *result_;
+    const char* v = PQgetvalue(r.res, row_, static_cast<int>(index));
+    if ((v == r.null_value || r.null_value == nullptr) &&
+        detail::field_is_null(result_, row_, index)) {
+      return nullptr;
+    }
+    return v;
+  }
+  /// Whether direct() reads a column of `kind` into a T.
+  template <class T>
+  static constexpr bool reads(detail::Column::Kind kind) noexcept {
+    using Kind = detail::Column::Kind;
+    if constexpr (std::is_same_v<T, bool>) {
+      return kind == Kind::boolean;
+    } else if constexpr (std::is_same_v<T, char>) {
+      return kind == Kind::character;
+    } else if constexpr (std::is_integral_v<T> && sizeof(T) > 1) {
+      return static_cast<unsigned>(kind) - static_cast<unsigned>(Kind::int2) <=
+             static_cast<unsigned>(Kind::oid) - static_cast<unsigned>(Kind::int2);
+    } else if constexpr (std::is_same_v<T, double>) {
+      return kind == Kind::float8;
+    } else if constexpr (std::is_same_v<T, float>) {
+      return kind == Kind::float4;
+    } else if constexpr (std::is_same_v<T, std::string_view> || std::is_same_v<T, std::string>) {
+      return kind == Kind::text;
+    } else {
+      return false;
+    }
+  }
+  /// A non-NULL value of a column whose kind reads() accepts, straight into `out`, without a
+  /// Field; false for anything else (an integer out of range for T too), which decode() then
+  /// reads or reports. The fewest tests a checked read can make: the column, its kind, the one
+  /// libpq call and the NULL test.
+  template <class T>
+  bool direct(std::size_t index, T& out) const {
+    using Kind = detail::Column::Kind;
     const detail::ResultCount& r = *result_;
     if (index >= r.ncolumns) return false;
-    const detail::Column& column = r.columns[index];
-    const char* p = r.values[static_cast<std::size_t>(row_) * r.ncolumns + index];
-    return p != nullptr && column.binary && column.width > 0 &&
-           detail::binary_integer_at(column.oid, p, static_cast<std::size_t>(column.width), out);
+    const Kind kind = r.columns[index].kind;
+    if (!reads<T>(kind)) return false;
+    const char* p = PQgetvalue(r.res, row_, static_cast<int>(index));
+    if (p == result_->null_value) return false;  // NULL, or a value that field() tells apart
+    if constexpr (std::is_same_v<T, bool>) {
+      out = *p != 0;
+    } else if constexpr (std::is_same_v<T, char>) {
+      out = *p;
+    } else if constexpr (std::is_integral_v<T> && sizeof(T) > 1) {
+      long long v = 0;
+      if (kind == Kind::int4) {
+        v = static_cast<std::int32_t>(detail::load_be32(p));
+      } else if (kind == Kind::int8) {
+        v = static_cast<std::int64_t>(detail::load_be64(p));
+      } else if (kind == Kind::oid) {
+        v = detail::load_be32(p);
+      } else {
+        std::uint16_t u;
+        std::memcpy(&u, p, sizeof u);
+        v = static_cast<std::int16_t>(__builtin_bswap16(u));
+      }
+      if (!std::in_range<T>(v)) return false;
+      out = static_cast<T>(v);
+    } else if constexpr (std::is_same_v<T, double>) {
+      const std::uint64_t bits = detail::load_be64(p);
+      std::memcpy(&out, &bits, sizeof out);
+    } else if constexpr (std::is_same_v<T, float>) {
+      const std::uint32_t bits = detail::load_be32(p);
+      std::memcpy(&out, &bits, sizeof out);
+    } else if constexpr (std::is_same_v<T, std::string_view> || std::is_same_v<T, std::string>) {
+      out = T(p);
+    } else {
+      return false;
+    }
+    return true;
   }
   const detail::ResultCount* result_;
   int row_;

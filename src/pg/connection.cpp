@@ -41,7 +41,8 @@ std::size_t Row::index_of(std::string_view name) const {
   throw std::out_of_range("no column named \"" + std::string(name) + "\"");
 }
 bool Row::is_null(std::size_t index) const {
-  return !field(index).text;
+  if (index >= size()) detail::no_column(index);
+  return value_at(index) == nullptr;
 }
 
 namespace detail {
@@ -50,8 +51,10 @@ void free_result(const ResultCount* result) noexcept {
 }
 
 std::size_t field_length(const ResultCount* result, int row, std::size_t column) noexcept {
-  const PGresult* res = static_cast<const ResultData*>(result)->res;
-  return static_cast<std::size_t>(PQgetlength(res, row, static_cast<int>(column)));
+  return static_cast<std::size_t>(PQgetlength(result->res, row, static_cast<int>(column)));
+}
+bool field_is_null(const ResultCount* result, int row, std::size_t column) noexcept {
+  return PQgetisnull(result->res, row, static_cast<int>(column)) != 0;
 }
 
 void no_column(std::size_t index) {
@@ -120,6 +123,26 @@ std::ptrdiff_t null_field_offset() noexcept {
   return offset;
 }
 
+/// How Row::get reads a column directly: a binary column of a type with one form and a known
+/// length (a fixed size every row has, or text up to its terminator).
+Column::Kind kind_of(const Column& c) noexcept {
+  using Kind = Column::Kind;
+  struct Direct {
+    unsigned oid;
+    Kind kind;
+  };
+  static constexpr Direct fixed[] = {{16, Kind::boolean}, {18, Kind::character}, {21, Kind::int2},
+                                     {23, Kind::int4},    {20, Kind::int8},      {26, Kind::oid},
+                                     {700, Kind::float4}, {701, Kind::float8}};
+  if (!c.binary) return Kind::none;
+  if (c.width == Column::kTerminated) return Kind::text;
+  if (c.width != fixed_width(c.oid)) return Kind::none;
+  for (const Direct& d : fixed) {
+    if (d.oid == c.oid) return d.kind;
+  }
+  return Kind::none;
+}
+
 /// How a column's lengths are found: a fixed binary size (when the first row has it: a size is
 /// not trusted that a row does not show), a terminator, or libpq's.
 int width_of(const PGresult* res, int column, unsigned oid, bool binary) noexcept {
@@ -141,7 +164,7 @@ int width_of(const PGresult* res, int column, unsigned oid, bool binary) noexcep
 }
 }  // namespace
 
-void ResultData::describe(int rows) {
+void ResultData::describe() {
   const int n = PQnfields(res);
   const auto count = static_cast<std::size_t>(n);
   Column* described = few_columns;
@@ -157,30 +180,14 @@ void ResultData::describe(int rows) {
     c.name = PQfname(res, i);
     c.width = width_of(res, i, c.oid, c.binary);
   }
+  const std::ptrdiff_t null_at = null_field_offset();
+  null_value = null_at >= 0 ? reinterpret_cast<const char*>(res) + null_at : nullptr;
+  // Row::get's direct reads tell NULLs by that address alone: without it, none.
+  if (null_value != nullptr) {
+    for (std::size_t i = 0; i < count; ++i) described[i].kind = kind_of(described[i]);
+  }
   columns = described;
   ncolumns = count;
-  // Every field's value, in one pass: rows read them with no call (all of them, as a driver
-  // that decodes a result at once does, in one libpq call each where the NULLs are known by
-  // their address).
-  const std::size_t fields = count * static_cast<std::size_t>(rows);
-  if (fields == 0) return;
-  void* at = few_values;
-  if (fields > std::size(few_values)) {
-    at = PQresultAlloc(res, fields * sizeof(const char*));
-    if (at == nullptr) throw std::bad_alloc();
-  }
-  auto* slots = static_cast<const char**>(at);
-  const std::ptrdiff_t null_at = null_field_offset();
-  const char* null_value = null_at >= 0 ? reinterpret_cast<const char*>(res) + null_at : nullptr;
-  for (int row = 0; row < rows; ++row) {
-    for (int i = 0; i < n; ++i, ++slots) {
-      const char* v = PQgetvalue(res, row, i);
-      // libpq's PQsetvalue points empty values at that byte too: it only marks a candidate.
-      if ((null_value == nullptr || v == null_value) && PQgetisnull(res, row, i) != 0) v = nullptr;
-      *slots = v;
-    }
-  }
-  values = static_cast<const char* const*>(at);
 }
 }  // namespace detail
 
@@ -411,7 +418,7 @@ std::vector<Row> rows_of(const detail::ResultPtr& r) {
   std::vector<Row> rows;
   if (!r) return rows;
   const int n = PQntuples(r->res);
-  r->describe(n);
+  r->describe();
   rows.reserve(static_cast<std::size_t>(n));
   r->refs += static_cast<std::size_t>(n);  // one reference per row, counted at once
   for (int i = 0; i < n; ++i) rows.emplace_back(r.get(), i);
@@ -429,7 +436,7 @@ Coro<std::optional<Row>> Connection::fetchrow_params(Query q, Params params) {
   auto state = open_state(state_);
   detail::ResultPtr r = co_await state->run(q, params, false);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
-  r->describe(1);
+  r->describe();
   ++r->refs;
   co_return Row(r.get(), 0);
 }
@@ -458,7 +465,7 @@ Coro<std::optional<Row>> PreparedStatement::fetchrow_params(Params params) {
   const Query q(query_);
   detail::ResultPtr r = co_await state->run(q, params, false, &name_);
   if (!r || PQntuples(r->res) == 0) co_return std::nullopt;
-  r->describe(1);
+  r->describe();
   ++r->refs;
   co_return Row(r.get(), 0);
 }

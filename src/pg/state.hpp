@@ -37,17 +37,13 @@ struct ResultData : ResultCount {
   static ResultData* make(PGresult* r);
   /// Frees the result and this with it.
   void destroy() noexcept { PQclear(res); }
-  /// Fills the columns and the values of the first `rows` rows: for a result whose rows are
-  /// handed out. Errors: std::bad_alloc.
-  void describe(int rows);
-  PGresult* res;
-  /// Where `columns` and `values` point when there are no more than fit here (a one-row result
-  /// of a few columns takes no allocation).
+  /// Fills the columns: for a result whose rows are handed out. Errors: std::bad_alloc.
+  void describe();
+  /// Where `columns` points when there are no more than fit here.
   Column few_columns[4];
-  const char* few_values[4];
 
  private:
-  explicit ResultData(PGresult* r) noexcept : res(r) {}
+  explicit ResultData(PGresult* r) noexcept { res = r; }
 };
 static_assert(std::is_trivially_destructible_v<Column>);
 
