@@ -200,38 +200,6 @@ void LoopImpl::fire_timers() {
   }
 }
 
-void LoopImpl::run_ready() {
-  Node* n = ready_.take_all();
-  if (hooks) [[unlikely]]
-    iteration_hook(n);
-  while (n != nullptr) {
-    Node* next = n->next_ready;  // running n may queue it again
-    // A big batch is scattered over memory (a million woken tasks): fetch the next node while
-    // this one runs, instead of stalling on it afterwards.
-    if (next != nullptr) __builtin_prefetch(next);
-    run_node(n);
-    ++ran_since_poll_;
-    ++ran_since_clock_;
-    n = next;
-  }
-}
-
-/// Statistics and trace counters: the batch's size and how late its earliest timer ran.
-void LoopImpl::iteration_hook(Node* batch) {
-  std::size_t depth = 0;
-  for (Node* m = batch; m != nullptr; m = m->next_ready) ++depth;
-  const Clock::duration lag = std::exchange(last_fire_lag_, Clock::duration(0));
-  dbg::on_iteration(*this, depth, lag, ran_since_poll_ == 0);
-}
-
-void LoopImpl::run_node(Node* n) {
-  if (hooks) [[unlikely]] {
-    run_node_timed(n);
-    return;
-  }
-  dispatch(n);
-}
-
 inline void LoopImpl::dispatch(Node* n) {
   if (n->kind == NodeKind::Task) {
     auto* t = static_cast<TaskCore*>(n);
@@ -252,7 +220,39 @@ inline void LoopImpl::dispatch(Node* n) {
   }
 }
 
-/// Debug mode, statistics, tracing: run_node between src/debug's hooks (slow-step report,
+// The loop's innermost path: each node is dispatched here, inline, and the budgets counted once
+// per batch (only run_once reads them, between batches).
+void LoopImpl::run_ready() {
+  Node* n = ready_.take_all();
+  if (hooks) [[unlikely]]
+    iteration_hook(n);
+  std::uint32_t ran = 0;
+  while (n != nullptr) {
+    Node* next = n->next_ready;  // running n may queue it again
+    // A big batch is scattered over memory (a million woken tasks): fetch the next node while
+    // this one runs, instead of stalling on it afterwards.
+    if (next != nullptr) __builtin_prefetch(next);
+    if (hooks) [[unlikely]] {
+      run_node_timed(n);
+    } else {
+      dispatch(n);
+    }
+    ++ran;
+    n = next;
+  }
+  ran_since_poll_ += ran;
+  ran_since_clock_ += ran;
+}
+
+/// Statistics and trace counters: the batch's size and how late its earliest timer ran.
+void LoopImpl::iteration_hook(Node* batch) {
+  std::size_t depth = 0;
+  for (Node* m = batch; m != nullptr; m = m->next_ready) ++depth;
+  const Clock::duration lag = std::exchange(last_fire_lag_, Clock::duration(0));
+  dbg::on_iteration(*this, depth, lag, ran_since_poll_ == 0);
+}
+
+/// Debug mode, statistics, tracing: a node's dispatch between src/debug's hooks (slow-step report,
 /// watchdog, per-task figures, trace slices).
 void LoopImpl::run_node_timed(Node* n) {
   dbg::StepToken tok;

@@ -168,7 +168,6 @@ class LoopImpl {
   static Clock::duration coarse_clock_slack() noexcept;
   void fire_timers();
   void run_ready();
-  void run_node(Node* n);
   void run_node_timed(Node* n);
   void dispatch(Node* n);
   void iteration_hook(Node* batch);

@@ -15,8 +15,8 @@
 // - a TaskCore asleep in sleep(d > 0): the task is its own timer, so a sleep carries no node of
 //   its own. Its slot is kept in `waiting_on` while `wait_kind` is Timer; when due the task is
 //   queued with `wait_kind` TimerFired, and running that node only queues the task's step (see
-//   run_node), so the step comes one iteration after the deadline, as asyncio's call_later +
-//   future.set_result does.
+//   LoopImpl::dispatch), so the step comes one iteration after the deadline, as asyncio's
+//   call_later + future.set_result does.
 
 #include <cstdint>
 #include <vector>
