@@ -125,20 +125,21 @@ struct Result {
   std::int64_t sum;
 };
 
-Coro<Result> run_pipeline(std::int64_t n) {
+/// The consumer: sums what the pipeline's last stage yields.
+template <class Generator>
+Coro<Result> sum_of(Generator items, std::int64_t n) {
   auto t0 = weave::Clock::now();
   std::int64_t sum = 0;
-  auto items = plus_one(doubled(source(n)));
   while (auto v = co_await items.next()) sum += *v;
   co_return Result{ns_per_item(t0, n), sum};
 }
 
+Coro<Result> run_pipeline(std::int64_t n) {
+  return sum_of(plus_one(doubled(source(n))), n);
+}
+
 Coro<Result> run_floor(std::int64_t n) {
-  auto t0 = weave::Clock::now();
-  std::int64_t sum = 0;
-  auto items = floor_plus_one(floor_doubled(floor_source(n)));
-  while (auto v = co_await items.next()) sum += *v;
-  co_return Result{ns_per_item(t0, n), sum};
+  return sum_of(floor_plus_one(floor_doubled(floor_source(n))), n);
 }
 
 Coro<Result> run_ready(std::int64_t n) {
