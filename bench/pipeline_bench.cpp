@@ -14,7 +14,7 @@
 // They are run interleaved, R times (ready, pipeline, floor, python; ready, ...), and each figure
 // is the median of its R runs with min..max beside it; the ratios are of the medians. Python runs
 // N/10 items (its per-item cost does not depend on N). Every sum is checked.
-// --only runs one of the two C++ loops once, N items, nothing else: for instruction counts,
+// --only runs one of the C++ loops once, N items, nothing else: for instruction counts,
 // `valgrind --tool=callgrind` at two N, difference over difference, is that loop's per item.
 
 #include <algorithm>
