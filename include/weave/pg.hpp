@@ -88,6 +88,10 @@ struct Column {
     float8,
     text
   };
+  /// The integer type of an int2, int4, int8 or oid kind (they are in BinaryInteger's order).
+  static constexpr BinaryInteger integer_of(Kind k) noexcept {
+    return static_cast<BinaryInteger>(static_cast<unsigned>(k) - static_cast<unsigned>(Kind::int2));
+  }
   unsigned oid = 0;
   bool binary = false;
   Kind kind = Kind::none;
@@ -95,6 +99,10 @@ struct Column {
   int width = kAskLength;
   std::string_view name;
 };
+static_assert(Column::integer_of(Column::Kind::int2) == BinaryInteger::int2 &&
+              Column::integer_of(Column::Kind::int4) == BinaryInteger::int4 &&
+              Column::integer_of(Column::Kind::int8) == BinaryInteger::int8 &&
+              Column::integer_of(Column::Kind::oid) == BinaryInteger::oid);
 
 /// One result as its rows see it: the references to it (its rows and the library's handles),
 /// the library's result, and, once its rows are handed out, its columns. Not atomic: a
@@ -349,8 +357,7 @@ class Row {
     } else if constexpr (std::is_same_v<T, char>) {
       return kind == Kind::character;
     } else if constexpr (std::is_integral_v<T> && sizeof(T) > 1) {
-      return static_cast<unsigned>(kind) - static_cast<unsigned>(Kind::int2) <=
-             static_cast<unsigned>(Kind::oid) - static_cast<unsigned>(Kind::int2);
+      return kind >= Kind::int2 && kind <= Kind::oid;
     } else if constexpr (std::is_same_v<T, double>) {
       return kind == Kind::float8;
     } else if constexpr (std::is_same_v<T, float>) {
@@ -379,26 +386,12 @@ class Row {
     } else if constexpr (std::is_same_v<T, char>) {
       out = *p;
     } else if constexpr (std::is_integral_v<T> && sizeof(T) > 1) {
-      long long v = 0;
-      if (kind == Kind::int4) {
-        v = static_cast<std::int32_t>(detail::load_be32(p));
-      } else if (kind == Kind::int8) {
-        v = static_cast<std::int64_t>(detail::load_be64(p));
-      } else if (kind == Kind::oid) {
-        v = detail::load_be32(p);
-      } else {
-        std::uint16_t u;
-        std::memcpy(&u, p, sizeof u);
-        v = static_cast<std::int16_t>(__builtin_bswap16(u));
-      }
-      if (!std::in_range<T>(v)) return false;
-      out = static_cast<T>(v);
+      const detail::BinaryInteger type = detail::Column::integer_of(kind);
+      return detail::store_in_range(detail::load_binary_integer(type, p), out);
     } else if constexpr (std::is_same_v<T, double>) {
-      const std::uint64_t bits = detail::load_be64(p);
-      std::memcpy(&out, &bits, sizeof out);
+      out = detail::load_binary_float8(p);
     } else if constexpr (std::is_same_v<T, float>) {
-      const std::uint32_t bits = detail::load_be32(p);
-      std::memcpy(&out, &bits, sizeof out);
+      out = detail::load_binary_float4(p);
     } else if constexpr (std::is_same_v<T, std::string_view> || std::is_same_v<T, std::string>) {
       out = T(p);
     } else {

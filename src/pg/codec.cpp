@@ -298,22 +298,28 @@ std::string_view sized(const Field& f, std::size_t size) {
 
 /// An integer column's value; false when the column is no integer.
 bool binary_integer(const Field& f, long long& v) {
+  BinaryInteger type;
+  std::size_t size = 4;
   switch (f.oid) {
     case kInt2:
-      v = static_cast<std::int16_t>(load<std::uint16_t>(sized(f, 2).data()));
-      return true;
+      type = BinaryInteger::int2;
+      size = 2;
+      break;
     case kInt4:
-      v = static_cast<std::int32_t>(load<std::uint32_t>(sized(f, 4).data()));
-      return true;
+      type = BinaryInteger::int4;
+      break;
     case kOid:
-      v = load<std::uint32_t>(sized(f, 4).data());
-      return true;
+      type = BinaryInteger::oid;
+      break;
     case kInt8:
-      v = static_cast<std::int64_t>(load<std::uint64_t>(sized(f, 8).data()));
-      return true;
+      type = BinaryInteger::int8;
+      size = 8;
+      break;
     default:
       return false;
   }
+  v = load_binary_integer(type, sized(f, size).data());
+  return true;
 }
 
 template <class I>
@@ -331,9 +337,9 @@ void decode_floating(const Field& f, F& out) {
   double v = 0;
   long long i = 0;
   if (f.oid == kFloat8) {
-    v = std::bit_cast<double>(load<std::uint64_t>(sized(f, 8).data()));
+    v = load_binary_float8(sized(f, 8).data());
   } else if (f.oid == kFloat4) {
-    v = std::bit_cast<float>(load<std::uint32_t>(sized(f, 4).data()));
+    v = load_binary_float4(sized(f, 4).data());
   } else if (binary_integer(f, i)) {
     v = static_cast<double>(i);
   } else {

@@ -136,7 +136,7 @@ Column::Kind kind_of(const Column& c) noexcept {
                                      {700, Kind::float4}, {701, Kind::float8}};
   if (!c.binary) return Kind::none;
   if (c.width == Column::kTerminated) return Kind::text;
-  if (c.width != fixed_width(c.oid)) return Kind::none;
+  if (c.width <= 0) return Kind::none;  // a fixed size the first row did not show
   for (const Direct& d : fixed) {
     if (d.oid == c.oid) return d.kind;
   }
@@ -173,18 +173,16 @@ void ResultData::describe() {
     if (at == nullptr) throw std::bad_alloc();
     described = ::new (at) Column[count];
   }
+  const std::ptrdiff_t null_at = null_field_offset();
+  null_value = null_at >= 0 ? reinterpret_cast<const char*>(res) + null_at : nullptr;
   for (int i = 0; i < n; ++i) {
     Column& c = described[static_cast<std::size_t>(i)];
     c.oid = PQftype(res, i);
     c.binary = PQfformat(res, i) == 1;
     c.name = PQfname(res, i);
     c.width = width_of(res, i, c.oid, c.binary);
-  }
-  const std::ptrdiff_t null_at = null_field_offset();
-  null_value = null_at >= 0 ? reinterpret_cast<const char*>(res) + null_at : nullptr;
-  // Row::get's direct reads tell NULLs by that address alone: without it, none.
-  if (null_value != nullptr) {
-    for (std::size_t i = 0; i < count; ++i) described[i].kind = kind_of(described[i]);
+    // Row::get's direct reads tell NULLs by that address alone: without it, none.
+    if (null_value != nullptr) c.kind = kind_of(c);
   }
   columns = described;
   ncolumns = count;

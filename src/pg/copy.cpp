@@ -130,7 +130,7 @@ class CopyReader {
         break;
       case CopyRecords::kFloat8:
         v.tag = CopyValue::kReal;
-        v.real = std::bit_cast<double>(detail::load_be64(at));
+        v.real = detail::load_binary_float8(at);
         break;
       case CopyRecords::kText:
         v.tag = CopyValue::kText;

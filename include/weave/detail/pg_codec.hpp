@@ -6,6 +6,7 @@
 // decoder here, see binary_result_type).
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -382,28 +383,56 @@ inline std::uint64_t load_be64(const char* p) noexcept {
   std::memcpy(&v, p, sizeof v);
   return __builtin_bswap64(v);
 }
+/// The binary integer types (Row's direct reads name them by their column's kind, in this order).
+enum class BinaryInteger : unsigned char { int2, int4, int8, oid };
+/// The binary value of integer type `type` at `p`, widened.
+inline long long load_binary_integer(BinaryInteger type, const char* p) noexcept {
+  switch (type) {
+    case BinaryInteger::int4:
+      return static_cast<std::int32_t>(load_be32(p));
+    case BinaryInteger::int8:
+      return static_cast<std::int64_t>(load_be64(p));
+    case BinaryInteger::oid:
+      return load_be32(p);
+    case BinaryInteger::int2:
+      break;
+  }
+  std::uint16_t u;
+  std::memcpy(&u, p, sizeof u);
+  return static_cast<std::int16_t>(__builtin_bswap16(u));
+}
+/// `v` into `out`; false when it is out of range for I.
+template <class I>
+bool store_in_range(long long v, I& out) noexcept {
+  if (!std::in_range<I>(v)) return false;
+  out = static_cast<I>(v);
+  return true;
+}
+/// The binary float4/float8 values at `p`.
+inline float load_binary_float4(const char* p) noexcept {
+  return std::bit_cast<float>(load_be32(p));
+}
+inline double load_binary_float8(const char* p) noexcept {
+  return std::bit_cast<double>(load_be64(p));
+}
 /// The `n` bytes at `p` of a binary int2/int4/int8/oid value of type `oid`, read straight into
 /// `out`; false for another type or size, or a value out of range for I. Inline: it runs once
 /// per field of a result.
 template <class I>
 bool binary_integer_at(unsigned oid, const char* p, std::size_t n, I& out) noexcept {
-  long long v = 0;
+  BinaryInteger type;
   if (oid == 23 && n == 4) {
-    v = static_cast<std::int32_t>(load_be32(p));
+    type = BinaryInteger::int4;
   } else if (oid == 20 && n == 8) {
-    v = static_cast<std::int64_t>(load_be64(p));
+    type = BinaryInteger::int8;
   } else if (oid == 21 && n == 2) {
-    std::uint16_t u;
-    std::memcpy(&u, p, sizeof u);
-    v = static_cast<std::int16_t>(__builtin_bswap16(u));
+    type = BinaryInteger::int2;
   } else if (oid == 26 && n == 4) {
-    v = load_be32(p);
+    type = BinaryInteger::oid;
   } else {
     return false;
   }
-  if (!std::in_range<I>(v)) return false;
-  out = static_cast<I>(v);
-  return true;
+  return store_in_range(load_binary_integer(type, p), out);
 }
 /// The same of a field; false for anything else (NULL, text too), which the full decoder then
 /// handles or reports.
@@ -442,16 +471,14 @@ inline void decode(const Field& f, long long& out) {
 }
 inline void decode(const Field& f, double& out) {
   if (f.binary && f.oid == 701 && f.text && f.text->size() == 8) {
-    const std::uint64_t bits = load_be64(f.text->data());
-    std::memcpy(&out, &bits, sizeof out);
+    out = load_binary_float8(f.text->data());
     return;
   }
   decode_full(f, out);
 }
 inline void decode(const Field& f, float& out) {
   if (f.binary && f.oid == 700 && f.text && f.text->size() == 4) {
-    const std::uint32_t bits = load_be32(f.text->data());
-    std::memcpy(&out, &bits, sizeof out);
+    out = load_binary_float4(f.text->data());
     return;
   }
   decode_full(f, out);
