@@ -187,6 +187,46 @@ weave::Coro<void> pipelined(std::string dsn) {
   }
   EXPECT_EQ(co_await c.fetchval<std::int64_t>("select count(*) from p"), 10000);
   EXPECT_EQ(co_await c.fetchval<int>("select 3"), 3);
+  // Sets are read as the batch goes out: strings of every form (a string_view's text is given
+  // its NUL, a null const char* is NULL), and a temporary vector moved into a task that runs
+  // after the caller's expression is gone.
+  co_await c.execute("create temp table forms(n int, a text, b text, c text)");
+  const std::string backing = "view|rest";
+  std::vector<std::tuple<int, std::string_view, const char*, std::optional<std::string_view>>>
+      forms = {{1, std::string_view(backing).substr(0, 4), "literal", std::nullopt},
+               {2, std::string_view(), nullptr, std::string_view(backing).substr(5)}};
+  co_await c.executemany("insert into forms values ($1, $2, $3, $4)", forms);
+  auto got = co_await c.fetch(
+      "select coalesce(a, '-') || coalesce(b, '-') || coalesce(c, '-') from forms order by n");
+  EXPECT_EQ(got.size(), 2u);
+  if (got.size() == 2) {
+    EXPECT_EQ(got[0].get<std::string>(0), "viewliteral-");
+    EXPECT_EQ(got[1].get<std::string>(0), "-rest");
+  }
+  auto make_rows = [] {
+    std::vector<std::tuple<int, std::string>> made;
+    for (int i = 0; i < 5000; ++i) made.emplace_back(30000 + i, "moved row " + std::to_string(i));
+    return made;
+  };
+  weave::Task<void> later =
+      weave::create_task(c.executemany("insert into p values ($1, $2)", make_rows()));
+  std::vector<std::string> clobber(5000, std::string(40, '#'));  // reuses freed memory
+  co_await later;
+  EXPECT_EQ(clobber.size(), 5000u);
+  EXPECT_EQ(co_await c.fetchval<std::int64_t>(
+                "select count(*) from p where id >= 30000 and name = 'moved row ' || (id - 30000)"),
+            5000);
+  // Encoded sets of different lengths: the server's error for the short one, nothing inserted.
+  std::vector<pg::Params> ragged;
+  ragged.push_back(pg::detail::encode_params(40000, "x"));
+  ragged.push_back(pg::detail::encode_params(40001));
+  try {
+    co_await c.executemany_params("insert into p values ($1, $2)", std::move(ragged));
+    ADD_FAILURE() << "a set without its second parameter";
+  } catch (const pg::PostgresError& e) {
+    EXPECT_EQ(e.sqlstate(), "08P01");
+  }
+  EXPECT_EQ(co_await c.fetchval<std::int64_t>("select count(*) from p where id >= 40000"), 0);
   co_await c.close();
 }
 
@@ -446,6 +486,108 @@ weave::Coro<void> binary_copies(std::string dsn) {
 
 TEST_F(PgFeatures, BinaryCopyOfEveryEncodedTypeAndTheTextFallback) {
   run_bounded(binary_copies(dsn()));
+}
+
+// The rows are encoded a chunk at a time as the COPY sends them: rows larger than a chunk, a
+// vector moved into a task that runs after the caller's temporary is gone, a value refused in a
+// late chunk, and each path (as encoded, converted, text).
+weave::Coro<void> chunked_copies(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  co_await c.execute("create temp table big(n int4, raw bytea)");
+  std::vector<std::tuple<int, pg::Bytes>> big;
+  std::int64_t bytes = 0;
+  for (int i = 0; i < 40; ++i) {
+    const std::size_t size = i % 4 == 0 ? 300000 + static_cast<std::size_t>(i) : 10;
+    big.emplace_back(i, pg::Bytes{std::string(size, static_cast<char>('a' + i % 26))});
+    bytes += static_cast<std::int64_t>(size);
+  }
+  EXPECT_EQ(co_await c.copy_records_to_table("big", big), "COPY 40");
+  auto sums = co_await c.fetchrow(
+      "select sum(length(raw))::int8, count(*) filter (where get_byte(raw, length(raw) - 1) = "
+      "ascii('a') + n % 26) from big");
+  EXPECT_TRUE(sums.has_value());
+  if (sums) {
+    EXPECT_EQ(sums->get<std::int64_t>(0), bytes);
+    EXPECT_EQ(sums->get<std::int64_t>(1), 40);
+  }
+  // Converted (int into int2) and text (a date column) paths, each over many chunks.
+  co_await c.execute("create temp table conv(s int2, t text)");
+  co_await c.execute("create temp table dated(n int4, t text, d date)");
+  std::vector<std::tuple<int, std::string>> conv;
+  std::vector<std::tuple<int, std::string, std::chrono::sys_days>> dated;
+  const auto day = std::chrono::sys_days(std::chrono::year(2024) / 2 / 29);
+  for (int i = 0; i < 30000; ++i) {
+    conv.emplace_back(i, std::string(static_cast<std::size_t>(i % 50), 'x'));
+    dated.emplace_back(i, "line\t" + std::to_string(i), day + std::chrono::days(i % 3));
+  }
+  EXPECT_EQ(co_await c.copy_records_to_table("conv", conv), "COPY 30000");
+  EXPECT_EQ(co_await c.copy_records_to_table("dated", dated), "COPY 30000");
+  std::int64_t conv_sum = 0;
+  for (const auto& [n, t] : conv) conv_sum += n + static_cast<std::int64_t>(t.size());
+  EXPECT_EQ(co_await c.fetchval<std::int64_t>("select sum(s)::int8 + sum(length(t)) from conv"),
+            conv_sum);
+  EXPECT_EQ(
+      co_await c.fetchval<std::string>("select t || ' ' || d::text from dated where n = 29999"),
+      "line\t29999 2024-03-02");
+  // A value refused in a late chunk: nothing of the COPY stays, the connection answers.
+  conv.back() = {40000, "too big"};
+  try {
+    co_await c.copy_records_to_table("conv", conv);
+    ADD_FAILURE() << "40000 copied into an int2";
+  } catch (const pg::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("\"1\""), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(co_await c.fetchval<std::int64_t>("select count(*) from conv"), 30000);
+  // A temporary vector is moved into the operation: the task runs after it is gone.
+  auto make_rows = [] {
+    std::vector<std::tuple<int, std::string>> rows;
+    for (int i = 0; i < 20000; ++i) rows.emplace_back(i, "moved " + std::to_string(i));
+    return rows;
+  };
+  co_await c.execute("create temp table moved(n int4, t text)");
+  weave::Task<std::string> later =
+      weave::create_task(c.copy_records_to_table("moved", make_rows()));
+  std::vector<std::string> clobber(20000, std::string(40, '#'));  // reuses freed memory
+  EXPECT_EQ(co_await later, "COPY 20000");
+  EXPECT_EQ(clobber.size(), 20000u);
+  EXPECT_EQ(
+      co_await c.fetchval<std::int64_t>("select count(*) from moved where t = 'moved ' || n::text"),
+      20000);
+  co_await c.close();
+}
+
+TEST_F(PgFeatures, CopyEncodesItsRowsAChunkAtATime) {
+  run_bounded(chunked_copies(dsn()), std::chrono::seconds(30));
+}
+
+// Cancelled while its rows stream: the COPY is rolled back and the connection stays usable.
+weave::Coro<void> cancelled_copy(std::string dsn) {
+  pg::Connection c = co_await pg::connect(dsn);
+  pg::Connection watcher = co_await pg::connect(dsn);
+  co_await c.execute("create table cancelled_copy(n int4, t text)");
+  std::vector<std::tuple<int, std::string>> rows;
+  for (int i = 0; i < 3000000; ++i) rows.emplace_back(i, "a short row");
+  weave::Task<std::string> copying =
+      weave::create_task(c.copy_records_to_table("cancelled_copy", rows));
+  // The server counts the tuples of a COPY in progress.
+  std::int64_t seen = 0;
+  while (seen == 0 && !copying.done()) {
+    seen = co_await watcher.fetchval<std::int64_t>(
+        "select coalesce(max(tuples_processed), 0) from pg_stat_progress_copy");
+  }
+  EXPECT_GT(seen, 0);
+  EXPECT_FALSE(copying.done());
+  copying.cancel();
+  EXPECT_THROW(co_await copying, weave::CancelledError);
+  EXPECT_EQ(co_await c.fetchval<std::int64_t>("select count(*) from cancelled_copy"), 0);
+  EXPECT_EQ(co_await c.fetchval<int>("select 6"), 6);
+  co_await c.execute("drop table cancelled_copy");
+  co_await watcher.close();
+  co_await c.close();
+}
+
+TEST_F(PgFeatures, CancellingACopyMidwayRollsItBack) {
+  run_bounded(cancelled_copy(dsn()), std::chrono::seconds(30));
 }
 
 }  // namespace

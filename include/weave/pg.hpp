@@ -218,50 +218,127 @@ struct DirectOid {
 };
 template <class T>
 struct DirectOid<std::optional<T>> : DirectOid<T> {};
-/// The bytes a direct value takes in ParamSets' buffer, its NUL included (none for NULL).
+/// Where executemany's parameter sets come from, read as the batch is sent (asyncpg iterates its
+/// args the same way): the parameter types, and each set as libpq takes it.
+class ParamSource {
+ public:
+  std::vector<unsigned> types;  ///< per parameter; 0: the server infers it (text)
+  std::size_t count = 0;        ///< the most parameters of a set
+  /// The next set into `values`, `lengths` and `formats` (room for `count` each), valid until
+  /// the next call: its parameter count, -1 when none is left. A value may point into the
+  /// source's rows (a std::string's NUL-terminated text, a Bytes' bytes) or into its scratch.
+  virtual int next(const char** values, int* lengths, int* formats) = 0;
+
+ protected:
+  ~ParamSource() = default;
+};
+
+/// One value of a direct kind as libpq takes it: numbers in their binary form in `scratch`,
+/// text and bytes where they are (text needs its NUL: a string_view is copied into `text`,
+/// reserved beforehand so that earlier values stay put).
 template <class T>
-std::size_t direct_size(const T& v) noexcept {
-  return CopyCodec<T>::size(v) + 1;
-}
-template <class T>
-std::size_t direct_size(const std::optional<T>& v) noexcept {
-  return v ? CopyCodec<T>::size(*v) + 1 : 0;
-}
-/// Writes `v` at `p` (`base` + its offset) and describes it in `value`; returns its end.
-template <class T>
-char* put_direct(const char* base, char* p, ParamSets::Value& value, const T& v) noexcept {
-  value.offset = static_cast<std::size_t>(p - base);
-  char* end = CopyCodec<T>::write(p, v);
-  value.length = static_cast<int>(end - p);
-  value.binary = CopyCodec<T>::kind != CopyRecords::kText;
-  *end = '\0';  // libpq reads a text value up to its NUL
-  return end + 1;
-}
-template <class T>
-char* put_direct(const char* base, char* p, ParamSets::Value& value,
-                 const std::optional<T>& v) noexcept {
-  if (!v) {
-    value = ParamSets::Value{};
-    return p;
+void bind_direct(const T& v, const char*& value, int& length, int& format, char*& scratch,
+                 std::string& text) noexcept {
+  if constexpr (std::is_same_v<T, std::string>) {
+    value = v.c_str();
+    length = static_cast<int>(v.size());
+    format = 0;
+  } else if constexpr (std::is_same_v<T, std::string_view>) {
+    const std::size_t at = text.size();
+    text.append(v);
+    text += '\0';
+    value = text.data() + at;
+    length = static_cast<int>(v.size());
+    format = 0;
+  } else if constexpr (CopyCodec<T>::kind == CopyRecords::kText) {  // const char*, char[N]
+    if constexpr (std::is_pointer_v<T>) {
+      value = v;  // nullptr: NULL
+    } else {
+      value = &v[0];
+    }
+    length = 0;  // libpq reads a text value up to its NUL
+    format = 0;
+  } else if constexpr (std::is_same_v<T, Bytes>) {
+    value = v.data.data();
+    length = static_cast<int>(v.data.size());
+    format = 1;
+  } else {
+    char* end = CopyCodec<T>::write(scratch, v);
+    value = scratch;
+    length = static_cast<int>(end - scratch);
+    format = 1;
+    scratch = end;
   }
-  return put_direct(base, p, value, *v);
 }
-/// One executemany set of direct kinds only: the buffer and the values grow once for the set
-/// (per value they grew twice, each growth checked and the bytes zeroed first).
+template <class T>
+void bind_direct(const std::optional<T>& v, const char*& value, int& length, int& format,
+                 char*& scratch, std::string& text) noexcept {
+  if (v) return bind_direct(*v, value, length, format, scratch, text);
+  value = nullptr;
+  length = 0;
+  format = 0;
+}
+template <class T>
+std::size_t text_scratch_size(const T&) noexcept {
+  return 0;
+}
+inline std::size_t text_scratch_size(std::string_view v) noexcept {
+  return v.size() + 1;
+}
+inline std::size_t text_scratch_size(const std::optional<std::string_view>& v) noexcept {
+  return v ? v->size() + 1 : 0;
+}
+
+/// The parameter sets of a vector of tuples of direct kinds, bound where they are: read from
+/// the caller's vector, or from the vector moved in.
 template <class... A>
-void add_direct_set(ParamSets& sets, const std::tuple<A...>& row) {
-  if (sets.ends.empty()) sets.types = {DirectOid<std::remove_cvref_t<A>>::value...};
-  const std::size_t at = sets.bytes.size(), first = sets.values.size();
-  const std::size_t size =
-      std::apply([](const auto&... v) { return (std::size_t{0} + ... + direct_size(v)); }, row);
-  sets.bytes.resize(at + size);
-  sets.values.resize(first + sizeof...(A));
-  const char* base = sets.bytes.data();
-  char* p = sets.bytes.data() + at;
-  ParamSets::Value* value = sets.values.data() + first;
-  std::apply([&](const auto&... v) { ((p = put_direct(base, p, *value++, v)), ...); }, row);
-  sets.end_set();
-}
+class ParamTuples final : public ParamSource {
+ public:
+  using Rows = std::vector<std::tuple<A...>>;
+  explicit ParamTuples(const Rows& rows) : next_(rows.data()), end_(rows.data() + rows.size()) {
+    describe();
+  }
+  /// Moving a vector keeps its elements where they are, so next_ and end_ stay valid.
+  explicit ParamTuples(Rows&& rows) : owned_(std::move(rows)) {
+    next_ = owned_.data();
+    end_ = owned_.data() + owned_.size();
+    describe();
+  }
+  ParamTuples(ParamTuples&&) noexcept = default;
+  ParamTuples(const ParamTuples&) = delete;  // a copy would point into the other's vector
+  ParamTuples& operator=(const ParamTuples&) = delete;
+  ParamTuples& operator=(ParamTuples&&) = delete;
+  ~ParamTuples() = default;
+
+  int next(const char** values, int* lengths, int* formats) override {
+    if (next_ == end_) return -1;
+    const std::tuple<A...>& row = *next_++;
+    text_.clear();
+    text_.reserve(std::apply(
+        [](const auto&... v) { return (std::size_t{0} + ... + text_scratch_size(v)); }, row));
+    char* scratch = numbers_;
+    std::size_t i = 0;
+    std::apply(
+        [&](const auto&... v) {
+          ((bind_direct(v, values[i], lengths[i], formats[i], scratch, text_), ++i), ...);
+        },
+        row);
+    return static_cast<int>(sizeof...(A));
+  }
+
+ private:
+  void describe() {
+    types = {DirectOid<std::remove_cvref_t<A>>::value...};
+    count = sizeof...(A);
+  }
+
+  Rows owned_;
+  const std::tuple<A...>* next_ = nullptr;
+  const std::tuple<A...>* end_ = nullptr;
+  char numbers_[8 * sizeof...(A) + 1] = {};  ///< the widest binary number is 8 bytes
+  std::string text_;
+};
+
 template <class... A>
 Params encode_params(const A&... args) {
   Params params;
@@ -513,25 +590,40 @@ class Connection {
   Coro<std::string> execute(Query q, const A&... args) {
     return execute_params(std::move(q), detail::encode_params(args...), sizeof...(A) == 0);
   }
-  /// Runs `sql` once per parameter set in one pipeline: one round trip for the batch.
+  /// Runs `sql` once per parameter set in one pipeline: one round trip for the batch. Sets of
+  /// direct kinds (integers, double, bool, strings, bytes, their optionals) are read as the
+  /// batch is sent: a vector passed as an lvalue must stay alive and unchanged until the call
+  /// is done; one passed as an rvalue is moved into the operation. Others are encoded at once.
   template <class... A>
   Coro<void> executemany(Query q, const std::vector<std::tuple<A...>>& rows) {
-    detail::ParamSets sets;
-    sets.values.reserve(rows.size() * sizeof...(A));
-    sets.ends.reserve(rows.size());
-    for (const auto& r : rows) {
-      if constexpr ((detail::CopyKindOf<std::remove_cvref_t<A>>::direct && ...)) {
-        detail::add_direct_set(sets, r);
-      } else {
+    if constexpr ((detail::CopyKindOf<std::remove_cvref_t<A>>::direct && ...)) {
+      return executemany_from(std::move(q), detail::ParamTuples<A...>(rows));
+    } else {
+      detail::ParamSets sets;
+      sets.values.reserve(rows.size() * sizeof...(A));
+      sets.ends.reserve(rows.size());
+      for (const auto& r : rows) {
         std::apply([&sets](const auto&... a) { (detail::add_param(sets, a), ...); }, r);
         sets.end_set();
+        if (sets.ends.size() == 1) sets.bytes.reserve(sets.bytes.size() * rows.size());
       }
-      if (sets.ends.size() == 1) sets.bytes.reserve(sets.bytes.size() * rows.size());
+      return executemany_sets(std::move(q), std::move(sets));
     }
-    return executemany_sets(std::move(q), std::move(sets));
+  }
+  template <class... A>
+  requires(detail::CopyKindOf<std::remove_cvref_t<A>>::direct&&...) Coro<void> executemany(
+      Query q, std::vector<std::tuple<A...>>&& rows) {
+    return executemany_from(std::move(q), detail::ParamTuples<A...>(std::move(rows)));
+  }
+  /// The batch of a source that lives in this coroutine's frame.
+  template <class Source>
+  Coro<void> executemany_from(Query q, Source sets) {
+    co_return co_await executemany_in(std::move(q), sets);
   }
   /// As executemany, from encoded parameter sets.
   Coro<void> executemany_sets(Query q, detail::ParamSets sets);
+  /// As executemany, from a source read while the batch is sent.
+  Coro<void> executemany_in(Query q, detail::ParamSource& sets);
 
   Coro<std::vector<Row>> fetch_params(Query q, Params params);
   Coro<std::optional<Row>> fetchrow_params(Query q, Params params);
@@ -551,27 +643,36 @@ class Connection {
   /// UNLISTEN `channel` and drop its callbacks.
   Coro<void> remove_listener(std::string channel);
 
-  /// COPY `table` FROM STDIN with the rows given; returns the command tag ("COPY 3").
+  /// COPY `table` FROM STDIN with the rows given; returns the command tag ("COPY 3"). The rows
+  /// are read as the COPY sends them, a chunk at a time (as asyncpg iterates its records): a
+  /// vector passed as an lvalue must stay alive and unchanged until the COPY is done; one
+  /// passed as an rvalue is moved into the operation.
   template <class... A>
   Coro<std::string> copy_records_to_table(std::string table,
                                           const std::vector<std::tuple<A...>>& records,
                                           std::vector<std::string> columns = {}) {
-    detail::CopyRecords rows = spare_copy_records();
-    for (const auto& r : records) {
-      detail::copy_row(rows, r);
-      // The first row's size for all: one allocation for uniform rows.
-      if (rows.rows == 1) rows.reserve(rows.data().size() * records.size() + 64);
-    }
-    return copy_records_in(std::move(table), std::move(rows), std::move(columns));
+    return copy_from_source(std::move(table), detail::CopyTuples<A...>(records),
+                            std::move(columns));
   }
-  /// An empty CopyRecords, with the buffer of this connection's last COPY when there is one.
-  detail::CopyRecords spare_copy_records() noexcept;
+  template <class... A>
+  Coro<std::string> copy_records_to_table(std::string table,
+                                          std::vector<std::tuple<A...>>&& records,
+                                          std::vector<std::string> columns = {}) {
+    return copy_from_source(std::move(table), detail::CopyTuples<A...>(std::move(records)),
+                            std::move(columns));
+  }
+  /// The COPY of a source that lives in this coroutine's frame.
+  template <class Source>
+  Coro<std::string> copy_from_source(std::string table, Source rows,
+                                     std::vector<std::string> columns) {
+    co_return co_await copy_records_in(std::move(table), rows, std::move(columns));
+  }
   /// As copy_records_to_table, from encoded parameters.
   Coro<std::string> copy_rows_in(std::string table, std::vector<Params> rows,
                                  std::vector<std::string> columns);
-  /// COPY FROM STDIN of rows encoded by copy_row: binary when every column's type takes its
-  /// values in the binary format, else text.
-  Coro<std::string> copy_records_in(std::string table, detail::CopyRecords rows,
+  /// COPY FROM STDIN of the source's rows: binary when every column's type takes its values in
+  /// the binary format, else text. The source is read while the COPY runs.
+  Coro<std::string> copy_records_in(std::string table, detail::CopySource& rows,
                                     std::vector<std::string> columns);
   /// COPY (`query`) TO STDOUT: `output` gets each row as COPY's text line, as it streams in.
   /// Returns the command tag.

@@ -1,8 +1,8 @@
-// COPY in both directions. Rows come in already encoded in COPY's binary tuple format (see
-// CopyRecords): when the table's columns have the types of the values' kinds the buffer goes out
-// as it is, in large chunks; a column of another type that takes the value in binary (an int
-// into an int2, a double into a float4, text into jsonb) is converted on the way; anything else
-// makes the COPY text.
+// COPY in both directions. Rows are encoded a chunk at a time in COPY's binary tuple format
+// (see CopyRecords): when the table's columns have the types of the values' kinds each chunk
+// goes out as it is; a column of another type that takes the value in binary (an int into an
+// int2, a double into a float4, text into jsonb) is converted on the way; anything else makes
+// the COPY text.
 #include <bit>
 #include <charconv>
 #include <cmath>
@@ -23,6 +23,7 @@ namespace weave::pg {
 
 namespace {
 using detail::CopyRecords;
+using detail::CopySource;
 
 constexpr unsigned kBool = 16, kBytea = 17, kName = 19, kInt8 = 20, kInt2 = 21, kInt4 = 23,
                    kText = 25, kJson = 114, kFloat4 = 700, kFloat8 = 701, kBpchar = 1042,
@@ -90,10 +91,11 @@ struct CopyValue {
   std::string_view text;
 };
 
-/// Reads CopyRecords' tuples back in order: row() before each row's values.
+/// Reads a chunk's tuples back in order: row() before each row's values.
 class CopyReader {
  public:
-  explicit CopyReader(const CopyRecords& r) : p_(r.data().data()), records_(r) {}
+  CopyReader(const CopyRecords& chunk, const CopySource& source)
+      : p_(chunk.data().data()), source_(source) {}
   std::size_t row() {
     std::uint16_t n;
     std::memcpy(&n, p_, sizeof n);
@@ -108,7 +110,7 @@ class CopyReader {
     if (len < 0) return v;
     const char* at = p_;
     p_ += len;
-    switch (records_.uniform ? records_.kinds[i] : CopyRecords::kText) {
+    switch (source_.uniform ? source_.kinds[i] : CopyRecords::kText) {
       case CopyRecords::kBool:
         v.tag = CopyValue::kBool;
         v.boolean = *at != 0;
@@ -146,7 +148,7 @@ class CopyReader {
 
  private:
   const char* p_;
-  const CopyRecords& records_;
+  const CopySource& source_;
 };
 
 template <class U>
@@ -361,32 +363,40 @@ void put_param(CopyRecords& out, const Param& p, CopyRecords::Kind kind) {
   }
 }
 
-/// Encoded parameters as CopyRecords: a column whose every value reads back as one kind gets
+/// Encoded parameters as a COPY's rows: a column whose every value reads back as one kind gets
 /// that kind (typed parameters keep their binary COPY), any other column kText.
-CopyRecords records_of(const std::vector<Params>& rows) {
-  CopyRecords out;
-  if (rows.empty()) return out;
-  const std::size_t n = rows.front().size();
-  std::vector<std::optional<CopyRecords::Kind>> kinds(n);
-  for (const Params& row : rows) {
-    if (row.size() != n) out.uniform = false;
-    for (std::size_t i = 0; out.uniform && i < n; ++i) {
-      if (!row[i].text) continue;
-      const CopyRecords::Kind k = kind_of(row[i]);
-      if (!kinds[i]) kinds[i] = k;
-      if (*kinds[i] != k) kinds[i] = CopyRecords::kText;
+class ParamRows final : public CopySource {
+ public:
+  explicit ParamRows(const std::vector<Params>& rows) : next_(rows.begin()), end_(rows.end()) {
+    if (rows.empty()) return;
+    const std::size_t n = rows.front().size();
+    std::vector<std::optional<CopyRecords::Kind>> found(n);
+    for (const Params& row : rows) {
+      if (row.size() != n) uniform = false;
+      for (std::size_t i = 0; uniform && i < n; ++i) {
+        if (!row[i].text) continue;
+        const CopyRecords::Kind k = kind_of(row[i]);
+        if (!found[i]) found[i] = k;
+        if (*found[i] != k) found[i] = CopyRecords::kText;
+      }
     }
+    for (const auto& k : found) kinds.push_back(uniform && k ? *k : CopyRecords::kText);
   }
-  for (const auto& k : kinds) out.kinds.push_back(out.uniform && k ? *k : CopyRecords::kText);
-  for (const Params& row : rows) {
-    detail::put_be16(out.grow(2), static_cast<std::uint16_t>(row.size()));
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      put_param(out, row[i], out.uniform ? out.kinds[i] : CopyRecords::kText);
+  bool fill(CopyRecords& chunk, std::size_t limit) override {
+    for (; next_ != end_ && chunk.size() < limit; ++next_) {
+      const Params& row = *next_;
+      detail::put_be16(chunk.grow(2), static_cast<std::uint16_t>(row.size()));
+      for (std::size_t i = 0; i < row.size(); ++i) {
+        put_param(chunk, row[i], uniform ? kinds[i] : CopyRecords::kText);
+      }
+      ++chunk.rows;
     }
-    ++out.rows;
+    return next_ != end_;
   }
-  return out;
-}
+
+ private:
+  std::vector<Params>::const_iterator next_, end_;
+};
 
 /// The types of the columns a COPY fills (all of the table's, in order, when none are named),
 /// read from a query that returns no row. Errors: the server's (no such table or column).
@@ -415,7 +425,7 @@ Coro<std::vector<Oid>> copy_column_types(detail::ConnectionState& st, const std:
 /// How the rows go out, given the columns' types.
 enum class CopyPlan { kAsIs, kConverted, kText };
 
-CopyPlan plan_for(const CopyRecords& rows, const std::vector<Oid>& types) {
+CopyPlan plan_for(const CopySource& rows, const std::vector<Oid>& types) {
   if (types.empty() || !rows.uniform || rows.kinds.size() != types.size()) return CopyPlan::kText;
   bool as_is = true;
   for (std::size_t i = 0; i < types.size(); ++i) {
@@ -467,53 +477,71 @@ Coro<void> put_copy_data(detail::ConnectionState& st, std::string_view chunk) {
   }
 }
 
-/// COPY data goes to libpq in slices of this size: libpq copies each into its output buffer
-/// and moves down what the socket did not take, so a bigger slice only costs more copying.
-constexpr std::size_t kChunk = 64 * 1024;
-/// The largest COPY buffer a connection keeps for its next COPY.
-constexpr std::size_t kSpareLimit = 16 * 1024 * 1024;
+/// A COPY's rows are encoded, and go to libpq, in chunks of about this size: the buffer a
+/// connection keeps stays this small whatever the COPY's size; libpq copies each chunk into its
+/// output buffer and moves down what the socket did not take, so a bigger one only costs more
+/// copying.
+constexpr std::size_t kChunk = std::size_t{64} * 1024;
+/// The largest chunk buffer a connection keeps for its next COPY (a row can exceed kChunk).
+constexpr std::size_t kSpareLimit = std::size_t{16} * 1024 * 1024;
 constexpr char kSignature[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";  // + flags, extension
 
-/// The rows as they are, in chunks of the buffer itself.
-Coro<void> send_as_is(detail::ConnectionState& st, const CopyRecords& rows) {
-  co_await put_copy_data(st, std::string_view(kSignature, 19));
-  std::string_view data = rows.data();
+/// The encoded chunk to libpq, in slices of at most kChunk.
+Coro<void> put_chunk(detail::ConnectionState& st, std::string_view data) {
   while (!data.empty()) {
     const std::size_t n = std::min(data.size(), kChunk);
     co_await put_copy_data(st, data.substr(0, n));
     data.remove_prefix(n);
   }
-  co_await put_copy_data(st, std::string_view("\377\377", 2));  // trailer
 }
 
-/// The rows re-encoded, binary for `types` or text, through a chunk buffer.
-Coro<void> send_converted(detail::ConnectionState& st, const CopyRecords& rows, bool binary,
-                          const std::vector<Oid>& types, const std::vector<std::string>& names) {
-  std::string chunk;
-  chunk.reserve(kChunk + 4096);
-  if (binary) chunk.append(kSignature, 19);
-  CopyReader reader(rows);
-  for (std::size_t r = 0; r < rows.rows; ++r) {
-    const std::size_t n = reader.row();
-    if (binary) {
-      append_be(chunk, static_cast<std::uint16_t>(n));
-      for (std::size_t i = 0; i < n; ++i) {
-        append_binary_field(chunk, reader.value(i), types[i], names[i]);
+/// The rows as they are encoded, the signature before them and the trailer after.
+Coro<void> send_as_is(detail::ConnectionState& st, CopySource& rows, CopyRecords& chunk) {
+  chunk.clear();
+  std::memcpy(chunk.grow(19), kSignature, 19);
+  for (;;) {
+    const bool more = rows.fill(chunk, kChunk);
+    if (!more) std::memcpy(chunk.grow(2), "\377\377", 2);
+    co_await put_chunk(st, chunk.data());
+    chunk.clear();
+    if (!more) co_return;
+  }
+}
+
+/// The rows re-encoded, binary for `types` or text, through a second buffer.
+Coro<void> send_converted(detail::ConnectionState& st, CopySource& rows, CopyRecords& chunk,
+                          bool binary, const std::vector<Oid>& types,
+                          const std::vector<std::string>& names) {
+  std::string out;
+  out.reserve(kChunk + 4096);
+  if (binary) out.append(kSignature, 19);
+  for (bool more = true; more;) {
+    chunk.clear();
+    more = rows.fill(chunk, kChunk);
+    CopyReader reader(chunk, rows);
+    for (std::size_t r = 0; r < chunk.rows; ++r) {
+      const std::size_t n = reader.row();
+      if (binary) {
+        append_be(out, static_cast<std::uint16_t>(n));
+        for (std::size_t i = 0; i < n; ++i) {
+          append_binary_field(out, reader.value(i), types[i], names[i]);
+        }
+      } else {
+        for (std::size_t i = 0; i < n; ++i) {
+          if (i > 0) out += '\t';
+          append_text_field(out, reader.value(i));
+        }
+        out += '\n';
       }
-    } else {
-      for (std::size_t i = 0; i < n; ++i) {
-        if (i > 0) chunk += '\t';
-        append_text_field(chunk, reader.value(i));
+      if (out.size() >= kChunk) {
+        co_await put_copy_data(st, out);
+        out.clear();
       }
-      chunk += '\n';
-    }
-    if (chunk.size() >= kChunk) {
-      co_await put_copy_data(st, chunk);
-      chunk.clear();
     }
   }
-  if (binary) append_be<std::uint16_t>(chunk, 0xffff);  // trailer
-  if (!chunk.empty()) co_await put_copy_data(st, chunk);
+  chunk.clear();
+  if (binary) append_be<std::uint16_t>(out, 0xffff);  // trailer
+  if (!out.empty()) co_await put_copy_data(st, out);
 }
 
 /// The state, shared for the whole operation (the Connection object may go meanwhile).
@@ -525,17 +553,13 @@ std::shared_ptr<detail::ConnectionState> open_state(
 }
 }  // namespace
 
-detail::CopyRecords Connection::spare_copy_records() noexcept {
-  if (!state_) return {};
-  return std::move(state_->spare_copy).recycled();
-}
-
 Coro<std::string> Connection::copy_rows_in(std::string table, std::vector<Params> rows,
                                            std::vector<std::string> columns) {
-  return copy_records_in(std::move(table), records_of(rows), std::move(columns));
+  ParamRows source(rows);
+  co_return co_await copy_records_in(std::move(table), source, std::move(columns));
 }
 
-Coro<std::string> Connection::copy_records_in(std::string table, detail::CopyRecords rows,
+Coro<std::string> Connection::copy_records_in(std::string table, detail::CopySource& rows,
                                               std::vector<std::string> columns) {
   const auto shared = open_state(state_);
   detail::ConnectionState& st = *shared;
@@ -564,25 +588,29 @@ Coro<std::string> Connection::copy_records_in(std::string table, detail::CopyRec
     }
     co_await start_copy(st, sql, PGRES_COPY_IN);
     copying = true;
+    // The connection's chunk buffer, taken for the COPY (an error drops it).
+    CopyRecords chunk = std::exchange(st.spare_copy, CopyRecords{});
     if (plan == CopyPlan::kAsIs) {
-      co_await send_as_is(st, rows);
+      co_await send_as_is(st, rows, chunk);
     } else {
-      co_await send_converted(st, rows, plan == CopyPlan::kConverted, types, names);
+      co_await send_converted(st, rows, chunk, plan == CopyPlan::kConverted, types, names);
     }
     while (PQputCopyEnd(st.conn, nullptr) == 0) co_await st.wait_io(true);
+    copying = false;
     co_await st.flush();
     tag = co_await finish_copy(st);
-    if (rows.data().size() <= kSpareLimit) st.spare_copy = std::move(rows).recycled();
+    if (chunk.capacity() <= kSpareLimit) st.spare_copy = std::move(chunk);
   } catch (const CancelledError&) {
     cancelled = std::current_exception();
-  } catch (const DataError&) {
+  } catch (...) {
     if (!copying) throw;
-    // A value the binary encoder refused: the COPY is rolled back, the connection stays usable.
+    // A value the encoders refused (or a row that could not be read): the COPY is rolled
+    // back, the connection stays usable.
     cancelled = std::current_exception();
     refused = true;
   }
   if (cancelled) {
-    if (!copying) {  // cancelled while the column types were read
+    if (!copying) {  // before the COPY began, or once its end was sent: as any statement
       co_await st.abandon();
       std::rethrow_exception(cancelled);
     }

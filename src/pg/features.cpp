@@ -1,5 +1,6 @@
 // Connection's larger operations: transactions, executemany in pipeline mode and LISTEN/NOTIFY
 // (COPY is in copy.cpp).
+#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <string>
@@ -97,76 +98,97 @@ Coro<void> Connection::executemany_params(Query q, std::vector<Params> sets) {
   return executemany_sets(std::move(q), std::move(encoded));
 }
 
-Coro<void> Connection::executemany_sets(Query q, detail::ParamSets sets) {
-  const auto shared = open_state(state_);
-  detail::ConnectionState& st = *shared;
-  auto batch = [](detail::ConnectionState& st, std::string sql,
-                  detail::ParamSets sets) -> Coro<void> {
-    auto held = co_await st.lock.scoped();
-    st.check_open();
-    if (sets.ends.empty()) co_return;
-    PGconn* conn = st.conn;
-    if (PQenterPipelineMode(conn) == 0) st.raise_send_failure();
-    // One unnamed statement, parsed once, executed per parameter set, then one sync.
-    const std::vector<Oid> types(sets.types.begin(), sets.types.end());
-    if (PQsendPrepare(conn, "", sql.c_str(), static_cast<int>(types.size()), types.data()) == 0) {
+namespace {
+/// Encoded parameter sets as a source.
+class EncodedSets final : public detail::ParamSource {
+ public:
+  explicit EncodedSets(detail::ParamSets sets) : sets_(std::move(sets)) {
+    types = sets_.types;
+    for (std::size_t i = 0, begin = 0; i < sets_.ends.size(); begin = sets_.ends[i++]) {
+      count = std::max(count, sets_.ends[i] - begin);
+    }
+  }
+  int next(const char** values, int* lengths, int* formats) override {
+    if (set_ == sets_.ends.size()) return -1;
+    const std::size_t begin = set_ == 0 ? 0 : sets_.ends[set_ - 1], end = sets_.ends[set_];
+    ++set_;
+    for (std::size_t i = 0; i < end - begin; ++i) {
+      const detail::ParamSets::Value& v = sets_.values[begin + i];
+      values[i] = v.length < 0 ? nullptr : sets_.bytes.data() + v.offset;
+      lengths[i] = v.length < 0 ? 0 : v.length;
+      formats[i] = v.binary ? 1 : 0;
+    }
+    return static_cast<int>(end - begin);  // another count than the first set's: the server's error
+  }
+
+ private:
+  detail::ParamSets sets_;
+  std::size_t set_ = 0;
+};
+
+/// The batch: one unnamed statement, parsed once, executed per parameter set, then one sync.
+Coro<void> send_batch(detail::ConnectionState& st, std::string sql, detail::ParamSource& sets) {
+  auto held = co_await st.lock.scoped();
+  st.check_open();
+  PGconn* conn = st.conn;
+  std::vector<const char*> values(sets.count);
+  std::vector<int> lengths(sets.count), formats(sets.count);
+  int n = sets.next(values.data(), lengths.data(), formats.data());
+  if (n < 0) co_return;
+  if (PQenterPipelineMode(conn) == 0) st.raise_send_failure();
+  const std::vector<Oid> types(sets.types.begin(), sets.types.end());
+  if (PQsendPrepare(conn, "", sql.c_str(), static_cast<int>(types.size()), types.data()) == 0) {
+    st.raise_send_failure();
+  }
+  do {
+    if (PQsendQueryPrepared(conn, "", n, values.data(), lengths.data(), formats.data(), 0) == 0) {
       st.raise_send_failure();
     }
-    std::vector<const char*> values;
-    std::vector<int> lengths, formats;
-    std::size_t begin = 0;
-    for (const std::size_t end : sets.ends) {
-      const std::size_t n = end - begin;
-      if (values.size() < n) {
-        values.resize(n);
-        lengths.resize(n);
-        formats.resize(n);
+    st.queries++;
+    n = sets.next(values.data(), lengths.data(), formats.data());
+  } while (n >= 0);
+  if (PQpipelineSync(conn) == 0) st.raise_send_failure();
+  detail::ResultPtr error;
+  std::exception_ptr cancelled;
+  try {
+    co_await st.flush();
+    for (;;) {
+      while (!st.result_ready()) co_await st.wait_io(false);
+      // One result per row: only an error is kept (and wrapped), the others freed at once.
+      PGresult* r = PQgetResult(conn);
+      if (r == nullptr) continue;
+      const ExecStatusType s = PQresultStatus(r);
+      if (s == PGRES_FATAL_ERROR && !error) {
+        error = detail::ResultPtr(r);
+        continue;
       }
-      for (std::size_t i = 0; i < n; ++i) {
-        const detail::ParamSets::Value& v = sets.values[begin + i];
-        values[i] = v.length < 0 ? nullptr : sets.bytes.data() + v.offset;
-        lengths[i] = v.length < 0 ? 0 : v.length;
-        formats[i] = v.binary ? 1 : 0;
-      }
-      begin = end;
-      if (PQsendQueryPrepared(conn, "", static_cast<int>(n), values.data(), lengths.data(),
-                              formats.data(), 0) == 0) {
-        st.raise_send_failure();
-      }
-      st.queries++;
+      PQclear(r);
+      if (s == PGRES_PIPELINE_SYNC) break;
     }
-    if (PQpipelineSync(conn) == 0) st.raise_send_failure();
-    detail::ResultPtr error;
-    std::exception_ptr cancelled;
-    try {
-      co_await st.flush();
-      for (;;) {
-        while (!st.result_ready()) co_await st.wait_io(false);
-        // One result per row: only an error is kept (and wrapped), the others freed at once.
-        PGresult* r = PQgetResult(conn);
-        if (r == nullptr) continue;
-        const ExecStatusType s = PQresultStatus(r);
-        if (s == PGRES_FATAL_ERROR && !error) {
-          error = detail::ResultPtr(r);
-          continue;
-        }
-        PQclear(r);
-        if (s == PGRES_PIPELINE_SYNC) break;
-      }
-    } catch (const CancelledError&) {
-      cancelled = std::current_exception();
-    }
-    if (cancelled) {
-      co_await st.abandon();
-      std::rethrow_exception(cancelled);
-    }
-    PQexitPipelineMode(conn);
-    if (error) st.raise_error(error);
-  };
+  } catch (const CancelledError&) {
+    cancelled = std::current_exception();
+  }
+  if (cancelled) {
+    co_await st.abandon();
+    std::rethrow_exception(cancelled);
+  }
+  PQexitPipelineMode(conn);
+  if (error) st.raise_error(error);
+}
+}  // namespace
+
+Coro<void> Connection::executemany_sets(Query q, detail::ParamSets sets) {
+  EncodedSets source(std::move(sets));
+  co_await executemany_in(std::move(q), source);
+}
+
+Coro<void> Connection::executemany_in(Query q, detail::ParamSource& sets) {
+  const auto shared = open_state(state_);
+  detail::ConnectionState& st = *shared;
   if (auto t = st.timeout_of(q)) {
-    co_await weave::timeout(*t, batch(st, std::move(q.sql), std::move(sets)));
+    co_await weave::timeout(*t, send_batch(st, std::move(q.sql), sets));
   } else {
-    co_await batch(st, std::move(q.sql), std::move(sets));
+    co_await send_batch(st, std::move(q.sql), sets);
   }
 }
 

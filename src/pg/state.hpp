@@ -327,7 +327,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   /// The result format and parameter types of each statement prepare() made, by name.
   std::unordered_map<std::string, int> prepared_formats;
   std::unordered_map<std::string, std::vector<Oid>> prepared_types;
-  /// The buffer of the last COPY FROM, for the next one.
+  /// The chunk buffer of the last COPY FROM, for the next one.
   CopyRecords spare_copy;
   int transaction_depth = 0;
   std::uint64_t queries = 0;

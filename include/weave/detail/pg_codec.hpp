@@ -1,9 +1,10 @@
 #pragma once
 // weave::pg's conversions between C++ values and PostgreSQL's formats, included by pg.hpp.
-// Parameters are encoded eagerly (before the query's coroutine starts), so that a temporary
-// argument never has to outlive the call, in the text format; results are decoded from the text
-// or binary format the server sent (binary for statements whose every column type has a binary
-// decoder here, see binary_result_type).
+// A statement's parameters are encoded eagerly (before the query's coroutine starts), so that a
+// temporary argument never has to outlive the call; the rows of COPY and executemany are read
+// as they are sent (see CopySource, ParamSource). Results are decoded from the text or binary
+// format the server sent (binary for statements whose every column type has a binary decoder
+// here, see binary_result_type).
 
 #include <algorithm>
 #include <bit>
@@ -156,19 +157,14 @@ struct ParamSets {
   void end_set() { ends.push_back(values.size()); }
 };
 
-/// Rows for COPY, encoded eagerly (before the call's coroutine starts) straight into COPY's
-/// binary tuple format: per row a 16-bit value count, then per value a 32-bit length (-1 for
-/// NULL) and the bytes, big-endian, each value in the binary form of its C++ kind. When the
-/// table's column types are those kinds (the usual case) the buffer is sent as it is; otherwise
-/// copy_records_in converts the columns that differ, or falls back to the text format.
+/// Rows for COPY in COPY's binary tuple format: per row a 16-bit value count, then per value a
+/// 32-bit length (-1 for NULL) and the bytes, big-endian, each value in the binary form of its
+/// C++ kind (see CopySource). A COPY encodes its rows a chunk at a time into one of these, kept
+/// by the connection for its next COPY.
 struct CopyRecords {
   /// The C++ kind of a column's values, named by the PostgreSQL type whose binary form they
   /// have (kText: the value's text, also for types encode() writes as text).
   enum Kind : char { kBool, kInt2, kInt4, kInt8, kFloat8, kText, kBytes };
-  std::vector<Kind> kinds;  ///< per column
-  /// False when some row has another value count or kinds (encoded parameters only): then every
-  /// value is kText.
-  bool uniform = true;
   std::size_t rows = 0;
 
   /// `n` more bytes at the end, to be written through the pointer returned.
@@ -185,16 +181,23 @@ struct CopyRecords {
     buffer_ = std::move(b);
     capacity_ = n;
   }
-  std::string_view data() const noexcept { return {buffer_.get(), size_}; }
-  /// The buffer, emptied, for the next records (a connection keeps it: a COPY then writes into
-  /// memory already mapped instead of fresh pages).
-  CopyRecords recycled() && {
-    CopyRecords next;
-    next.buffer_ = std::move(buffer_);
-    next.capacity_ = std::exchange(capacity_, 0);
+  /// Empty, the buffer kept.
+  void clear() noexcept {
     size_ = 0;
-    return next;
+    rows = 0;
   }
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  /// For a writer that keeps its position in a local (the stores through a char* would make
+  /// the compiler reload size_ after each of them): the end of the data and of the buffer,
+  /// and commit() with the new end and the rows written there.
+  char* end() noexcept { return buffer_.get() + size_; }
+  char* buffer_end() noexcept { return buffer_.get() + capacity_; }
+  void commit(char* end, std::size_t more_rows) noexcept {
+    size_ = static_cast<std::size_t>(end - buffer_.get());
+    rows += more_rows;
+  }
+  std::string_view data() const noexcept { return {buffer_.get(), size_}; }
 
  private:
   std::unique_ptr<char[]> buffer_;
@@ -273,12 +276,25 @@ struct CopyCodec<Bytes> {
     return p + v.data.size();
   }
 };
+/// `n` bytes from `from` to `p`: short ones (most text values of a row) with two overlapping
+/// moves instead of a call.
+inline char* put_bytes(char* p, const char* from, std::size_t n) noexcept {
+  if (n >= 8 && n <= 16) {
+    std::uint64_t head, tail;
+    std::memcpy(&head, from, 8);
+    std::memcpy(&tail, from + n - 8, 8);
+    std::memcpy(p, &head, 8);
+    std::memcpy(p + n - 8, &tail, 8);
+  } else if (n != 0) {
+    std::memcpy(p, from, n);
+  }
+  return p + n;
+}
 struct CopyTextCodec {
   static constexpr CopyRecords::Kind kind = CopyRecords::kText;
   static std::size_t size(std::string_view v) noexcept { return v.size(); }
   static char* write(char* p, std::string_view v) noexcept {
-    if (!v.empty()) std::memcpy(p, v.data(), v.size());
-    return p + v.size();
+    return put_bytes(p, v.data(), v.size());
   }
 };
 template <>
@@ -307,7 +323,7 @@ std::size_t copy_size(const std::optional<T>& v) noexcept {
   return 4 + (v ? CopyCodec<T>::size(*v) : 0);
 }
 template <class T>
-char* copy_write(char* p, const T& v) noexcept {
+[[gnu::always_inline]] inline char* copy_write(char* p, const T& v) noexcept {
   char* at = p + 4;
   char* end = CopyCodec<T>::write(at, v);
   put_be32(p, static_cast<std::uint32_t>(end - at));
@@ -349,7 +365,7 @@ void copy_put_text(CopyRecords& r, const T& v) {
 /// is of a direct kind.
 template <class... A>
 void copy_row(CopyRecords& r, const std::tuple<A...>& row) {
-  if (r.rows++ == 0) r.kinds = {CopyKindOf<std::remove_cvref_t<A>>::value...};
+  ++r.rows;
   if constexpr ((CopyKindOf<std::remove_cvref_t<A>>::direct && ...)) {
     const std::size_t size =
         std::apply([](const auto&... v) { return (std::size_t{2} + ... + copy_size(v)); }, row);
@@ -368,6 +384,83 @@ void copy_row(CopyRecords& r, const std::tuple<A...>& row) {
     std::apply([&one](const auto&... v) { (one(v), ...); }, row);
   }
 }
+
+/// Where a COPY's rows come from, read as the COPY goes (asyncpg reads its records' iterable
+/// the same way): the kinds of their columns, and the rows encoded a chunk at a time.
+class CopySource {
+ public:
+  /// Per column; when `uniform` is false (encoded parameters of several shapes) every value
+  /// is kText.
+  std::vector<CopyRecords::Kind> kinds;
+  bool uniform = true;
+  /// Appends the next rows to `chunk` until it holds `limit` bytes or the rows ran out;
+  /// returns whether rows are left.
+  virtual bool fill(CopyRecords& chunk, std::size_t limit) = 0;
+
+ protected:
+  ~CopySource() = default;
+};
+
+/// The rows of a vector of tuples: read where they are, or from the vector moved in.
+template <class... A>
+class CopyTuples final : public CopySource {
+ public:
+  using Rows = std::vector<std::tuple<A...>>;
+  explicit CopyTuples(const Rows& rows) : next_(rows.data()), end_(rows.data() + rows.size()) {
+    kinds = {CopyKindOf<std::remove_cvref_t<A>>::value...};
+  }
+  /// Moving a vector keeps its elements where they are, so next_ and end_ stay valid.
+  explicit CopyTuples(Rows&& rows) : owned_(std::move(rows)) {
+    kinds = {CopyKindOf<std::remove_cvref_t<A>>::value...};
+    next_ = owned_.data();
+    end_ = owned_.data() + owned_.size();
+  }
+  CopyTuples(CopyTuples&&) noexcept = default;
+  CopyTuples(const CopyTuples&) = delete;  // a copy would point into the other's vector
+  CopyTuples& operator=(const CopyTuples&) = delete;
+  CopyTuples& operator=(CopyTuples&&) = delete;
+  ~CopyTuples() = default;
+  bool fill(CopyRecords& chunk, std::size_t limit) override {
+    if constexpr ((CopyKindOf<std::remove_cvref_t<A>>::direct && ...)) {
+      fill_direct(chunk, limit);
+    } else {
+      while (next_ != end_ && chunk.size() < limit) copy_row(chunk, *next_++);
+    }
+    return next_ != end_;
+  }
+
+ private:
+  /// Rows of direct kinds only, written through a local cursor.
+  void fill_direct(CopyRecords& chunk, std::size_t limit) {
+    const std::size_t goal = chunk.size() + limit;
+    chunk.reserve(goal + 4096);  // slack: most rows fit without a check of their own
+    char* p = chunk.end();
+    char* stop = p - chunk.size() + goal;
+    char* room = chunk.buffer_end();
+    const std::tuple<A...>* row = next_;
+    const std::tuple<A...>* const last = end_;
+    for (; row != last && p < stop; ++row) {
+      const std::size_t size =
+          std::apply([](const auto&... v) { return (std::size_t{2} + ... + copy_size(v)); }, *row);
+      if (size > static_cast<std::size_t>(room - p)) {  // a row larger than the slack
+        chunk.commit(p, static_cast<std::size_t>(row - next_));
+        next_ = row;
+        chunk.reserve(chunk.size() + size);
+        p = chunk.end();
+        stop = p - chunk.size() + goal;
+        room = chunk.buffer_end();
+      }
+      p = put_be16(p, static_cast<std::uint16_t>(sizeof...(A)));
+      std::apply([&p](const auto&... v) { ((p = copy_write(p, v)), ...); }, *row);
+    }
+    chunk.commit(p, static_cast<std::size_t>(row - next_));
+    next_ = row;
+  }
+
+  Rows owned_;
+  const std::tuple<A...>* next_ = nullptr;
+  const std::tuple<A...>* end_ = nullptr;
+};
 
 /// Throws DataError naming the column when the field is NULL.
 std::string_view require_text(const Field& f);
