@@ -289,30 +289,19 @@ inline std::size_t text_scratch_size(const std::optional<std::string_view>& v) n
   return v ? v->size() + 1 : 0;
 }
 
-/// The parameter sets of a vector of tuples of direct kinds, bound where they are: read from
-/// the caller's vector, or from the vector moved in.
+/// The parameter sets of a vector of tuples of direct kinds, as HeldRows holds them, each value
+/// bound where it is.
 template <class... A>
 class ParamTuples final : public ParamSource {
  public:
-  using Rows = std::vector<std::tuple<A...>>;
-  explicit ParamTuples(const Rows& rows) : next_(rows.data()), end_(rows.data() + rows.size()) {
-    describe();
+  explicit ParamTuples(HeldRows<std::tuple<A...>> rows) : rows_(std::move(rows)) {
+    types = {DirectOid<std::remove_cvref_t<A>>::value...};
+    count = sizeof...(A);
   }
-  /// Moving a vector keeps its elements where they are, so next_ and end_ stay valid.
-  explicit ParamTuples(Rows&& rows) : owned_(std::move(rows)) {
-    next_ = owned_.data();
-    end_ = owned_.data() + owned_.size();
-    describe();
-  }
-  ParamTuples(ParamTuples&&) noexcept = default;
-  ParamTuples(const ParamTuples&) = delete;  // a copy would point into the other's vector
-  ParamTuples& operator=(const ParamTuples&) = delete;
-  ParamTuples& operator=(ParamTuples&&) = delete;
-  ~ParamTuples() = default;
 
   int next(const char** values, int* lengths, int* formats) override {
-    if (next_ == end_) return -1;
-    const std::tuple<A...>& row = *next_++;
+    if (rows_.next == rows_.end) return -1;
+    const std::tuple<A...>& row = *rows_.next++;
     text_.clear();
     text_.reserve(std::apply(
         [](const auto&... v) { return (std::size_t{0} + ... + text_scratch_size(v)); }, row));
@@ -327,14 +316,7 @@ class ParamTuples final : public ParamSource {
   }
 
  private:
-  void describe() {
-    types = {DirectOid<std::remove_cvref_t<A>>::value...};
-    count = sizeof...(A);
-  }
-
-  Rows owned_;
-  const std::tuple<A...>* next_ = nullptr;
-  const std::tuple<A...>* end_ = nullptr;
+  HeldRows<std::tuple<A...>> rows_;
   char numbers_[8 * sizeof...(A) + 1] = {};  ///< the widest binary number is 8 bytes
   std::string text_;
 };

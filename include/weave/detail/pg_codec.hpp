@@ -361,29 +361,47 @@ void copy_put_text(CopyRecords& r, const T& v) {
   std::memcpy(at + 4, p.text->data(), p.text->size());
 }
 
-/// One row of `A...` into `r`: with one size computation and pointer writes when every value
-/// is of a direct kind.
+/// One row of `A...` into `r`, value by value (rows of direct kinds only go through
+/// CopyTuples' cursor instead).
 template <class... A>
 void copy_row(CopyRecords& r, const std::tuple<A...>& row) {
   ++r.rows;
-  if constexpr ((CopyKindOf<std::remove_cvref_t<A>>::direct && ...)) {
-    const std::size_t size =
-        std::apply([](const auto&... v) { return (std::size_t{2} + ... + copy_size(v)); }, row);
-    char* p = put_be16(r.grow(size), static_cast<std::uint16_t>(sizeof...(A)));
-    std::apply([&p](const auto&... v) { ((p = copy_write(p, v)), ...); }, row);
-  } else {
-    put_be16(r.grow(2), static_cast<std::uint16_t>(sizeof...(A)));
-    auto one = [&r](const auto& v) {
-      using U = std::remove_cvref_t<decltype(v)>;
-      if constexpr (CopyKindOf<U>::direct) {
-        copy_write(r.grow(copy_size(v)), v);
-      } else {
-        copy_put_text(r, v);
-      }
-    };
-    std::apply([&one](const auto&... v) { (one(v), ...); }, row);
-  }
+  put_be16(r.grow(2), static_cast<std::uint16_t>(sizeof...(A)));
+  auto one = [&r](const auto& v) {
+    using U = std::remove_cvref_t<decltype(v)>;
+    if constexpr (CopyKindOf<U>::direct) {
+      copy_write(r.grow(copy_size(v)), v);
+    } else {
+      copy_put_text(r, v);
+    }
+  };
+  std::apply([&one](const auto&... v) { (one(v), ...); }, row);
 }
+
+/// The rows an operation reads as it sends them: the caller's vector where it is, or the
+/// vector moved in (moving a vector keeps its elements where they are, so the cursor stays
+/// valid when the holder itself moves into a coroutine frame).
+template <class Row>
+class HeldRows {
+ public:
+  // Implicit: the sources below take a HeldRows made from the vector given to the operation.
+  HeldRows(const std::vector<Row>& rows)  // NOLINT(google-explicit-constructor)
+      : next(rows.data()), end(rows.data() + rows.size()) {}
+  HeldRows(std::vector<Row>&& rows)  // NOLINT(google-explicit-constructor)
+      : owned_(std::move(rows)), next(owned_.data()), end(owned_.data() + owned_.size()) {}
+  HeldRows(HeldRows&&) noexcept = default;
+  HeldRows(const HeldRows&) = delete;  // a copy would point into the other's vector
+  HeldRows& operator=(const HeldRows&) = delete;
+  HeldRows& operator=(HeldRows&&) = delete;
+  ~HeldRows() = default;
+
+ private:
+  std::vector<Row> owned_;  // first: next and end are initialized from it
+
+ public:
+  const Row* next;  ///< the next row to send
+  const Row* end;
+};
 
 /// Where a COPY's rows come from, read as the COPY goes (asyncpg reads its records' iterable
 /// the same way): the kinds of their columns, and the rows encoded a chunk at a time.
@@ -401,32 +419,20 @@ class CopySource {
   ~CopySource() = default;
 };
 
-/// The rows of a vector of tuples: read where they are, or from the vector moved in.
+/// The rows of a vector of tuples, as HeldRows holds them.
 template <class... A>
 class CopyTuples final : public CopySource {
  public:
-  using Rows = std::vector<std::tuple<A...>>;
-  explicit CopyTuples(const Rows& rows) : next_(rows.data()), end_(rows.data() + rows.size()) {
+  explicit CopyTuples(HeldRows<std::tuple<A...>> rows) : rows_(std::move(rows)) {
     kinds = {CopyKindOf<std::remove_cvref_t<A>>::value...};
   }
-  /// Moving a vector keeps its elements where they are, so next_ and end_ stay valid.
-  explicit CopyTuples(Rows&& rows) : owned_(std::move(rows)) {
-    kinds = {CopyKindOf<std::remove_cvref_t<A>>::value...};
-    next_ = owned_.data();
-    end_ = owned_.data() + owned_.size();
-  }
-  CopyTuples(CopyTuples&&) noexcept = default;
-  CopyTuples(const CopyTuples&) = delete;  // a copy would point into the other's vector
-  CopyTuples& operator=(const CopyTuples&) = delete;
-  CopyTuples& operator=(CopyTuples&&) = delete;
-  ~CopyTuples() = default;
   bool fill(CopyRecords& chunk, std::size_t limit) override {
     if constexpr ((CopyKindOf<std::remove_cvref_t<A>>::direct && ...)) {
       fill_direct(chunk, limit);
     } else {
-      while (next_ != end_ && chunk.size() < limit) copy_row(chunk, *next_++);
+      while (rows_.next != rows_.end && chunk.size() < limit) copy_row(chunk, *rows_.next++);
     }
-    return next_ != end_;
+    return rows_.next != rows_.end;
   }
 
  private:
@@ -437,14 +443,14 @@ class CopyTuples final : public CopySource {
     char* p = chunk.end();
     char* stop = p - chunk.size() + goal;
     char* room = chunk.buffer_end();
-    const std::tuple<A...>* row = next_;
-    const std::tuple<A...>* const last = end_;
+    const std::tuple<A...>* row = rows_.next;
+    const std::tuple<A...>* const last = rows_.end;
     for (; row != last && p < stop; ++row) {
       const std::size_t size =
           std::apply([](const auto&... v) { return (std::size_t{2} + ... + copy_size(v)); }, *row);
       if (size > static_cast<std::size_t>(room - p)) {  // a row larger than the slack
-        chunk.commit(p, static_cast<std::size_t>(row - next_));
-        next_ = row;
+        chunk.commit(p, static_cast<std::size_t>(row - rows_.next));
+        rows_.next = row;
         chunk.reserve(chunk.size() + size);
         p = chunk.end();
         stop = p - chunk.size() + goal;
@@ -453,13 +459,11 @@ class CopyTuples final : public CopySource {
       p = put_be16(p, static_cast<std::uint16_t>(sizeof...(A)));
       std::apply([&p](const auto&... v) { ((p = copy_write(p, v)), ...); }, *row);
     }
-    chunk.commit(p, static_cast<std::size_t>(row - next_));
-    next_ = row;
+    chunk.commit(p, static_cast<std::size_t>(row - rows_.next));
+    rows_.next = row;
   }
 
-  Rows owned_;
-  const std::tuple<A...>* next_ = nullptr;
-  const std::tuple<A...>* end_ = nullptr;
+  HeldRows<std::tuple<A...>> rows_;
 };
 
 /// Throws DataError naming the column when the field is NULL.
